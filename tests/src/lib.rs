@@ -1,0 +1,1 @@
+//! Shared helpers for the workspace's gradient-check and end-to-end tests.
