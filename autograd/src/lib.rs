@@ -1,1 +1,41 @@
-//! autograd
+//! # autograd
+//!
+//! Reverse-mode automatic differentiation over n-dimensional tensors, written to be read.
+//!
+//! * [`Tensor`]: a cheap-to-clone handle to an immutable graph node (its numbers, dtype,
+//!   device, and how it was computed). Ids grow monotonically, so a node's id is larger
+//!   than its inputs'.
+//! * [`Tensor::backward`] walks the graph in descending id order and returns
+//!   [`Gradients`] for every variable ([`Tensor::requires_grad`]) and every intermediate
+//!   marked with [`Tensor::retain_grad`] — NAO takes gradients with respect to encoder
+//!   outputs this way.
+//! * Ops live in [`ops`], one family per file, each with its backward rule and gradient
+//!   check; CPU kernels live apart in [`kernels::cpu`].
+//! * [`testing::gradcheck`] proves derivatives by central differences in f64.
+//!
+//! ```
+//! use autograd::{DType, Tensor};
+//! let w = Tensor::from_vec(vec![0.5f32, -1.0, 2.0], &[3, 1]).requires_grad();
+//! let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+//! let loss = x.matmul(&w).tanh().sum();
+//! let grads = loss.backward();
+//! assert_eq!(grads.get(&w).unwrap().shape(), &[3, 1]);
+//! # let _ = DType::F32;
+//! ```
+
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod graph;
+pub mod kernels;
+pub mod ops;
+pub mod storage;
+pub mod tensor;
+pub mod testing;
+
+pub use device::Device;
+pub use dtype::{DType, Float};
+pub use error::Error;
+pub use graph::{Backward, Gradients, NoGradGuard, is_grad_enabled, no_grad};
+pub use storage::Storage;
+pub use tensor::{Tensor, TensorId};

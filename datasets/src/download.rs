@@ -8,6 +8,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -61,7 +62,18 @@ fn fetch_to(url: &str, dest: &Path, part: &Path, expected_md5: Option<&str>, pro
         path: dest.to_path_buf(),
         reason,
     };
-    let response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    let mut config = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)));
+    if loopback {
+        // Never send loopback traffic (tests, local mirrors) through a proxy.
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config.build().into();
+    let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let content_length: Option<u64> = response
         .headers()
         .get("content-length")

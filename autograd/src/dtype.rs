@@ -1,0 +1,97 @@
+//! Element types. A tensor's dtype is a runtime value: `f32` (the default, for training)
+//! or `f64` (for gradient checks, where central differences in f32 are too noisy).
+
+use crate::storage::Storage;
+use ndarray::ArrayD;
+use serde::{Deserialize, Serialize};
+
+/// The element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum DType {
+    /// 32-bit float (default).
+    #[default]
+    F32,
+    /// 64-bit float (gradient checks).
+    F64,
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        })
+    }
+}
+
+/// A float element type that a CPU kernel can be written once for.
+///
+/// Kernels are generic over `T: Float`; the [`crate::dispatch`] macros pick `f32` or `f64`
+/// at run time from the tensor's [`Storage`].
+pub trait Float:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + num_traits::ToPrimitive
+    + ndarray::LinalgScalar
+    + ndarray::ScalarOperand
+    + std::iter::Sum
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + std::ops::DivAssign
+    + std::fmt::Debug
+    + std::fmt::Display
+    + Default
+    + Send
+    + Sync
+    + 'static
+{
+    /// The runtime tag of this type.
+    const DTYPE: DType;
+    /// Wraps an array as storage.
+    fn into_storage(a: ArrayD<Self>) -> Storage;
+    /// Borrows the array if the storage holds this type.
+    fn from_storage(s: &Storage) -> Option<&ArrayD<Self>>;
+    /// Converts from f64 (for constants and scalars).
+    fn of(v: f64) -> Self;
+}
+
+impl Float for f32 {
+    const DTYPE: DType = DType::F32;
+    fn into_storage(a: ArrayD<Self>) -> Storage {
+        Storage::F32(a)
+    }
+    fn from_storage(s: &Storage) -> Option<&ArrayD<Self>> {
+        match s {
+            Storage::F32(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Float for f64 {
+    const DTYPE: DType = DType::F64;
+    fn into_storage(a: ArrayD<Self>) -> Storage {
+        Storage::F64(a)
+    }
+    fn from_storage(s: &Storage) -> Option<&ArrayD<Self>> {
+        match s {
+            Storage::F64(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn of(v: f64) -> Self {
+        v
+    }
+}
+
+/// Traits that kernel bodies need in scope (`T::one()`, `x.exp()`, `T::of(0.5)`); the
+/// `dispatch!` macros import it in every arm.
+pub mod prelude {
+    pub use crate::dtype::Float as _;
+    pub use num_traits::Float as _;
+    pub use num_traits::{FromPrimitive as _, One as _, ToPrimitive as _, Zero as _};
+}

@@ -1,0 +1,265 @@
+//! Reverse-mode differentiation: the [`Backward`] rule of an op, [`no_grad`], and the walk
+//! that turns a scalar's gradient into [`Gradients`].
+//!
+//! The walk collects every node reachable from the output that needs a gradient, sorts them
+//! by id in descending order (ids grow with creation, so this is a reverse topological
+//! order; no recursion, so a 1000-step LSTM unroll is fine), and runs each node's rule once,
+//! summing (`+=`) the gradients of tensors used more than once.
+
+use crate::tensor::{Tensor, TensorId};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+/// The gradient rule of one op.
+///
+/// `backward(inputs, output, grad)` receives the op's inputs, its output and the gradient of
+/// the loss with respect to the output, and returns one entry per input: `Some(gradient)`
+/// (same shape as that input) or `None` when the input gets no gradient (integer-like inputs
+/// such as masks). It runs under [`no_grad`], so it may use ordinary tensor ops.
+///
+/// Closures with the same signature implement it.
+pub trait Backward: Send + Sync {
+    /// Returns the gradient of each input.
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>>;
+}
+
+impl<F> Backward for F
+where
+    F: Fn(&[Tensor], &Tensor, &Tensor) -> Vec<Option<Tensor>> + Send + Sync,
+{
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+        self(inputs, output, grad)
+    }
+}
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops on this thread currently record history.
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// While alive, ops on this thread record no history (like `torch.no_grad()`).
+pub struct NoGradGuard {
+    previous: bool,
+}
+
+impl NoGradGuard {
+    /// Disables gradient recording on this thread until the guard is dropped.
+    pub fn new() -> NoGradGuard {
+        let previous = GRAD_ENABLED.with(|g| g.replace(false));
+        NoGradGuard { previous }
+    }
+}
+
+impl Default for NoGradGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}
+
+/// Runs `f` with gradient recording disabled on this thread.
+///
+/// ```
+/// use autograd::{Tensor, no_grad};
+/// let w = Tensor::from_vec(vec![1.0f32], &[1]).requires_grad();
+/// let y = no_grad(|| &w * &w);
+/// assert!(!y.is_tracked());
+/// ```
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    let _g = NoGradGuard::new();
+    f()
+}
+
+/// Gradients returned by [`Tensor::backward`], keyed by tensor id.
+///
+/// Holds the gradient of every variable ([`Tensor::requires_grad`]) that the output depends
+/// on, and of every intermediate tensor marked with [`Tensor::retain_grad`].
+#[derive(Default, Clone)]
+pub struct Gradients {
+    map: HashMap<TensorId, Tensor>,
+}
+
+impl Gradients {
+    /// The gradient of `t`, if `t` was a gradient target reached by backward.
+    pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
+        self.map.get(&t.id())
+    }
+
+    /// The gradient by id.
+    pub fn get_id(&self, id: TensorId) -> Option<&Tensor> {
+        self.map.get(&id)
+    }
+
+    /// Sets (replaces) the gradient of `t`.
+    pub fn insert(&mut self, t: &Tensor, grad: Tensor) {
+        assert_eq!(
+            t.shape(),
+            grad.shape(),
+            "gradient shape {:?} != tensor shape {:?}",
+            grad.shape(),
+            t.shape()
+        );
+        self.map.insert(t.id(), grad);
+    }
+
+    /// Removes and returns the gradient of `t`.
+    pub fn remove(&mut self, t: &Tensor) -> Option<Tensor> {
+        self.map.remove(&t.id())
+    }
+
+    /// Number of gradients held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no gradient is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// All (id, gradient) pairs, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (TensorId, &Tensor)> {
+        let mut v: Vec<_> = self.map.iter().map(|(k, g)| (*k, g)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v.into_iter()
+    }
+
+    /// The L2 norm of all gradients together (f64 accumulation, in id order).
+    pub fn global_norm(&self) -> f64 {
+        self.iter()
+            .map(|(_, g)| {
+                crate::with_array!(g.storage(), |a| a
+                    .iter()
+                    .map(|v| {
+                        let x = v.to_f64().unwrap();
+                        x * x
+                    })
+                    .sum::<f64>())
+            })
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Scales every gradient so that the global norm is at most `max_norm`; returns the
+    /// norm before clipping (like `torch.nn.utils.clip_grad_norm_`).
+    pub fn clip_by_global_norm(&mut self, max_norm: f64) -> f64 {
+        let norm = self.global_norm();
+        if norm > max_norm {
+            let scale = max_norm / (norm + 1e-6);
+            no_grad(|| {
+                for g in self.map.values_mut() {
+                    *g = g.mul_scalar(scale);
+                }
+            });
+        }
+        norm
+    }
+}
+
+impl Tensor {
+    /// Back-propagates from this one-element tensor (the loss), seeding its gradient with 1.
+    ///
+    /// Panics when the tensor has more than one element: use
+    /// [`Tensor::backward_with`] and give the output gradient explicitly.
+    pub fn backward(&self) -> Gradients {
+        assert_eq!(
+            self.numel(),
+            1,
+            "backward() needs a one-element loss, got shape {:?}; use backward_with",
+            self.shape()
+        );
+        self.backward_with(&self.ones_like())
+    }
+
+    /// Back-propagates from this tensor with the given gradient of the output.
+    pub fn backward_with(&self, grad: &Tensor) -> Gradients {
+        assert_eq!(
+            self.shape(),
+            grad.shape(),
+            "backward_with: gradient shape {:?} != output shape {:?}",
+            grad.shape(),
+            self.shape()
+        );
+        let _guard = NoGradGuard::new();
+        let order = reverse_topological_order(self);
+        let mut pending: HashMap<TensorId, Tensor> = HashMap::new();
+        pending.insert(self.id(), grad.detach());
+        let mut out = Gradients::default();
+        for node in order {
+            let Some(g) = pending.remove(&node.id()) else {
+                continue;
+            };
+            if let Some(op) = &node.0.op {
+                let grads = op.backward.backward(&op.inputs, &node, &g);
+                assert_eq!(
+                    grads.len(),
+                    op.inputs.len(),
+                    "{}: backward returned {} gradients for {} inputs",
+                    op.name,
+                    grads.len(),
+                    op.inputs.len()
+                );
+                for (input, gi) in op.inputs.iter().zip(grads) {
+                    let Some(gi) = gi else { continue };
+                    if !input.0.requires_grad {
+                        continue;
+                    }
+                    assert_eq!(
+                        gi.shape(),
+                        input.shape(),
+                        "{}: gradient shape {:?} != input shape {:?}",
+                        op.name,
+                        gi.shape(),
+                        input.shape()
+                    );
+                    accumulate(&mut pending, input.id(), gi);
+                }
+            }
+            if node.0.retain.load(Ordering::Relaxed) {
+                out.map.insert(node.id(), g);
+            }
+        }
+        out
+    }
+}
+
+fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) {
+    match map.remove(&id) {
+        Some(prev) => {
+            map.insert(id, &prev + &g);
+        }
+        None => {
+            map.insert(id, g);
+        }
+    }
+}
+
+/// Every tracked node reachable from `root`, largest id first.
+fn reverse_topological_order(root: &Tensor) -> Vec<Tensor> {
+    let mut seen: HashSet<TensorId> = HashSet::new();
+    let mut stack = vec![root.clone()];
+    let mut nodes = Vec::new();
+    seen.insert(root.id());
+    while let Some(t) = stack.pop() {
+        if let Some(op) = &t.0.op {
+            for i in &op.inputs {
+                if i.0.requires_grad && seen.insert(i.id()) {
+                    stack.push(i.clone());
+                }
+            }
+        }
+        nodes.push(t);
+    }
+    nodes.sort_by_key(|t| std::cmp::Reverse(t.id()));
+    nodes
+}

@@ -1,0 +1,6 @@
+//! CPU kernels: plain functions on ndarray views, apart from the graph. They are also the
+//! reference that CUDA kernels are tested against.
+
+pub mod gemm;
+
+pub use gemm::gemm;

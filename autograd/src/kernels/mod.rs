@@ -1,0 +1,3 @@
+//! Compute kernels, apart from the autodiff graph.
+
+pub mod cpu;

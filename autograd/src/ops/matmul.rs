@@ -1,0 +1,241 @@
+//! Matrix products: `matmul` (2-D x 2-D, batched 3-D x 3-D, batched 3-D x 2-D) and
+//! `linear` (`x W^T + b`, PyTorch's weight layout). All go through the one GEMM wrapper
+//! [`crate::kernels::cpu::gemm`].
+
+use crate::dispatch2;
+use crate::dtype::Float;
+use crate::kernels::cpu::gemm;
+use crate::tensor::Tensor;
+use ndarray::{ArrayD, Axis, Ix2, Ix3};
+
+fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> ArrayD<T> {
+    match (a.ndim(), b.ndim()) {
+        (2, 2) => {
+            let a2 = a.view().into_dimensionality::<Ix2>().unwrap();
+            let b2 = b.view().into_dimensionality::<Ix2>().unwrap();
+            let m = if ta { a2.dim().1 } else { a2.dim().0 };
+            let n = if tb { b2.dim().0 } else { b2.dim().1 };
+            let mut c = ndarray::Array2::<T>::zeros((m, n));
+            gemm(T::one(), a2, ta, b2, tb, T::zero(), c.view_mut());
+            c.into_dyn()
+        }
+        (3, 3) | (3, 2) => {
+            let a3 = a.view().into_dimensionality::<Ix3>().unwrap();
+            let batch = a3.dim().0;
+            let m = if ta { a3.dim().2 } else { a3.dim().1 };
+            let n = if tb {
+                b.shape()[b.ndim() - 2]
+            } else {
+                b.shape()[b.ndim() - 1]
+            };
+            let mut c = ndarray::Array3::<T>::zeros((batch, m, n));
+            for (i, mut ci) in c.axis_iter_mut(Axis(0)).enumerate() {
+                let bi = if b.ndim() == 3 {
+                    b.index_axis(Axis(0), i)
+                        .into_dimensionality::<Ix2>()
+                        .unwrap()
+                } else {
+                    b.view().into_dimensionality::<Ix2>().unwrap()
+                };
+                gemm(
+                    T::one(),
+                    a3.index_axis(Axis(0), i),
+                    ta,
+                    bi,
+                    tb,
+                    T::zero(),
+                    ci.view_mut(),
+                );
+            }
+            c.into_dyn()
+        }
+        _ => panic!(
+            "matmul: unsupported shapes {:?} x {:?} (2-D x 2-D, 3-D x 3-D or 3-D x 2-D)",
+            a.shape(),
+            b.shape()
+        ),
+    }
+}
+
+fn check_inner(a: &[usize], b: &[usize]) {
+    let k1 = a[a.len() - 1];
+    let k2 = b[b.len() - 2.min(b.len())];
+    let batch_ok = a.len() != 3 || b.len() != 3 || a[0] == b[0];
+    assert!(
+        a.len() >= 2 && b.len() >= 2 && k1 == k2 && batch_ok,
+        "matmul: shapes {a:?} and {b:?} do not fit"
+    );
+}
+
+impl Tensor {
+    /// Matrix product. `a: (m, k)`, `b: (k, n)` -> `(m, n)`; `a: (B, m, k)` with
+    /// `b: (B, k, n)` or `(k, n)` -> `(B, m, n)`.
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        check_inner(self.shape(), other.shape());
+        let out = dispatch2!("matmul", self.storage(), other.storage(), |a, b| {
+            matmul_kernel(a, false, b, false)
+        });
+        Tensor::from_op(
+            out,
+            &[self, other],
+            "matmul",
+            |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                let (a, b) = (&inp[0], &inp[1]);
+                // dA = G B^T ; dB = A^T G (summed over the batch when B was shared).
+                let ga = a.is_tracked().then(|| {
+                    Tensor::from_storage(dispatch2!(
+                        "matmul_backward",
+                        g.storage(),
+                        b.storage(),
+                        |gg, bb| matmul_kernel(gg, false, bb, true)
+                    ))
+                });
+                let gb = b.is_tracked().then(|| {
+                    if a.ndim() == 3 && b.ndim() == 2 {
+                        // Fold the batch into rows: A (B*m, k), G (B*m, n).
+                        let k = a.shape()[2];
+                        let n = g.shape()[2];
+                        let a2 = a.reshape(&[a.numel() / k, k]);
+                        let g2 = g.reshape(&[g.numel() / n, n]);
+                        Tensor::from_storage(dispatch2!(
+                            "matmul_backward",
+                            a2.storage(),
+                            g2.storage(),
+                            |aa, gg| matmul_kernel(aa, true, gg, false)
+                        ))
+                    } else {
+                        Tensor::from_storage(dispatch2!(
+                            "matmul_backward",
+                            a.storage(),
+                            g.storage(),
+                            |aa, gg| matmul_kernel(aa, true, gg, false)
+                        ))
+                    }
+                });
+                vec![ga, gb]
+            },
+        )
+    }
+
+    /// `x W^T (+ b)` with `W: (out, in)` (PyTorch layout), `x: (..., in)`.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let inf = weight.shape()[1];
+        assert_eq!(
+            self.dim(-1),
+            inf,
+            "linear: input {:?} does not fit weight {:?}",
+            self.shape(),
+            weight.shape()
+        );
+        let lead: Vec<usize> = self.shape()[..self.ndim() - 1].to_vec();
+        let x2 = self.reshape(&[self.numel() / inf, inf]);
+        let y = x2.matmul_t(weight);
+        let y = match bias {
+            Some(b) => &y + b,
+            None => y,
+        };
+        let mut shape = lead;
+        shape.push(weight.shape()[0]);
+        y.reshape(&shape)
+    }
+
+    /// `self · other^T` for 2-D tensors, without materialising the transpose.
+    pub fn matmul_t(&self, other: &Tensor) -> Tensor {
+        assert!(
+            self.ndim() == 2 && other.ndim() == 2 && self.shape()[1] == other.shape()[1],
+            "matmul_t: shapes {:?} and {:?}^T do not fit",
+            self.shape(),
+            other.shape()
+        );
+        let out = dispatch2!("matmul_t", self.storage(), other.storage(), |a, b| {
+            matmul_kernel(a, false, b, true)
+        });
+        Tensor::from_op(
+            out,
+            &[self, other],
+            "matmul_t",
+            |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                let (a, b) = (&inp[0], &inp[1]);
+                // C = A B^T: dA = G B ; dB = G^T A.
+                let ga = a.is_tracked().then(|| {
+                    Tensor::from_storage(dispatch2!(
+                        "matmul_t_backward",
+                        g.storage(),
+                        b.storage(),
+                        |gg, bb| matmul_kernel(gg, false, bb, false)
+                    ))
+                });
+                let gb = b.is_tracked().then(|| {
+                    Tensor::from_storage(dispatch2!(
+                        "matmul_t_backward",
+                        g.storage(),
+                        a.storage(),
+                        |gg, aa| matmul_kernel(gg, true, aa, false)
+                    ))
+                });
+                vec![ga, gb]
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{gradcheck, rand_f64};
+
+    #[test]
+    fn matmul_forward_small() {
+        let a = crate::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
+        let b = crate::Tensor::from_vec(vec![5.0f32, 6.0, 7.0, 8.0], &[2, 2]);
+        assert_eq!(a.matmul(&b).to_vec::<f32>(), vec![19.0, 22.0, 43.0, 50.0]);
+    }
+
+    #[test]
+    fn gradcheck_matmul_2d_batched_and_shared() {
+        gradcheck(
+            |x| x[0].matmul(&x[1]),
+            &[rand_f64(&[3, 4], 1), rand_f64(&[4, 5], 2)],
+        )
+        .unwrap();
+        gradcheck(
+            |x| x[0].matmul(&x[1]),
+            &[rand_f64(&[2, 3, 4], 3), rand_f64(&[2, 4, 5], 4)],
+        )
+        .unwrap();
+        gradcheck(
+            |x| x[0].matmul(&x[1]),
+            &[rand_f64(&[2, 3, 4], 5), rand_f64(&[4, 5], 6)],
+        )
+        .unwrap();
+        // matrix-vector shapes take the GEMV path
+        gradcheck(
+            |x| x[0].matmul(&x[1]),
+            &[rand_f64(&[1, 7], 7), rand_f64(&[7, 3], 8)],
+        )
+        .unwrap();
+        gradcheck(
+            |x| x[0].matmul(&x[1]),
+            &[rand_f64(&[3, 7], 9), rand_f64(&[7, 1], 10)],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn gradcheck_linear_with_and_without_bias() {
+        let x = rand_f64(&[2, 3, 4], 11);
+        let w = rand_f64(&[5, 4], 12);
+        let b = rand_f64(&[5], 13);
+        gradcheck(
+            |t| t[0].linear(&t[1], Some(&t[2])),
+            &[x.clone(), w.clone(), b],
+        )
+        .unwrap();
+        gradcheck(|t| t[0].linear(&t[1], None), &[x, w]).unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "do not fit")]
+    fn matmul_mismatch_names_both_shapes() {
+        let _ = rand_f64(&[2, 3], 1).matmul(&rand_f64(&[4, 2], 2));
+    }
+}

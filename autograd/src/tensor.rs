@@ -1,0 +1,358 @@
+//! [`Tensor`]: a cheap-to-clone handle (`Arc`) to an immutable node of the computation graph.
+//!
+//! A node holds its id, its numbers ([`Storage`]), its device and, when it was computed from
+//! tensors that need gradients, the inputs and the rule that turns the output's gradient into
+//! the inputs' gradients ([`Backward`]).
+
+use crate::device::Device;
+use crate::dtype::{DType, Float};
+use crate::graph::{self, Backward};
+use crate::storage::Storage;
+use ndarray::{ArrayD, IxDyn};
+use rand::RngExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// A unique, monotonically increasing tensor id: a node's id is always larger than its
+/// inputs' ids, so sorting by id gives a topological order of the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TensorId(pub u64);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl TensorId {
+    fn next() -> TensorId {
+        TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// The recorded history of a computed tensor.
+pub(crate) struct OpRecord {
+    pub(crate) name: &'static str,
+    pub(crate) inputs: Vec<Tensor>,
+    pub(crate) backward: Box<dyn Backward>,
+}
+
+pub(crate) struct Node {
+    pub(crate) id: TensorId,
+    pub(crate) storage: Storage,
+    pub(crate) device: Device,
+    /// True when a gradient flows to this tensor (a variable, or computed from one).
+    pub(crate) requires_grad: bool,
+    /// True when the gradient of this tensor is kept in [`crate::Gradients`] after backward
+    /// (variables always; intermediates after [`Tensor::retain_grad`]).
+    pub(crate) retain: AtomicBool,
+    pub(crate) op: Option<OpRecord>,
+}
+
+/// An n-dimensional array that records how it was computed.
+///
+/// ```
+/// use autograd::Tensor;
+/// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).requires_grad();
+/// let y = (&x * &x).sum();
+/// let grads = y.backward();
+/// assert_eq!(grads.get(&x).unwrap().to_vec::<f32>(), vec![2.0, 4.0, 6.0]);
+/// ```
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<Node>);
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tensor(id={}, shape={:?}, dtype={}, device={}, op={})",
+            self.id().0,
+            self.shape(),
+            self.dtype(),
+            self.device(),
+            self.0.op.as_ref().map(|o| o.name).unwrap_or("leaf")
+        )
+    }
+}
+
+impl Tensor {
+    // ----- construction -------------------------------------------------------------------
+
+    /// A constant (no gradient) tensor from CPU storage.
+    pub fn from_storage(storage: Storage) -> Tensor {
+        Tensor(Arc::new(Node {
+            id: TensorId::next(),
+            storage,
+            device: Device::Cpu,
+            requires_grad: false,
+            retain: AtomicBool::new(false),
+            op: None,
+        }))
+    }
+
+    /// A constant tensor from an ndarray array (f32 or f64).
+    pub fn from_array<T: Float>(a: ArrayD<T>) -> Tensor {
+        Tensor::from_storage(T::into_storage(a))
+    }
+
+    /// A constant tensor from a flat vector in row-major order.
+    ///
+    /// Panics when `data.len()` does not match the shape.
+    pub fn from_vec<T: Float>(data: Vec<T>, shape: &[usize]) -> Tensor {
+        let n = data.len();
+        let a = ArrayD::from_shape_vec(IxDyn(shape), data)
+            .unwrap_or_else(|_| panic!("from_vec: {n} values do not fill shape {shape:?}"));
+        Tensor::from_array(a)
+    }
+
+    /// A 0-d tensor holding `v`.
+    pub fn scalar(v: f64, dtype: DType) -> Tensor {
+        Tensor::full(&[], v, dtype)
+    }
+
+    /// A tensor filled with `v`.
+    pub fn full(shape: &[usize], v: f64, dtype: DType) -> Tensor {
+        Tensor::from_storage(match dtype {
+            DType::F32 => Storage::F32(ArrayD::from_elem(IxDyn(shape), v as f32)),
+            DType::F64 => Storage::F64(ArrayD::from_elem(IxDyn(shape), v)),
+        })
+    }
+
+    /// Zeros.
+    pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
+        Tensor::full(shape, 0.0, dtype)
+    }
+
+    /// Ones.
+    pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
+        Tensor::full(shape, 1.0, dtype)
+    }
+
+    /// Zeros with this tensor's shape, dtype and device.
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.shape(), self.dtype())
+    }
+
+    /// Ones with this tensor's shape, dtype and device.
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.shape(), self.dtype())
+    }
+
+    /// Uniform samples in `[lo, hi)` from the given generator.
+    pub fn uniform(
+        shape: &[usize],
+        lo: f64,
+        hi: f64,
+        dtype: DType,
+        rng: &mut impl rand::Rng,
+    ) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+        Tensor::from_vec(v, shape).to_dtype(dtype)
+    }
+
+    /// Standard normal samples (Box-Muller) scaled by `std`, from the given generator.
+    pub fn randn(shape: &[usize], std: f64, dtype: DType, rng: &mut impl rand::Rng) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| std * standard_normal(rng)).collect();
+        Tensor::from_vec(v, shape).to_dtype(dtype)
+    }
+
+    /// Records a computed tensor. When gradients are enabled and an input needs one, the
+    /// output keeps `inputs` and `backward`; otherwise it is a constant.
+    ///
+    /// This is the one place where ops meet the graph: every op computes its output's
+    /// storage, then calls `Tensor::from_op(storage, &[inputs], name, backward)`.
+    pub fn from_op(
+        storage: Storage,
+        inputs: &[&Tensor],
+        name: &'static str,
+        backward: impl Backward + 'static,
+    ) -> Tensor {
+        let device = inputs
+            .first()
+            .map(|t| t.device().clone())
+            .unwrap_or_default();
+        for t in inputs.iter().skip(1) {
+            if t.device() != &device {
+                panic!(
+                    "{name}: inputs live on different devices: {} vs {}",
+                    device,
+                    t.device()
+                );
+            }
+        }
+        let track = graph::is_grad_enabled() && inputs.iter().any(|t| t.0.requires_grad);
+        Tensor(Arc::new(Node {
+            id: TensorId::next(),
+            storage,
+            device,
+            requires_grad: track,
+            retain: AtomicBool::new(false),
+            op: track.then(|| OpRecord {
+                name,
+                inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+                backward: Box::new(backward),
+            }),
+        }))
+    }
+
+    /// Returns a leaf *variable*: same numbers, no history, gradient required and kept.
+    /// Use it for parameters and for inputs you want gradients of.
+    pub fn requires_grad(&self) -> Tensor {
+        Tensor(Arc::new(Node {
+            id: TensorId::next(),
+            storage: self.0.storage.clone(),
+            device: self.0.device.clone(),
+            requires_grad: true,
+            retain: AtomicBool::new(true),
+            op: None,
+        }))
+    }
+
+    /// Marks this (possibly intermediate) tensor as a gradient target: after `backward`, its
+    /// gradient is available in [`crate::Gradients`]. Returns `self` for chaining.
+    pub fn retain_grad(&self) -> &Tensor {
+        self.0.retain.store(true, Ordering::Relaxed);
+        self
+    }
+
+    /// The same numbers with no history: gradients stop here.
+    pub fn detach(&self) -> Tensor {
+        Tensor::from_storage(self.0.storage.clone())
+    }
+
+    // ----- inspection ---------------------------------------------------------------------
+
+    /// The unique id.
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.0.storage.shape()
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Size of dimension `d` (negative counts from the end).
+    pub fn dim(&self, d: isize) -> usize {
+        self.shape()[self.axis(d)]
+    }
+
+    /// Resolves a possibly negative axis; panics with the shape when out of range.
+    pub fn axis(&self, d: isize) -> usize {
+        let n = self.ndim() as isize;
+        let a = if d < 0 { d + n } else { d };
+        assert!(
+            0 <= a && a < n.max(1),
+            "axis {d} out of range for shape {:?}",
+            self.shape()
+        );
+        a as usize
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.storage.dtype()
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.0.device
+    }
+
+    /// The raw storage.
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+
+    /// Whether a gradient flows to this tensor.
+    pub fn is_tracked(&self) -> bool {
+        self.0.requires_grad
+    }
+
+    /// The name of the op that computed this tensor ("leaf" for inputs and variables).
+    pub fn op_name(&self) -> &'static str {
+        self.0.op.as_ref().map(|o| o.name).unwrap_or("leaf")
+    }
+
+    /// Borrows the array; panics naming both dtypes if `T` is not this tensor's dtype.
+    pub fn array<T: Float>(&self) -> &ArrayD<T> {
+        T::from_storage(&self.0.storage).unwrap_or_else(|| {
+            panic!(
+                "array::<{}>() on a tensor of dtype {}",
+                T::DTYPE,
+                self.dtype()
+            )
+        })
+    }
+
+    /// Copies the numbers out in row-major order as `T` (converting when needed).
+    pub fn to_vec<U: Float>(&self) -> Vec<U> {
+        crate::with_array!(&self.0.storage, |a| a
+            .iter()
+            .map(|v| U::of(v.to_f64().unwrap()))
+            .collect())
+    }
+
+    /// The single value of a one-element tensor, as f64.
+    pub fn item(&self) -> f64 {
+        assert_eq!(
+            self.numel(),
+            1,
+            "item() on a tensor of shape {:?}",
+            self.shape()
+        );
+        self.to_vec::<f64>()[0]
+    }
+
+    /// True when every element is finite.
+    pub fn all_finite(&self) -> bool {
+        crate::with_array!(&self.0.storage, |a| a.iter().all(|v| v.is_finite()))
+    }
+
+    // ----- conversion ---------------------------------------------------------------------
+
+    /// Converts to another dtype (differentiable: the gradient is converted back).
+    pub fn to_dtype(&self, dtype: DType) -> Tensor {
+        if dtype == self.dtype() {
+            return self.clone();
+        }
+        let s = match (&self.0.storage, dtype) {
+            (Storage::F32(a), DType::F64) => Storage::F64(a.mapv(|v| v as f64)),
+            (Storage::F64(a), DType::F32) => Storage::F32(a.mapv(|v| v as f32)),
+            _ => unreachable!(),
+        };
+        let from = self.dtype();
+        Tensor::from_op(
+            s,
+            &[self],
+            "to_dtype",
+            move |_: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.to_dtype(from))],
+        )
+    }
+
+    /// Moves the tensor to `device`. Moving to the device it is on returns it unchanged.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor, crate::Error> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        match device {
+            Device::Cpu => Ok(self.clone()),
+            Device::Cuda(_) => Err(crate::Error::Cuda(ops_cuda::CudaError::NotCompiled)),
+        }
+    }
+}
+
+/// One standard-normal sample (Box-Muller) from `rng`.
+pub fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
+    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+    let u2: f64 = rng.random_range(0.0..1.0);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
