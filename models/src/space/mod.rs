@@ -205,6 +205,7 @@ pub trait SearchSpace: fmt::Debug + Send + Sync {
     /// Reads the text form written by [`to_text`](Self::to_text); each space also accepts its
     /// flat integer form (CNN: 40 integers `in1 op1 in2 op2` per node, normal then reduction,
     /// `|` and commas ignored; RNN: 22 integers `pred act`; NB201: 6 op ids, edge order).
+    #[allow(clippy::wrong_self_convention)] // a space reads text: `space.from_text(s)`
     fn from_text(&self, text: &str) -> Result<Arch, ArchError>;
 
     /// The cell(s) as a Graphviz DOT graph (one cluster per cell).
@@ -285,6 +286,7 @@ pub trait SearchSpace: fmt::Debug + Send + Sync {
 
     /// Reads [`to_json`](Self::to_json): checks the space, validates the tokens, and checks a
     /// non-empty `text` describes the same architecture.
+    #[allow(clippy::wrong_self_convention)] // a space reads JSON: `space.from_json(s)`
     fn from_json(&self, json: &str) -> Result<Arch, ArchError> {
         let j: ArchJson = serde_json::from_str(json).map_err(|e| ArchError::Json(e.to_string()))?;
         if j.space != self.kind() {
