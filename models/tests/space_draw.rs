@@ -129,3 +129,45 @@ fn svg_of_known_cells() {
     check_xml(&svg);
     std::fs::write(dir.join("rnn-nao.svg"), svg).unwrap();
 }
+
+/// `(x, y, w, h)` of every `<rect>` but the background.
+fn rects(svg: &str) -> Vec<(f64, f64, f64, f64)> {
+    let attr = |tag: &str, name: &str| -> f64 {
+        let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        tag[at..at + tag[at..].find('"').unwrap()].parse().unwrap()
+    };
+    svg.split("<rect")
+        .skip(2)
+        .map(|t| {
+            let tag = &t[..t.find('>').unwrap()];
+            (
+                attr(tag, "x"),
+                attr(tag, "y"),
+                attr(tag, "width"),
+                attr(tag, "height"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn svg_boxes_never_overlap() {
+    for kind in SpaceKind::ALL {
+        let s = space(kind);
+        let mut rng = Pcg64Mcg::seed_from_u64(12);
+        for _ in 0..50 {
+            let svg = s.to_svg(&s.sample(&mut rng));
+            let r = rects(&svg);
+            for i in 0..r.len() {
+                for j in i + 1..r.len() {
+                    let (a, b) = (r[i], r[j]);
+                    let apart = a.0 + a.2 <= b.0
+                        || b.0 + b.2 <= a.0
+                        || a.1 + a.3 <= b.1
+                        || b.1 + b.3 <= a.1;
+                    assert!(apart, "{kind}: boxes {a:?} and {b:?} overlap");
+                }
+            }
+        }
+    }
+}

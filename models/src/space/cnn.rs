@@ -630,3 +630,46 @@ impl SearchSpace for CnnSpace {
         draw::svg(&self.draw_cells(arch))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_positions() {
+        assert_eq!(locate(0), (0, 0, 0, false));
+        assert_eq!(locate(3), (0, 0, 1, true));
+        assert_eq!(locate(4), (0, 1, 0, false));
+        assert_eq!(locate(19), (0, 4, 1, true));
+        assert_eq!(locate(20), (1, 0, 0, false));
+        assert_eq!(locate(39), (1, 4, 1, true));
+    }
+
+    #[test]
+    fn op_lists_are_distinct_and_named_uniquely() {
+        for ops in [&WS_OPS[..], &FULL_OPS[..]] {
+            let mut v = ops.to_vec();
+            v.sort();
+            v.dedup();
+            assert_eq!(v.len(), ops.len());
+        }
+        for op in CnnOp::ALL {
+            assert_eq!(op.name().parse::<CnnOp>().unwrap(), op);
+        }
+        assert_eq!(CnnSpace::WS.op_index(CnnOp::Conv3x3), None);
+        assert_eq!(CnnSpace::FULL.op_index(CnnOp::Conv3x3), Some(2));
+    }
+
+    #[test]
+    fn loose_ends_include_unused_inputs() {
+        let b = |input| Branch {
+            input,
+            op: CnnOp::Identity,
+        };
+        let n = |x, y| Node { a: b(x), b: b(y) };
+        let cell = CnnCell {
+            nodes: [n(1, 1), n(2, 2), n(3, 1), n(4, 4), n(5, 2)],
+        };
+        assert_eq!(cell.loose_ends(), vec![0, 6]);
+    }
+}

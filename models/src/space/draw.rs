@@ -359,3 +359,33 @@ fn svg_cell(cell: &Cell, y0: f64, out: &mut String) -> (f64, f64) {
 
     (right + MARGIN, out_top + out_h + MARGIN + 8.0 - y0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(esc("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
+    }
+
+    #[test]
+    fn single_node_cell_draws() {
+        let cell = Cell {
+            title: "t".into(),
+            inputs: vec!["in".into()],
+            nodes: vec![DrawNode {
+                label: "1".into(),
+                feeds: vec![Feed {
+                    from: 0,
+                    op: "op<x>".into(),
+                    dead: false,
+                }],
+            }],
+            output: "out".into(),
+            output_from: vec![1],
+        };
+        let s = svg(&[cell]);
+        assert!(s.contains(">op&lt;x&gt;<") && s.contains(">out<"));
+    }
+}

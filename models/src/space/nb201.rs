@@ -395,3 +395,23 @@ impl Nb201Space {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_edges_of_a_chain() {
+        use Nb201Op::*;
+        let cell = Nb201Cell {
+            edges: [NorConv3x3, None, SkipConnect, None, None, AvgPool3x3],
+        };
+        assert_eq!(cell.live_edges(), [true, false, true, false, false, true]);
+        let cut = Nb201Cell {
+            edges: [NorConv3x3, SkipConnect, None, None, NorConv1x1, AvgPool3x3],
+        };
+        // node 1 feeds only 3<-1, which is live; 2<-0 and 3<-2 live too.
+        assert_eq!(cut.live_edges(), [true, true, false, false, true, true]);
+        assert_eq!(cut.to_standard_string().matches('~').count(), 6);
+    }
+}
