@@ -82,17 +82,105 @@ pub const CIFAR100_COARSE_CLASSES: [&str; 20] = [
 
 /// The hundred CIFAR-100 fine class names, label order (alphabetical).
 pub const CIFAR100_FINE_CLASSES: [&str; 100] = [
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
-    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
-    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup",
-    "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house",
-    "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man",
-    "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid",
-    "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy",
-    "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal",
-    "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar",
-    "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman",
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
     "worm",
 ];
 
@@ -174,7 +262,10 @@ impl ImageSet {
     pub fn subset(&self, indices: &[usize]) -> Result<ImageSet> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
             return Err(DatasetError::invalid(
-                format!("subset index {bad} out of range for a set of {} images", self.len()),
+                format!(
+                    "subset index {bad} out of range for a set of {} images",
+                    self.len()
+                ),
                 "pass indices below the set's len()",
             ));
         }
@@ -224,26 +315,6 @@ impl ImageSet {
             out.extend_from_slice(self.image(i));
         }
         out
-    }
-
-    fn concat(parts: Vec<ImageSet>, classes: Vec<String>) -> ImageSet {
-        let n: usize = parts.iter().map(ImageSet::len).sum();
-        let mut images = Vec::with_capacity(n * IMAGE_BYTES);
-        let mut labels = Vec::with_capacity(n);
-        let mut coarse: Option<Vec<u8>> = None;
-        for p in parts {
-            images.extend_from_slice(&p.images);
-            labels.extend_from_slice(&p.labels);
-            if let Some(c) = p.coarse_labels {
-                coarse.get_or_insert_with(Vec::new).extend_from_slice(&c);
-            }
-        }
-        ImageSet {
-            images,
-            labels,
-            coarse_labels: coarse,
-            classes,
-        }
     }
 }
 
@@ -370,7 +441,10 @@ impl CifarSpec {
             layout: Layout::Cifar100,
             train_files: vec![FileSpec::new("train.bin", 50_000, None)],
             test_files: vec![FileSpec::new("test.bin", 10_000, None)],
-            classes: CIFAR100_FINE_CLASSES.iter().map(|s| s.to_string()).collect(),
+            classes: CIFAR100_FINE_CLASSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -579,7 +653,7 @@ fn check_size(spec: &CifarSpec, f: &FileSpec, path: &Path, dir: &Path) -> Result
 
 fn check_len(spec: &CifarSpec, f: &FileSpec, path: &Path, dir: &Path, len: u64) -> Result<()> {
     let rec = spec.layout.record_len();
-    if len % rec as u64 != 0 {
+    if !len.is_multiple_of(rec as u64) {
         return Err(DatasetError::TruncatedRecord {
             path: path.to_path_buf(),
             len,
@@ -609,10 +683,7 @@ fn marker_ok(spec: &CifarSpec, dir: &Path) -> bool {
             let (Some(sum), Some(name)) = (it.next(), it.next()) else {
                 return false;
             };
-            name == f.name
-                && f.md5
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(sum))
+            name == f.name && f.md5.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(sum))
         })
     })
 }
@@ -629,24 +700,71 @@ fn write_marker(dir: &Path, sums: &[(String, String)]) -> Result<()> {
 }
 
 /// Reads and parses every file of the spec (in parallel), checking sizes,
-/// record structure and label ranges.
+/// record structure and label ranges. Each file is parsed straight into its
+/// slice of the final buffers (no concatenation copy).
 fn read_dir(spec: &CifarSpec, dir: &Path) -> Result<Cifar> {
-    let files: Vec<&FileSpec> = spec.all_files().collect();
-    let mut parts: Vec<ImageSet> = files
-        .par_iter()
-        .map(|f| {
-            let path = dir.join(&f.name);
-            check_size(spec, f, &path, dir)?;
-            let bytes = fs::read(&path).map_err(|e| DatasetError::io("read", &path, e))?;
-            check_len(spec, f, &path, dir, bytes.len() as u64)?;
-            parse_records(&bytes, spec.layout, spec.classes.len(), &path)
-                .map_err(|e| with_fix(e, refetch_fix(spec, dir)))
-        })
-        .collect::<Result<_>>()?;
-    let test_parts = parts.split_off(spec.train_files.len());
-    Ok(Cifar {
-        train: ImageSet::concat(parts, spec.classes.clone()),
-        test: ImageSet::concat(test_parts, spec.classes.clone()),
+    for f in spec.all_files() {
+        check_size(spec, f, &dir.join(&f.name), dir)?;
+    }
+    let train = read_files(spec, &spec.train_files, dir)?;
+    let test = read_files(spec, &spec.test_files, dir)?;
+    Ok(Cifar { train, test })
+}
+
+/// One file's share of the output buffers.
+struct Slot<'a> {
+    file: &'a FileSpec,
+    images: &'a mut [u8],
+    labels: &'a mut [u8],
+    coarse: Option<&'a mut [u8]>,
+}
+
+fn read_files(spec: &CifarSpec, files: &[FileSpec], dir: &Path) -> Result<ImageSet> {
+    let n: usize = files.iter().map(|f| f.records).sum();
+    let mut images = vec![0u8; n * IMAGE_BYTES];
+    let mut labels = vec![0u8; n];
+    let mut coarse = (spec.layout == Layout::Cifar100).then(|| vec![0u8; n]);
+    let mut slots = Vec::with_capacity(files.len());
+    {
+        let (mut img_rest, mut lab_rest) = (images.as_mut_slice(), labels.as_mut_slice());
+        let mut coarse_rest = coarse.as_deref_mut();
+        for file in files {
+            let (img, ir) = img_rest.split_at_mut(file.records * IMAGE_BYTES);
+            let (lab, lr) = lab_rest.split_at_mut(file.records);
+            let c = coarse_rest.take().map(|c| {
+                let (a, b) = c.split_at_mut(file.records);
+                coarse_rest = Some(b);
+                a
+            });
+            (img_rest, lab_rest) = (ir, lr);
+            slots.push(Slot {
+                file,
+                images: img,
+                labels: lab,
+                coarse: c,
+            });
+        }
+    }
+    slots.into_par_iter().try_for_each(|slot| {
+        let path = dir.join(&slot.file.name);
+        let bytes = fs::read(&path).map_err(|e| DatasetError::io("read", &path, e))?;
+        check_len(spec, slot.file, &path, dir, bytes.len() as u64)?;
+        parse_into(
+            &bytes,
+            spec.layout,
+            spec.classes.len(),
+            &path,
+            slot.images,
+            slot.labels,
+            slot.coarse,
+        )
+        .map_err(|e| with_fix(e, refetch_fix(spec, dir)))
+    })?;
+    Ok(ImageSet {
+        images,
+        labels,
+        coarse_labels: coarse,
+        classes: spec.classes.clone(),
     })
 }
 
@@ -683,64 +801,92 @@ fn with_fix(e: DatasetError, new_fix: String) -> DatasetError {
 /// assert_eq!(parsed.images, set.images);
 /// assert_eq!(parsed.labels, set.labels);
 /// ```
-pub fn parse_records(bytes: &[u8], layout: Layout, num_classes: usize, path: &Path) -> Result<ImageSet> {
+pub fn parse_records(
+    bytes: &[u8],
+    layout: Layout,
+    num_classes: usize,
+    path: &Path,
+) -> Result<ImageSet> {
     let rec = layout.record_len();
-    let fix = || format!("delete {} and extract or download it again", path.display());
-    if bytes.len() % rec != 0 {
+    if !bytes.len().is_multiple_of(rec) {
         return Err(DatasetError::TruncatedRecord {
             path: path.to_path_buf(),
             len: bytes.len() as u64,
             record_len: rec,
-            fix: fix(),
+            fix: format!("delete {} and extract or download it again", path.display()),
         });
     }
     let n = bytes.len() / rec;
-    let mut images = Vec::with_capacity(n * IMAGE_BYTES);
-    let mut labels = Vec::with_capacity(n);
-    let mut coarse = match layout {
-        Layout::Cifar10 => None,
-        Layout::Cifar100 => Some(Vec::with_capacity(n)),
-    };
-    for (i, r) in bytes.chunks_exact(rec).enumerate() {
-        let (label, pixels) = match layout {
-            Layout::Cifar10 => (r[0], &r[1..]),
-            Layout::Cifar100 => {
-                let c = r[0];
-                if c as usize >= CIFAR100_COARSE_CLASSES.len() {
-                    return Err(DatasetError::LabelOutOfRange {
-                        path: path.to_path_buf(),
-                        record: i,
-                        kind: "coarse",
-                        label: c,
-                        limit: CIFAR100_COARSE_CLASSES.len(),
-                        fix: fix(),
-                    });
-                }
-                if let Some(v) = coarse.as_mut() {
-                    v.push(c);
-                }
-                (r[1], &r[2..])
-            }
-        };
-        if label as usize >= num_classes {
-            return Err(DatasetError::LabelOutOfRange {
-                path: path.to_path_buf(),
-                record: i,
-                kind: if layout == Layout::Cifar100 { "fine" } else { "class" },
-                label,
-                limit: num_classes,
-                fix: fix(),
-            });
-        }
-        labels.push(label);
-        images.extend_from_slice(pixels);
-    }
+    let mut images = vec![0u8; n * IMAGE_BYTES];
+    let mut labels = vec![0u8; n];
+    let mut coarse = (layout == Layout::Cifar100).then(|| vec![0u8; n]);
+    parse_into(
+        bytes,
+        layout,
+        num_classes,
+        path,
+        &mut images,
+        &mut labels,
+        coarse.as_deref_mut(),
+    )?;
     Ok(ImageSet {
         images,
         labels,
         coarse_labels: coarse,
         classes: Vec::new(),
     })
+}
+
+/// Parses whole records of `bytes` into pre-sized output slices.
+fn parse_into(
+    bytes: &[u8],
+    layout: Layout,
+    num_classes: usize,
+    path: &Path,
+    images: &mut [u8],
+    labels: &mut [u8],
+    mut coarse: Option<&mut [u8]>,
+) -> Result<()> {
+    let rec = layout.record_len();
+    let fix = || format!("delete {} and extract or download it again", path.display());
+    let head = rec - IMAGE_BYTES;
+    for (i, (r, img)) in bytes
+        .chunks_exact(rec)
+        .zip(images.chunks_exact_mut(IMAGE_BYTES))
+        .enumerate()
+    {
+        if let Some(c) = coarse.as_deref_mut() {
+            if r[0] as usize >= CIFAR100_COARSE_CLASSES.len() {
+                return Err(DatasetError::LabelOutOfRange {
+                    path: path.to_path_buf(),
+                    record: i,
+                    kind: "coarse",
+                    label: r[0],
+                    limit: CIFAR100_COARSE_CLASSES.len(),
+                    fix: fix(),
+                });
+            }
+            c[i] = r[0];
+        }
+        let label = r[head - 1];
+        if label as usize >= num_classes {
+            return Err(DatasetError::LabelOutOfRange {
+                path: path.to_path_buf(),
+                record: i,
+                kind: if layout == Layout::Cifar100 {
+                    "fine"
+                } else {
+                    "class"
+                },
+                label,
+                limit: num_classes,
+                fix: fix(),
+            });
+        }
+        labels[i] = label;
+        img.copy_from_slice(&r[head..]);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -768,7 +914,12 @@ mod tests {
         assert_eq!(c.train.len(), 30);
         assert_eq!(c.test.len(), 10);
         assert_eq!(c.train.classes.len(), 10);
-        assert!(tmp.path().join(&spec.dir_name).join(VERIFIED_MARKER).is_file());
+        assert!(
+            tmp.path()
+                .join(&spec.dir_name)
+                .join(VERIFIED_MARKER)
+                .is_file()
+        );
         assert!(marker_ok(&spec, &tmp.path().join(&spec.dir_name)));
     }
 
@@ -779,7 +930,10 @@ mod tests {
         let f = tmp.path().join(&spec.dir_name).join("data_batch_2.bin");
         fs::remove_file(&f).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
-        assert!(msg.contains("missing file") && msg.contains("data_batch_2.bin"), "{msg}");
+        assert!(
+            msg.contains("missing file") && msg.contains("data_batch_2.bin"),
+            "{msg}"
+        );
         assert!(msg.contains("Fix: delete"), "{msg}");
     }
 
@@ -791,7 +945,10 @@ mod tests {
         let bytes = fs::read(&f).unwrap();
         fs::write(&f, &bytes[..bytes.len() - 3073]).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
-        assert!(msg.contains("data_batch_3.bin") && msg.contains("expected"), "{msg}");
+        assert!(
+            msg.contains("data_batch_3.bin") && msg.contains("expected"),
+            "{msg}"
+        );
         assert!(msg.contains("Fix: delete"), "{msg}");
         fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
@@ -808,7 +965,10 @@ mod tests {
         bytes[3073 * 2] = 10;
         fs::write(&f, &bytes).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
-        assert!(msg.contains("test_batch.bin") && msg.contains("record 2"), "{msg}");
+        assert!(
+            msg.contains("test_batch.bin") && msg.contains("record 2"),
+            "{msg}"
+        );
         assert!(msg.contains("label 10"), "{msg}");
         assert!(msg.contains("Fix: delete"), "{msg}");
     }
@@ -826,7 +986,10 @@ mod tests {
         // Marker present: Auto trusts sizes.
         Cifar::load(&spec, tmp.path(), &LoadOptions::default()).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Full);
-        assert!(msg.contains("bad checksum for") && msg.contains("data_batch_1.bin"), "{msg}");
+        assert!(
+            msg.contains("bad checksum for") && msg.contains("data_batch_1.bin"),
+            "{msg}"
+        );
         assert!(msg.contains("Fix: delete"), "{msg}");
     }
 
@@ -837,7 +1000,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("cifar-10-binary.tar.gz"), "{msg}");
-        assert!(msg.contains("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"), "{msg}");
+        assert!(
+            msg.contains("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"),
+            "{msg}"
+        );
         assert!(msg.contains("allow_download"), "{msg}");
     }
 
@@ -855,7 +1021,10 @@ mod tests {
         let msg = parse_records(&bad, Layout::Cifar100, 100, Path::new("train.bin"))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("train.bin") && msg.contains("coarse label 25"), "{msg}");
+        assert!(
+            msg.contains("train.bin") && msg.contains("coarse label 25"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use datasets::cifar::VERIFIED_MARKER;
 use datasets::{
-    Augment, Batcher, BatcherConfig, ChannelStats, Cifar, CifarSpec, Corpus, LastBatch, LoadOptions, Verify,
+    Augment, Batcher, BatcherConfig, ChannelStats, Cifar, CifarSpec, Corpus, LastBatch,
+    LoadOptions, Verify,
 };
 
 fn data_dir() -> Option<PathBuf> {
@@ -30,7 +31,10 @@ fn cifar10() -> Option<&'static Cifar> {
     Some(CIFAR.get_or_init(|| {
         let t = Instant::now();
         let c = Cifar::cifar10(&dir, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-        eprintln!("first CIFAR-10 load (extracting/verifying if needed): {:?}", t.elapsed());
+        eprintln!(
+            "first CIFAR-10 load (extracting/verifying if needed): {:?}",
+            t.elapsed()
+        );
         c
     }))
 }
@@ -68,7 +72,12 @@ fn cifar10_channel_statistics_match_readme() {
     let s = ChannelStats::compute(&c.train);
     let mean: Vec<f64> = s.mean.iter().map(|&x| round4(x)).collect();
     let std: Vec<f64> = s.std.iter().map(|&x| round4(x)).collect();
-    assert_eq!(mean, vec![0.4914, 0.4822, 0.4465], "train mean {:?}", s.mean);
+    assert_eq!(
+        mean,
+        vec![0.4914, 0.4822, 0.4465],
+        "train mean {:?}",
+        s.mean
+    );
     assert_eq!(std, vec![0.2470, 0.2435, 0.2616], "train std {:?}", s.std);
     for ch in 0..3 {
         assert!((s.mean[ch] - ChannelStats::CIFAR10.mean[ch]).abs() < 5e-5);
@@ -84,19 +93,30 @@ fn cifar10_channel_statistics_match_readme() {
 #[test]
 fn cifar10_dev_split_is_seeded() {
     let Some(c) = cifar10() else { return };
-    let (train, dev) = c.train.split_dev(datasets::split::DEFAULT_DEV_SIZE, 1).unwrap();
+    let (train, dev) = c
+        .train
+        .split_dev(datasets::split::DEFAULT_DEV_SIZE, 1)
+        .unwrap();
     assert_eq!((train.len(), dev.len()), (45_000, 5_000));
     let (_, dev2) = c.train.split_dev(5_000, 1).unwrap();
     assert_eq!(dev, dev2);
     // Roughly balanced: every class has 500 ± 100 dev images.
-    assert!(dev.class_counts().iter().all(|&n| (400..=600).contains(&n)), "{:?}", dev.class_counts());
+    assert!(
+        dev.class_counts().iter().all(|&n| (400..=600).contains(&n)),
+        "{:?}",
+        dev.class_counts()
+    );
 }
 
 #[test]
 fn cifar10_loads_fast_once_extracted() {
     let Some(dir) = data_dir() else { return };
     let _ = cifar10(); // make sure it is extracted and verified
-    assert!(dir.join("cifar-10-batches-bin").join(VERIFIED_MARKER).is_file());
+    assert!(
+        dir.join("cifar-10-batches-bin")
+            .join(VERIFIED_MARKER)
+            .is_file()
+    );
     let t = Instant::now();
     let c = Cifar::cifar10(&dir, &LoadOptions::default()).unwrap();
     let load = t.elapsed();
@@ -163,7 +183,10 @@ fn corrupted_bin_is_detected_by_full_verification() {
         ..LoadOptions::default()
     };
     let msg = Cifar::cifar10(tmp.path(), &full).unwrap_err().to_string();
-    assert!(msg.contains("bad checksum") && msg.contains("data_batch_4.bin"), "{msg}");
+    assert!(
+        msg.contains("bad checksum") && msg.contains("data_batch_4.bin"),
+        "{msg}"
+    );
     assert!(msg.contains("ae636b3ba5c66a11e91e8cb52e771fcb"), "{msg}");
     assert!(msg.contains("Fix: delete"), "{msg}");
     // Without a marker, the default (Auto) verifies in full too.
@@ -197,14 +220,19 @@ fn ptb_vocabulary_and_token_counts() {
             .split_whitespace()
             .filter(|w| corpus.vocab.id(w).is_none())
             .collect();
-        assert!(oov.is_empty(), "{split} OOV: {:?}", &oov[..oov.len().min(5)]);
+        assert!(
+            oov.is_empty(),
+            "{split} OOV: {:?}",
+            &oov[..oov.len().min(5)]
+        );
     }
     // Batchify + windows over the real stream.
     let data = datasets::batchify(&corpus.train, 64).unwrap();
     assert_eq!(data.shape(), &[929_589 / 64, 64]);
-    let covered: usize = datasets::BpttWindows::new(&data, datasets::SeqLen::Random { bptt: 35 }, 0)
-        .unwrap()
-        .map(|w| w.seq_len)
-        .sum();
+    let covered: usize =
+        datasets::BpttWindows::new(&data, datasets::SeqLen::Random { bptt: 35 }, 0)
+            .unwrap()
+            .map(|w| w.seq_len)
+            .sum();
     assert_eq!(covered, data.nrows() - 1);
 }
