@@ -43,9 +43,18 @@ pub fn unpack_tar_gz(archive: &Path, dest: &Path) -> Result<()> {
     let mut tar = tar::Archive::new(gz);
     tar.set_preserve_permissions(false);
     tar.set_preserve_mtime(false);
-    tar.unpack(dest).map_err(|e| DatasetError::BadArchive {
-        path: archive.to_path_buf(),
-        reason: format!("{e} (not a complete gzip'd tar file)"),
+    tar.unpack(dest).map_err(|e| {
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            reason.push_str(": ");
+            reason.push_str(&s.to_string());
+            source = s.source();
+        }
+        DatasetError::BadArchive {
+            path: archive.to_path_buf(),
+            reason: format!("{reason} (not a complete gzip'd tar file)"),
+        }
     })
 }
 

@@ -417,6 +417,31 @@ mod tests {
     }
 
     #[test]
+    fn wikitext2_layout_on_generated_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let wt = dir.path().join("wikitext-2");
+        std::fs::create_dir(&wt).unwrap();
+        let body = crate::synthetic::synthetic_text(200, 1);
+        let train = format!(" \n = Heading = \n \n{body}");
+        std::fs::write(wt.join("wiki.train.tokens"), &train).unwrap();
+        std::fs::write(wt.join("wiki.valid.tokens"), " a zebra \n").unwrap();
+        std::fs::write(
+            wt.join("wiki.test.tokens"),
+            crate::synthetic::synthetic_text(20, 2),
+        )
+        .unwrap();
+        let c = Corpus::wikitext2(dir.path()).unwrap();
+        let eos = c.vocab.id(EOS).unwrap();
+        // One <eos> per line, blank lines included.
+        assert_eq!(c.train.iter().filter(|&&i| i == eos).count(), 203);
+        assert_eq!(c.train.len(), 1 + 4 + 1 + 200 * 7);
+        // Unknown valid word maps to <unk>.
+        let unk = c.vocab.id(UNK).unwrap();
+        assert_eq!(c.valid, vec![c.vocab.id("a").unwrap(), unk, eos]);
+        assert_eq!(c.test.len(), 20 * 7);
+    }
+
+    #[test]
     fn batchify_errors() {
         assert!(batchify(&[1, 2], 0).is_err());
         assert!(batchify(&[1, 2], 3).is_err());
