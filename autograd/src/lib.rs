@@ -39,3 +39,7 @@ pub use error::Error;
 pub use graph::{Backward, Gradients, NoGradGuard, is_grad_enabled, no_grad};
 pub use storage::Storage;
 pub use tensor::{Tensor, TensorId};
+pub mod nn;
+pub mod optim;
+pub use nn::{Module, Param};
+pub use optim::Optimizer;

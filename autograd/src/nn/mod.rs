@@ -1,0 +1,21 @@
+//! Building blocks for models: named parameters ([`Param`]), the [`Module`] trait,
+//! seeded initialisers ([`init`]), layers ([`Linear`]) and the parameter file format
+//! ([`serialize`]).
+//!
+//! Parameters are named hierarchically with dots (`"encoder.lstm.w_ih"`). Layers take their
+//! full name when they are built (`Linear::new("encoder.fc", ..)` owns
+//! `"encoder.fc.weight"` and `"encoder.fc.bias"`); [`join`] builds such names and
+//! [`prefixed`] renames a child's parameters when a module is composed without knowing
+//! where it sits. Names are what parameter files and optimiser state are keyed by, so they
+//! must be unique within a model ([`check_unique`]).
+
+pub mod init;
+pub mod linear;
+pub mod module;
+pub mod param;
+pub mod serialize;
+
+pub use linear::Linear;
+pub use module::{Module, check_unique, join, prefixed};
+pub use param::Param;
+pub use serialize::{load_params, save_params};
