@@ -1,0 +1,113 @@
+//! The LSTM cell's gate math in one pass, forward and backward (PyTorch gate order
+//! `i, f, g, o`).
+//!
+//! Forward, per batch row `b` and unit `k`, from the pre-activations
+//! `pre = x W_ih^T + h W_hh^T + bias` (`B x 4H`, row-major, gate blocks of `H`):
+//!
+//! ```text
+//! i = σ(pre_i)  f = σ(pre_f)  g = tanh(pre_g)  o = σ(pre_o)
+//! c' = f c + i g            h' = o tanh(c')
+//! ```
+//!
+//! The forward saves the activations `[i f g o]` (`B x 4H`) and `tanh(c')` (`B x H`) so
+//! that the backward is one pass with no transcendental functions:
+//!
+//! ```text
+//! dc = dc' + dh' o (1 - tanh²(c'))
+//! dpre_i = dc g i (1 - i)     dpre_f = dc c f (1 - f)
+//! dpre_g = dc i (1 - g²)      dpre_o = dh' tanh(c') o (1 - o)
+//! dc_prev = dc f
+//! ```
+
+use crate::dtype::Float;
+
+fn sigmoid<T: Float>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+/// Forward gate math. `pre: B x 4H`, `c: B x H`; writes `h_out`, `c_out` (`B x H`),
+/// `acts` (`B x 4H`: `i f g o`) and `tanh_c` (`B x H`).
+pub fn lstm_gates_forward<T: Float>(
+    pre: &[T],
+    c: &[T],
+    hidden: usize,
+    h_out: &mut [T],
+    c_out: &mut [T],
+    acts: &mut [T],
+    tanh_c: &mut [T],
+) {
+    let h = hidden;
+    if h == 0 {
+        return;
+    }
+    for (((((pr, cr), hr), cor), ar), tr) in pre
+        .chunks(4 * h)
+        .zip(c.chunks(h))
+        .zip(h_out.chunks_mut(h))
+        .zip(c_out.chunks_mut(h))
+        .zip(acts.chunks_mut(4 * h))
+        .zip(tanh_c.chunks_mut(h))
+    {
+        for k in 0..h {
+            let i = sigmoid(pr[k]);
+            let f = sigmoid(pr[h + k]);
+            let g = pr[2 * h + k].tanh();
+            let o = sigmoid(pr[3 * h + k]);
+            let cn = f * cr[k] + i * g;
+            let tc = cn.tanh();
+            ar[k] = i;
+            ar[h + k] = f;
+            ar[2 * h + k] = g;
+            ar[3 * h + k] = o;
+            cor[k] = cn;
+            tr[k] = tc;
+            hr[k] = o * tc;
+        }
+    }
+}
+
+/// Backward gate math (see the module docs). `dh`, `dc_out`: gradients of `h'` and `c'`
+/// (`B x H`); writes `dpre` (`B x 4H`) and `dc_prev` (`B x H`).
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_gates_backward<T: Float>(
+    acts: &[T],
+    c_prev: &[T],
+    tanh_c: &[T],
+    dh: &[T],
+    dc_out: &[T],
+    hidden: usize,
+    dpre: &mut [T],
+    dc_prev: &mut [T],
+) {
+    let h = hidden;
+    if h == 0 {
+        return;
+    }
+    let one = T::one();
+    for ((((((ar, cr), tr), dhr), dcr), dpr), dcpr) in acts
+        .chunks(4 * h)
+        .zip(c_prev.chunks(h))
+        .zip(tanh_c.chunks(h))
+        .zip(dh.chunks(h))
+        .zip(dc_out.chunks(h))
+        .zip(dpre.chunks_mut(4 * h))
+        .zip(dc_prev.chunks_mut(h))
+    {
+        for k in 0..h {
+            let (i, f, g, o) = (ar[k], ar[h + k], ar[2 * h + k], ar[3 * h + k]);
+            let tc = tr[k];
+            let dhk = dhr[k];
+            let dc = dcr[k] + dhk * o * (one - tc * tc);
+            dpr[k] = dc * g * i * (one - i);
+            dpr[h + k] = dc * cr[k] * f * (one - f);
+            dpr[2 * h + k] = dc * i * (one - g * g);
+            dpr[3 * h + k] = dhk * tc * o * (one - o);
+            dcpr[k] = dc * f;
+        }
+    }
+}
