@@ -188,6 +188,16 @@ mod tests {
     }
 
     #[test]
+    fn cross_entropy_is_exact_where_the_probability_underflows() {
+        let x = Tensor::from_vec(vec![1000.0f32, -1000.0, 0.0, 0.0], &[2, 2]);
+        let ce = x.cross_entropy(&[1, 0]).item();
+        assert!(
+            (ce - (2000.0 + std::f64::consts::LN_2) / 2.0).abs() < 1e-3,
+            "{ce}"
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "label 7 out of range for 7 classes")]
     fn cross_entropy_bad_label_panics() {
         let _ = rand_f64(&[2, 7], 1).cross_entropy(&[0, 7]);

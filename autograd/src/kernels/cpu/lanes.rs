@@ -257,16 +257,41 @@ pub fn cross_entropy_forward<T: Float>(
     c: usize,
     labels: &[usize],
 ) -> f64 {
-    softmax_forward(logits, probs, c, 1, false);
-    let mut total = 0.0f64;
-    for (r, &l) in labels.iter().enumerate() {
-        // -log p computed from the logits, not from p, so tiny probabilities stay exact.
-        let row = &logits[r * c..(r + 1) * c];
-        let m = row.iter().cloned().fold(T::neg_infinity(), T::max);
-        let s: T = row.iter().map(|&v| (v - m).exp()).sum();
-        total += (s.ln() - (row[l] - m)).to_f64().unwrap();
+    if c == 0 {
+        return 0.0;
     }
-    total
+    // One exp per element: each row's maximum m and sum s give both the probabilities and
+    // -log p[label] = ln s - (x[label] - m), exact even where p underflows.
+    let row_loss = |(xr, pr): (&[T], &mut [T]), l: usize| -> f64 {
+        let m = xr.iter().cloned().fold(T::neg_infinity(), T::max);
+        let mut s = T::zero();
+        for (p, &x) in pr.iter_mut().zip(xr) {
+            let e = (x - m).exp();
+            *p = e;
+            s += e;
+        }
+        let r = T::one() / s;
+        pr.iter_mut().for_each(|p| *p *= r);
+        (s.ln() - (xr[l] - m)).to_f64().unwrap()
+    };
+    if logits.len() >= PAR_THRESHOLD {
+        // Per-row losses summed in order afterwards: the result does not depend on how
+        // rayon split the work.
+        let losses: Vec<f64> = logits
+            .par_chunks(c)
+            .zip(probs.par_chunks_mut(c))
+            .zip(labels.par_iter())
+            .map(|(rows, &l)| row_loss(rows, l))
+            .collect();
+        losses.iter().sum()
+    } else {
+        logits
+            .chunks(c)
+            .zip(probs.chunks_mut(c))
+            .zip(labels)
+            .map(|(rows, &l)| row_loss(rows, l))
+            .sum()
+    }
 }
 
 /// Backward of the mean cross-entropy: `dlogits = scale * (probs - onehot(labels))` with

@@ -21,13 +21,11 @@
 
 use crate::dtype::Float;
 
+/// `1 / (1 + e^-x)`: for very negative `x`, `e^-x` overflows to infinity and the result is
+/// exactly 0, so no branch is needed.
+#[inline]
 fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
+    T::one() / (T::one() + (-x).exp())
 }
 
 /// Forward gate math. `pre: B x 4H`, `c: B x H`; writes `h_out`, `c_out` (`B x H`),
@@ -53,20 +51,27 @@ pub fn lstm_gates_forward<T: Float>(
         .zip(acts.chunks_mut(4 * h))
         .zip(tanh_c.chunks_mut(h))
     {
-        for k in 0..h {
-            let i = sigmoid(pr[k]);
-            let f = sigmoid(pr[h + k]);
-            let g = pr[2 * h + k].tanh();
-            let o = sigmoid(pr[3 * h + k]);
-            let cn = f * cr[k] + i * g;
-            let tc = cn.tanh();
-            ar[k] = i;
-            ar[h + k] = f;
-            ar[2 * h + k] = g;
-            ar[3 * h + k] = o;
-            cor[k] = cn;
-            tr[k] = tc;
-            hr[k] = o * tc;
+        // Separate passes over contiguous runs: i, f (sigmoid), g (tanh), o (sigmoid).
+        let (sif, rest) = ar.split_at_mut(2 * h);
+        let (sg, so) = rest.split_at_mut(h);
+        sif.iter_mut()
+            .zip(&pr[..2 * h])
+            .for_each(|(a, &x)| *a = sigmoid(x));
+        sg.iter_mut()
+            .zip(&pr[2 * h..3 * h])
+            .for_each(|(a, &x)| *a = x.tanh());
+        so.iter_mut()
+            .zip(&pr[3 * h..])
+            .for_each(|(a, &x)| *a = sigmoid(x));
+        let (si, sf) = sif.split_at(h);
+        for ((((cn, &i), &f), &g), &cp) in cor.iter_mut().zip(si).zip(sf).zip(sg.iter()).zip(cr) {
+            *cn = f * cp + i * g;
+        }
+        for (t, &cn) in tr.iter_mut().zip(cor.iter()) {
+            *t = cn.tanh();
+        }
+        for ((hv, &t), &o) in hr.iter_mut().zip(tr.iter()).zip(so.iter()) {
+            *hv = o * t;
         }
     }
 }
