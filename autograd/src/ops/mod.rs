@@ -2,8 +2,15 @@
 //! function here) with its backward rule next to it and its gradient check in the file's
 //! tests. Start reading at `elementwise.rs`.
 
+pub mod attention;
+pub mod dropout;
 pub mod elementwise;
+pub mod embedding;
+pub mod index;
+pub mod lstm;
 pub mod matmul;
+pub mod normalize;
 pub mod reduce;
 pub mod shape;
+pub mod softmax;
 pub mod unary;

@@ -4,3 +4,6 @@
 pub mod gemm;
 
 pub use gemm::gemm;
+pub mod gather_scatter;
+pub mod lanes;
+pub mod lstm_gates;
