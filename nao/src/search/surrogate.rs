@@ -5,7 +5,8 @@
 //! used by the tests and available on the command line as `--surrogate linear`: a ridge
 //! regression on one-hot tokens (one weight per position and token) whose "decoder" is
 //! perfect (it reconstructs every input exactly) and whose generation moves each seed
-//! `eta` greedy token changes up the fitted weights.
+//! `eta` greedy token changes up the fitted weights (a seed the model finds optimal gets the
+//! `eta` least harmful changes instead, so generation keeps exploring around it).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -122,7 +123,9 @@ impl LinearSurrogate {
     }
 
     /// The seed moved by up to `eta` greedy token changes, largest predicted gain first
-    /// (one change per position; ties broken by position then token).
+    /// (one change per position, to its best other token; ties broken by position). Only
+    /// improving changes are made while there are any; a seed without one gets its `eta`
+    /// least harmful changes.
     fn step(&self, seed: &[usize], eta: usize) -> Arch {
         let mut changes: Vec<(f64, usize, usize)> = Vec::new();
         for (p, &cur) in seed.iter().enumerate() {
@@ -135,15 +138,21 @@ impl LinearSurrogate {
                     Some(a) if a.0 >= x.0 => Some(a),
                     _ => Some(x),
                 });
-            if let Some((gain, t)) = best
-                && gain > 0.0
-            {
+            if let Some((gain, t)) = best {
                 changes.push((gain, p, t));
             }
         }
         changes.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let improving = changes.iter().filter(|c| c.0 > 0.0).count();
+        // Improving changes first; once a seed has none left, the least harmful ones (a
+        // model-guided local search around a seed the model thinks is optimal).
+        let take = if improving > 0 {
+            eta.min(improving)
+        } else {
+            eta
+        };
         let mut out = seed.to_vec();
-        for &(_, p, t) in changes.iter().take(eta) {
+        for &(_, p, t) in changes.iter().take(take) {
             out[p] = t;
         }
         out
