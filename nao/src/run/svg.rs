@@ -4,7 +4,7 @@ use crate::search::{Record, Source};
 
 /// "Nice" tick values covering `[lo, hi]` (about 5 of them).
 pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    if !(hi > lo) {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return vec![lo];
     }
     let raw = (hi - lo) / 5.0;
