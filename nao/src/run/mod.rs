@@ -113,15 +113,24 @@ pub fn now_iso() -> String {
     )
 }
 
+/// `git rev-parse HEAD` in the working directory, else in the crate's source tree.
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
+    let rev = |dir: Option<&str>| {
+        let mut c = std::process::Command::new("git");
+        if let Some(d) = dir {
+            c.args(["-C", d]);
+        }
+        let out = c
+            .args(["rev-parse", "HEAD"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    rev(None).or_else(|| rev(Some(env!("CARGO_MANIFEST_DIR"))))
 }
 
 fn hostname() -> Option<String> {
@@ -410,9 +419,9 @@ pub fn run_search_with(
             return Err(e);
         }
     };
-    report::write_outputs(dir, config, &records)?;
     manifest.status = "finished".into();
     write_json_atomic(&man_path, &manifest)?;
+    report::write_outputs(dir, config, &records)?;
     Ok(RunOutcome {
         best: crate::search::best_of(&records).cloned(),
         records,

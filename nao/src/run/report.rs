@@ -179,7 +179,7 @@ pub fn write_outputs(dir: &Path, config: &SearchConfig, records: &[Record]) -> R
             r.score.map_or("-".into(), |s| format!("{s}")),
             r.index,
             r.round,
-            r.text,
+            r.text.replace('|', "\\|"),
             i + 1,
             i + 1
         );

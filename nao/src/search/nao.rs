@@ -8,7 +8,7 @@
 //! them. If generation yields fewer than asked, random unseen architectures top the round up
 //! (recorded as `top_up`). Diagnostics per round: predictor pairwise accuracy on the pool
 //! and on the new batch, reconstruction exact-match rate and Hamming distance, mean
-//! predicted against mean measured score of the batch, the step sizes used.
+//! predicted against mean measured score of the batch, the step sizes used (`eta_counts`: `[eta, count]` pairs in increasing eta).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -165,7 +165,7 @@ impl Algorithm for Nao {
             .set_message(format!("round {round}: evaluating {}", archs.len()));
         let mut gen_pairs = (Vec::new(), Vec::new()); // (measured, predicted) of generated
         let mut all_pairs = (Vec::new(), Vec::new());
-        let mut etas: BTreeMap<String, usize> = BTreeMap::new();
+        let mut etas: BTreeMap<u64, usize> = BTreeMap::new(); // key: eta.to_bits() (eta >= 0)
         let mut failed = 0;
         for ((a, eta), p) in batch.into_iter().zip(preds) {
             let source = if eta.is_some() {
@@ -176,7 +176,7 @@ impl Algorithm for Nao {
             let pred = denorm(p);
             if let Some(i) = ctx.query(a, round, source, Some(pred), eta, None)? {
                 if let Some(e) = eta {
-                    *etas.entry(format!("{e}")).or_default() += 1;
+                    *etas.entry(e.abs().to_bits()).or_default() += 1;
                 }
                 match ctx.records[i].score {
                     Some(s) => {
@@ -193,8 +193,10 @@ impl Algorithm for Nao {
         }
         let eta_values: Vec<f64> = etas
             .iter()
-            .flat_map(|(k, &n)| std::iter::repeat_n(k.parse::<f64>().unwrap_or(0.0), n))
+            .flat_map(|(&k, &n)| std::iter::repeat_n(f64::from_bits(k), n))
             .collect();
+        let eta_counts: Vec<(f64, usize)> =
+            etas.iter().map(|(&k, &n)| (f64::from_bits(k), n)).collect();
         m.insert("pool".into(), json!(data.len()));
         m.insert("label_min".into(), opt(lo.is_finite().then_some(lo)));
         m.insert("label_max".into(), opt(hi.is_finite().then_some(hi)));
@@ -225,7 +227,7 @@ impl Algorithm for Nao {
             "batch_best_measured".into(),
             opt(gen_pairs.0.iter().copied().reduce(f64::max)),
         );
-        m.insert("eta_counts".into(), json!(etas));
+        m.insert("eta_counts".into(), json!(eta_counts));
         m.insert("eta_mean".into(), opt(mean(&eta_values)));
         m.insert(
             "eta_max".into(),
