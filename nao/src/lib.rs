@@ -1,1 +1,14 @@
-//! nao
+//! Neural Architecture Optimization: the search loop, its evaluators, run directories.
+//!
+//! * [`evaluator`]: the [`Evaluator`](evaluator::Evaluator) trait and the table-lookup and
+//!   external-command evaluators;
+//! * [`search`]: NAO (Algorithm 1) over a [`Surrogate`](search::Surrogate), random search,
+//!   regularised evolution, the per-round diagnostics, multi-seed comparison;
+//! * [`run`]: run directories (config, manifest, logs, checkpoints, resumption, reports).
+
+pub mod error;
+pub mod evaluator;
+pub mod run;
+pub mod search;
+
+pub use error::{Error, Result};

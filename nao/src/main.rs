@@ -1,4 +1,7 @@
+//! The `nao` command line; see `nao --help`.
+
+mod cli;
+
 fn main() {
-    eprintln!("nao: the search is not built yet");
-    std::process::exit(2);
+    std::process::exit(cli::main());
 }

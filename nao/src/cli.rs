@@ -1,0 +1,425 @@
+//! Command-line interface (clap).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use models::space::{SpaceKind, space};
+use nao::evaluator::EvaluatorConfig;
+use nao::evaluator::table::synthetic_nb201_csv;
+use nao::run::atomic::write_atomic;
+use nao::run::{RunOptions, SearchConfig, read_config, read_records, report, run_search};
+use nao::search::AlgoConfig;
+use nao::search::compare::{paired_stats, run_seeds};
+
+const SEARCH_EXAMPLES: &str = "\
+Examples:
+  # NAO with the cheap linear surrogate on a lookup table, 100 queries:
+  nao search --space nb201 --table nb201.csv --metric valid_acc --algo nao --budget 100 --seed 0 --out runs/nao-0
+
+  # The same budget with random search and regularised evolution:
+  nao search --space nb201 --table nb201.csv --metric valid_acc --algo random --budget 100 --seed 0 --out runs/rs-0
+  nao search --space nb201 --table nb201.csv --metric valid_acc --algo evolution --budget 100 --seed 0 --out runs/re-0
+
+  # An external evaluator: {arch} is replaced by the architecture's text (else it comes on
+  # stdin); the command prints a JSON object with the metric on stdout:
+  nao search --space nb201 --metric acc --algo nao --budget 50 --out runs/cmd -- ./eval.sh '{arch}'
+
+  # Continue an interrupted run (settings are read from DIR/config.json):
+  nao search --resume --out runs/nao-0
+
+Budget = number of distinct architectures (by canonical form) queried; failed evaluations
+count. The run directory gets config.json, manifest.json, archs.jsonl, rounds.jsonl,
+timings.jsonl, checkpoint/, result.json, best-*.svg, curve.svg and report.md.";
+
+/// Neural Architecture Optimization: search, evaluate and report architectures.
+#[derive(Parser, Debug)]
+#[command(name = "nao", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Where datasets live (used by `cifar` and `train`, later).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Device for training (used by `cifar` and `train`, later).
+    #[arg(long, global = true, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Device {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Search a space with NAO, random search or regularised evolution.
+    #[command(after_long_help = SEARCH_EXAMPLES)]
+    Search(SearchArgs),
+    /// Run several algorithms over seeds 0..k on a table and compare their best scores.
+    #[command(after_long_help = "\
+Example:
+  nao compare --space nb201 --table nb201.csv --metric valid_acc --algos nao,random,evolution \\
+      --seeds 10 --budget 100 --out runs/compare
+
+Each (algorithm, seed) runs in OUT/<algo>/seed-<s> (finished runs are reused, interrupted ones
+resumed). Prints mean and std of the best score per algorithm and, for each pair, wins and
+exact two-sided sign-test and Wilcoxon signed-rank p-values; writes OUT/compare.json.")]
+    Compare(CompareArgs),
+    /// Draw an architecture's cell(s) as SVG.
+    #[command(after_long_help = "\
+Examples:
+  nao draw --space nb201 --arch '|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|' --out cell.svg
+  nao draw --space cnn-ws --arch arch.txt --out cell.svg   # a file with the text or JSON form")]
+    Draw {
+        /// The search space.
+        #[arg(long)]
+        space: SpaceKind,
+        /// The architecture: its text form, or a file holding the text or JSON form.
+        #[arg(long, value_name = "TEXT|FILE")]
+        arch: String,
+        /// The SVG file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Regenerate report.md, result.json and the SVGs of a run directory; print a summary.
+    #[command(after_long_help = "Example:\n  nao report runs/nao-0")]
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// Write a synthetic NAS-Bench-201-like table (all 15,625 cells) for tests and comparisons.
+    #[command(after_long_help = "\
+Example:
+  nao synth-table --seed 0 --sigma 0.5 --out nb201.csv
+
+Columns: arch (standard string), valid_acc (a smooth function of the cell plus N(0, sigma)
+noise), test_acc, params, live_edges.")]
+    SynthTable {
+        /// Seed of the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Standard deviation of the noise on valid_acc.
+        #[arg(long, default_value_t = 0.5)]
+        sigma: f64,
+        /// The CSV file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Search and train on CIFAR-10 (not built yet).
+    Cifar {
+        /// Arguments (ignored for now).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Train one architecture from scratch (not built yet).
+    Train {
+        /// Arguments (ignored for now).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The search space (nb201, cnn-ws, cnn, rnn).
+    #[arg(long)]
+    space: Option<SpaceKind>,
+    /// A CSV lookup table: header row, column `arch` (the architecture's text form).
+    #[arg(long, value_name = "FILE.csv")]
+    table: Option<PathBuf>,
+    /// The table column, or JSON key of the command's output, to maximise.
+    #[arg(long, value_name = "COLUMN")]
+    metric: Option<String>,
+    /// Time limit per evaluation for an external command, seconds.
+    #[arg(long, default_value_t = 600.0)]
+    timeout_s: f64,
+    /// Number of distinct architectures to query.
+    #[arg(long)]
+    budget: Option<usize>,
+    /// An external evaluator command (after `--`); `{arch}` is replaced by the text form.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    #[command(flatten)]
+    eval: EvalArgs,
+    /// The algorithm.
+    #[arg(long, value_parser = ["nao", "random", "evolution"], default_value = "nao")]
+    algo: String,
+    /// Seed of the run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the interrupted run in --out (its config.json gives the settings).
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    algo_args: AlgoArgs,
+    /// Sleep this long before every evaluation (testing).
+    #[arg(long, hide = true, default_value_t = 0)]
+    eval_delay_ms: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+struct AlgoArgs {
+    /// NAO surrogate: `linear` (ridge regression on one-hot tokens).
+    #[arg(long, default_value = "linear", help_heading = "NAO")]
+    surrogate: String,
+    /// NAO: random architectures before the first round [default: max(10, 0.3 budget)].
+    #[arg(long, help_heading = "NAO")]
+    initial: Option<usize>,
+    /// NAO: new architectures per round [default: max(5, budget/10)].
+    #[arg(long, help_heading = "NAO")]
+    per_round: Option<usize>,
+    /// NAO: seeds = top K by measured score [default: clamp(initial/3, 5, 100)].
+    #[arg(long, help_heading = "NAO")]
+    top_k: Option<usize>,
+    /// NAO: largest step size eta [default: 50].
+    #[arg(long, help_heading = "NAO")]
+    max_eta: Option<usize>,
+    /// Evolution: population size P [default: clamp(budget/10, 10, 100)].
+    #[arg(long, help_heading = "Evolution")]
+    population: Option<usize>,
+    /// Evolution: tournament sample size S [default: max(3, P/4)].
+    #[arg(long, help_heading = "Evolution")]
+    sample: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    #[command(flatten)]
+    eval: EvalArgs,
+    /// Comma-separated algorithms; the first is compared with each other one.
+    #[arg(long, default_value = "nao,random,evolution", value_delimiter = ',')]
+    algos: Vec<String>,
+    /// Number of seeds (0..k).
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// Directory for the runs and compare.json.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    algo_args: AlgoArgs,
+}
+
+/// Runs the CLI; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let _ = (&cli.data_dir, cli.device);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Cmd::Search(a) => search(a),
+        Cmd::Compare(a) => compare(a),
+        Cmd::Draw {
+            space: kind,
+            arch,
+            out,
+        } => {
+            let s = space(kind);
+            let text = if Path::new(&arch).is_file() {
+                std::fs::read_to_string(&arch).with_context(|| format!("cannot read {arch}"))?
+            } else {
+                arch
+            };
+            let tokens = if text.trim_start().starts_with('{') {
+                s.from_json(text.trim())?
+            } else {
+                s.from_text(text.trim())?
+            };
+            s.validate(&tokens)?;
+            write_atomic(&out, s.to_svg(&tokens).as_bytes())?;
+            println!("wrote {} ({})", out.display(), s.to_text(&tokens));
+            Ok(0)
+        }
+        Cmd::Report { run_dir } => {
+            let config = read_config(&run_dir)
+                .with_context(|| format!("{} is not a run directory", run_dir.display()))?;
+            let (records, _) = read_records(&run_dir)?;
+            report::write_outputs(&run_dir, &config, &records)?;
+            print!("{}", report::summary(&config, &records));
+            println!("wrote {}", run_dir.join("report.md").display());
+            Ok(0)
+        }
+        Cmd::SynthTable { seed, sigma, out } => {
+            write_atomic(&out, synthetic_nb201_csv(seed, sigma).as_bytes())?;
+            println!("wrote {} (15625 NAS-Bench-201 cells)", out.display());
+            Ok(0)
+        }
+        Cmd::Cifar { .. } => not_built("cifar"),
+        Cmd::Train { .. } => not_built("train"),
+    }
+}
+
+fn not_built(what: &str) -> Result<i32> {
+    eprintln!("nao {what}: not built yet");
+    Ok(2)
+}
+
+fn evaluator_config(e: &EvalArgs) -> Result<(SpaceKind, EvaluatorConfig, usize)> {
+    let kind = e
+        .space
+        .context("--space is required (nb201, cnn-ws, cnn, rnn)")?;
+    let metric = e
+        .metric
+        .clone()
+        .context("--metric is required (the column or key to maximise)")?;
+    let budget = e
+        .budget
+        .context("--budget is required (number of architectures to query)")?;
+    if budget == 0 {
+        bail!("--budget must be at least 1");
+    }
+    let ev = match (&e.table, e.command.is_empty()) {
+        (Some(t), true) => {
+            let path = std::fs::canonicalize(t)
+                .with_context(|| format!("cannot find the table {}", t.display()))?;
+            EvaluatorConfig::Table { path, metric }
+        }
+        (None, false) => EvaluatorConfig::Command {
+            argv: e.command.clone(),
+            metric,
+            timeout_s: e.timeout_s,
+        },
+        (Some(_), false) => bail!("give either --table or a command after `--`, not both"),
+        (None, true) => bail!("no evaluator: give --table FILE.csv or a command after `--`"),
+    };
+    Ok((kind, ev, budget))
+}
+
+fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
+    let mut c = AlgoConfig::for_budget(name, budget).map_err(anyhow::Error::msg)?;
+    match &mut c {
+        AlgoConfig::Nao(n) => {
+            n.surrogate = a.surrogate.clone();
+            if let Some(v) = a.initial {
+                n.initial = v;
+            }
+            if let Some(v) = a.per_round {
+                n.per_round = v.max(1);
+            }
+            if let Some(v) = a.top_k {
+                n.top_k = v.max(1);
+            }
+            if let Some(v) = a.max_eta {
+                n.max_eta = v;
+            }
+        }
+        AlgoConfig::Evolution(e) => {
+            if let Some(v) = a.population {
+                e.population = v.max(1);
+                e.per_round = e.population;
+                e.sample = (e.population / 4).max(3).min(e.population);
+            }
+            if let Some(v) = a.sample {
+                e.sample = v.max(1);
+            }
+        }
+        AlgoConfig::Random(_) => {}
+    }
+    Ok(c)
+}
+
+fn search(a: SearchArgs) -> Result<i32> {
+    let progress = std::io::stderr().is_terminal();
+    let config = if a.resume {
+        read_config(&a.out)
+            .with_context(|| format!("--resume: {} holds no run to continue", a.out.display()))?
+    } else {
+        let (space, evaluator, budget) = evaluator_config(&a.eval)?;
+        SearchConfig {
+            space,
+            algo: algo_config(&a.algo, budget, &a.algo_args)?,
+            budget,
+            seed: a.seed,
+            evaluator,
+            eval_delay_ms: a.eval_delay_ms,
+        }
+    };
+    let outcome = run_search(
+        &a.out,
+        &config,
+        &RunOptions {
+            resume: a.resume,
+            progress,
+        },
+    )
+    .with_context(|| format!("search in {}", a.out.display()))?;
+    print!("{}", report::summary(&config, &outcome.records));
+    if outcome.replayed > 0 {
+        println!("({} evaluations replayed from the log)", outcome.replayed);
+    }
+    println!("wrote {}", a.out.join("report.md").display());
+    Ok(0)
+}
+
+fn compare(a: CompareArgs) -> Result<i32> {
+    let progress = std::io::stderr().is_terminal();
+    let (space, evaluator, budget) = evaluator_config(&a.eval)?;
+    // Read the table once up front so that errors show before any run starts.
+    let best_possible = evaluator.build(space)?.best_possible();
+    let mut results: Vec<(String, Vec<f64>)> = Vec::new();
+    for name in &a.algos {
+        let config = SearchConfig {
+            space,
+            algo: algo_config(name, budget, &a.algo_args)?,
+            budget,
+            seed: 0,
+            evaluator: evaluator.clone(),
+            eval_delay_ms: 0,
+        };
+        eprintln!("running {name} for seeds 0..{}", a.seeds);
+        let best = run_seeds(&config, 0..a.seeds, &a.out, progress)?;
+        results.push((name.clone(), best));
+    }
+    println!(
+        "best {} found, {} seeds, budget {budget}:",
+        evaluator.metric(),
+        a.seeds
+    );
+    for (name, b) in &results {
+        let s = paired_stats(b, b);
+        println!("  {name:<10} mean {:.4}  std {:.4}", s.mean_a, s.std_a);
+    }
+    if let Some(bp) = best_possible {
+        println!("  (best in the table: {bp:.4})");
+    }
+    let mut pairs = Vec::new();
+    if let Some((first, fb)) = results.first() {
+        for (other, ob) in &results[1..] {
+            let s = paired_stats(fb, ob);
+            println!(
+                "  {first} vs {other}: wins {}-{} (ties {}), sign test p = {:.4}, Wilcoxon p = {:.4}",
+                s.wins_a, s.wins_b, s.ties, s.sign_test_p, s.wilcoxon_p
+            );
+            pairs.push(serde_json::json!({"a": first, "b": other, "stats": s}));
+        }
+    }
+    let out = serde_json::json!({
+        "budget": budget,
+        "seeds": a.seeds,
+        "metric": evaluator.metric(),
+        "best_possible": best_possible,
+        "best_per_seed": results.iter().map(|(n, b)| (n.clone(), serde_json::json!(b))).collect::<serde_json::Map<_, _>>(),
+        "pairs": pairs,
+    });
+    std::fs::create_dir_all(&a.out)?;
+    nao::run::atomic::write_json_atomic(&a.out.join("compare.json"), &out)?;
+    println!("wrote {}", a.out.join("compare.json").display());
+    Ok(0)
+}

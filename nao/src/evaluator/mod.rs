@@ -1,0 +1,225 @@
+//! Evaluators: what measures an architecture for the search.
+//!
+//! Every search algorithm (NAO, random search, regularised evolution) queries architectures
+//! only through [`Evaluator`], so comparisons between them are fair. Provided here:
+//!
+//! * [`table::TableEvaluator`]: looks the architecture up in a CSV table (e.g. NAS-Bench-201
+//!   style, or one written by [`table::synthetic_nb201_csv`]);
+//! * [`command::CommandEvaluator`]: runs an external command per architecture and reads JSON
+//!   metrics from its stdout, with a timeout;
+//! * [`Delayed`]: adds an artificial delay per query (for tests of interruption);
+//! * [`Replay`]: answers from evaluations recorded earlier (used by `--resume`).
+//!
+//! An evaluator that trains each child from scratch fits the same trait: it may take
+//! minutes per call and reports divergence as an [`EvalFailure`] of kind
+//! [`FailureKind::Diverged`]. Evaluators should be deterministic functions of the
+//! architecture (derive any seed from the architecture's canonical form), but resumption does
+//! not rely on it: finished evaluations are replayed from the run directory.
+
+pub mod command;
+pub mod table;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use models::space::Arch;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A successful evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The score to maximise (e.g. validation accuracy).
+    pub score: f64,
+    /// Everything measured, by name (for a table: the whole row, under the CSV's column names).
+    pub metrics: Map<String, Value>,
+    /// Anything else worth keeping in the log (e.g. a checkpoint path, a learning curve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extras: Option<Value>,
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The evaluator could not produce a score (bad output, missing key, not in table, ...).
+    Error,
+    /// The evaluation ran past its time limit and was stopped.
+    Timeout,
+    /// Training diverged (loss became NaN or infinite).
+    Diverged,
+}
+
+/// A failed evaluation: recorded in the log and counted against the budget, but never ends
+/// the search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalFailure {
+    /// The kind of failure.
+    pub kind: FailureKind,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl EvalFailure {
+    /// A failure of kind [`FailureKind::Error`].
+    pub fn error(message: impl Into<String>) -> Self {
+        EvalFailure {
+            kind: FailureKind::Error,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for EvalFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+/// The outcome of one query.
+pub type EvalResult = Result<Evaluation, EvalFailure>;
+
+/// Measures architectures. `score` is maximised.
+pub trait Evaluator {
+    /// Evaluates one (valid) architecture. May be slow; failures are values, not panics.
+    fn evaluate(&mut self, arch: &Arch) -> EvalResult;
+
+    /// The evaluator's settings as JSON, for `config.json`.
+    fn describe(&self) -> Value;
+
+    /// The best score any architecture can reach, if known (a table knows it), for reports.
+    fn best_possible(&self) -> Option<f64> {
+        None
+    }
+}
+
+impl<E: Evaluator + ?Sized> Evaluator for &mut E {
+    fn evaluate(&mut self, arch: &Arch) -> EvalResult {
+        (**self).evaluate(arch)
+    }
+    fn describe(&self) -> Value {
+        (**self).describe()
+    }
+    fn best_possible(&self) -> Option<f64> {
+        (**self).best_possible()
+    }
+}
+
+impl<E: Evaluator + ?Sized> Evaluator for Box<E> {
+    fn evaluate(&mut self, arch: &Arch) -> EvalResult {
+        (**self).evaluate(arch)
+    }
+    fn describe(&self) -> Value {
+        (**self).describe()
+    }
+    fn best_possible(&self) -> Option<f64> {
+        (**self).best_possible()
+    }
+}
+
+/// Wraps an evaluator and sleeps before each query (hidden `--eval-delay-ms`; lets tests
+/// interrupt a run half-way).
+#[derive(Debug)]
+pub struct Delayed<E> {
+    /// The evaluator that answers.
+    pub inner: E,
+    /// The delay per query.
+    pub delay: Duration,
+}
+
+impl<E: Evaluator> Evaluator for Delayed<E> {
+    fn evaluate(&mut self, arch: &Arch) -> EvalResult {
+        std::thread::sleep(self.delay);
+        self.inner.evaluate(arch)
+    }
+    fn describe(&self) -> Value {
+        self.inner.describe()
+    }
+    fn best_possible(&self) -> Option<f64> {
+        self.inner.best_possible()
+    }
+}
+
+/// Answers from recorded outcomes (keyed by exact token sequence) before asking the wrapped
+/// evaluator; used on `--resume` so that finished evaluations are not repeated.
+pub struct Replay<'a> {
+    /// The evaluator for anything not recorded.
+    pub inner: &'a mut dyn Evaluator,
+    /// Recorded outcomes.
+    pub cache: HashMap<Arch, EvalResult>,
+    /// How many queries were answered from the cache.
+    pub hits: usize,
+}
+
+impl Evaluator for Replay<'_> {
+    fn evaluate(&mut self, arch: &Arch) -> EvalResult {
+        if let Some(r) = self.cache.remove(arch) {
+            self.hits += 1;
+            return r;
+        }
+        self.inner.evaluate(arch)
+    }
+    fn describe(&self) -> Value {
+        self.inner.describe()
+    }
+    fn best_possible(&self) -> Option<f64> {
+        self.inner.best_possible()
+    }
+}
+
+/// Which evaluator a run uses, with its settings (the `evaluator` section of `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EvaluatorConfig {
+    /// A CSV lookup table ([`table::TableLookup`]).
+    Table {
+        /// The CSV file (absolute, so that `--resume` works from anywhere).
+        path: std::path::PathBuf,
+        /// The column to maximise.
+        metric: String,
+    },
+    /// An external command ([`command::CommandEvaluator`]).
+    Command {
+        /// Program and arguments; `{arch}` is replaced by the architecture's text.
+        argv: Vec<String>,
+        /// The JSON key of the score.
+        metric: String,
+        /// Time limit per evaluation, seconds.
+        timeout_s: f64,
+    },
+}
+
+impl EvaluatorConfig {
+    /// The name of the score.
+    pub fn metric(&self) -> &str {
+        match self {
+            EvaluatorConfig::Table { metric, .. } | EvaluatorConfig::Command { metric, .. } => {
+                metric
+            }
+        }
+    }
+
+    /// Builds the evaluator for `space` (reads the table).
+    pub fn build(
+        &self,
+        space: models::space::SpaceKind,
+    ) -> crate::error::Result<Box<dyn Evaluator>> {
+        let s = models::space::space(space);
+        Ok(match self {
+            EvaluatorConfig::Table { path, metric } => {
+                Box::new(table::TableLookup::open(path, s, metric)?)
+            }
+            EvaluatorConfig::Command {
+                argv,
+                metric,
+                timeout_s,
+            } => Box::new(command::CommandEvaluator {
+                argv: argv.clone(),
+                metric: metric.clone(),
+                timeout: Duration::from_secs_f64(timeout_s.max(0.001)),
+                space: s,
+            }),
+        })
+    }
+}

@@ -1,0 +1,226 @@
+//! The search curve as a hand-written SVG.
+
+use crate::search::{Record, Source};
+
+/// "Nice" tick values covering `[lo, hi]` (about 5 of them).
+pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + step * 1e-9 {
+        out.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
+        t += step;
+    }
+    out
+}
+
+fn fmt_tick(x: f64) -> String {
+    let s = format!("{x:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The search curve: each evaluation's score against its index (dots coloured by where the
+/// architecture came from; failures as red crosses under the axis), the best so far as a
+/// step line, dashed lines where rounds start; axes, ticks, labels, a legend.
+pub fn search_curve(records: &[Record], metric: &str, title: &str) -> String {
+    let (w, h) = (860.0, 480.0);
+    let (ml, mr, mt, mb) = (70.0, 170.0, 40.0, 60.0);
+    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let n = records.len().max(1);
+    let scores: Vec<f64> = records.iter().filter_map(|r| r.score).collect();
+    let (mut lo, mut hi) = scores
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &s| {
+            (a.min(s), b.max(s))
+        });
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if hi - lo < 1e-12 {
+        lo -= 0.5;
+        hi += 0.5;
+    }
+    let pad = (hi - lo) * 0.05;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let xs = |i: f64| ml + pw * (i + 0.5) / n as f64;
+    let ys = |s: f64| mt + ph * (1.0 - (s - lo) / (hi - lo));
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+        ml + pw / 2.0,
+        esc(title)
+    );
+    // round boundaries
+    for win in records.windows(2) {
+        if win[1].round != win[0].round {
+            let x = ml + pw * win[1].index as f64 / n as f64;
+            o += &format!(
+                "<line x1=\"{x:.1}\" y1=\"{mt}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>\n\
+                 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"#888\">r{}</text>\n",
+                mt + ph,
+                x + 2.0,
+                mt + 10.0,
+                win[1].round
+            );
+        }
+    }
+    // axes and ticks
+    o += &format!(
+        "<line x1=\"{ml}\" y1=\"{mt}\" x2=\"{ml}\" y2=\"{0}\" stroke=\"black\"/>\n<line x1=\"{ml}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n",
+        mt + ph,
+        ml + pw
+    );
+    for t in ticks(lo, hi) {
+        let y = ys(t);
+        o += &format!(
+            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{ml}\" y2=\"{y:.1}\" stroke=\"black\"/>\n<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            ml - 5.0,
+            ml + pw,
+            ml - 8.0,
+            y + 4.0,
+            fmt_tick(t)
+        );
+    }
+    for t in ticks(0.0, (n - 1) as f64) {
+        if t.fract() != 0.0 {
+            continue;
+        }
+        let x = xs(t);
+        o += &format!(
+            "<line x1=\"{x:.1}\" y1=\"{0:.1}\" x2=\"{x:.1}\" y2=\"{1:.1}\" stroke=\"black\"/>\n<text x=\"{x:.1}\" y=\"{2:.1}\" text-anchor=\"middle\">{3}</text>\n",
+            mt + ph,
+            mt + ph + 5.0,
+            mt + ph + 19.0,
+            t as usize
+        );
+    }
+    o += &format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">evaluation</text>\n\
+         <text x=\"18\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {:.1})\">{}</text>\n",
+        ml + pw / 2.0,
+        h - 15.0,
+        mt + ph / 2.0,
+        mt + ph / 2.0,
+        esc(metric)
+    );
+    // points
+    let colour = |s: Source| match s {
+        Source::Random => "#999999",
+        Source::Generated => "#1f77b4",
+        Source::TopUp => "#ff7f0e",
+        Source::Mutation => "#2ca02c",
+    };
+    for r in records {
+        let x = xs(r.index as f64);
+        match r.score {
+            Some(s) => {
+                o += &format!(
+                    "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\" fill-opacity=\"0.7\"/>\n",
+                    ys(s),
+                    colour(r.source)
+                )
+            }
+            None => {
+                let y = mt + ph - 6.0;
+                o += &format!(
+                    "<path d=\"M{:.1} {:.1} l6 6 m0 -6 l-6 6\" stroke=\"#d62728\" stroke-width=\"1.5\"/>\n",
+                    x - 3.0,
+                    y - 3.0
+                )
+            }
+        }
+    }
+    // best so far
+    let mut best = f64::NEG_INFINITY;
+    let mut path = String::new();
+    for r in records {
+        if let Some(s) = r.score
+            && s > best
+        {
+            let (x, y) = (xs(r.index as f64), ys(s));
+            if path.is_empty() {
+                path = format!("M{x:.1} {y:.1}");
+            } else {
+                path += &format!(" H{x:.1} V{y:.1}");
+            }
+            best = s;
+        }
+    }
+    if !path.is_empty() {
+        path += &format!(" H{:.1}", xs((n - 1) as f64));
+        o += &format!("<path d=\"{path}\" fill=\"none\" stroke=\"black\" stroke-width=\"2\"/>\n");
+    }
+    // legend
+    let lx = ml + pw + 20.0;
+    let mut ly = mt + 10.0;
+    o += &format!(
+        "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"black\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">best so far</text>\n",
+        lx + 18.0,
+        lx + 24.0,
+        ly + 4.0
+    );
+    for (name, s) in [
+        ("random", Source::Random),
+        ("generated (NAO)", Source::Generated),
+        ("random top-up", Source::TopUp),
+        ("mutation", Source::Mutation),
+    ] {
+        if records.iter().any(|r| r.source == s) {
+            ly += 20.0;
+            o += &format!(
+                "<circle cx=\"{}\" cy=\"{ly}\" r=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{name}</text>\n",
+                lx + 9.0,
+                colour(s),
+                lx + 24.0,
+                ly + 4.0
+            );
+        }
+    }
+    if records.iter().any(|r| r.score.is_none()) {
+        ly += 20.0;
+        o += &format!(
+            "<path d=\"M{} {} l6 6 m0 -6 l-6 6\" stroke=\"#d62728\" stroke-width=\"1.5\"/><text x=\"{}\" y=\"{}\">failed</text>\n",
+            lx + 6.0,
+            ly - 3.0,
+            lx + 24.0,
+            ly + 4.0
+        );
+    }
+    o += "</svg>\n";
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_nice() {
+        assert_eq!(ticks(0.0, 10.0), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let t = ticks(0.13, 0.91);
+        assert!(t.len() >= 4 && t.len() <= 9, "{t:?}");
+        assert_eq!(ticks(1.0, 1.0), vec![1.0]);
+    }
+
+    #[test]
+    fn empty_curve_is_valid_svg() {
+        let s = search_curve(&[], "acc", "t");
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+    }
+}

@@ -1,0 +1,268 @@
+//! The `nao` command line: errors that explain themselves, placeholders, draw, report,
+//! the external-command evaluator inside a search, compare.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nao::evaluator::table::synthetic_nb201_csv;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nao");
+const ARCH: &str =
+    "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|";
+
+fn nao(args: &[&str], cwd: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_table(dir: &Path) -> PathBuf {
+    let p = dir.join("t.csv");
+    std::fs::write(&p, synthetic_nb201_csv(1, 0.5)).unwrap();
+    p
+}
+
+#[test]
+fn table_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_table(d);
+    let base = [
+        "search", "--space", "nb201", "--algo", "random", "--budget", "5", "--out", "r",
+    ];
+    let o = nao(
+        &[&base[..], &["--table", "t.csv", "--metric", "top1"]].concat(),
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no column `top1`") && stderr(&o).contains("arch, valid_acc, test_acc"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::write(d.join("noarch.csv"), "cell,acc\nx,1\n").unwrap();
+    let o = nao(
+        &[&base[..], &["--table", "noarch.csv", "--metric", "acc"]].concat(),
+        d,
+    );
+    assert!(stderr(&o).contains("no `arch` column"), "{}", stderr(&o));
+
+    std::fs::write(
+        d.join("bad.csv"),
+        format!("arch,acc\n{ARCH},1\n|nope~0|+|x|,2\n"),
+    )
+    .unwrap();
+    let o = nao(
+        &[&base[..], &["--table", "bad.csv", "--metric", "acc"]].concat(),
+        d,
+    );
+    assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
+
+    let o = nao(&[&base[..], &["--metric", "acc"]].concat(), d);
+    assert!(stderr(&o).contains("no evaluator"), "{}", stderr(&o));
+}
+
+#[test]
+fn placeholders_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    for cmd in ["cifar", "train"] {
+        let o = nao(&[cmd, "--device", "cuda", "--data-dir", "x"], tmp.path());
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(stderr(&o).contains("not built yet"));
+    }
+}
+
+#[test]
+fn help_has_examples() {
+    let o = nao(&["search", "--help"], Path::new("."));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("Examples:") && s.contains("--resume"), "{s}");
+    assert!(!s.contains("eval-delay-ms"));
+}
+
+#[test]
+fn draw_from_text_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = nao(
+        &["draw", "--space", "nb201", "--arch", ARCH, "--out", "a.svg"],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(d.join("a.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    std::fs::write(d.join("arch.txt"), format!("{ARCH}\n")).unwrap();
+    let o = nao(
+        &[
+            "draw", "--space", "nb201", "--arch", "arch.txt", "--out", "b.svg",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = nao(
+        &[
+            "draw", "--space", "nb201", "--arch", "|bad|", "--out", "c.svg",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn search_outputs_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_table(d);
+    let o = nao(
+        &[
+            "search",
+            "--space",
+            "nb201",
+            "--table",
+            "t.csv",
+            "--metric",
+            "valid_acc",
+            "--algo",
+            "nao",
+            "--budget",
+            "40",
+            "--seed",
+            "2",
+            "--out",
+            "r",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = d.join("r");
+    for f in [
+        "config.json",
+        "manifest.json",
+        "archs.jsonl",
+        "rounds.jsonl",
+        "timings.jsonl",
+        "result.json",
+        "best-1.svg",
+        "curve.svg",
+        "report.md",
+        "checkpoint/latest",
+    ] {
+        assert!(r.join(f).exists(), "{f} missing");
+    }
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("result.json")).unwrap()).unwrap();
+    let best = &result["best"];
+    // the full table row, under the CSV's column names
+    for col in ["arch", "valid_acc", "test_acc", "params", "live_edges"] {
+        assert!(
+            best["metrics"].get(col).is_some(),
+            "{col} missing from {best}"
+        );
+    }
+    assert_eq!(best["metrics"]["valid_acc"], best["score"]);
+    assert_eq!(best["metrics"]["arch"], best["arch"]);
+    let report = std::fs::read_to_string(r.join("report.md")).unwrap();
+    assert!(report.contains("heldout_pairwise_acc") && report.contains("best-1.svg"));
+    std::fs::remove_file(r.join("report.md")).unwrap();
+    std::fs::remove_file(r.join("curve.svg")).unwrap();
+    let o = nao(&["report", "r"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("best valid_acc"));
+    assert!(r.join("report.md").exists() && r.join("curve.svg").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("manifest.json")).unwrap()).unwrap();
+    for k in [
+        "seed",
+        "crate_version",
+        "git_commit",
+        "hostname",
+        "cpu_count",
+        "start_time",
+        "end_time",
+        "wall_time_s",
+        "status",
+    ] {
+        assert!(manifest.get(k).is_some(), "{k} missing from manifest");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn command_evaluator_failures_do_not_stop_the_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Fails (exit 1) when edge 1<-0 is avg_pool, prints junk when it is none, else scores
+    // by the number of nor_conv edges.
+    let script = r#"case "$1" in "|avg_pool"*) exit 1;; "|none"*) echo junk;; *) n=$(printf '%s' "$1" | grep -o nor_conv | wc -l); echo "{\"acc\": $n}";; esac"#;
+    let o = nao(
+        &[
+            "search", "--space", "nb201", "--metric", "acc", "--algo", "random", "--budget", "30",
+            "--out", "r", "--", "sh", "-c", script, "sh", "{arch}",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(d.join("r/archs.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 30);
+    assert!(
+        recs.iter().any(|r| r["status"] == "failed"
+            && r["error"]["message"].as_str().unwrap().contains("exited"))
+    );
+    assert!(
+        recs.iter().any(|r| r["status"] == "failed"
+            && r["error"]["message"].as_str().unwrap().contains("no JSON"))
+    );
+    assert!(recs.iter().any(|r| r["status"] == "ok"));
+}
+
+#[test]
+fn compare_runs_seeds_and_writes_stats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_table(d);
+    let args = [
+        "compare",
+        "--space",
+        "nb201",
+        "--table",
+        "t.csv",
+        "--metric",
+        "valid_acc",
+        "--algos",
+        "nao,random",
+        "--seeds",
+        "3",
+        "--budget",
+        "30",
+        "--out",
+        "c",
+    ];
+    let o = nao(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("nao vs random") && out.contains("Wilcoxon"),
+        "{out}"
+    );
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("c/compare.json")).unwrap()).unwrap();
+    assert_eq!(c["best_per_seed"]["nao"].as_array().unwrap().len(), 3);
+    assert!(d.join("c/random/seed-2/result.json").exists());
+    // a second invocation reuses the finished runs
+    let o2 = nao(&args, d);
+    assert_eq!(String::from_utf8_lossy(&o2.stdout), out);
+}
