@@ -232,8 +232,19 @@ fn elementwise_binary_broadcast() {
         (&[2, 3, 4, 5], &[3, 1, 5]),
         (&[], &[3, 4]),
         (&[8, 16, 1, 1], &[1, 16, 5, 5]),
-        (&[2, 1, 3, 1, 2, 1, 2], &[1, 2, 1, 3, 1, 2, 1]),
+        (&[2, 1, 3, 1, 2, 1], &[1, 2, 1, 3, 1, 2]),
     ];
+    // Seven alternating broadcast axes cannot be merged below the kernel's six: a clear error.
+    let seven = up(&dev, &[1.0; 24]);
+    let e = elementwise::binary(
+        &dev,
+        BinaryOp::Add,
+        &seven,
+        &[2, 1, 3, 1, 2, 1, 2],
+        &seven,
+        &[1, 2, 1, 3, 1, 2, 1],
+    );
+    assert!(matches!(e, Err(ops_cuda::CudaError::Shape { .. })), "{e:?}");
     let ops = [
         BinaryOp::Add,
         BinaryOp::Sub,
@@ -674,6 +685,45 @@ fn sgemm_transposes_tiles_batches() {
                 &want[i * ldc..i * ldc + n],
                 1e-4,
                 1e-6 * k as f64,
+            );
+        }
+    }
+    // split-K (long k, small m x n), with a remainder slice, beta and an offset C
+    let (m, n, k) = (20, 30, 5000);
+    for ta in [false, true] {
+        for tb in [false, true] {
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(k * n, -1.0, 1.0);
+            let c0 = rng.vec(7 + m * n, -1.0, 1.0);
+            let mut d = GemmDesc::new(ta, tb, m, n, k);
+            d.alpha = 2.0;
+            d.beta = -0.5;
+            d.offset_c = 7;
+            let mut dc = up(&dev, &c0);
+            gemm::sgemm_split_k(&dev, &d, &up(&dev, &a), &up(&dev, &b), &mut dc).unwrap();
+            let want = gemm_ref(
+                ta,
+                tb,
+                m,
+                n,
+                k,
+                2.0,
+                &a,
+                d.lda,
+                &b,
+                d.ldb,
+                -0.5,
+                &c0[7..],
+                n,
+            );
+            let got = down(&dc);
+            assert_eq!(got[..7], c0[..7]);
+            assert_close(
+                &format!("sgemm_split_k ta={ta} tb={tb}"),
+                &got[7..],
+                &want,
+                1e-4,
+                2e-6 * k as f64,
             );
         }
     }

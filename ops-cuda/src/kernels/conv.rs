@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::check_buf;
 use super::elementwise::{BinaryOp, binary, strided_copy_into};
-use super::gemm::{GemmDesc, sgemm};
+use super::gemm::{GemmDesc, sgemm, sgemm_split_k};
 use crate::device::LaunchCfg;
 use crate::ptx::PtxModule;
 use crate::shape::{conv_out_dim, to_i32};
@@ -84,7 +84,7 @@ impl Conv2dShape {
     /// Elements of the input, weight and output.
     pub fn lens(&self) -> Result<(usize, usize, usize), CudaError> {
         let (oh, ow) = self.out_hw()?;
-        if self.groups == 0 || self.c_in % self.groups != 0 || self.c_out % self.groups != 0 {
+        if self.groups == 0 || !self.c_in.is_multiple_of(self.groups) || !self.c_out.is_multiple_of(self.groups) {
             return Err(CudaError::shape(
                 "conv2d",
                 format!(
@@ -102,7 +102,7 @@ impl Conv2dShape {
 
     /// Whether the depthwise kernels handle this shape (`groups == c_in > 1`).
     pub fn is_depthwise(&self) -> bool {
-        self.groups == self.c_in && self.groups > 1 && self.c_out % self.c_in == 0
+        self.groups == self.c_in && self.groups > 1 && self.c_out.is_multiple_of(self.c_in)
     }
 
     fn chunk(&self, ohw: usize) -> usize {
@@ -378,7 +378,7 @@ pub fn conv2d_backward_weight(
             d.offset_b = gi * cin_g * kk * cols;
             d.offset_c = gi * cout_g * cin_g * kk;
             d.beta = if n0 == 0 { 0.0 } else { 1.0 };
-            sgemm(dev, &d, src, &col, &mut dw)?;
+            sgemm_split_k(dev, &d, src, &col, &mut dw)?;
         }
         n0 += b;
     }

@@ -351,6 +351,38 @@ pub fn permute(
     Ok((strided_copy(dev, x, 0, &out_shape, &strides)?, out_shape))
 }
 
+/// `out[out_off..out_off+n] = alpha * x[x_off..x_off+n] + beta * out[..]` (bounds checked).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn axpby_at(
+    dev: &CudaDevice,
+    out: &mut CudaBuffer,
+    out_off: usize,
+    x: &CudaBuffer,
+    x_off: usize,
+    n: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<(), CudaError> {
+    const OP: &str = "axpby";
+    check_buf(OP, "out", dev, out, out.len())?;
+    check_buf(OP, "x", dev, x, x.len())?;
+    if out_off + n > out.len() || x_off + n > x.len() {
+        return Err(CudaError::shape(OP, "range out of bounds"));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let ni = to_i32(OP, "numel", n)?;
+    unsafe {
+        dev.launch(
+            PtxModule::Elementwise,
+            "axpby",
+            LaunchCfg::linear(n),
+            &[&out.arg_at(out_off), &x.arg_at(x_off), &ni, &alpha, &beta],
+        )
+    }
+}
+
 /// `out = alpha * x + beta * out` (with `beta == 0`, `out` is not read).
 pub fn axpby(
     dev: &CudaDevice,

@@ -6,6 +6,8 @@
 //! SMs idle. `GemmTile::Auto` takes 128x128 when that still gives at least 128 blocks.
 
 use super::check_buf;
+use super::elementwise::axpby_at;
+use super::reduce::{ReduceOp, reduce};
 use crate::device::LaunchCfg;
 use crate::ptx::PtxModule;
 use crate::shape::to_i32;
@@ -241,4 +243,52 @@ pub fn matmul(
         sgemm(dev, &GemmDesc::new(trans_a, trans_b, m, n, k), a, b, &mut c)?;
     }
     Ok(c)
+}
+
+/// Like [`sgemm`] for one product (`batch == 1`) with a contiguous `C` (`ldc == n`), but
+/// splits a long `k` into slices computed as a batch into a scratch buffer and then summed,
+/// so that a small `m x n` with a huge `k` (convolution weight gradients) still fills the
+/// GPU. Falls back to [`sgemm`] when splitting does not pay.
+pub fn sgemm_split_k(
+    dev: &CudaDevice,
+    d: &GemmDesc,
+    a: &CudaBuffer,
+    b: &CudaBuffer,
+    c: &mut CudaBuffer,
+) -> Result<(), CudaError> {
+    let tiles = d.m.div_ceil(64) * d.n.div_ceil(64);
+    let splits = 264usize.div_ceil(tiles).min(d.k / 512);
+    if d.batch != 1 || d.ldc != d.n || splits < 2 {
+        return sgemm(dev, d, a, b, c);
+    }
+    let kslice = d.k.div_ceil(splits);
+    let full = d.k / kslice;
+    let rem = d.k - full * kslice;
+    let parts = full + usize::from(rem > 0);
+    let mn = d.m * d.n;
+    let mut partial = CudaBuffer::uninit(dev, parts * mn)?;
+    let step_a = if d.trans_a { kslice * d.lda } else { kslice };
+    let step_b = if d.trans_b { kslice } else { kslice * d.ldb };
+    let mut p = GemmDesc {
+        k: kslice,
+        beta: 0.0,
+        ldc: d.n,
+        batch: full,
+        stride_a: step_a,
+        stride_b: step_b,
+        stride_c: mn,
+        offset_c: 0,
+        ..*d
+    };
+    sgemm(dev, &p, a, b, &mut partial)?;
+    if rem > 0 {
+        p.k = rem;
+        p.batch = 1;
+        p.offset_a = d.offset_a + full * step_a;
+        p.offset_b = d.offset_b + full * step_b;
+        p.offset_c = full * mn;
+        sgemm(dev, &p, a, b, &mut partial)?;
+    }
+    let sum = reduce(dev, ReduceOp::Sum, &partial, &[parts, mn], &[0])?;
+    axpby_at(dev, c, d.offset_c, &sum, 0, mn, 1.0, d.beta)
 }

@@ -1,4 +1,4 @@
-//! Launch wrappers, grouped by kernel family. Each takes a [`CudaDevice`](crate::CudaDevice)
+//! Launch wrappers, grouped by kernel family. Each takes a [`CudaDevice`]
 //! and buffers plus shapes, checks that lengths match the shapes, allocates outputs from the
 //! device's pool and enqueues the kernels on the device's stream (no host synchronisation).
 //!
