@@ -84,7 +84,10 @@ impl Conv2dShape {
     /// Elements of the input, weight and output.
     pub fn lens(&self) -> Result<(usize, usize, usize), CudaError> {
         let (oh, ow) = self.out_hw()?;
-        if self.groups == 0 || !self.c_in.is_multiple_of(self.groups) || !self.c_out.is_multiple_of(self.groups) {
+        if self.groups == 0
+            || !self.c_in.is_multiple_of(self.groups)
+            || !self.c_out.is_multiple_of(self.groups)
+        {
             return Err(CudaError::shape(
                 "conv2d",
                 format!(
