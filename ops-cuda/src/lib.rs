@@ -1,53 +1,29 @@
 //! `ops-cuda`: a library of CUDA kernels for `autograd` (no graph, no autodiff).
 //!
-//! The crate always builds. Without the `cuda` feature it carries no CUDA dependency and
-//! [`CudaDevice::new`] returns [`CudaError::NotCompiled`], so `autograd` can name the CUDA
-//! device type without any `cfg`.
+//! * Kernels are CUDA C in `ops-cuda/kernels/*.cu`, compiled to PTX (ISA 8.4, `sm_80`) by
+//!   `tools/gen_ptx.py` with NVRTC from PyPI, committed under `kernels/ptx/`, embedded with
+//!   `include_str!` and loaded lazily, one module per file, the first time a kernel of that
+//!   file is launched.
+//! * [`CudaDevice`] is a cheap, cloneable handle: context, one stream, the module cache and a
+//!   size-bucketed buffer pool. [`CudaBuffer`] is device memory of `f32` (or `i32`) elements;
+//!   dropping it returns the memory to the pool without synchronising.
+//! * The launch wrappers in [`kernels`] check shapes, allocate outputs from the pool and
+//!   enqueue work on the device's stream; reading a buffer back ([`CudaBuffer::to_vec`])
+//!   synchronises.
+//!
+//! The crate always builds. Without the `cuda` feature it carries no CUDA dependency,
+//! [`CudaDevice::new`] returns [`CudaError::NotCompiled`], and every wrapper still type-checks
+//! (it cannot be reached, because no device can be made), so `autograd` needs no `cfg`.
 
-use thiserror::Error;
+mod buffer;
+mod device;
+mod error;
+pub mod kernels;
+pub mod philox;
+pub mod ptx;
+pub mod shape;
+pub mod testing;
 
-/// Errors from the CUDA layer; each names the call that failed.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum CudaError {
-    /// The crate was built without the `cuda` feature.
-    #[error(
-        "CUDA support not compiled in: rebuild with `--features cuda` (cargo build --release --features cuda) on a machine with an NVIDIA driver"
-    )]
-    NotCompiled,
-}
-
-/// A handle to one CUDA device (context, stream, loaded modules, buffer pool).
-///
-/// Without the `cuda` feature this type cannot be constructed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CudaDevice {
-    ordinal: usize,
-}
-
-impl CudaDevice {
-    /// Opens device `ordinal`.
-    ///
-    /// ```
-    /// let err = ops_cuda::CudaDevice::new(0).unwrap_err();
-    /// assert!(err.to_string().contains("not compiled in"));
-    /// ```
-    pub fn new(ordinal: usize) -> Result<Self, CudaError> {
-        let _ = ordinal;
-        Err(CudaError::NotCompiled)
-    }
-
-    /// The device's ordinal (0 for the first GPU).
-    pub fn ordinal(&self) -> usize {
-        self.ordinal
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn without_the_feature_new_reports_not_compiled() {
-        assert_eq!(CudaDevice::new(0), Err(CudaError::NotCompiled));
-    }
-}
+pub use buffer::{CudaBuffer, DeviceScalar};
+pub use device::{CudaDevice, PoolStats, device_count};
+pub use error::{CudaError, DriverError};

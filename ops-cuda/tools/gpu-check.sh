@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One prepared check for a lent GPU machine (H100/H200; NVIDIA driver present; no nvcc needed;
+# no network). Prints nvidia-smi, builds ops-cuda with --features cuda (release), runs the
+# parity tests for real (OPS_CUDA_REQUIRE_GPU=1: a missing device fails instead of skipping)
+# with --test-threads=1, then the SGEMM 2048 and convolution timings. Everything is logged under
+# $OUT (or target/gpu-check when OUT is unset); the exit status is non-zero if any step failed.
+#
+# Without cargo on the machine, point OPS_CUDA_PREBUILT at a folder holding binaries built
+# elsewhere (they link libcuda.so.1 dynamically, so a stub-linked build loads the real driver):
+#   parity   (target/release/deps/parity-*, from cargo test --release --features cuda --no-run)
+#   sgemm_bench (target/release/examples/sgemm_bench)
+# Usage: bash ops-cuda/tools/gpu-check.sh [SGEMM_SIZE]
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+out="${OUT:-$root/target/gpu-check}"
+mkdir -p "$out"
+size="${1:-2048}"
+status=0
+log() { echo "== $*" | tee -a "$out/summary.txt"; }
+step() { # step NAME CMD...: run, log to $out/NAME.log, remember failures, keep going
+    local name="$1"; shift
+    log "$name: $*"
+    local t0=$SECONDS rc=0
+    "$@" >"$out/$name.log" 2>&1 || rc=$?
+    tail -n 40 "$out/$name.log"
+    log "$name: exit $rc after $((SECONDS - t0)) s"
+    [ "$rc" -eq 0 ] || status=1
+}
+
+# Never run against the CI stub on a GPU host.
+if [[ "${LD_LIBRARY_PATH:-}" == *cuda-stub* ]]; then unset LD_LIBRARY_PATH; fi
+
+: >"$out/summary.txt"
+step nvidia-smi nvidia-smi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$out/summary.txt" 2>&1 || true
+
+if [ -n "${OPS_CUDA_PREBUILT:-}" ]; then
+    parity="$(ls "$OPS_CUDA_PREBUILT"/parity* | head -n 1)"
+    bench="$OPS_CUDA_PREBUILT/sgemm_bench"
+    chmod +x "$parity" "$bench"
+    log "using prebuilt binaries from $OPS_CUDA_PREBUILT"
+elif command -v cargo >/dev/null; then
+    # find_cuda_helper needs CUDA_LIBRARY_PATH/lib64 (or /usr/local/cuda) to emit -lcuda.
+    if [ -z "${CUDA_LIBRARY_PATH:-}" ] && [ ! -d /usr/local/cuda/lib64 ]; then
+        lib="$(ldconfig -p | awk '/libcuda.so.1 /{print $NF; exit}')"
+        export CUDA_LIBRARY_PATH="$out/cuda-link"
+        mkdir -p "$CUDA_LIBRARY_PATH/lib64"
+        ln -sf "$lib" "$CUDA_LIBRARY_PATH/lib64/libcuda.so"
+    fi
+    cd "$root"
+    step build cargo build --offline --release -p ops-cuda --features cuda --tests --examples
+    parity="$(ls -t target/release/deps/parity-* | grep -v '\.d$' | head -n 1)"
+    bench="target/release/examples/sgemm_bench"
+else
+    log "no cargo and no OPS_CUDA_PREBUILT: cannot build"
+    exit 1
+fi
+
+export OPS_CUDA_REQUIRE_GPU=1
+step parity "$parity" --test-threads=1 --nocapture
+grep -E "^test |test result" "$out/parity.log" >>"$out/summary.txt" || true
+step bench "$bench" "$size" 20
+grep -E "GFLOP|conv|device" "$out/bench.log" >>"$out/summary.txt" || true
+log "overall: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
+exit $status
