@@ -13,7 +13,9 @@
 //! PyTorch keeps two biases (`b_ih`, `b_hh`); they only ever appear summed, so the ops here
 //! take one bias `b: (4H)` = `b_ih + b_hh`.
 
+use crate::Storage;
 use crate::kernels::cpu::lstm_gates as kernel;
+use crate::kernels::cpu::lstm_seq::{LstmSeqSaved, lstm_seq_backward, lstm_seq_forward};
 use crate::ops::index::standard;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
@@ -184,24 +186,6 @@ pub fn lstm_cell(
     lstm_gates(&pre, c)
 }
 
-/// Splits `x` along axis 0 into `parts` equal pieces by halving recursively, so that the
-/// backward (each `narrow` pads its gradient back to its input's size) costs
-/// `O(size * log(parts))` instead of `O(size * parts)` for `parts` direct narrows.
-fn split_rows(x: &Tensor, parts: usize, out: &mut Vec<Tensor>) {
-    if parts == 1 {
-        out.push(x.clone());
-        return;
-    }
-    let rows = x.shape()[0] / parts;
-    let left = parts / 2;
-    split_rows(&x.narrow(0, 0, left * rows), left, out);
-    split_rows(
-        &x.narrow(0, left * rows, (parts - left) * rows),
-        parts - left,
-        out,
-    );
-}
-
 /// A time-major LSTM layer unrolled over `xs: (T, B, I)` from `h0, c0: (B, H)`.
 /// Returns `(outputs (T, B, H), (h_T, c_T))`.
 ///
@@ -213,22 +197,140 @@ pub fn lstm(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> (Tensor, 
         "lstm: inputs must be (T, B, I) with T > 0, got {:?}",
         xs.shape()
     );
-    let (t, b, i) = (xs.shape()[0], xs.shape()[1], xs.shape()[2]);
+    let t = xs.shape()[0];
     check_cell(&xs.shape()[1..], h0, c0, &w.w_ih, &w.w_hh, &w.bias);
-    let xw = xs.reshape(&[t * b, i]).matmul_t(&w.w_ih).add(&w.bias);
-    let mut steps = Vec::with_capacity(t);
-    split_rows(&xw, t, &mut steps);
-    let (mut h, mut c) = (h0.clone(), c0.clone());
-    let mut outs = Vec::with_capacity(t);
-    for pre_x in &steps {
-        let pre = pre_x.add(&h.matmul_t(&w.w_hh));
-        let (h2, c2) = lstm_gates(&pre, &c);
-        outs.push(h2.clone());
-        h = h2;
-        c = c2;
+    let packed = lstm_seq(xs, h0, c0, w);
+    let outputs = packed.narrow(0, 0, t);
+    let h_last = packed.select(0, t - 1);
+    let c_last = packed.select(0, t);
+    (outputs, (h_last, c_last))
+}
+
+/// Saved forward state of [`lstm_seq`], per dtype.
+enum SeqSaved {
+    F32(LstmSeqSaved<f32>),
+    F64(LstmSeqSaved<f64>),
+}
+
+/// The whole layer as one op (forward and backward-through-time in
+/// [`crate::kernels::cpu::lstm_seq`]). Returns `(T + 1, B, H)`: rows `0..T` are the
+/// outputs `h_1..h_T`, row `T` is the final cell state `c_T`.
+fn lstm_seq(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> Tensor {
+    use ndarray::{Axis, Ix1, Ix2, Ix3, concatenate};
+    let t = xs.shape()[0];
+    macro_rules! fwd {
+        ($x:expr, $h:expr, $c:expr, $wi:expr, $wh:expr, $b:expr, $variant:ident) => {{
+            let saved = lstm_seq_forward(
+                $x.view().into_dimensionality::<Ix3>().unwrap(),
+                $h.view().into_dimensionality::<Ix2>().unwrap(),
+                $c.view().into_dimensionality::<Ix2>().unwrap(),
+                $wi.view().into_dimensionality::<Ix2>().unwrap(),
+                $wh.view().into_dimensionality::<Ix2>().unwrap(),
+                $b.view().into_dimensionality::<Ix1>().unwrap(),
+            );
+            let out = concatenate(
+                Axis(0),
+                &[
+                    saved.h.slice(ndarray::s![1.., .., ..]),
+                    saved.c.slice(ndarray::s![t..t + 1, .., ..]),
+                ],
+            )
+            .unwrap()
+            .into_dyn();
+            (Storage::$variant(out), SeqSaved::$variant(saved))
+        }};
     }
-    let refs: Vec<&Tensor> = outs.iter().collect();
-    (Tensor::stack(&refs, 0), (h, c))
+    let (out, saved) = match (
+        xs.storage(),
+        h0.storage(),
+        c0.storage(),
+        w.w_ih.storage(),
+        w.w_hh.storage(),
+        w.bias.storage(),
+    ) {
+        (
+            Storage::F32(x),
+            Storage::F32(h),
+            Storage::F32(c),
+            Storage::F32(wi),
+            Storage::F32(wh),
+            Storage::F32(b),
+        ) => fwd!(x, h, c, wi, wh, b, F32),
+        (
+            Storage::F64(x),
+            Storage::F64(h),
+            Storage::F64(c),
+            Storage::F64(wi),
+            Storage::F64(wh),
+            Storage::F64(b),
+        ) => fwd!(x, h, c, wi, wh, b, F64),
+        _ => panic!(
+            "lstm: dtype mismatch among inputs ({}, {}, {}, {}, {}, {})",
+            xs.dtype(),
+            h0.dtype(),
+            c0.dtype(),
+            w.w_ih.dtype(),
+            w.w_hh.dtype(),
+            w.bias.dtype()
+        ),
+    };
+    let inputs = [xs, h0, c0, &w.w_ih, &w.w_hh, &w.bias];
+    Tensor::from_op(
+        out,
+        &inputs,
+        "lstm_seq",
+        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            macro_rules! bwd {
+                ($saved:expr, $x:expr, $wi:expr, $wh:expr, $g:expr, $variant:ident) => {{
+                    let g3 = $g.view().into_dimensionality::<Ix3>().unwrap();
+                    let gr = lstm_seq_backward(
+                        $saved,
+                        $x.view().into_dimensionality::<Ix3>().unwrap(),
+                        $wi.view().into_dimensionality::<Ix2>().unwrap(),
+                        $wh.view().into_dimensionality::<Ix2>().unwrap(),
+                        g3.slice(ndarray::s![..t, .., ..]),
+                        g3.index_axis(Axis(0), t),
+                    );
+                    let wrap =
+                        |a: ndarray::ArrayD<_>| Some(Tensor::from_storage(Storage::$variant(a)));
+                    vec![
+                        wrap(gr.dx.into_dyn()),
+                        wrap(gr.dh0.into_dyn()),
+                        wrap(gr.dc0.into_dyn()),
+                        wrap(gr.dw_ih.into_dyn()),
+                        wrap(gr.dw_hh.into_dyn()),
+                        wrap(gr.db.into_dyn()),
+                    ]
+                }};
+            }
+            match (
+                &saved,
+                inp[0].storage(),
+                inp[3].storage(),
+                inp[4].storage(),
+                g.storage(),
+            ) {
+                (
+                    SeqSaved::F32(sv),
+                    Storage::F32(x),
+                    Storage::F32(wi),
+                    Storage::F32(wh),
+                    Storage::F32(gg),
+                ) => bwd!(sv, x, wi, wh, gg, F32),
+                (
+                    SeqSaved::F64(sv),
+                    Storage::F64(x),
+                    Storage::F64(wi),
+                    Storage::F64(wh),
+                    Storage::F64(gg),
+                ) => bwd!(sv, x, wi, wh, gg, F64),
+                _ => panic!(
+                    "lstm backward: dtype mismatch between the saved state and the gradient ({})",
+                    g.dtype()
+                ),
+            }
+        },
+    )
 }
 
 #[cfg(test)]

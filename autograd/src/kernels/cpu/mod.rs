@@ -7,3 +7,4 @@ pub use gemm::gemm;
 pub mod gather_scatter;
 pub mod lanes;
 pub mod lstm_gates;
+pub mod lstm_seq;

@@ -1,0 +1,189 @@
+//! A whole LSTM layer over a sequence, forward and backward-through-time in one kernel.
+//!
+//! Per step only `h_{t-1} W_hh^T` (a `B x H x 4H` GEMM) and the gate math run; the input
+//! projection of all steps is one `(T*B) x I x 4H` GEMM before the loop, and the backward
+//! pass computes `dW_ih`, `dW_hh`, `db` and `dX` with one big GEMM each after the loop.
+//! Gate order is PyTorch's: input, forget, cell (g), output.
+
+use crate::dtype::Float;
+use crate::kernels::cpu::gemm;
+use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis, s};
+
+/// What the forward pass keeps for the backward pass.
+pub struct LstmSeqSaved<T> {
+    /// Gate activations `(T, B, 4H)`: sigmoid(i), sigmoid(f), tanh(g), sigmoid(o).
+    pub gates: Array3<T>,
+    /// Cell states `(T + 1, B, H)`, row 0 = c0.
+    pub c: Array3<T>,
+    /// Hidden states `(T + 1, B, H)`, row 0 = h0.
+    pub h: Array3<T>,
+}
+
+fn sigmoid<T: Float>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+/// Runs the layer: `xs (T, B, I)`, `h0, c0 (B, H)`, `w_ih (4H, I)`, `w_hh (4H, H)`,
+/// `b (4H)`. Returns the saved states; outputs are `h[1..]`.
+pub fn lstm_seq_forward<T: Float>(
+    xs: ArrayView3<T>,
+    h0: ArrayView2<T>,
+    c0: ArrayView2<T>,
+    w_ih: ArrayView2<T>,
+    w_hh: ArrayView2<T>,
+    b: ArrayView1<T>,
+) -> LstmSeqSaved<T> {
+    let (t_len, batch, input) = xs.dim();
+    let hid = h0.dim().1;
+    let xs2 = xs.as_standard_layout();
+    let x2 = xs2
+        .view()
+        .into_shape_with_order((t_len * batch, input))
+        .unwrap();
+    let mut pre = Array2::<T>::zeros((t_len * batch, 4 * hid));
+    pre.axis_iter_mut(Axis(0))
+        .for_each(|mut row| row.assign(&b));
+    gemm(T::one(), x2, false, w_ih, true, T::one(), pre.view_mut());
+    let mut gates = pre.into_shape_with_order((t_len, batch, 4 * hid)).unwrap();
+    let mut c = Array3::<T>::zeros((t_len + 1, batch, hid));
+    let mut h = Array3::<T>::zeros((t_len + 1, batch, hid));
+    c.index_axis_mut(Axis(0), 0).assign(&c0);
+    h.index_axis_mut(Axis(0), 0).assign(&h0);
+    for t in 0..t_len {
+        let mut g = gates.index_axis_mut(Axis(0), t);
+        gemm(
+            T::one(),
+            h.index_axis(Axis(0), t),
+            false,
+            w_hh,
+            true,
+            T::one(),
+            g.view_mut(),
+        );
+        for bi in 0..batch {
+            let mut row = g.row_mut(bi);
+            let row = row.as_slice_mut().expect("gate rows are contiguous");
+            for j in 0..hid {
+                let ig = sigmoid(row[j]);
+                let fg = sigmoid(row[hid + j]);
+                let gg = row[2 * hid + j].tanh();
+                let og = sigmoid(row[3 * hid + j]);
+                row[j] = ig;
+                row[hid + j] = fg;
+                row[2 * hid + j] = gg;
+                row[3 * hid + j] = og;
+                let cn = fg * c[[t, bi, j]] + ig * gg;
+                c[[t + 1, bi, j]] = cn;
+                h[[t + 1, bi, j]] = og * cn.tanh();
+            }
+        }
+    }
+    LstmSeqSaved { gates, c, h }
+}
+
+/// Gradients of a layer run, given the gradient of every output `dh_out (T, B, H)` and of
+/// the final cell state `dc_last (B, H)`.
+pub struct LstmSeqGrads<T> {
+    /// `(T, B, I)`.
+    pub dx: Array3<T>,
+    /// `(B, H)`.
+    pub dh0: Array2<T>,
+    /// `(B, H)`.
+    pub dc0: Array2<T>,
+    /// `(4H, I)`.
+    pub dw_ih: Array2<T>,
+    /// `(4H, H)`.
+    pub dw_hh: Array2<T>,
+    /// `(4H)`.
+    pub db: ndarray::Array1<T>,
+}
+
+/// Backpropagation through time for [`lstm_seq_forward`].
+pub fn lstm_seq_backward<T: Float>(
+    saved: &LstmSeqSaved<T>,
+    xs: ArrayView3<T>,
+    w_ih: ArrayView2<T>,
+    w_hh: ArrayView2<T>,
+    dh_out: ArrayView3<T>,
+    dc_last: ArrayView2<T>,
+) -> LstmSeqGrads<T> {
+    let (t_len, batch, input) = xs.dim();
+    let hid = saved.c.dim().2;
+    let mut dgates = Array3::<T>::zeros((t_len, batch, 4 * hid));
+    let mut dh_next = Array2::<T>::zeros((batch, hid));
+    let mut dc_next = dc_last.to_owned();
+    for t in (0..t_len).rev() {
+        let g = saved.gates.index_axis(Axis(0), t);
+        let mut dg = dgates.index_axis_mut(Axis(0), t);
+        for bi in 0..batch {
+            for j in 0..hid {
+                let (ig, fg, gg, og) = (
+                    g[[bi, j]],
+                    g[[bi, hid + j]],
+                    g[[bi, 2 * hid + j]],
+                    g[[bi, 3 * hid + j]],
+                );
+                let cn = saved.c[[t + 1, bi, j]];
+                let cp = saved.c[[t, bi, j]];
+                let dh = dh_out[[t, bi, j]] + dh_next[[bi, j]];
+                let tc = cn.tanh();
+                let d_o = dh * tc;
+                let dc = dc_next[[bi, j]] + dh * og * (T::one() - tc * tc);
+                dg[[bi, j]] = dc * gg * ig * (T::one() - ig);
+                dg[[bi, hid + j]] = dc * cp * fg * (T::one() - fg);
+                dg[[bi, 2 * hid + j]] = dc * ig * (T::one() - gg * gg);
+                dg[[bi, 3 * hid + j]] = d_o * og * (T::one() - og);
+                dc_next[[bi, j]] = dc * fg;
+            }
+        }
+        // dh_{t-1} = dgates_t W_hh
+        gemm(
+            T::one(),
+            dg.view(),
+            false,
+            w_hh,
+            false,
+            T::zero(),
+            dh_next.view_mut(),
+        );
+    }
+    let dg2 = dgates
+        .view()
+        .into_shape_with_order((t_len * batch, 4 * hid))
+        .unwrap();
+    let xs2 = xs.as_standard_layout();
+    let x2 = xs2
+        .view()
+        .into_shape_with_order((t_len * batch, input))
+        .unwrap();
+    let hprev = saved.h.slice(s![..t_len, .., ..]);
+    let hprev2 = hprev.into_shape_with_order((t_len * batch, hid)).unwrap();
+    let mut dw_ih = Array2::<T>::zeros((4 * hid, input));
+    gemm(T::one(), dg2, true, x2, false, T::zero(), dw_ih.view_mut());
+    let mut dw_hh = Array2::<T>::zeros((4 * hid, hid));
+    gemm(
+        T::one(),
+        dg2,
+        true,
+        hprev2,
+        false,
+        T::zero(),
+        dw_hh.view_mut(),
+    );
+    let db = dg2.sum_axis(Axis(0));
+    let mut dx2 = Array2::<T>::zeros((t_len * batch, input));
+    gemm(T::one(), dg2, false, w_ih, false, T::zero(), dx2.view_mut());
+    LstmSeqGrads {
+        dx: dx2.into_shape_with_order((t_len, batch, input)).unwrap(),
+        dh0: dh_next,
+        dc0: dc_next,
+        dw_ih,
+        dw_hh,
+        db,
+    }
+}
