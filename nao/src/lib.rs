@@ -4,8 +4,10 @@
 //!   external-command evaluators;
 //! * [`search`]: NAO (Algorithm 1) over a [`Surrogate`](search::Surrogate), random search,
 //!   regularised evolution, the per-round diagnostics, multi-seed comparison;
+//! * [`controller`]: the NAO controller (encoder, predictor, decoder) and its generation;
 //! * [`run`]: run directories (config, manifest, logs, checkpoints, resumption, reports).
 
+pub mod controller;
 pub mod error;
 pub mod evaluator;
 pub mod run;

@@ -9,13 +9,17 @@
 //! where it sits. Names are what parameter files and optimiser state are keyed by, so they
 //! must be unique within a model ([`check_unique`]).
 
+pub mod embedding;
 pub mod init;
 pub mod linear;
+pub mod lstm;
 pub mod module;
 pub mod param;
 pub mod serialize;
 
+pub use embedding::Embedding;
 pub use linear::Linear;
+pub use lstm::Lstm;
 pub use module::{Module, check_unique, join, prefixed};
 pub use param::Param;
 pub use serialize::{load_params, save_params};

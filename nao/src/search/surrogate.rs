@@ -67,12 +67,29 @@ pub trait Surrogate {
     fn load(&mut self, dir: &Path) -> Result<(), SurrogateError>;
 }
 
-/// Builds the surrogate named `name` for `space` (`"linear"`; the real controller is added
-/// here by the controller's author).
+/// Controller training epochs per round for `--surrogate nao`.
+pub const DEFAULT_CONTROLLER_EPOCHS: usize = 200;
+
+/// Builds the surrogate named `name` for `space`: `nao` (the controller,
+/// [`DEFAULT_CONTROLLER_EPOCHS`] epochs per round), `nao:EPOCHS`, or `linear`.
 pub fn build_surrogate(name: &str, space: SpaceKind) -> Result<Box<dyn Surrogate>, String> {
     match name {
         "linear" => Ok(Box::new(LinearSurrogate::new(space, 1.0))),
-        other => Err(format!("unknown surrogate `{other}`; known: linear")),
+        "nao" => Ok(Box::new(crate::controller::ControllerSurrogate::new(
+            space,
+            DEFAULT_CONTROLLER_EPOCHS,
+        ))),
+        other => match other
+            .strip_prefix("nao:")
+            .and_then(|e| e.parse::<usize>().ok())
+        {
+            Some(epochs) if epochs > 0 => Ok(Box::new(
+                crate::controller::ControllerSurrogate::new(space, epochs),
+            )),
+            _ => Err(format!(
+                "unknown surrogate `{other}`; known: nao (the controller, {DEFAULT_CONTROLLER_EPOCHS} epochs per round), nao:EPOCHS, linear"
+            )),
+        },
     }
 }
 

@@ -1,0 +1,275 @@
+//! The NAO controller (spec 3 and 4): an [`Encoder`] mapping architectures into a continuous
+//! space, a [`Predictor`] of their performance, and a [`Decoder`] mapping points back to
+//! architectures; trained jointly with `lambda * MSE + (1 - lambda) * CE`, Adam, gradient
+//! clipping, and on-the-fly branch-swap augmentation.
+//!
+//! Generation ([`Controller::generate`]) takes the gradient of the predicted performance
+//! with respect to the normalised encoder outputs of each seed, moves them by `+ eta * grad`,
+//! re-normalises, and decodes greedily under the space's masks; `eta` grows 1, 2, 3, ...
+//! after each pass over the seeds until enough new architectures (by canonical form) are
+//! found or `eta` passes its cap.
+
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod predictor;
+pub mod surrogate;
+
+pub use config::ControllerConfig;
+pub use decoder::Decoder;
+pub use encoder::{Encoded, Encoder};
+pub use predictor::Predictor;
+pub use surrogate::ControllerSurrogate;
+
+use autograd::nn::{Module, Param};
+use autograd::optim::{Adam, Optimizer};
+use autograd::{DType, Tensor, no_grad};
+use models::space::{Arch, SearchSpace, SpaceKind, space};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_pcg::Pcg64Mcg;
+use std::collections::HashSet;
+
+/// Losses of one training step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLoss {
+    /// `lambda * mse + (1 - lambda) * ce`.
+    pub total: f64,
+    /// Prediction loss.
+    pub mse: f64,
+    /// Reconstruction loss (mean token cross-entropy).
+    pub ce: f64,
+}
+
+/// Encoder, predictor, decoder and their optimiser.
+pub struct Controller {
+    /// Sizes and training settings.
+    pub cfg: ControllerConfig,
+    space: Box<dyn SearchSpace>,
+    encoder: Encoder,
+    predictor: Predictor,
+    decoder: Decoder,
+    opt: Adam,
+    dtype: DType,
+}
+
+impl Controller {
+    /// A controller for `space` with weights drawn from `seed`.
+    pub fn new(kind: SpaceKind, cfg: ControllerConfig, dtype: DType, seed: u64) -> Controller {
+        let mut rng = Pcg64Mcg::seed_from_u64(seed);
+        let encoder = Encoder::new(&cfg, &mut rng);
+        let predictor = Predictor::new(&cfg, &mut rng);
+        let decoder = Decoder::new(&cfg, &mut rng);
+        let opt = Adam::new(cfg.lr).with_weight_decay(cfg.weight_decay);
+        let c = Controller {
+            space: space(kind),
+            cfg,
+            encoder,
+            predictor,
+            decoder,
+            opt,
+            dtype,
+        };
+        if dtype != DType::F32 {
+            c.to_dtype(dtype);
+        }
+        c
+    }
+
+    /// The search space.
+    pub fn space(&self) -> &dyn SearchSpace {
+        self.space.as_ref()
+    }
+
+    /// The optimiser (its state is checkpointed with the run).
+    pub fn optimizer(&mut self) -> &mut Adam {
+        &mut self.opt
+    }
+
+    /// The optimiser, read-only (for saving its state).
+    pub fn optimizer_ref(&self) -> &Adam {
+        &self.opt
+    }
+
+    /// The joint loss on a batch (no parameter update). With `rng`, predictor dropout is on.
+    pub fn loss(
+        &self,
+        archs: &[Arch],
+        labels: &[f64],
+        rng: Option<&mut Pcg64Mcg>,
+    ) -> (Tensor, StepLoss) {
+        assert_eq!(
+            archs.len(),
+            labels.len(),
+            "controller loss: {} archs but {} labels",
+            archs.len(),
+            labels.len()
+        );
+        let enc = self.encoder.forward(archs);
+        let pred = self.predictor.forward(&enc.embedding, rng);
+        let target = Tensor::from_vec(labels.to_vec(), &[labels.len()]).to_dtype(self.dtype);
+        let mse = pred.mse(&target);
+        let logits = self.decoder.forward(archs, &enc.embedding, &enc.outputs);
+        let flat: Vec<usize> = archs.iter().flatten().copied().collect();
+        let ce = logits
+            .reshape(&[flat.len(), self.cfg.vocab])
+            .cross_entropy(&flat);
+        let lambda = self.cfg.lambda;
+        let total = mse.mul_scalar(lambda).add(&ce.mul_scalar(1.0 - lambda));
+        let l = StepLoss {
+            total: total.item(),
+            mse: mse.item(),
+            ce: ce.item(),
+        };
+        (total, l)
+    }
+
+    /// One optimisation step on a batch; returns its losses.
+    pub fn train_step(&mut self, archs: &[Arch], labels: &[f64], rng: &mut Pcg64Mcg) -> StepLoss {
+        let (loss, l) = self.loss(archs, labels, Some(rng));
+        let mut grads = loss.backward();
+        grads.clip_by_global_norm(self.cfg.grad_clip);
+        let params = self.params();
+        self.opt.step(&params, &grads);
+        l
+    }
+
+    /// `epochs` passes over `(architecture, label)` pairs in shuffled mini-batches, each
+    /// example branch-swapped afresh every time it is drawn (spec 2). Returns the mean loss
+    /// of each epoch.
+    pub fn train(
+        &mut self,
+        data: &[(Arch, f64)],
+        epochs: usize,
+        rng: &mut Pcg64Mcg,
+        mut on_epoch: impl FnMut(usize, StepLoss),
+    ) -> Vec<StepLoss> {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        let mut history = Vec::with_capacity(epochs);
+        for epoch in 0..epochs {
+            order.shuffle(rng);
+            let mut sum = StepLoss {
+                total: 0.0,
+                mse: 0.0,
+                ce: 0.0,
+            };
+            let mut batches = 0;
+            for chunk in order.chunks(self.cfg.batch_size) {
+                let archs: Vec<Arch> = chunk
+                    .iter()
+                    .map(|&i| self.space.symmetric_variant(&data[i].0, rng))
+                    .collect();
+                let labels: Vec<f64> = chunk.iter().map(|&i| data[i].1).collect();
+                let l = self.train_step(&archs, &labels, rng);
+                sum.total += l.total;
+                sum.mse += l.mse;
+                sum.ce += l.ce;
+                batches += 1;
+            }
+            let n = batches.max(1) as f64;
+            let mean = StepLoss {
+                total: sum.total / n,
+                mse: sum.mse / n,
+                ce: sum.ce / n,
+            };
+            on_epoch(epoch, mean);
+            history.push(mean);
+        }
+        history
+    }
+
+    /// Predicted performance of each architecture (no dropout).
+    pub fn predict(&self, archs: &[Arch]) -> Vec<f64> {
+        no_grad(|| {
+            archs
+                .chunks(self.cfg.batch_size.max(1))
+                .flat_map(|c| {
+                    self.predictor
+                        .forward(&self.encoder.forward(c).embedding, None)
+                        .to_vec::<f64>()
+                })
+                .collect()
+        })
+    }
+
+    /// Encodes and decodes without moving: the autoencoder's reconstruction.
+    pub fn reconstruct(&self, archs: &[Arch]) -> Vec<Arch> {
+        no_grad(|| {
+            archs
+                .chunks(self.cfg.batch_size.max(1))
+                .flat_map(|c| {
+                    let enc = self.encoder.forward(c);
+                    self.decoder
+                        .greedy(self.space.as_ref(), &enc.embedding, &enc.outputs)
+                })
+                .collect()
+        })
+    }
+
+    /// One gradient step of size `eta` from each seed, then greedy decoding (spec 4.1).
+    pub fn move_and_decode(&self, seeds: &[Arch], eta: f64) -> Vec<Arch> {
+        let enc = no_grad(|| self.encoder.forward(seeds));
+        // The normalised outputs become a leaf: d(prediction)/d(outputs) for every step.
+        let h = enc.outputs.detach().requires_grad();
+        let pred = self.predictor.forward(&encoder::embed(&h), None);
+        let grads = pred.sum().backward();
+        let g = grads
+            .get(&h)
+            .expect("the prediction depends on the encoder outputs")
+            .clone();
+        no_grad(|| {
+            let moved = h
+                .detach()
+                .add(&g.mul_scalar(eta))
+                .l2_normalize(-1, encoder::NORM_EPS);
+            let emb = encoder::embed(&moved);
+            self.decoder.greedy(self.space.as_ref(), &emb, &moved)
+        })
+    }
+
+    /// Generates up to `how_many` architectures whose canonical forms are not in `seen`
+    /// (nor repeated), from `seeds`, with the global step size `eta = 1, 2, ...` bumped after
+    /// each pass over all seeds until enough are found or `eta > max_eta` (spec 4.2).
+    /// Returns the new architectures and the step size each was found with.
+    pub fn generate(
+        &self,
+        seeds: &[Arch],
+        how_many: usize,
+        seen: &HashSet<Arch>,
+        max_eta: usize,
+    ) -> Vec<(Arch, f64)> {
+        let mut found: Vec<(Arch, f64)> = Vec::new();
+        let mut taken: HashSet<Arch> = HashSet::new();
+        for eta in 1..=max_eta {
+            for arch in self.move_and_decode(seeds, eta as f64) {
+                if found.len() >= how_many {
+                    return found;
+                }
+                if self.space.validate(&arch).is_err() {
+                    continue;
+                }
+                let canon = self.space.canonical(&arch);
+                if seen.contains(&canon) || !taken.insert(canon) {
+                    continue;
+                }
+                found.push((arch, eta as f64));
+            }
+            if found.len() >= how_many {
+                break;
+            }
+        }
+        found
+    }
+}
+
+impl Module for Controller {
+    fn params(&self) -> Vec<Param> {
+        let mut p = self.encoder.params();
+        p.extend(self.predictor.params());
+        p.extend(self.decoder.params());
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests;
