@@ -15,7 +15,7 @@ use nao::search::compare::{paired_stats, run_seeds};
 
 const SEARCH_EXAMPLES: &str = "\
 Examples:
-  # NAO with the cheap linear surrogate on a lookup table, 100 queries:
+  # NAO (the controller) on a lookup table, 100 queries:
   nao search --space nb201 --table nb201.csv --metric valid_acc --algo nao --budget 100 --seed 0 --out runs/nao-0
 
   # The same budget with random search and regularised evolution:
@@ -169,8 +169,10 @@ struct SearchArgs {
 
 #[derive(Args, Debug, Clone)]
 struct AlgoArgs {
-    /// NAO surrogate: `linear` (ridge regression on one-hot tokens).
-    #[arg(long, default_value = "linear", help_heading = "NAO")]
+    /// NAO surrogate: `nao` (the controller: LSTM encoder, MLP predictor, attention decoder,
+    /// 200 training epochs per round), `nao:EPOCHS`, or `linear` (ridge regression on one-hot
+    /// tokens, a cheap baseline).
+    #[arg(long, default_value = "nao", help_heading = "NAO")]
     surrogate: String,
     /// NAO: random architectures before the first round [default: max(10, 0.3 budget)].
     #[arg(long, help_heading = "NAO")]

@@ -32,6 +32,8 @@ fn search_cmd(table: &Path, algo: &str, seed: u64, out: &Path, delay_ms: u64) ->
     .arg("--out")
     .arg(out)
     .args(["--eval-delay-ms", &delay_ms.to_string()])
+    // the real controller, trained briefly, so its checkpoints are part of what resumes
+    .args(["--surrogate", "nao:20"])
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     c

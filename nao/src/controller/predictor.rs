@@ -42,10 +42,10 @@ impl Predictor {
         let mut x = embedding.clone();
         for layer in &self.hidden {
             x = layer.forward(&x).relu();
-            if let Some(rng) = dropout_rng.as_deref_mut() {
-                if self.dropout > 0.0 {
-                    x = x.mul(&dropout_mask(x.shape(), 1.0 - self.dropout, x.dtype(), rng));
-                }
+            if let Some(rng) = dropout_rng.as_deref_mut()
+                && self.dropout > 0.0
+            {
+                x = x.mul(&dropout_mask(x.shape(), 1.0 - self.dropout, x.dtype(), rng));
             }
         }
         let b = x.shape()[0];

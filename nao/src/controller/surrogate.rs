@@ -99,7 +99,7 @@ impl Surrogate for ControllerSurrogate {
         };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta)?)?;
         if let Some(c) = &self.controller {
-            save_params(&dir.join("controller.params"), &c.params())?;
+            save_params(dir.join("controller.params"), &c.params())?;
             c.optimizer_ref()
                 .save_state_file(&dir.join("optimizer.state"))?;
         }
@@ -115,7 +115,7 @@ impl Surrogate for ControllerSurrogate {
         }
         let mut c = Controller::new(self.kind, self.cfg.clone(), DType::F32, meta.init_seed);
         let params = c.params();
-        load_params(&dir.join("controller.params"), &params)?;
+        load_params(dir.join("controller.params"), &params)?;
         c.optimizer()
             .load_state_file(&dir.join("optimizer.state"), &params)?;
         self.controller = Some(c);
