@@ -115,7 +115,10 @@ mod tests {
         std::fs::write(&a, b"this is not gzip").unwrap();
         let err = extract_dir(&a, dir.path(), "x", |_| Ok(())).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("x.tar.gz") && msg.contains("download it again"), "{msg}");
+        assert!(
+            msg.contains("x.tar.gz") && msg.contains("download it again"),
+            "{msg}"
+        );
         assert!(!dir.path().join("x").exists());
         // Temporary directory cleaned up.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

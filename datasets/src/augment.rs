@@ -202,11 +202,12 @@ pub fn random_crop(img: &mut [f32], pad: usize, fill: [f32; 3], rng: &mut Pcg64M
             for x in 0..S {
                 let sy = y as isize + dy;
                 let sx = x as isize + dx;
-                img[c * PLANE + y * S + x] = if (0..S as isize).contains(&sy) && (0..S as isize).contains(&sx) {
-                    src[c * PLANE + sy as usize * S + sx as usize]
-                } else {
-                    fill[c]
-                };
+                img[c * PLANE + y * S + x] =
+                    if (0..S as isize).contains(&sy) && (0..S as isize).contains(&sx) {
+                        src[c * PLANE + sy as usize * S + sx as usize]
+                    } else {
+                        fill[c]
+                    };
             }
         }
     }
@@ -278,7 +279,13 @@ fn cutout_box(size: usize, rng: &mut Pcg64Mcg) -> (usize, usize, usize, usize) {
 /// let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
 /// augment_into(set.image(0), &lut, &Augment::with_cutout(16), &mut rng, &mut out);
 /// ```
-pub fn augment_into(img: &[u8], lut: &[[f32; 256]; 3], aug: &Augment, rng: &mut Pcg64Mcg, out: &mut [f32]) {
+pub fn augment_into(
+    img: &[u8],
+    lut: &[[f32; 256]; 3],
+    aug: &Augment,
+    rng: &mut Pcg64Mcg,
+    out: &mut [f32],
+) {
     let (dy, dx) = if aug.pad > 0 {
         let p = aug.pad as isize;
         (
@@ -329,14 +336,24 @@ mod tests {
         let set = crate::synthetic::synthetic_images(20, 4);
         let stats = ChannelStats::CIFAR10;
         let lut = stats.lut();
-        for (i, aug) in [Augment::none(), Augment::standard(), Augment::with_cutout(16)]
-            .iter()
-            .enumerate()
+        for (i, aug) in [
+            Augment::none(),
+            Augment::standard(),
+            Augment::with_cutout(16),
+        ]
+        .iter()
+        .enumerate()
         {
             for k in 0..set.len() {
                 let seed = (i * 100 + k) as u64;
                 let mut fused = vec![0f32; IMAGE_BYTES];
-                augment_into(set.image(k), &lut, aug, &mut Pcg64Mcg::seed_from_u64(seed), &mut fused);
+                augment_into(
+                    set.image(k),
+                    &lut,
+                    aug,
+                    &mut Pcg64Mcg::seed_from_u64(seed),
+                    &mut fused,
+                );
                 let mut rng = Pcg64Mcg::seed_from_u64(seed);
                 let mut step = vec![0f32; IMAGE_BYTES];
                 normalize_into(set.image(k), &stats, &mut step);
@@ -393,7 +410,9 @@ mod tests {
     fn flip_rate_is_about_half() {
         let mut rng = Pcg64Mcg::seed_from_u64(9);
         let mut img = vec![0f32; IMAGE_BYTES];
-        let n = (0..10_000).filter(|_| random_flip(&mut img, &mut rng)).count();
+        let n = (0..10_000)
+            .filter(|_| random_flip(&mut img, &mut rng))
+            .count();
         assert!((4_800..5_200).contains(&n), "{n}");
     }
 

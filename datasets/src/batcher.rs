@@ -226,11 +226,15 @@ impl Batcher {
                 let mut rng = Pcg64Mcg::seed_from_u64(mix_seed(&[seed, epoch, idx as u64]));
                 augment_into(self.set.image(idx), &self.lut, &aug, &mut rng, out);
             });
-        let images = Array4::from_shape_vec((indices.len(), CHANNELS, IMAGE_SIDE, IMAGE_SIDE), data)
-            .map_err(|e| DatasetError::invalid(e.to_string(), "report this bug"))?;
+        let images =
+            Array4::from_shape_vec((indices.len(), CHANNELS, IMAGE_SIDE, IMAGE_SIDE), data)
+                .map_err(|e| DatasetError::invalid(e.to_string(), "report this bug"))?;
         Ok(Batch {
             images,
-            labels: indices.iter().map(|&i| self.set.labels[i] as usize).collect(),
+            labels: indices
+                .iter()
+                .map(|&i| self.set.labels[i] as usize)
+                .collect(),
             indices: indices.to_vec(),
         })
     }
@@ -332,7 +336,12 @@ mod tests {
         let mut want = vec![0f32; IMAGE_BYTES];
         crate::augment::normalize_into(set.image(3), &ChannelStats::CIFAR10, &mut want);
         assert_eq!(
-            batch.images.index_axis(ndarray::Axis(0), 3).iter().copied().collect::<Vec<_>>(),
+            batch
+                .images
+                .index_axis(ndarray::Axis(0), 3)
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
             want
         );
         assert_eq!(batch.labels[3], set.labels[3] as usize);

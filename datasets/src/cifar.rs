@@ -82,17 +82,105 @@ pub const CIFAR100_COARSE_CLASSES: [&str; 20] = [
 
 /// The hundred CIFAR-100 fine class names, label order (alphabetical).
 pub const CIFAR100_FINE_CLASSES: [&str; 100] = [
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
-    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
-    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup",
-    "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house",
-    "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man",
-    "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid",
-    "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy",
-    "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal",
-    "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar",
-    "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman",
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
     "worm",
 ];
 
@@ -174,7 +262,10 @@ impl ImageSet {
     pub fn subset(&self, indices: &[usize]) -> Result<ImageSet> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
             return Err(DatasetError::invalid(
-                format!("subset index {bad} out of range for a set of {} images", self.len()),
+                format!(
+                    "subset index {bad} out of range for a set of {} images",
+                    self.len()
+                ),
                 "pass indices below the set's len()",
             ));
         }
@@ -370,7 +461,10 @@ impl CifarSpec {
             layout: Layout::Cifar100,
             train_files: vec![FileSpec::new("train.bin", 50_000, None)],
             test_files: vec![FileSpec::new("test.bin", 10_000, None)],
-            classes: CIFAR100_FINE_CLASSES.iter().map(|s| s.to_string()).collect(),
+            classes: CIFAR100_FINE_CLASSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -609,10 +703,7 @@ fn marker_ok(spec: &CifarSpec, dir: &Path) -> bool {
             let (Some(sum), Some(name)) = (it.next(), it.next()) else {
                 return false;
             };
-            name == f.name
-                && f.md5
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(sum))
+            name == f.name && f.md5.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(sum))
         })
     })
 }
@@ -683,7 +774,12 @@ fn with_fix(e: DatasetError, new_fix: String) -> DatasetError {
 /// assert_eq!(parsed.images, set.images);
 /// assert_eq!(parsed.labels, set.labels);
 /// ```
-pub fn parse_records(bytes: &[u8], layout: Layout, num_classes: usize, path: &Path) -> Result<ImageSet> {
+pub fn parse_records(
+    bytes: &[u8],
+    layout: Layout,
+    num_classes: usize,
+    path: &Path,
+) -> Result<ImageSet> {
     let rec = layout.record_len();
     let fix = || format!("delete {} and extract or download it again", path.display());
     if bytes.len() % rec != 0 {
@@ -726,7 +822,11 @@ pub fn parse_records(bytes: &[u8], layout: Layout, num_classes: usize, path: &Pa
             return Err(DatasetError::LabelOutOfRange {
                 path: path.to_path_buf(),
                 record: i,
-                kind: if layout == Layout::Cifar100 { "fine" } else { "class" },
+                kind: if layout == Layout::Cifar100 {
+                    "fine"
+                } else {
+                    "class"
+                },
                 label,
                 limit: num_classes,
                 fix: fix(),
@@ -768,7 +868,12 @@ mod tests {
         assert_eq!(c.train.len(), 30);
         assert_eq!(c.test.len(), 10);
         assert_eq!(c.train.classes.len(), 10);
-        assert!(tmp.path().join(&spec.dir_name).join(VERIFIED_MARKER).is_file());
+        assert!(
+            tmp.path()
+                .join(&spec.dir_name)
+                .join(VERIFIED_MARKER)
+                .is_file()
+        );
         assert!(marker_ok(&spec, &tmp.path().join(&spec.dir_name)));
     }
 
@@ -779,7 +884,10 @@ mod tests {
         let f = tmp.path().join(&spec.dir_name).join("data_batch_2.bin");
         fs::remove_file(&f).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
-        assert!(msg.contains("missing file") && msg.contains("data_batch_2.bin"), "{msg}");
+        assert!(
+            msg.contains("missing file") && msg.contains("data_batch_2.bin"),
+            "{msg}"
+        );
         assert!(msg.contains("Fix: delete"), "{msg}");
     }
 
@@ -791,7 +899,10 @@ mod tests {
         let bytes = fs::read(&f).unwrap();
         fs::write(&f, &bytes[..bytes.len() - 3073]).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
-        assert!(msg.contains("data_batch_3.bin") && msg.contains("expected"), "{msg}");
+        assert!(
+            msg.contains("data_batch_3.bin") && msg.contains("expected"),
+            "{msg}"
+        );
         assert!(msg.contains("Fix: delete"), "{msg}");
         fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
@@ -808,7 +919,10 @@ mod tests {
         bytes[3073 * 2] = 10;
         fs::write(&f, &bytes).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Quick);
-        assert!(msg.contains("test_batch.bin") && msg.contains("record 2"), "{msg}");
+        assert!(
+            msg.contains("test_batch.bin") && msg.contains("record 2"),
+            "{msg}"
+        );
         assert!(msg.contains("label 10"), "{msg}");
         assert!(msg.contains("Fix: delete"), "{msg}");
     }
@@ -826,7 +940,10 @@ mod tests {
         // Marker present: Auto trusts sizes.
         Cifar::load(&spec, tmp.path(), &LoadOptions::default()).unwrap();
         let msg = load_err(&spec, tmp.path(), Verify::Full);
-        assert!(msg.contains("bad checksum for") && msg.contains("data_batch_1.bin"), "{msg}");
+        assert!(
+            msg.contains("bad checksum for") && msg.contains("data_batch_1.bin"),
+            "{msg}"
+        );
         assert!(msg.contains("Fix: delete"), "{msg}");
     }
 
@@ -837,7 +954,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("cifar-10-binary.tar.gz"), "{msg}");
-        assert!(msg.contains("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"), "{msg}");
+        assert!(
+            msg.contains("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"),
+            "{msg}"
+        );
         assert!(msg.contains("allow_download"), "{msg}");
     }
 
@@ -855,7 +975,10 @@ mod tests {
         let msg = parse_records(&bad, Layout::Cifar100, 100, Path::new("train.bin"))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("train.bin") && msg.contains("coarse label 25"), "{msg}");
+        assert!(
+            msg.contains("train.bin") && msg.contains("coarse label 25"),
+            "{msg}"
+        );
     }
 
     #[test]

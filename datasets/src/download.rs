@@ -56,7 +56,13 @@ pub fn download(url: &str, dest: &Path, expected_md5: Option<&str>, progress: bo
     result
 }
 
-fn fetch_to(url: &str, dest: &Path, part: &Path, expected_md5: Option<&str>, progress: bool) -> Result<()> {
+fn fetch_to(
+    url: &str,
+    dest: &Path,
+    part: &Path,
+    expected_md5: Option<&str>,
+    progress: bool,
+) -> Result<()> {
     let fail = |reason: String| DatasetError::Download {
         url: url.to_string(),
         path: dest.to_path_buf(),
@@ -140,7 +146,8 @@ fn fetch_to(url: &str, dest: &Path, part: &Path, expected_md5: Option<&str>, pro
             expected,
         });
     }
-    out.sync_all().map_err(|e| DatasetError::io("flush", part, e))?;
+    out.sync_all()
+        .map_err(|e| DatasetError::io("flush", part, e))?;
     drop(out);
     let actual = hasher.finish();
     if let Some(expected) = expected_md5

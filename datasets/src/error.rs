@@ -12,7 +12,9 @@ pub type Result<T, E = DatasetError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// A file could not be read, written, created or renamed.
-    #[error("cannot {action} {path}: {source}. Fix: check that the path exists, is readable/writable, and that the disk is not full")]
+    #[error(
+        "cannot {action} {path}: {source}. Fix: check that the path exists, is readable/writable, and that the disk is not full"
+    )]
     Io {
         /// What we were doing ("read", "create", "rename into", ...).
         action: &'static str,
@@ -49,7 +51,9 @@ pub enum DatasetError {
     },
 
     /// A file has a whole number of records but not the expected number of bytes.
-    #[error("{path} has {actual} bytes, expected {expected}: it is incomplete or not the official file. Fix: {fix}")]
+    #[error(
+        "{path} has {actual} bytes, expected {expected}: it is incomplete or not the official file. Fix: {fix}"
+    )]
     WrongSize {
         /// The file.
         path: PathBuf,
@@ -62,7 +66,9 @@ pub enum DatasetError {
     },
 
     /// A file ends in the middle of a record.
-    #[error("{path} is truncated: {len} bytes is not a whole number of {record_len}-byte records. Fix: {fix}")]
+    #[error(
+        "{path} is truncated: {len} bytes is not a whole number of {record_len}-byte records. Fix: {fix}"
+    )]
     TruncatedRecord {
         /// The file.
         path: PathBuf,
@@ -75,7 +81,9 @@ pub enum DatasetError {
     },
 
     /// A label byte is outside the valid class range.
-    #[error("{path}: record {record} has {kind} label {label}, but labels must be below {limit}; the file is corrupt. Fix: {fix}")]
+    #[error(
+        "{path}: record {record} has {kind} label {label}, but labels must be below {limit}; the file is corrupt. Fix: {fix}"
+    )]
     LabelOutOfRange {
         /// The file.
         path: PathBuf,
@@ -114,7 +122,9 @@ pub enum DatasetError {
     },
 
     /// The HTTP download failed (connection, status code, or read error).
-    #[error("download of {url} failed: {reason}; nothing was written to {path}. Fix: check the network and retry, or download the file by hand and put it at {path}")]
+    #[error(
+        "download of {url} failed: {reason}; nothing was written to {path}. Fix: check the network and retry, or download the file by hand and put it at {path}"
+    )]
     Download {
         /// The URL.
         url: String,
@@ -125,7 +135,9 @@ pub enum DatasetError {
     },
 
     /// The server closed the connection before sending the whole file.
-    #[error("download of {url} is incomplete: got {got} of {expected} bytes; the partial file was removed and nothing was written to {path}. Fix: retry the download, or download the file by hand and put it at {path}")]
+    #[error(
+        "download of {url} is incomplete: got {got} of {expected} bytes; the partial file was removed and nothing was written to {path}. Fix: retry the download, or download the file by hand and put it at {path}"
+    )]
     IncompleteDownload {
         /// The URL.
         url: String,
@@ -138,7 +150,9 @@ pub enum DatasetError {
     },
 
     /// A word of a validation or test text is not in the training vocabulary (and there is no `<unk>`).
-    #[error("{path}:{line}: word {word:?} is not in the training vocabulary and the vocabulary has no <unk>. Fix: use matching train/valid/test files (all from the same release), or map rare words to <unk> in the text")]
+    #[error(
+        "{path}:{line}: word {word:?} is not in the training vocabulary and the vocabulary has no <unk>. Fix: use matching train/valid/test files (all from the same release), or map rare words to <unk> in the text"
+    )]
     OutOfVocabulary {
         /// The text file (or "<train text>" etc. for in-memory text).
         path: PathBuf,
@@ -160,7 +174,11 @@ pub enum DatasetError {
 
 impl DatasetError {
     /// Builds an [`DatasetError::Io`] error.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         DatasetError::Io {
             action,
             path: path.into(),

@@ -179,7 +179,11 @@ impl Corpus {
             train,
             valid,
             test,
-            ["<train text>".into(), "<valid text>".into(), "<test text>".into()],
+            [
+                "<train text>".into(),
+                "<valid text>".into(),
+                "<test text>".into(),
+            ],
         )
     }
 
@@ -255,7 +259,9 @@ pub fn batchify(ids: &[u32], batch: usize) -> Result<Array2<u32>> {
         ));
     }
     let steps = ids.len() / batch;
-    Ok(Array2::from_shape_fn((steps, batch), |(i, j)| ids[j * steps + i]))
+    Ok(Array2::from_shape_fn((steps, batch), |(i, j)| {
+        ids[j * steps + i]
+    }))
 }
 
 /// How long BPTT windows are.
@@ -388,8 +394,13 @@ mod tests {
 
     #[test]
     fn oov_is_error_without_unk_and_unk_otherwise() {
-        let err = Corpus::from_texts("a b\n", "a z\n", "").unwrap_err().to_string();
-        assert!(err.contains("<valid text>:1") && err.contains("\"z\""), "{err}");
+        let err = Corpus::from_texts("a b\n", "a z\n", "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("<valid text>:1") && err.contains("\"z\""),
+            "{err}"
+        );
         assert!(err.contains("Fix:"), "{err}");
         let c = Corpus::from_texts("a <unk>\n", "a z\n", "").unwrap();
         assert_eq!(c.valid, vec![0, 1, 2]);
@@ -399,7 +410,10 @@ mod tests {
     fn missing_file_names_it() {
         let dir = tempfile::tempdir().unwrap();
         let msg = Corpus::ptb(dir.path()).unwrap_err().to_string();
-        assert!(msg.contains("ptb.train.txt") && msg.contains("Fix:"), "{msg}");
+        assert!(
+            msg.contains("ptb.train.txt") && msg.contains("Fix:"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -439,7 +453,11 @@ mod tests {
         assert!(lens.iter().all(|&l| (5..=90).contains(&l)));
         let short = lens.iter().filter(|&&l| l < 52).count() as f64 / lens.len() as f64;
         assert!((0.03..0.07).contains(&short), "{short}");
-        let long: Vec<f64> = lens.iter().filter(|&&l| l >= 52).map(|&l| l as f64).collect();
+        let long: Vec<f64> = lens
+            .iter()
+            .filter(|&&l| l >= 52)
+            .map(|&l| l as f64)
+            .collect();
         let mean = long.iter().sum::<f64>() / long.len() as f64;
         // Truncation toward zero biases the mean down by about 0.5.
         assert!((mean - 69.5).abs() < 0.3, "{mean}");

@@ -9,7 +9,9 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use crate::checksum::md5_bytes;
-use crate::cifar::{CHANNELS, CIFAR10_CLASSES, CifarSpec, FileSpec, IMAGE_BYTES, IMAGE_SIDE, ImageSet};
+use crate::cifar::{
+    CHANNELS, CIFAR10_CLASSES, CifarSpec, FileSpec, IMAGE_BYTES, IMAGE_SIDE, ImageSet,
+};
 use crate::error::{DatasetError, Result};
 
 const PALETTE: [[i32; 3]; 10] = [
@@ -49,7 +51,11 @@ pub fn synthetic_images(n: usize, seed: u64) -> ImageSet {
             for y in 0..IMAGE_SIDE {
                 for x in 0..IMAGE_SIDE {
                     let t = if k % 2 == 0 { y } else { x };
-                    let stripe = if ((t + phase) / period) % 2 == 0 { 35 } else { -35 };
+                    let stripe = if ((t + phase) / period) % 2 == 0 {
+                        35
+                    } else {
+                        -35
+                    };
                     let noise = rng.random_range(-40..=40);
                     let v = base + stripe * if c == 1 { -1 } else { 1 } + noise;
                     images.push(v.clamp(0, 255) as u8);
@@ -70,7 +76,11 @@ pub fn synthetic_images(n: usize, seed: u64) -> ImageSet {
 /// [`CifarSpec`] describing them (sizes and MD5s of these files; URL and
 /// archive MD5 of the real dataset, to be replaced by callers that serve an
 /// archive).
-pub fn small_cifar10_files(n_train: usize, n_test: usize, seed: u64) -> (CifarSpec, Vec<(String, Vec<u8>)>) {
+pub fn small_cifar10_files(
+    n_train: usize,
+    n_test: usize,
+    seed: u64,
+) -> (CifarSpec, Vec<(String, Vec<u8>)>) {
     let mut spec = CifarSpec::cifar10();
     let train = synthetic_images(n_train, seed);
     let test = synthetic_images(n_test, seed ^ 0xDEAD_BEEF);
@@ -80,7 +90,10 @@ pub fn small_cifar10_files(n_train: usize, n_test: usize, seed: u64) -> (CifarSp
         let count = n_train / 5 + usize::from(i < n_train % 5);
         let idx: Vec<usize> = (start..start + count).collect();
         start += count;
-        let bytes = train.subset(&idx).map(|s| s.to_records()).unwrap_or_default();
+        let bytes = train
+            .subset(&idx)
+            .map(|s| s.to_records())
+            .unwrap_or_default();
         *f = FileSpec {
             name: f.name.clone(),
             records: count,
@@ -94,7 +107,11 @@ pub fn small_cifar10_files(n_train: usize, n_test: usize, seed: u64) -> (CifarSp
     files.push((spec.test_files[0].name.clone(), bytes));
     files.push((
         "batches.meta.txt".into(),
-        CIFAR10_CLASSES.iter().map(|c| format!("{c}\n")).collect::<String>().into_bytes(),
+        CIFAR10_CLASSES
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect::<String>()
+            .into_bytes(),
     ));
     (spec, files)
 }
@@ -107,7 +124,12 @@ pub fn small_cifar10_files(n_train: usize, n_test: usize, seed: u64) -> (CifarSp
 /// let spec = datasets::synthetic::write_small_cifar10(dir.path(), 10, 4, 0).unwrap();
 /// assert!(dir.path().join(&spec.dir_name).join("test_batch.bin").is_file());
 /// ```
-pub fn write_small_cifar10(data_dir: &Path, n_train: usize, n_test: usize, seed: u64) -> Result<CifarSpec> {
+pub fn write_small_cifar10(
+    data_dir: &Path,
+    n_train: usize,
+    n_test: usize,
+    seed: u64,
+) -> Result<CifarSpec> {
     let (spec, files) = small_cifar10_files(n_train, n_test, seed);
     let dir = data_dir.join(&spec.dir_name);
     std::fs::create_dir_all(&dir).map_err(|e| DatasetError::io("create directory", &dir, e))?;
@@ -126,7 +148,11 @@ pub fn write_small_cifar10(data_dir: &Path, n_train: usize, n_test: usize, seed:
 /// let (spec, bytes) = datasets::synthetic::small_cifar10_archive(10, 5, 0).unwrap();
 /// assert_eq!(spec.archive_md5.as_deref(), Some(datasets::checksum::md5_bytes(&bytes).as_str()));
 /// ```
-pub fn small_cifar10_archive(n_train: usize, n_test: usize, seed: u64) -> Result<(CifarSpec, Vec<u8>)> {
+pub fn small_cifar10_archive(
+    n_train: usize,
+    n_test: usize,
+    seed: u64,
+) -> Result<(CifarSpec, Vec<u8>)> {
     let (mut spec, files) = small_cifar10_files(n_train, n_test, seed);
     let io = |e: std::io::Error| DatasetError::io("build", "<in-memory archive>", e);
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -137,8 +163,12 @@ pub fn small_cifar10_archive(n_train: usize, n_test: usize, seed: u64) -> Result
         h.set_mode(0o644);
         h.set_mtime(1_239_148_800);
         h.set_cksum();
-        tar.append_data(&mut h, format!("{}/{name}", spec.dir_name), bytes.as_slice())
-            .map_err(io)?;
+        tar.append_data(
+            &mut h,
+            format!("{}/{name}", spec.dir_name),
+            bytes.as_slice(),
+        )
+        .map_err(io)?;
     }
     let bytes = tar.into_inner().map_err(io)?.finish().map_err(io)?;
     spec.archive_md5 = Some(md5_bytes(&bytes));

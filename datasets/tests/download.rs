@@ -45,7 +45,11 @@ fn handle(mut stream: TcpStream, body: &[u8]) {
             Ok(_) => {}
         }
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
     let header = |len: usize| {
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/x-gzip\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
@@ -68,7 +72,8 @@ fn handle(mut stream: TcpStream, body: &[u8]) {
             .write_all(header(bad.len()).as_bytes())
             .and_then(|_| stream.write_all(&bad))
     } else {
-        stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     };
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -91,9 +96,16 @@ fn online() -> LoadOptions {
 
 fn assert_nothing_left(spec: &CifarSpec, dir: &Path) {
     let archive = dir.join(&spec.archive_name);
-    assert!(!archive.exists(), "{} must not exist after a failed download", archive.display());
+    assert!(
+        !archive.exists(),
+        "{} must not exist after a failed download",
+        archive.display()
+    );
     assert!(!part_path(&archive).exists(), "partial file left behind");
-    assert!(!dir.join(&spec.dir_name).exists(), "dataset dir must not exist");
+    assert!(
+        !dir.join(&spec.dir_name).exists(),
+        "dataset dir must not exist"
+    );
 }
 
 #[test]
@@ -105,18 +117,34 @@ fn complete_download_is_verified_extracted_and_loaded() {
     let archive = dir.path().join(&spec.archive_name);
     assert!(archive.is_file());
     assert!(!part_path(&archive).exists());
-    assert!(dir.path().join(&spec.dir_name).join(VERIFIED_MARKER).is_file());
+    assert!(
+        dir.path()
+            .join(&spec.dir_name)
+            .join(VERIFIED_MARKER)
+            .is_file()
+    );
     // Second load: no download (server URL broken on purpose), data already there.
     let mut offline = spec.clone();
     offline.url = "http://127.0.0.1:1/nothing".into();
-    let again = Cifar::load(&offline, dir.path(), &LoadOptions { verify: Verify::Full, ..online() }).unwrap();
+    let again = Cifar::load(
+        &offline,
+        dir.path(),
+        &LoadOptions {
+            verify: Verify::Full,
+            ..online()
+        },
+    )
+    .unwrap();
     assert_eq!(again, cifar);
     // No leftover temporary extraction directory.
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().all(|n| !n.starts_with(".extract")), "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.starts_with(".extract")),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -124,8 +152,14 @@ fn truncated_download_is_never_taken_for_complete() {
     let (spec, dir) = setup("truncated");
     let err = Cifar::load(&spec, dir.path(), &online()).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, DatasetError::IncompleteDownload { .. }), "{msg}");
-    assert!(msg.contains(&spec.url) && msg.contains("cifar-10-binary.tar.gz"), "{msg}");
+    assert!(
+        matches!(err, DatasetError::IncompleteDownload { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&spec.url) && msg.contains("cifar-10-binary.tar.gz"),
+        "{msg}"
+    );
     assert!(msg.contains("Fix: retry"), "{msg}");
     assert_nothing_left(&spec, dir.path());
 }
@@ -135,8 +169,14 @@ fn corrupt_download_fails_archive_md5() {
     let (spec, dir) = setup("corrupt");
     let err = Cifar::load(&spec, dir.path(), &online()).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, DatasetError::ChecksumMismatch { .. }), "{msg}");
-    assert!(msg.contains("bad checksum") && msg.contains("cifar-10-binary.tar.gz"), "{msg}");
+    assert!(
+        matches!(err, DatasetError::ChecksumMismatch { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("bad checksum") && msg.contains("cifar-10-binary.tar.gz"),
+        "{msg}"
+    );
     assert!(msg.contains("Fix:"), "{msg}");
     assert_nothing_left(&spec, dir.path());
 }
@@ -148,7 +188,10 @@ fn corrupt_download_without_archive_md5_fails_extraction_and_is_removed() {
     let err = Cifar::load(&spec, dir.path(), &online()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, DatasetError::BadArchive { .. }), "{msg}");
-    assert!(msg.contains("cifar-10-binary.tar.gz") && msg.contains("download it again"), "{msg}");
+    assert!(
+        msg.contains("cifar-10-binary.tar.gz") && msg.contains("download it again"),
+        "{msg}"
+    );
     assert_nothing_left(&spec, dir.path());
 }
 
@@ -169,7 +212,10 @@ fn offline_without_data_says_where_to_put_the_archive() {
     let err = Cifar::load(&spec, dir.path(), &LoadOptions::default()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, DatasetError::NotFound { .. }), "{msg}");
-    assert!(msg.contains(&dir.path().join(&spec.archive_name).display().to_string()), "{msg}");
+    assert!(
+        msg.contains(&dir.path().join(&spec.archive_name).display().to_string()),
+        "{msg}"
+    );
     assert!(msg.contains("allow_download"), "{msg}");
 }
 
@@ -194,13 +240,19 @@ fn unreadable_local_archive_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains(&archive.display().to_string()), "{msg}");
-    assert!(msg.contains("Fix: delete") && msg.contains("download it again"), "{msg}");
+    assert!(
+        msg.contains("Fix: delete") && msg.contains("download it again"),
+        "{msg}"
+    );
     assert!(!dir.path().join(&spec.dir_name).exists());
     // A truncated gzip (e.g. an interrupted manual download).
     std::fs::write(&archive, &bytes[..bytes.len() / 2]).unwrap();
     let msg = Cifar::load(&spec, dir.path(), &LoadOptions::default())
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("cannot extract archive") && msg.contains("download it again"), "{msg}");
+    assert!(
+        msg.contains("cannot extract archive") && msg.contains("download it again"),
+        "{msg}"
+    );
     assert!(!dir.path().join(&spec.dir_name).exists());
 }

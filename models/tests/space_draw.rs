@@ -24,9 +24,17 @@ fn check_xml(s: &str) {
         }
         let end = rest[i..].find('>').expect("unclosed tag") + i;
         let tag = &rest[i + 1..end];
-        assert_eq!(tag.matches('"').count() % 2, 0, "unbalanced quotes in <{tag}>");
+        assert_eq!(
+            tag.matches('"').count() % 2,
+            0,
+            "unbalanced quotes in <{tag}>"
+        );
         if let Some(name) = tag.strip_prefix('/') {
-            assert_eq!(stack.pop().as_deref(), Some(name.trim()), "bad close </{name}>");
+            assert_eq!(
+                stack.pop().as_deref(),
+                Some(name.trim()),
+                "bad close </{name}>"
+            );
         } else if !tag.ends_with('/') {
             let name = tag.split_whitespace().next().unwrap().to_string();
             stack.push(name);
@@ -60,8 +68,14 @@ fn svg_and_dot_are_well_formed_and_name_every_op() {
                 let is_op = kind == SpaceKind::Nb201 || pos % 2 == 1;
                 if is_op {
                     let name = s.token_name(pos, arch[pos]);
-                    assert!(svg.contains(&format!(">{name}<")), "{kind}: svg lacks {name}");
-                    assert!(dot.contains(&format!("\"{name}\"")), "{kind}: dot lacks {name}");
+                    assert!(
+                        svg.contains(&format!(">{name}<")),
+                        "{kind}: svg lacks {name}"
+                    );
+                    assert!(
+                        dot.contains(&format!("\"{name}\"")),
+                        "{kind}: dot lacks {name}"
+                    );
                 }
             }
             std::fs::write(dir.join(format!("{kind}-{k}.svg")), &svg).unwrap();
@@ -75,7 +89,8 @@ fn svg_of_known_cells() {
     let dir = out_dir();
     let cnn = space(SpaceKind::Cnn);
     // NAONet (spec 1.3), PT-V1 ids 5..=15 shifted to our 0..=10.
-    let pt = "0 7 1 15 2 8 1 7 0 6 1 7 0 8 4 7 1 5 0 7 | 0 7 1 13 0 6 0 14 0 9 1 10 0 14 2 6 1 11 0 7";
+    let pt =
+        "0 7 1 15 2 8 1 7 0 6 1 7 0 8 4 7 1 5 0 7 | 0 7 1 13 0 6 0 14 0 9 1 10 0 14 2 6 1 11 0 7";
     let flat: Vec<usize> = pt
         .split_whitespace()
         .filter(|w| *w != "|")
@@ -86,7 +101,13 @@ fn svg_of_known_cells() {
     let naonet = cnn.from_text(&text.join(" ")).unwrap();
     let svg = cnn.to_svg(&naonet);
     check_xml(&svg);
-    for label in ["normal cell", "reduction cell", "concat = c[k]", "0: c[k-2]", "1: c[k-1]"] {
+    for label in [
+        "normal cell",
+        "reduction cell",
+        "concat = c[k]",
+        "0: c[k-2]",
+        "1: c[k-1]",
+    ] {
         assert!(svg.contains(label), "missing {label}");
     }
     std::fs::write(dir.join("naonet.svg"), svg).unwrap();

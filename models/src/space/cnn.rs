@@ -412,7 +412,10 @@ impl CnnSpace {
             for b in branches {
                 let mut w = b.split_whitespace();
                 let (Some(i), Some(o), None) = (w.next(), w.next(), w.next()) else {
-                    return Err(perr(b, "a branch is `input op`, e.g. `0 sep_conv_3x3`".into()));
+                    return Err(perr(
+                        b,
+                        "a branch is `input op`, e.g. `0 sep_conv_3x3`".into(),
+                    ));
                 };
                 let i: usize = i
                     .parse()
@@ -421,7 +424,11 @@ impl CnnSpace {
                 let o = self.op_index(op).ok_or_else(|| {
                     perr(
                         o,
-                        format!("op not in the {} space; its ops are {}", self.kind, self.op_list()),
+                        format!(
+                            "op not in the {} space; its ops are {}",
+                            self.kind,
+                            self.op_list()
+                        ),
                     )
                 })?;
                 out.extend([i, o]);
@@ -439,7 +446,9 @@ impl CnnSpace {
     }
 
     fn draw_cells(&self, arch: &[usize]) -> Vec<draw::Cell> {
-        let a = self.decode(arch).unwrap_or_else(|e| panic!("invalid architecture: {e}"));
+        let a = self
+            .decode(arch)
+            .unwrap_or_else(|e| panic!("invalid architecture: {e}"));
         a.cells()
             .iter()
             .zip(CELL_NAMES)
@@ -570,16 +579,13 @@ impl SearchSpace for CnnSpace {
     }
 
     fn to_text(&self, arch: &[usize]) -> String {
-        let a = self.decode(arch).unwrap_or_else(|e| panic!("invalid architecture: {e}"));
+        let a = self
+            .decode(arch)
+            .unwrap_or_else(|e| panic!("invalid architecture: {e}"));
         let cell = |c: &CnnCell| {
             c.nodes
                 .iter()
-                .map(|n| {
-                    format!(
-                        "[{} {}, {} {}]",
-                        n.a.input, n.a.op, n.b.input, n.b.op
-                    )
-                })
+                .map(|n| format!("[{} {}, {} {}]", n.a.input, n.a.op, n.b.input, n.b.op))
                 .collect::<Vec<_>>()
                 .join(" ")
         };

@@ -239,7 +239,11 @@ fn svg_cell(cell: &Cell, y0: f64, out: &mut String) -> (f64, f64) {
                 "<line x1=\"{:.1}\" y1=\"{fy:.1}\" x2=\"{op_left:.1}\" y2=\"{fy:.1}\" stroke=\"{}\" stroke-width=\"1.3\"{}/>",
                 xs[feed.from],
                 if feed.dead { "#999" } else { "#333" },
-                if feed.dead { " stroke-dasharray=\"4,3\"" } else { "" }
+                if feed.dead {
+                    " stroke-dasharray=\"4,3\""
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(
                 boxes,
@@ -263,7 +267,13 @@ fn svg_cell(cell: &Cell, y0: f64, out: &mut String) -> (f64, f64) {
                     "#f3f3f3",
                     "#999",
                 );
-                text(&mut boxes, op_left + op_w / 2.0, fy, &feed.op, " fill=\"#888\"");
+                text(
+                    &mut boxes,
+                    op_left + op_w / 2.0,
+                    fy,
+                    &feed.op,
+                    " fill=\"#888\"",
+                );
             } else {
                 rect(
                     &mut boxes,
@@ -288,7 +298,13 @@ fn svg_cell(cell: &Cell, y0: f64, out: &mut String) -> (f64, f64) {
             "#fff2cc",
             "#bf9000",
         );
-        text(&mut boxes, x, row_y + h / 2.0, &node.label, " font-weight=\"bold\"");
+        text(
+            &mut boxes,
+            x,
+            row_y + h / 2.0,
+            &node.label,
+            " font-weight=\"bold\"",
+        );
         start_y[s] = row_y + h - 2.0;
         right = right.max(x + node_w / 2.0);
         row_y += h + ROW_GAP;
@@ -333,7 +349,13 @@ fn svg_cell(cell: &Cell, y0: f64, out: &mut String) -> (f64, f64) {
     }
     out.push_str(&boxes);
     rect(out, ol, out_top, or - ol, out_h, 4.0, "#d9ead3", "#38761d");
-    text(out, (ol + or) / 2.0, out_top + out_h / 2.0, &cell.output, " font-weight=\"bold\"");
+    text(
+        out,
+        (ol + or) / 2.0,
+        out_top + out_h / 2.0,
+        &cell.output,
+        " font-weight=\"bold\"",
+    );
 
     (right + MARGIN, out_top + out_h + MARGIN + 8.0 - y0)
 }

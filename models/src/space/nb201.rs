@@ -225,25 +225,41 @@ impl Nb201Space {
             let inner = group
                 .strip_prefix('|')
                 .and_then(|r| r.strip_suffix('|'))
-                .ok_or_else(|| perr(group, format!("the group of node {to} must start and end with `|`")))?;
+                .ok_or_else(|| {
+                    perr(
+                        group,
+                        format!("the group of node {to} must start and end with `|`"),
+                    )
+                })?;
             let items: Vec<&str> = inner.split('|').collect();
             if items.len() != to {
                 return Err(perr(
                     group,
-                    format!("node {to} has {to} incoming edges (from 0..={}), found {}", to - 1, items.len()),
+                    format!(
+                        "node {to} has {to} incoming edges (from 0..={}), found {}",
+                        to - 1,
+                        items.len()
+                    ),
                 ));
             }
             for item in items {
-                let (op, from) = item
-                    .split_once('~')
-                    .ok_or_else(|| perr(item, "an edge is `op~source`, e.g. `nor_conv_3x3~0`".into()))?;
+                let (op, from) = item.split_once('~').ok_or_else(|| {
+                    perr(item, "an edge is `op~source`, e.g. `nor_conv_3x3~0`".into())
+                })?;
                 let op: Nb201Op = op.parse()?;
-                let from: usize = from
-                    .parse()
-                    .ok()
-                    .filter(|&f| f < to)
-                    .ok_or_else(|| perr(item, format!("the source of an edge into node {to} must be 0..={}", to - 1)))?;
-                let e = EDGES.iter().position(|&x| x == (to, from)).expect("edge exists");
+                let from: usize = from.parse().ok().filter(|&f| f < to).ok_or_else(|| {
+                    perr(
+                        item,
+                        format!(
+                            "the source of an edge into node {to} must be 0..={}",
+                            to - 1
+                        ),
+                    )
+                })?;
+                let e = EDGES
+                    .iter()
+                    .position(|&x| x == (to, from))
+                    .expect("edge exists");
                 if edges[e].replace(op).is_some() {
                     return Err(perr(item, format!("edge {to}<-{from} given twice")));
                 }
@@ -287,7 +303,10 @@ impl SearchSpace for Nb201Space {
     }
 
     fn token_name(&self, _pos: usize, token: usize) -> String {
-        match token.checked_sub(OP_OFFSET).and_then(|o| Nb201Op::ALL.get(o)) {
+        match token
+            .checked_sub(OP_OFFSET)
+            .and_then(|o| Nb201Op::ALL.get(o))
+        {
             Some(o) => o.name().into(),
             None => format!("<bad op token {token}>"),
         }

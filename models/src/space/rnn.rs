@@ -179,7 +179,10 @@ impl RnnSpace {
             } else {
                 (
                     v < node,
-                    format!("the predecessor of node {node} must be a node in 0..={}", node - 1),
+                    format!(
+                        "the predecessor of node {node} must be a node in 0..={}",
+                        node - 1
+                    ),
                     PRED_OFFSET,
                 )
             };
@@ -201,7 +204,13 @@ impl RnnSpace {
         expect_valid(self, arch);
         arch.iter()
             .enumerate()
-            .map(|(pos, &t)| if pos % 2 == 1 { t - ACT_OFFSET } else { t - PRED_OFFSET })
+            .map(|(pos, &t)| {
+                if pos % 2 == 1 {
+                    t - ACT_OFFSET
+                } else {
+                    t - PRED_OFFSET
+                }
+            })
             .collect()
     }
 }
@@ -236,7 +245,11 @@ impl SearchSpace for RnnSpace {
         format!(
             "node {}, {}",
             pos / 2 + 1,
-            if pos % 2 == 1 { "activation" } else { "predecessor" }
+            if pos % 2 == 1 {
+                "activation"
+            } else {
+                "predecessor"
+            }
         )
     }
 
@@ -254,7 +267,10 @@ impl SearchSpace for RnnSpace {
 
     fn token_name(&self, pos: usize, token: usize) -> String {
         if pos % 2 == 1 {
-            match token.checked_sub(ACT_OFFSET).and_then(|a| Activation::ALL.get(a)) {
+            match token
+                .checked_sub(ACT_OFFSET)
+                .and_then(|a| Activation::ALL.get(a))
+            {
                 Some(a) => a.name().into(),
                 None => format!("<bad activation token {token}>"),
             }

@@ -44,7 +44,7 @@ pub fn gemm<T: Float>(
         return;
     }
     if k == 0 {
-        c.map_inplace(|v| *v = *v * beta);
+        c.map_inplace(|v| *v *= beta);
         return;
     }
     if m == 1 {

@@ -4,3 +4,7 @@
 pub mod gemm;
 
 pub use gemm::gemm;
+pub mod batchnorm;
+pub mod conv;
+pub mod depthwise;
+pub mod pool;
