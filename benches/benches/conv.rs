@@ -87,12 +87,7 @@ fn bench_conv(cr: &mut Criterion) {
         group.bench_function(format!("{}/fwd", c.name), |b| {
             b.iter(|| autograd::no_grad(|| x.conv2d(&w, None, c.p)))
         });
-        let dy = Tensor::randn(
-            &x.conv2d(&w, None, c.p).shape().to_vec(),
-            1.0,
-            DType::F32,
-            &mut rng,
-        );
+        let dy = Tensor::randn(x.conv2d(&w, None, c.p).shape(), 1.0, DType::F32, &mut rng);
         group.throughput(Throughput::Elements(3 * f));
         group.bench_function(format!("{}/fwd_bwd", c.name), |b| {
             b.iter(|| {

@@ -95,7 +95,8 @@ fn main() {
         .unwrap();
     let t = one.install(|| best(reps, || general_mat_mul(1.0, &a, &b, 0.0, &mut c)));
     println!("n={n} 1-thread whole        {:7.1} GFLOP/s", fl / t);
-    let variants: Vec<(&str, Box<dyn Fn(ArrayViewMut2<f32>)>)> = vec![
+    type Variant<'a> = (&'static str, Box<dyn Fn(ArrayViewMut2<f32>) + 'a>);
+    let variants: Vec<Variant> = vec![
         (
             "rows 4 bands (current)",
             Box::new(|c| rows(a.view(), b.view(), c, n / 4)),

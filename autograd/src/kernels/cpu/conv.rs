@@ -282,39 +282,50 @@ pub fn conv2d_forward<T: Float>(
         return out;
     }
     let scratch = if g.pointwise { 0 } else { g.k * g.l };
-    out.as_slice_mut()
-        .unwrap()
-        .par_chunks_mut(g.img_out())
-        .enumerate()
-        .for_each_init(
-            || vec![T::zero(); scratch],
-            |col, (ni, y)| {
-                let x_img = &xs[ni * g.img_in()..][..g.img_in()];
-                for gi in 0..g.groups {
-                    let colv = if g.pointwise {
-                        ArrayView2::from_shape((g.k, g.l), &x_img[gi * g.k * g.l..][..g.k * g.l])
-                            .unwrap()
-                    } else {
-                        im2col(&g, x_img, gi, col);
-                        ArrayView2::from_shape((g.k, g.l), &col[..]).unwrap()
-                    };
-                    let wg = w2.slice(s![gi * g.cout_g..(gi + 1) * g.cout_g, ..]);
-                    let yg = ArrayViewMut2::from_shape(
-                        (g.cout_g, g.l),
-                        &mut y[gi * g.cout_g * g.l..][..g.cout_g * g.l],
-                    )
-                    .unwrap();
-                    gemm(T::one(), wg, false, colv, false, T::zero(), yg);
-                }
-                if let Some(b) = &bias {
-                    for (co, yc) in y.chunks_mut(g.l).enumerate() {
-                        let bv = b[co];
-                        yc.iter_mut().for_each(|v| *v += bv);
-                    }
-                }
-            },
-        );
+    let image = |col: &mut Vec<T>, (ni, y): (usize, &mut [T])| {
+        let x_img = &xs[ni * g.img_in()..][..g.img_in()];
+        for gi in 0..g.groups {
+            let colv = if g.pointwise {
+                ArrayView2::from_shape((g.k, g.l), &x_img[gi * g.k * g.l..][..g.k * g.l]).unwrap()
+            } else {
+                im2col(&g, x_img, gi, col);
+                ArrayView2::from_shape((g.k, g.l), &col[..]).unwrap()
+            };
+            let wg = w2.slice(s![gi * g.cout_g..(gi + 1) * g.cout_g, ..]);
+            let yg = ArrayViewMut2::from_shape(
+                (g.cout_g, g.l),
+                &mut y[gi * g.cout_g * g.l..][..g.cout_g * g.l],
+            )
+            .unwrap();
+            gemm(T::one(), wg, false, colv, false, T::zero(), yg);
+        }
+        if let Some(b) = &bias {
+            for (co, yc) in y.chunks_mut(g.l).enumerate() {
+                let bv = b[co];
+                yc.iter_mut().for_each(|v| *v += bv);
+            }
+        }
+    };
+    let ys = out.as_slice_mut().unwrap();
+    if images_in_parallel(g.n) {
+        ys.par_chunks_mut(g.img_out())
+            .enumerate()
+            .for_each_init(|| vec![T::zero(); scratch], image);
+    } else {
+        // Fewer images than threads: one image at a time, each GEMM split by the wrapper.
+        let mut col = vec![T::zero(); scratch];
+        ys.chunks_mut(g.img_out())
+            .enumerate()
+            .for_each(|item| image(&mut col, item));
+    }
     out
+}
+
+/// Whether a batch of `n` images is spread over the rayon pool (one single-threaded GEMM
+/// per image) or run one image at a time so the GEMM wrapper can split each product
+/// (batches smaller than the pool, called from outside a rayon worker).
+fn images_in_parallel(n: usize) -> bool {
+    rayon::current_thread_index().is_some() || n >= rayon::current_num_threads()
 }
 
 /// Per-split state of the backward pass: column scratch, `dcol` scratch and the
@@ -365,68 +376,66 @@ pub fn conv2d_backward<T: Float>(
     } else {
         g.k * g.l
     };
-    let dw_sum = dx
-        .par_chunks_mut(chunk)
-        .enumerate()
-        .fold(
-            || BackState {
-                col: vec![T::zero(); col_len],
-                dcol: vec![T::zero(); dcol_len],
-                dw: need_dw.then(|| Array2::zeros((g.cout, g.k))),
-            },
-            |mut st, (ni, dx_img)| {
-                let x_img = &xs[ni * g.img_in()..][..g.img_in()];
-                let dy_img = &dys[ni * g.img_out()..][..g.img_out()];
-                for gi in 0..g.groups {
-                    let rows = gi * g.cout_g..(gi + 1) * g.cout_g;
-                    let dyg = ArrayView2::from_shape(
-                        (g.cout_g, g.l),
-                        &dy_img[gi * g.cout_g * g.l..][..g.cout_g * g.l],
+    let init = || BackState {
+        col: vec![T::zero(); col_len],
+        dcol: vec![T::zero(); dcol_len],
+        dw: need_dw.then(|| Array2::zeros((g.cout, g.k))),
+    };
+    let image = |mut st: BackState<T>, (ni, dx_img): (usize, &mut [T])| {
+        let x_img = &xs[ni * g.img_in()..][..g.img_in()];
+        let dy_img = &dys[ni * g.img_out()..][..g.img_out()];
+        for gi in 0..g.groups {
+            let rows = gi * g.cout_g..(gi + 1) * g.cout_g;
+            let dyg = ArrayView2::from_shape(
+                (g.cout_g, g.l),
+                &dy_img[gi * g.cout_g * g.l..][..g.cout_g * g.l],
+            )
+            .unwrap();
+            if let Some(dw) = st.dw.as_mut() {
+                let colv = if g.pointwise {
+                    ArrayView2::from_shape((g.k, g.l), &x_img[gi * g.k * g.l..][..g.k * g.l])
+                        .unwrap()
+                } else {
+                    im2col(&g, x_img, gi, &mut st.col);
+                    ArrayView2::from_shape((g.k, g.l), &st.col[..]).unwrap()
+                };
+                gemm(
+                    T::one(),
+                    dyg,
+                    false,
+                    colv,
+                    true,
+                    T::one(),
+                    dw.slice_mut(s![rows.clone(), ..]),
+                );
+            }
+            if need_dx {
+                let wg = w2.slice(s![rows, ..]);
+                if g.pointwise {
+                    let dxg = ArrayViewMut2::from_shape(
+                        (g.k, g.l),
+                        &mut dx_img[gi * g.k * g.l..][..g.k * g.l],
                     )
                     .unwrap();
-                    if let Some(dw) = st.dw.as_mut() {
-                        let colv = if g.pointwise {
-                            ArrayView2::from_shape(
-                                (g.k, g.l),
-                                &x_img[gi * g.k * g.l..][..g.k * g.l],
-                            )
-                            .unwrap()
-                        } else {
-                            im2col(&g, x_img, gi, &mut st.col);
-                            ArrayView2::from_shape((g.k, g.l), &st.col[..]).unwrap()
-                        };
-                        gemm(
-                            T::one(),
-                            dyg,
-                            false,
-                            colv,
-                            true,
-                            T::one(),
-                            dw.slice_mut(s![rows.clone(), ..]),
-                        );
-                    }
-                    if need_dx {
-                        let wg = w2.slice(s![rows, ..]);
-                        if g.pointwise {
-                            let dxg = ArrayViewMut2::from_shape(
-                                (g.k, g.l),
-                                &mut dx_img[gi * g.k * g.l..][..g.k * g.l],
-                            )
-                            .unwrap();
-                            gemm(T::one(), wg, true, dyg, false, T::zero(), dxg);
-                        } else {
-                            let dcol =
-                                ArrayViewMut2::from_shape((g.k, g.l), &mut st.dcol[..]).unwrap();
-                            gemm(T::one(), wg, true, dyg, false, T::zero(), dcol);
-                            col2im(&g, &st.dcol, gi, dx_img);
-                        }
-                    }
+                    gemm(T::one(), wg, true, dyg, false, T::zero(), dxg);
+                } else {
+                    let dcol = ArrayViewMut2::from_shape((g.k, g.l), &mut st.dcol[..]).unwrap();
+                    gemm(T::one(), wg, true, dyg, false, T::zero(), dcol);
+                    col2im(&g, &st.dcol, gi, dx_img);
                 }
-                st
-            },
-        )
-        .filter_map(|st| st.dw)
-        .reduce_with(|a, b| a + b);
+            }
+        }
+        st
+    };
+    let dw_sum = if images_in_parallel(g.n) {
+        dx.par_chunks_mut(chunk)
+            .enumerate()
+            .fold(init, image)
+            .filter_map(|st| st.dw)
+            .reduce_with(|a, b| a + b)
+    } else {
+        dx.chunks_mut(chunk).enumerate().fold(init(), image).dw
+    };
     let dx = need_dx.then(|| Array4::from_shape_vec((g.n, g.cin, g.h, g.w), dx).unwrap());
     let dw = need_dw.then(|| {
         dw_sum
