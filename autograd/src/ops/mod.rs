@@ -3,6 +3,8 @@
 //! tests. Start reading at `elementwise.rs`.
 
 pub mod attention;
+pub mod batchnorm;
+pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
@@ -10,6 +12,7 @@ pub mod index;
 pub mod lstm;
 pub mod matmul;
 pub mod normalize;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

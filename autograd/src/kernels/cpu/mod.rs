@@ -4,7 +4,11 @@
 pub mod gemm;
 
 pub use gemm::gemm;
+pub mod batchnorm;
+pub mod conv;
+pub mod depthwise;
 pub mod gather_scatter;
 pub mod lanes;
 pub mod lstm_gates;
 pub mod lstm_seq;
+pub mod pool;
