@@ -54,6 +54,25 @@ pub trait Float:
     fn from_storage(s: &Storage) -> Option<&ArrayD<Self>>;
     /// Converts from f64 (for constants and scalars).
     fn of(v: f64) -> Self;
+    /// `x <- e^x` over a slice (f32: the vectorised [`crate::kernels::cpu::fastmath`]).
+    fn exp_inplace(x: &mut [Self]) {
+        x.iter_mut().for_each(|v| *v = v.exp());
+    }
+    /// `x <- tanh(x)` over a slice (f32: vectorised).
+    fn tanh_inplace(x: &mut [Self]) {
+        x.iter_mut().for_each(|v| *v = v.tanh());
+    }
+    /// `x <- 1 / (1 + e^-x)` over a slice (f32: vectorised; f64: stable libm form).
+    fn sigmoid_inplace(x: &mut [Self]) {
+        x.iter_mut().for_each(|v| {
+            *v = if *v >= Self::zero() {
+                Self::one() / (Self::one() + (-*v).exp())
+            } else {
+                let e = v.exp();
+                e / (Self::one() + e)
+            }
+        });
+    }
 }
 
 impl Float for f32 {
@@ -69,6 +88,15 @@ impl Float for f32 {
     }
     fn of(v: f64) -> Self {
         v as f32
+    }
+    fn exp_inplace(x: &mut [Self]) {
+        crate::kernels::cpu::fastmath::exp_slice(x);
+    }
+    fn tanh_inplace(x: &mut [Self]) {
+        crate::kernels::cpu::fastmath::tanh_slice(x);
+    }
+    fn sigmoid_inplace(x: &mut [Self]) {
+        crate::kernels::cpu::fastmath::sigmoid_slice(x);
     }
 }
 

@@ -177,54 +177,6 @@ pub fn assert_close(a: &Tensor, b: &Tensor, atol: f64, rtol: f64) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tensor::Tensor;
-
-    /// The suite has teeth: an op with a deliberately wrong backward rule (d/dx sin = sin
-    /// instead of cos) fails the check, and a 1% error in a correct rule fails it too.
-    #[test]
-    fn gradcheck_catches_a_wrong_backward_rule() {
-        fn bad_sin(x: &Tensor) -> Tensor {
-            let out = crate::dispatch!(x.storage(), |a| a.mapv(|v| v.sin()));
-            Tensor::from_op(
-                out,
-                &[x],
-                "bad_sin",
-                |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    let wrong = crate::dispatch!(inp[0].storage(), |a| a.mapv(|v| v.sin()));
-                    vec![Some(g.mul(&Tensor::from_storage(wrong)))]
-                },
-            )
-        }
-        fn slightly_off_square(x: &Tensor) -> Tensor {
-            let out = crate::dispatch!(x.storage(), |a| a.mapv(|v| v * v));
-            Tensor::from_op(
-                out,
-                &[x],
-                "off_square",
-                |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    vec![Some(g.mul(&inp[0]).mul_scalar(2.02))]
-                },
-            )
-        }
-        let x = rand_f64(&[4], 1);
-        let err = gradcheck(|t| bad_sin(&t[0]), &[x.clone()]).unwrap_err();
-        assert!(err.to_string().contains("gradcheck failed"), "{err}");
-        assert!(gradcheck(|t| slightly_off_square(&t[0]), &[x.clone()]).is_err());
-        // And the correct rule passes.
-        gradcheck(|t| t[0].square(), &[x]).unwrap();
-    }
-
-    #[test]
-    fn gradcheck_reports_elements_and_small_error() {
-        let r = gradcheck(|t| t[0].exp().sum(), &[rand_f64(&[2, 3], 2)]).unwrap();
-        assert_eq!(r.elements, 6);
-        assert!(r.max_error < 1e-8, "{}", r.max_error);
-    }
-}
-
 /// Checks the gradients of a scalar `loss()` with respect to every element of every
 /// trainable parameter, by central differences (same measure and defaults as [`gradcheck`]).
 /// `loss` must be deterministic (no dropout draws that change between calls) and the
@@ -287,4 +239,52 @@ pub fn gradcheck_params(
         max_error,
         elements,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Tensor;
+
+    /// The suite has teeth: an op with a deliberately wrong backward rule (d/dx sin = sin
+    /// instead of cos) fails the check, and a 1% error in a correct rule fails it too.
+    #[test]
+    fn gradcheck_catches_a_wrong_backward_rule() {
+        fn bad_sin(x: &Tensor) -> Tensor {
+            let out = crate::dispatch!(x.storage(), |a| a.mapv(|v| v.sin()));
+            Tensor::from_op(
+                out,
+                &[x],
+                "bad_sin",
+                |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    let wrong = crate::dispatch!(inp[0].storage(), |a| a.mapv(|v| v.sin()));
+                    vec![Some(g.mul(&Tensor::from_storage(wrong)))]
+                },
+            )
+        }
+        fn slightly_off_square(x: &Tensor) -> Tensor {
+            let out = crate::dispatch!(x.storage(), |a| a.mapv(|v| v * v));
+            Tensor::from_op(
+                out,
+                &[x],
+                "off_square",
+                |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    vec![Some(g.mul(&inp[0]).mul_scalar(2.02))]
+                },
+            )
+        }
+        let x = rand_f64(&[4], 1);
+        let err = gradcheck(|t| bad_sin(&t[0]), &[x.clone()]).unwrap_err();
+        assert!(err.to_string().contains("gradcheck failed"), "{err}");
+        assert!(gradcheck(|t| slightly_off_square(&t[0]), &[x.clone()]).is_err());
+        // And the correct rule passes.
+        gradcheck(|t| t[0].square(), &[x]).unwrap();
+    }
+
+    #[test]
+    fn gradcheck_reports_elements_and_small_error() {
+        let r = gradcheck(|t| t[0].exp().sum(), &[rand_f64(&[2, 3], 2)]).unwrap();
+        assert_eq!(r.elements, 6);
+        assert!(r.max_error < 1e-8, "{}", r.max_error);
+    }
 }

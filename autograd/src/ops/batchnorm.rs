@@ -12,6 +12,7 @@
 
 use crate::dtype::Float;
 use crate::kernels::cpu::batchnorm::{BnLayout, bn_affine2, bn_batch_stats, bn_grad_sums};
+use crate::kernels::cpu::layout::standard_layout;
 use crate::tensor::Tensor;
 use crate::{dispatch2, with_array};
 use ndarray::{ArrayD, IxDyn};
@@ -104,7 +105,7 @@ pub fn batch_norm(
             x.shape()
         );
         with_array!(x.storage(), |a| bn_batch_stats(
-            a.as_standard_layout().as_slice().unwrap(),
+            standard_layout(a).as_slice().unwrap(),
             l
         ))
     } else {
@@ -124,7 +125,7 @@ pub fn batch_norm(
     let shape = x.shape().to_vec();
     let out = crate::dispatch!(x.storage(), |a| {
         let y = bn_affine2(
-            a.as_standard_layout().as_slice().unwrap(),
+            standard_layout(a).as_slice().unwrap(),
             &[],
             l,
             &to_t::<T>(&scale),
@@ -168,12 +169,12 @@ pub fn batch_norm(
             let x = &inp[0];
             let (sum_dy, sum_dyxc) = with_array!(x.storage(), |a| {
                 let dyv = Float::from_storage(dy.storage())
-                    .map(|d: &ArrayD<T>| d.as_standard_layout().into_owned())
+                    .map(|d: &ArrayD<T>| standard_layout(d).into_owned())
                     .unwrap_or_else(|| {
                         panic!("batch_norm backward: dtype mismatch {}", dy.dtype())
                     });
                 bn_grad_sums(
-                    a.as_standard_layout().as_slice().unwrap(),
+                    standard_layout(a).as_slice().unwrap(),
                     dyv.as_slice().unwrap(),
                     l,
                     &mean,
@@ -199,8 +200,8 @@ pub fn batch_norm(
                 };
                 let shape = x.shape().to_vec();
                 let s = dispatch2!("batch_norm backward", dy.storage(), x.storage(), |d, xa| {
-                    let d = d.as_standard_layout();
-                    let xa = xa.as_standard_layout();
+                    let d = standard_layout(d);
+                    let xa = standard_layout(xa);
                     let v = bn_affine2(
                         d.as_slice().unwrap(),
                         if batch_stats {

@@ -66,6 +66,19 @@ pub fn map<T: Float>(a: &ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) -> ArrayD<
     }
 }
 
+/// A row-major copy of `a` transformed in place by a slice function (the vectorised
+/// `T::exp_inplace` and friends); large arrays are split across rayon.
+pub fn map_slices<T: Float>(a: &ArrayD<T>, f: impl Fn(&mut [T]) + Sync + Send) -> ArrayD<T> {
+    use rayon::prelude::*;
+    let mut v = crate::kernels::cpu::layout::to_row_major(&a.view());
+    if v.len() >= PAR_THRESHOLD {
+        v.par_chunks_mut(PAR_THRESHOLD / 4).for_each(&f);
+    } else {
+        f(&mut v);
+    }
+    ArrayD::from_shape_vec(a.raw_dim(), v).unwrap()
+}
+
 /// Arrays with at least this many elements are processed with rayon.
 pub const PAR_THRESHOLD: usize = 1 << 16;
 

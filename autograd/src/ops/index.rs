@@ -16,10 +16,12 @@ use crate::tensor::Tensor;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// The row-major elements of `a` (copied only when `a` is not row-major already).
+use crate::kernels::cpu::layout::to_standard;
+
 pub(crate) fn standard<T: Float>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
     match a.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(a.iter().cloned().collect()),
+        None => std::borrow::Cow::Owned(crate::kernels::cpu::layout::to_row_major(&a.view())),
     }
 }
 
@@ -39,10 +41,9 @@ impl Tensor {
         if start == 0 && len == n {
             return self.clone();
         }
-        let out = dispatch!(self.storage(), |a| a
-            .slice_axis(Axis(ax), Slice::from(start..start + len))
-            .as_standard_layout()
-            .into_owned());
+        let out = dispatch!(self.storage(), |a| to_standard(
+            a.slice_axis(Axis(ax), Slice::from(start..start + len))
+        ));
         Tensor::from_op(
             out,
             &[self],
@@ -63,10 +64,9 @@ impl Tensor {
             "select: index {index} out of bounds for axis {ax} of shape {:?}",
             self.shape()
         );
-        let out = dispatch!(self.storage(), |a| a
-            .index_axis(Axis(ax), index)
-            .as_standard_layout()
-            .into_owned());
+        let out = dispatch!(self.storage(), |a| to_standard(
+            a.index_axis(Axis(ax), index)
+        ));
         Tensor::from_op(
             out,
             &[self],

@@ -5,6 +5,7 @@
 //! reach the other ops, and the gradient-check suite exercises it.
 
 use crate::dispatch;
+use crate::kernels::cpu::layout::to_standard;
 use crate::tensor::Tensor;
 use ndarray::IxDyn;
 
@@ -28,9 +29,7 @@ impl Tensor {
             return self.clone();
         }
         let s2 = shape.clone();
-        let out = dispatch!(self.storage(), |a| a
-            .as_standard_layout()
-            .into_owned()
+        let out = dispatch!(self.storage(), |a| to_standard(a.view())
             .into_shape_with_order(IxDyn(&s2))
             .unwrap());
         Tensor::from_op(
@@ -74,7 +73,7 @@ impl Tensor {
 
     /// A copy in row-major layout (differentiable identity).
     pub fn contiguous(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| a.as_standard_layout().into_owned());
+        let out = dispatch!(self.storage(), |a| to_standard(a.view()));
         Tensor::from_op(
             out,
             &[self],

@@ -77,12 +77,9 @@ pub fn softmax_forward<T: Float>(x: &[T], y: &mut [T], n: usize, inner: usize, l
     for_blocks2(x, y, n * inner, |xb, yb| {
         if inner == 1 {
             let m = xb.iter().cloned().fold(T::neg_infinity(), T::max);
-            let mut s = T::zero();
-            for (yv, &xv) in yb.iter_mut().zip(xb) {
-                let e = (xv - m).exp();
-                *yv = e;
-                s += e;
-            }
+            yb.iter_mut().zip(xb).for_each(|(yv, &xv)| *yv = xv - m);
+            T::exp_inplace(yb);
+            let s = yb.iter().fold(T::zero(), |s, &e| s + e);
             if log {
                 // (x - m) - ln s keeps full precision when |m| is large.
                 let ls = s.ln();
@@ -264,12 +261,9 @@ pub fn cross_entropy_forward<T: Float>(
     // -log p[label] = ln s - (x[label] - m), exact even where p underflows.
     let row_loss = |(xr, pr): (&[T], &mut [T]), l: usize| -> f64 {
         let m = xr.iter().cloned().fold(T::neg_infinity(), T::max);
-        let mut s = T::zero();
-        for (p, &x) in pr.iter_mut().zip(xr) {
-            let e = (x - m).exp();
-            *p = e;
-            s += e;
-        }
+        pr.iter_mut().zip(xr).for_each(|(p, &x)| *p = x - m);
+        T::exp_inplace(pr);
+        let s = pr.iter().fold(T::zero(), |s, &e| s + e);
         let r = T::one() / s;
         pr.iter_mut().for_each(|p| *p *= r);
         (s.ln() - (xr[l] - m)).to_f64().unwrap()

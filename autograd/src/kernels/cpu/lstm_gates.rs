@@ -21,13 +21,6 @@
 
 use crate::dtype::Float;
 
-/// `1 / (1 + e^-x)`: for very negative `x`, `e^-x` overflows to infinity and the result is
-/// exactly 0, so no branch is needed.
-#[inline]
-fn sigmoid<T: Float>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
-}
-
 /// Forward gate math. `pre: B x 4H`, `c: B x H`; writes `h_out`, `c_out` (`B x H`),
 /// `acts` (`B x 4H`: `i f g o`) and `tanh_c` (`B x H`).
 pub fn lstm_gates_forward<T: Float>(
@@ -54,22 +47,18 @@ pub fn lstm_gates_forward<T: Float>(
         // Separate passes over contiguous runs: i, f (sigmoid), g (tanh), o (sigmoid).
         let (sif, rest) = ar.split_at_mut(2 * h);
         let (sg, so) = rest.split_at_mut(h);
-        sif.iter_mut()
-            .zip(&pr[..2 * h])
-            .for_each(|(a, &x)| *a = sigmoid(x));
-        sg.iter_mut()
-            .zip(&pr[2 * h..3 * h])
-            .for_each(|(a, &x)| *a = x.tanh());
-        so.iter_mut()
-            .zip(&pr[3 * h..])
-            .for_each(|(a, &x)| *a = sigmoid(x));
+        sif.copy_from_slice(&pr[..2 * h]);
+        T::sigmoid_inplace(sif);
+        sg.copy_from_slice(&pr[2 * h..3 * h]);
+        T::tanh_inplace(sg);
+        so.copy_from_slice(&pr[3 * h..]);
+        T::sigmoid_inplace(so);
         let (si, sf) = sif.split_at(h);
         for ((((cn, &i), &f), &g), &cp) in cor.iter_mut().zip(si).zip(sf).zip(sg.iter()).zip(cr) {
             *cn = f * cp + i * g;
         }
-        for (t, &cn) in tr.iter_mut().zip(cor.iter()) {
-            *t = cn.tanh();
-        }
+        tr.copy_from_slice(cor);
+        T::tanh_inplace(tr);
         for ((hv, &t), &o) in hr.iter_mut().zip(tr.iter()).zip(so.iter()) {
             *hv = o * t;
         }

@@ -19,15 +19,6 @@ pub struct LstmSeqSaved<T> {
     pub h: Array3<T>,
 }
 
-fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
-}
-
 /// Runs the layer: `xs (T, B, I)`, `h0, c0 (B, H)`, `w_ih (4H, I)`, `w_hh (4H, H)`,
 /// `b (4H)`. Returns the saved states; outputs are `h[1..]`.
 pub fn lstm_seq_forward<T: Float>(
@@ -65,21 +56,30 @@ pub fn lstm_seq_forward<T: Float>(
             T::one(),
             g.view_mut(),
         );
+        let g = g.as_slice_mut().expect("gate rows are contiguous");
+        let (c_prev, c_next) = {
+            let (a, b) = c.view_mut().split_at(Axis(0), t + 1);
+            (a.index_axis_move(Axis(0), t), b.index_axis_move(Axis(0), 0))
+        };
+        let c_prev = c_prev.into_slice().expect("cell states are contiguous");
+        let c_next = c_next.into_slice().expect("cell states are contiguous");
+        let mut h_next = h.index_axis_mut(Axis(0), t + 1);
+        let h_next = h_next.as_slice_mut().expect("hidden states are contiguous");
         for bi in 0..batch {
-            let mut row = g.row_mut(bi);
-            let row = row.as_slice_mut().expect("gate rows are contiguous");
+            let row = &mut g[bi * 4 * hid..(bi + 1) * 4 * hid];
+            T::sigmoid_inplace(&mut row[..2 * hid]);
+            T::tanh_inplace(&mut row[2 * hid..3 * hid]);
+            T::sigmoid_inplace(&mut row[3 * hid..]);
+            let cp = &c_prev[bi * hid..(bi + 1) * hid];
+            let cn = &mut c_next[bi * hid..(bi + 1) * hid];
             for j in 0..hid {
-                let ig = sigmoid(row[j]);
-                let fg = sigmoid(row[hid + j]);
-                let gg = row[2 * hid + j].tanh();
-                let og = sigmoid(row[3 * hid + j]);
-                row[j] = ig;
-                row[hid + j] = fg;
-                row[2 * hid + j] = gg;
-                row[3 * hid + j] = og;
-                let cn = fg * c[[t, bi, j]] + ig * gg;
-                c[[t + 1, bi, j]] = cn;
-                h[[t + 1, bi, j]] = og * cn.tanh();
+                cn[j] = row[hid + j] * cp[j] + row[j] * row[2 * hid + j];
+            }
+            let hn = &mut h_next[bi * hid..(bi + 1) * hid];
+            hn.copy_from_slice(cn);
+            T::tanh_inplace(hn);
+            for j in 0..hid {
+                hn[j] *= row[3 * hid + j];
             }
         }
     }
@@ -114,6 +114,8 @@ pub fn lstm_seq_backward<T: Float>(
 ) -> LstmSeqGrads<T> {
     let (t_len, batch, input) = xs.dim();
     let hid = saved.c.dim().2;
+    let mut tanh_c = saved.c.slice(s![1.., .., ..]).to_owned();
+    T::tanh_inplace(tanh_c.as_slice_mut().expect("fresh arrays are contiguous"));
     let mut dgates = Array3::<T>::zeros((t_len, batch, 4 * hid));
     let mut dh_next = Array2::<T>::zeros((batch, hid));
     let mut dc_next = dc_last.to_owned();
@@ -128,10 +130,9 @@ pub fn lstm_seq_backward<T: Float>(
                     g[[bi, 2 * hid + j]],
                     g[[bi, 3 * hid + j]],
                 );
-                let cn = saved.c[[t + 1, bi, j]];
                 let cp = saved.c[[t, bi, j]];
                 let dh = dh_out[[t, bi, j]] + dh_next[[bi, j]];
-                let tc = cn.tanh();
+                let tc = tanh_c[[t, bi, j]];
                 let d_o = dh * tc;
                 let dc = dc_next[[bi, j]] + dh * og * (T::one() - tc * tc);
                 dg[[bi, j]] = dc * gg * ig * (T::one() - ig);
