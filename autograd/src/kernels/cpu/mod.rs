@@ -8,6 +8,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod depthwise;
 pub mod gather_scatter;
+pub mod highway;
 pub mod lanes;
 pub mod lstm_gates;
 pub mod lstm_seq;
