@@ -9,8 +9,8 @@ use autograd::testing::{assert_close, rand_f64};
 use autograd::{DType, Tensor};
 use models::rnn::cell::highway_act;
 use models::rnn::{CellMasks, HighwayCell, RnnConfig, RnnLanguageModel};
-use models::space::{RnnSpace, SearchSpace};
 use models::space::rnn::RnnCell;
+use models::space::{RnnSpace, SearchSpace};
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -199,7 +199,9 @@ fn untied_sizes_are_rejected() {
 fn presets_follow_the_spec() {
     let s = RnnConfig::ptb_search();
     assert_eq!(
-        (s.dropout, s.dropouth, s.dropoutx, s.dropouti, s.dropoute, s.tar_beta),
+        (
+            s.dropout, s.dropouth, s.dropoutx, s.dropouti, s.dropoute, s.tar_beta
+        ),
         (0.75, 0.25, 0.75, 0.2, 0.0, 1e-3)
     );
     assert_eq!(RnnConfig::preset("ptb-final").unwrap().emb, 850);

@@ -26,6 +26,7 @@ use rand_pcg::Pcg64Mcg;
 
 use super::cell::{CellMasks, HighwayCell, INIT_RANGE};
 use super::config::RnnConfig;
+use super::decoder::linear_cross_entropy;
 use crate::space::rnn::RnnCell;
 
 /// The dropout masks of one forward pass; `None` means no dropout there.
@@ -223,7 +224,7 @@ impl RnnLanguageModel {
         let (t_len, b) = ids.dim();
         let out = mul_opt(&hs, &m.output).reshape(&[t_len * b, self.config.hidden]);
         let labels: Vec<usize> = targets.iter().map(|&i| i as usize).collect();
-        let nll = self.decode(&out).cross_entropy(&labels);
+        let nll = linear_cross_entropy(&out, &self.encoder.get(), &self.bias.get(), &labels);
         let beta = self.config.tar_beta;
         let loss = if masks.is_some() && beta > 0.0 && t_len > 1 {
             let diff = hs.narrow(0, 1, t_len - 1) - hs.narrow(0, 0, t_len - 1);
