@@ -9,7 +9,7 @@ use models::train::rnn_trainer::train_rnn;
 
 #[test]
 fn small_rnn_learns_ptb() {
-    let Some(dir) = std::env::var_os("NAO_DATA_DIR") else {
+    let Some(dir) = std::env::var_os("NAO_DATA_DIR").filter(|d| !d.is_empty()) else {
         eprintln!("skipped: NAO_DATA_DIR not set");
         return;
     };

@@ -84,7 +84,7 @@ impl RnnLanguageModel {
     ///
     /// ```
     /// use models::rnn::{RnnConfig, RnnLanguageModel};
-    /// use models::space::RnnSpace;
+    /// use models::space::{RnnSpace, SearchSpace};
     /// use rand::SeedableRng;
     /// let s = RnnSpace;
     /// let cell = s.decode(&s.from_text("0 1 0 1 1 1 3 0 4 1 4 1 5 1 1 1 7 1 1 1 1 2").unwrap()).unwrap();
