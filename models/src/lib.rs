@@ -1,3 +1,5 @@
 //! models
 
+pub mod rnn;
 pub mod space;
+pub mod train;

@@ -8,6 +8,7 @@ pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
+pub mod highway;
 pub mod index;
 pub mod lstm;
 pub mod matmul;

@@ -9,6 +9,7 @@ pub mod conv;
 pub mod depthwise;
 pub mod fastmath;
 pub mod gather_scatter;
+pub mod highway;
 pub mod lanes;
 pub mod layout;
 pub mod lstm_gates;

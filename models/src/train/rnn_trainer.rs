@@ -1,0 +1,363 @@
+//! [`train_rnn`]: trains a child [`RnnLanguageModel`] on a word-level corpus (PTB) with a
+//! [`PtbRecipe`], reporting per-epoch training loss and validation perplexity.
+//!
+//! * The training stream is batchified into `recipe.batch` columns and cut into BPTT
+//!   windows ([`datasets::BpttWindows`], random lengths around `bptt` when
+//!   `random_bptt`); the learning rate of each window is `lr · seq_len / bptt`.
+//! * The hidden state is carried across windows, detached (truncated BPTT), and starts at
+//!   zero every epoch.
+//! * Each step: fresh dropout masks, loss `NLL + β·TAR`, backward, global-norm clipping,
+//!   SGD with weight decay.
+//! * Averaged SGD (AWD-LSTM): with `recipe.asgd`, once the validation loss is worse than
+//!   the best of all but the last `nonmono` evaluations, the trainer keeps a running
+//!   average of the parameters from then on (updated after every step) and evaluates with
+//!   the averaged weights; at the end the model holds the averaged weights.
+//! * A non-finite loss or gradient norm stops training with [`TrainError::NonFinite`].
+//!
+//! Randomness: the model's initial weights, the dropout masks and the window lengths all
+//! come from generators seeded from `seed`, so a run is reproducible.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use autograd::nn::{Module, Param};
+use autograd::optim::{Optimizer, Sgd, clip_grad_norm};
+use autograd::{Tensor, no_grad};
+use datasets::{BpttWindows, Corpus, SeqLen, batchify};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+
+use super::ptb_recipe::PtbRecipe;
+use crate::rnn::{RnnConfig, RnnLanguageModel};
+use crate::space::rnn::RnnCell;
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss (or the gradient norm) became NaN or infinite.
+    #[error(
+        "training diverged: the {what} is {value} at epoch {epoch}, window {window} \
+         (lower the learning rate or clip harder)"
+    )]
+    NonFinite {
+        /// `"loss"` or `"gradient norm"`.
+        what: &'static str,
+        /// The offending value.
+        value: f64,
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Window within the epoch (0-based).
+        window: usize,
+    },
+    /// The recipe or model config is unusable.
+    #[error("invalid {what}: {why}")]
+    Invalid {
+        /// `"recipe"` or `"model config"`.
+        what: &'static str,
+        /// The reason.
+        why: String,
+    },
+    /// The corpus could not be batched.
+    #[error(transparent)]
+    Data(#[from] datasets::DatasetError),
+}
+
+/// The numbers of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean training NLL per token (nats), without the TAR term.
+    pub train_loss: f64,
+    /// `exp(train_loss)`.
+    pub train_ppl: f64,
+    /// Mean validation NLL per token (with the averaged weights once ASGD is on).
+    pub valid_loss: f64,
+    /// `exp(valid_loss)`.
+    pub valid_ppl: f64,
+    /// Whether parameter averaging was on during this epoch.
+    pub asgd: bool,
+    /// Wall-clock seconds of the epoch (training and validation).
+    pub seconds: f64,
+}
+
+/// What [`train_rnn`] measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RnnReport {
+    /// One entry per epoch.
+    pub epochs: Vec<EpochStats>,
+    /// Lowest validation perplexity seen.
+    pub best_valid_ppl: f64,
+    /// The epoch after which averaging started, if it did.
+    pub asgd_from_epoch: Option<usize>,
+    /// Trainable parameters of the model.
+    pub num_params: usize,
+}
+
+/// Builds a model for `arch` (weights seeded from `seed`, vocabulary size taken from the
+/// corpus) and trains it; see the module docs.
+pub fn train_rnn(
+    arch: &RnnCell,
+    config: &RnnConfig,
+    recipe: &PtbRecipe,
+    corpus: &Corpus,
+    seed: u64,
+    progress: bool,
+) -> Result<RnnReport, TrainError> {
+    let config = config.with_vocab(corpus.vocab.len());
+    config.validate().map_err(|why| TrainError::Invalid {
+        what: "model config",
+        why,
+    })?;
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    let model = RnnLanguageModel::new(arch, &config, &mut rng);
+    train_model(&model, recipe, corpus, seed, progress)
+}
+
+/// Mean NLL per token of `model` on a batchified stream, in evaluation mode (no dropout),
+/// fixed windows of `bptt`, hidden state carried from zero; at most `max_windows` windows.
+pub fn evaluate(
+    model: &RnnLanguageModel,
+    data: &Array2<u32>,
+    bptt: usize,
+    max_windows: Option<usize>,
+) -> Result<f64, TrainError> {
+    let _guard = autograd::NoGradGuard::new();
+    let mut hidden = model.init_hidden(data.ncols());
+    let (mut total, mut count) = (0.0, 0usize);
+    let windows = BpttWindows::new(data, SeqLen::Fixed(bptt), 0)?;
+    for w in windows.take(max_windows.unwrap_or(usize::MAX)) {
+        let out = model.forward(w.input, w.target, &hidden, None);
+        total += out.nll.item() * w.seq_len as f64;
+        count += w.seq_len;
+        hidden = out.hidden;
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+fn bar(len: u64, show: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(
+        Some(len),
+        if show && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// The AWD-LSTM switch rule: with `history` the validation losses of the earlier
+/// evaluations, switch to averaged SGD when there are more than `nonmono` of them and
+/// `valid_loss` is worse than the best of all but the last `nonmono`.
+///
+/// ```
+/// use models::train::rnn_trainer::asgd_should_switch;
+/// let h = [5.0, 4.0, 3.9, 3.8, 3.85, 3.83];
+/// assert!(!asgd_should_switch(&h, 3.95, 5)); // best of h[..1] is 5.0
+/// assert!(asgd_should_switch(&h, 3.95, 2)); // best of h[..4] is 3.8
+/// assert!(!asgd_should_switch(&h[..2], 9.0, 5)); // too few evaluations
+/// ```
+pub fn asgd_should_switch(history: &[f64], valid_loss: f64, nonmono: usize) -> bool {
+    history.len() > nonmono
+        && valid_loss
+            > history[..history.len() - nonmono]
+                .iter()
+                .cloned()
+                .fold(f64::INFINITY, f64::min)
+}
+
+/// Running average of parameter values (ASGD).
+struct Averager {
+    avg: Vec<Tensor>,
+    count: usize,
+}
+
+impl Averager {
+    fn new(params: &[Param]) -> Averager {
+        Averager {
+            avg: params.iter().map(|p| p.get().detach()).collect(),
+            count: 1,
+        }
+    }
+
+    fn update(&mut self, params: &[Param]) {
+        self.count += 1;
+        let k = 1.0 / self.count as f64;
+        no_grad(|| {
+            for (a, p) in self.avg.iter_mut().zip(params) {
+                *a = &*a + &(&p.get() - &*a).mul_scalar(k);
+            }
+        });
+    }
+
+    /// Runs `f` with the averaged weights in place, then restores the current ones.
+    fn with_average<R>(&self, params: &[Param], f: impl FnOnce() -> R) -> R {
+        let saved: Vec<Tensor> = params.iter().map(|p| p.get()).collect();
+        for (p, a) in params.iter().zip(&self.avg) {
+            p.set(a.clone());
+        }
+        let r = f();
+        for (p, s) in params.iter().zip(saved) {
+            p.set(s);
+        }
+        r
+    }
+}
+
+/// Trains an existing `model` in place (see the module docs); `seed` drives the dropout
+/// masks and window lengths.
+pub fn train_model(
+    model: &RnnLanguageModel,
+    recipe: &PtbRecipe,
+    corpus: &Corpus,
+    seed: u64,
+    progress: bool,
+) -> Result<RnnReport, TrainError> {
+    recipe.validate().map_err(|why| TrainError::Invalid {
+        what: "recipe",
+        why,
+    })?;
+    let train = batchify(&corpus.train, recipe.batch)?;
+    let valid = batchify(&corpus.valid, recipe.eval_batch)?;
+    let params = model.trainable_params();
+    let mut opt = Sgd::new(recipe.lr).with_weight_decay(recipe.weight_decay);
+    let mut mask_rng = Pcg64Mcg::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let policy = if recipe.random_bptt {
+        SeqLen::Random { bptt: recipe.bptt }
+    } else {
+        SeqLen::Fixed(recipe.bptt)
+    };
+    let per_epoch = (train.nrows().saturating_sub(1))
+        .div_ceil(recipe.bptt)
+        .min(recipe.max_train_windows.unwrap_or(usize::MAX));
+    let pb = bar((per_epoch * recipe.epochs) as u64, progress);
+    pb.set_prefix("ptb");
+    let mut report = RnnReport {
+        epochs: Vec::new(),
+        best_valid_ppl: f64::INFINITY,
+        asgd_from_epoch: None,
+        num_params: model.num_params(),
+    };
+    let mut history: Vec<f64> = Vec::new();
+    let mut averager: Option<Averager> = None;
+    for epoch in 1..=recipe.epochs {
+        let start = Instant::now();
+        let mut hidden = model.init_hidden(recipe.batch);
+        let (mut total, mut count) = (0.0, 0usize);
+        let windows = BpttWindows::new(&train, policy, seed.wrapping_add(epoch as u64))?;
+        for (wi, w) in windows
+            .take(recipe.max_train_windows.unwrap_or(usize::MAX))
+            .enumerate()
+        {
+            opt.set_lr(recipe.lr * w.lr_scale as f64);
+            let out = model.forward(w.input, w.target, &hidden, Some(&mut mask_rng));
+            let loss = out.loss.item();
+            if !loss.is_finite() {
+                pb.abandon();
+                return Err(TrainError::NonFinite {
+                    what: "loss",
+                    value: loss,
+                    epoch,
+                    window: wi,
+                });
+            }
+            let mut grads = out.loss.backward();
+            let norm = match recipe.clip {
+                Some(c) => clip_grad_norm(&mut grads, &params, c),
+                None => grads.global_norm(),
+            };
+            if !norm.is_finite() {
+                pb.abandon();
+                return Err(TrainError::NonFinite {
+                    what: "gradient norm",
+                    value: norm,
+                    epoch,
+                    window: wi,
+                });
+            }
+            opt.step(&params, &grads);
+            if let Some(a) = averager.as_mut() {
+                a.update(&params);
+            }
+            hidden = out.hidden;
+            total += out.nll.item() * w.seq_len as f64;
+            count += w.seq_len;
+            pb.inc(1);
+            pb.set_message(format!(
+                "epoch {epoch} train ppl {:.1}",
+                (total / count as f64).exp()
+            ));
+        }
+        let valid_loss = match &averager {
+            Some(a) => a.with_average(&params, || {
+                evaluate(model, &valid, recipe.bptt, recipe.max_valid_windows)
+            })?,
+            None => evaluate(model, &valid, recipe.bptt, recipe.max_valid_windows)?,
+        };
+        let train_loss = total / count.max(1) as f64;
+        let stats = EpochStats {
+            epoch,
+            train_loss,
+            train_ppl: train_loss.exp(),
+            valid_loss,
+            valid_ppl: valid_loss.exp(),
+            asgd: averager.is_some(),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        pb.println(format!(
+            "epoch {epoch:4}: train ppl {:9.2}  valid ppl {:9.2}{}  ({:.1}s)",
+            stats.train_ppl,
+            stats.valid_ppl,
+            if stats.asgd { "  [asgd]" } else { "" },
+            stats.seconds
+        ));
+        report.best_valid_ppl = report.best_valid_ppl.min(stats.valid_ppl);
+        report.epochs.push(stats);
+        if recipe.asgd
+            && averager.is_none()
+            && asgd_should_switch(&history, valid_loss, recipe.nonmono)
+        {
+            averager = Some(Averager::new(&params));
+            report.asgd_from_epoch = Some(epoch);
+        }
+        history.push(valid_loss);
+    }
+    pb.finish_and_clear();
+    if let Some(a) = averager {
+        for (p, v) in params.iter().zip(a.avg) {
+            p.set(v);
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::DType;
+
+    #[test]
+    fn averager_keeps_the_running_mean_and_restores_weights() {
+        let p = Param::new("w", Tensor::from_vec(vec![1.0f64, 2.0], &[2]));
+        let params = vec![p.clone()];
+        let mut a = Averager::new(&params);
+        for v in [3.0, 5.0] {
+            p.set(Tensor::from_vec(vec![v, 2.0 * v], &[2]));
+            a.update(&params);
+        }
+        // mean of 1, 3, 5 = 3 and of 2, 6, 10 = 6
+        let seen = a.with_average(&params, || p.get().to_vec::<f64>());
+        assert_eq!(seen, vec![3.0, 6.0]);
+        assert_eq!(p.get().to_vec::<f64>(), vec![5.0, 10.0]);
+        assert_eq!(p.get().dtype(), DType::F64);
+    }
+}
