@@ -1,3 +1,5 @@
 //! models
 
+pub mod cnn;
 pub mod space;
+pub mod train;
