@@ -4,6 +4,7 @@ use autograd::Tensor;
 use autograd::nn::{Module, Param, join};
 use rand_pcg::Pcg64Mcg;
 
+use super::fused::{drop_path_factors, node_sum};
 use super::ops::BranchOp;
 use super::reduce::{Calibrate, FactorizedReduce, MapSize};
 use super::{Mode, drop_path_keep};
@@ -124,17 +125,17 @@ impl Cell {
         states.push(s0);
         states.push(s1);
         let keep = drop_path_keep(self.drop_path_keep, self.index, self.total, mode.progress);
+        let n = states[0].shape()[0];
         for [a, b] in &self.nodes {
-            let branch = |br: &BuiltBranch, mode: &mut Mode| {
-                let y = br.op.forward(&states[br.input], mode);
-                match mode.rng.as_deref_mut() {
-                    Some(rng) if keep < 1.0 && !br.op.is_identity() => y.drop_path(keep, rng),
-                    _ => y,
-                }
+            let ya = a.op.forward(&states[a.input], mode);
+            let yb = b.op.forward(&states[b.input], mode);
+            // Drop-path factors, drawn for branch a then b (non-identity branches only).
+            let mut factors = |br: &BuiltBranch| match mode.rng.as_deref_mut() {
+                Some(rng) if keep < 1.0 && !br.op.is_identity() => drop_path_factors(n, keep, rng),
+                _ => None,
             };
-            let ya = branch(a, mode);
-            let yb = branch(b, mode);
-            states.push(&ya + &yb);
+            let (ka, kb) = (factors(a), factors(b));
+            states.push(node_sum(&ya, ka, &yb, kb));
         }
         for (i, m) in &self.fac {
             states[*i] = m.forward(&states[*i], mode);

@@ -8,6 +8,7 @@
 //! * [`cell`]: one cell (nodes = sum of two branches, drop-path, loose-end concatenation).
 //! * [`network`]: [`CnnNetwork`] (stem, cells, optional auxiliary head, classifier).
 //! * [`config`]: [`CnnConfig`].
+//! * [`fused`]: the node sum with drop-path in one pass.
 //!
 //! Forward passes take a [`Mode`]: which batch-norm statistics to use and, when training, the
 //! generator that draws the dropout and drop-path masks plus the training progress that
@@ -35,6 +36,7 @@
 
 pub mod cell;
 pub mod config;
+pub mod fused;
 pub mod network;
 pub mod ops;
 pub mod reduce;
