@@ -52,7 +52,7 @@ impl Conv2d {
     ) -> Conv2d {
         let g = params.groups.max(1);
         assert!(
-            cin > 0 && cout > 0 && cin % g == 0 && cout % g == 0,
+            cin > 0 && cout > 0 && cin.is_multiple_of(g) && cout.is_multiple_of(g),
             "Conv2d '{name}': channels in={cin} out={cout} must be positive and divisible by groups={g}"
         );
         let shape = [cout, cin / g, kernel.0, kernel.1];

@@ -7,7 +7,7 @@
 //! * [`reduce`]: factorized reduce and the calibration of cell inputs.
 //! * [`cell`]: one cell (nodes = sum of two branches, drop-path, loose-end concatenation).
 //! * [`network`]: [`CnnNetwork`] (stem, cells, optional auxiliary head, classifier).
-//! * [`config`]: [`CnnConfig`].
+//! * [`config`]: the configuration, [`CnnConfig`].
 //! * [`fused`]: the node sum with drop-path in one pass.
 //!
 //! Forward passes take a [`Mode`]: which batch-norm statistics to use and, when training, the

@@ -19,6 +19,7 @@ use super::Mode;
 use super::reduce::FactorizedReduce;
 use crate::space::cnn::CnnOp;
 
+#[allow(clippy::too_many_arguments)]
 fn conv(
     name: &str,
     cin: usize,
@@ -169,11 +170,11 @@ impl Module for ConvPair {
 #[derive(Debug, Clone)]
 pub enum BranchOp {
     /// Separable conv (3x3 or 5x5), applied twice.
-    Sep(SepConv),
+    Sep(Box<SepConv>),
     /// ReLU-conv-BN (1x1 or 3x3).
-    Conv(ReluConvBn),
+    Conv(Box<ReluConvBn>),
     /// Conv 1xk then kx1.
-    Pair(ConvPair),
+    Pair(Box<ConvPair>),
     /// Max pool (`k` = 2, 3 or 5).
     MaxPool {
         /// Window side.
@@ -191,7 +192,7 @@ pub enum BranchOp {
     /// Identity at stride 1.
     Identity,
     /// Identity at stride 2: factorized reduce.
-    Reduce(FactorizedReduce),
+    Reduce(Box<FactorizedReduce>),
 }
 
 impl BranchOp {
@@ -203,16 +204,28 @@ impl BranchOp {
             "op {op}: stride must be 1 or 2, got {stride}"
         );
         match op {
-            CnnOp::SepConv3x3 => BranchOp::Sep(SepConv::new(name, c, 3, stride, rng)),
-            CnnOp::SepConv5x5 => BranchOp::Sep(SepConv::new(name, c, 5, stride, rng)),
-            CnnOp::Conv1x1 => {
-                BranchOp::Conv(ReluConvBn::new(name, c, c, (1, 1), stride, (0, 0), rng))
-            }
-            CnnOp::Conv3x3 => {
-                BranchOp::Conv(ReluConvBn::new(name, c, c, (3, 3), stride, (1, 1), rng))
-            }
-            CnnOp::Conv1x3_3x1 => BranchOp::Pair(ConvPair::new(name, c, 3, stride, rng)),
-            CnnOp::Conv1x7_7x1 => BranchOp::Pair(ConvPair::new(name, c, 7, stride, rng)),
+            CnnOp::SepConv3x3 => BranchOp::Sep(Box::new(SepConv::new(name, c, 3, stride, rng))),
+            CnnOp::SepConv5x5 => BranchOp::Sep(Box::new(SepConv::new(name, c, 5, stride, rng))),
+            CnnOp::Conv1x1 => BranchOp::Conv(Box::new(ReluConvBn::new(
+                name,
+                c,
+                c,
+                (1, 1),
+                stride,
+                (0, 0),
+                rng,
+            ))),
+            CnnOp::Conv3x3 => BranchOp::Conv(Box::new(ReluConvBn::new(
+                name,
+                c,
+                c,
+                (3, 3),
+                stride,
+                (1, 1),
+                rng,
+            ))),
+            CnnOp::Conv1x3_3x1 => BranchOp::Pair(Box::new(ConvPair::new(name, c, 3, stride, rng))),
+            CnnOp::Conv1x7_7x1 => BranchOp::Pair(Box::new(ConvPair::new(name, c, 7, stride, rng))),
             CnnOp::MaxPool2x2 => BranchOp::MaxPool { k: 2, stride },
             CnnOp::MaxPool3x3 => BranchOp::MaxPool { k: 3, stride },
             CnnOp::MaxPool5x5 => BranchOp::MaxPool { k: 5, stride },
@@ -220,7 +233,7 @@ impl BranchOp {
             CnnOp::AvgPool3x3 => BranchOp::AvgPool { k: 3, stride },
             CnnOp::AvgPool5x5 => BranchOp::AvgPool { k: 5, stride },
             CnnOp::Identity if stride == 1 => BranchOp::Identity,
-            CnnOp::Identity => BranchOp::Reduce(FactorizedReduce::new(name, c, c, rng)),
+            CnnOp::Identity => BranchOp::Reduce(Box::new(FactorizedReduce::new(name, c, c, rng))),
         }
     }
 

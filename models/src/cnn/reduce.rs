@@ -27,7 +27,7 @@ impl FactorizedReduce {
     /// `cin -> cout` (even) channels at half resolution.
     pub fn new(name: &str, cin: usize, cout: usize, rng: &mut Pcg64Mcg) -> FactorizedReduce {
         assert!(
-            cout % 2 == 0,
+            cout.is_multiple_of(2),
             "FactorizedReduce '{name}': output channels {cout} must be even"
         );
         let p = Conv2dParams::new(2, 0, 1, 1);
