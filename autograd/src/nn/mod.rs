@@ -9,6 +9,8 @@
 //! where it sits. Names are what parameter files and optimiser state are keyed by, so they
 //! must be unique within a model ([`check_unique`]).
 
+pub mod batchnorm;
+pub mod conv;
 pub mod embedding;
 pub mod init;
 pub mod linear;
@@ -17,6 +19,8 @@ pub mod module;
 pub mod param;
 pub mod serialize;
 
+pub use batchnorm::BatchNorm2d;
+pub use conv::Conv2d;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use lstm::Lstm;

@@ -1,4 +1,14 @@
-//! Training recipes and loops for child networks.
+//! Training recipes and loops for child networks: CNN recipes ([`recipe`]) and trainer
+//! ([`cnn_trainer`]); the PTB recipe ([`ptb_recipe`]) and RNN trainer ([`rnn_trainer`]).
+//!
+//! A [`Recipe`] is plain serde data (optimiser, learning-rate schedule, epochs, batch size,
+//! regularisation), so a run's configuration file can record exactly how a child was
+//! trained; named presets follow the rows of spec section 6.3.
 
+pub mod cnn_trainer;
 pub mod ptb_recipe;
+pub mod recipe;
 pub mod rnn_trainer;
+
+pub use cnn_trainer::{EpochReport, TrainData, TrainError, TrainReport, evaluate, train_cnn};
+pub use recipe::{OptimizerSpec, Recipe};

@@ -78,26 +78,50 @@ pub fn max_pool2d_forward<T: Float>(x: ArrayView4<T>, p: &Pool2dParams) -> (Arra
         .par_chunks_mut(l)
         .zip(idx.par_chunks_mut(l))
         .enumerate()
-        .for_each(|(pi, (y, ix))| {
-            let xp = &xs[pi * h * w..][..h * w];
-            for oh in 0..ho {
-                for ow in 0..wo {
-                    let (h0, h1, w0, w1) = p.window(oh, ow, h, w);
-                    let mut best = h0 * w + w0;
-                    let mut bv = xp[best];
-                    for ih in h0..h1 {
-                        for (iw, &v) in xp[ih * w..][w0..w1].iter().enumerate() {
-                            if v > bv {
-                                bv = v;
-                                best = ih * w + w0 + iw;
-                            }
+        .for_each_init(
+            || (vec![T::zero(); h * wo], vec![0u32; h * wo]),
+            |(hv, hi), (pi, (y, ix))| {
+                // Separable: the max of each row window (value and column), then the max
+                // over the row windows. Strict `>` in both passes keeps the first maximum in
+                // row-major order, as the direct scan would; the selects compile branch-free.
+                let xp = &xs[pi * h * w..][..h * w];
+                let cols: Vec<(usize, usize)> = (0..wo)
+                    .map(|ow| {
+                        let (_, _, w0, w1) = p.window(0, ow, h, w);
+                        (w0, w1)
+                    })
+                    .collect();
+                for ih in 0..h {
+                    let row = &xp[ih * w..][..w];
+                    for (ow, &(w0, w1)) in cols.iter().enumerate() {
+                        let mut bv = row[w0];
+                        let mut bi = w0;
+                        for (iw, &v) in row.iter().enumerate().take(w1).skip(w0 + 1) {
+                            let take = v > bv;
+                            bv = if take { v } else { bv };
+                            bi = if take { iw } else { bi };
+                        }
+                        hv[ih * wo + ow] = bv;
+                        hi[ih * wo + ow] = (ih * w + bi) as u32;
+                    }
+                }
+                for oh in 0..ho {
+                    let (h0, h1, _, _) = p.window(oh, 0, h, w);
+                    let yrow = &mut y[oh * wo..][..wo];
+                    let irow = &mut ix[oh * wo..][..wo];
+                    yrow.copy_from_slice(&hv[h0 * wo..][..wo]);
+                    irow.copy_from_slice(&hi[h0 * wo..][..wo]);
+                    for ih in h0 + 1..h1 {
+                        let (vr, ir) = (&hv[ih * wo..][..wo], &hi[ih * wo..][..wo]);
+                        for ow in 0..wo {
+                            let take = vr[ow] > yrow[ow];
+                            yrow[ow] = if take { vr[ow] } else { yrow[ow] };
+                            irow[ow] = if take { ir[ow] } else { irow[ow] };
                         }
                     }
-                    y[oh * wo + ow] = bv;
-                    ix[oh * wo + ow] = best as u32;
                 }
-            }
-        });
+            },
+        );
     (out, idx)
 }
 
