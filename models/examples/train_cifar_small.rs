@@ -8,6 +8,10 @@
 //! Defaults: 10,000 training images (a seeded subset of the 45,000 left after holding out a
 //! 5,000-image dev split), 3 epochs, N = 1, F = 16, batch 64, the workload-C architecture
 //! (`cnn-ws`), SGD momentum 0.9, cosine from 0.05, wd 3e-4, clip 5, no dropout/drop-path.
+//!
+//! Measured with the defaults (2-core machine shared with other builds, load 5-8): dev
+//! accuracy 0.399 / 0.464 / 0.548 after epochs 1 / 2 / 3 (chance 0.1), 219,706 parameters,
+//! 1126 s wall.
 
 use std::sync::Arc;
 use std::time::Instant;
