@@ -13,6 +13,16 @@ use nao::run::{RunOptions, SearchConfig, read_config, read_records, report, run_
 use nao::search::AlgoConfig;
 use nao::search::compare::{paired_stats, run_seeds};
 
+const CIFAR_HELP: &str = "\
+Examples:
+  nao cifar --preset smoke --out runs/smoke        # a few minutes: the whole pipeline, tiny
+  nao cifar --out runs/cifar                       # the default: about an hour on 2 cores
+  nao cifar --resume --out runs/cifar              # continue an interrupted run
+
+Data comes from --data-dir, else $NAO_DATA_DIR, else ./data: cifar-10-batches-bin/ or the
+archive cifar-10-binary.tar.gz (extracted and verified on first use).
+Writes OUT/search/ (a search run directory), OUT/final.json and OUT/report.md.";
+
 const SEARCH_EXAMPLES: &str = "\
 Examples:
   # NAO (the controller) on a lookup table, 100 queries:
@@ -37,10 +47,10 @@ timings.jsonl, checkpoint/, result.json, best-*.svg, curve.svg and report.md.";
 #[derive(Parser, Debug)]
 #[command(name = "nao", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Where datasets live (used by `cifar` and `train`, later).
+    /// Where datasets live [default: $NAO_DATA_DIR, else ./data].
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Device for training (used by `cifar` and `train`, later).
+    /// Device for training (`cuda` needs a build with the `cuda` feature and a GPU).
     #[arg(long, global = true, value_enum, default_value_t = Device::Cpu)]
     device: Device,
     #[command(subcommand)]
@@ -108,17 +118,54 @@ noise), test_acc, params, live_edges.")]
         #[arg(long)]
         out: PathBuf,
     },
-    /// Search and train on CIFAR-10 (not built yet).
+    /// NAO on real CIFAR-10: search (children trained from scratch, scored on the dev
+    /// split), then final training of the best cell and of the random pool's best, scored on
+    /// the test set.
+    #[command(after_long_help = CIFAR_HELP)]
     Cifar {
-        /// Arguments (ignored for now).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// `smoke` (minutes), `default` (about an hour on 2 cores) or `paper` (GPU cluster).
+        #[arg(long, default_value = "default")]
+        preset: String,
+        /// Output directory.
+        #[arg(long, default_value = "runs/cifar")]
+        out: PathBuf,
+        /// Seed of everything (split, pools, controller, children).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Continue an interrupted run in --out.
+        #[arg(long)]
+        resume: bool,
     },
-    /// Train one architecture from scratch (not built yet).
+    /// Train one CNN architecture from scratch on CIFAR-10 and report dev and test accuracy.
     Train {
-        /// Arguments (ignored for now).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// The architecture: text form, flat integers, JSON, or a file holding one of them.
+        #[arg(long)]
+        arch: String,
+        /// Its space (`cnn-ws` or `cnn`).
+        #[arg(long, default_value = "cnn-ws")]
+        space: SpaceKind,
+        /// Training recipe preset (`nao-search`, `nao-final`, `nao-ws-final`, `naonet-a-36`,
+        /// `workload-c`, `smoke`).
+        #[arg(long, default_value = "nao-search")]
+        recipe: String,
+        /// Override the recipe's epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Cells per stage (N).
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        /// Channels of the first stage (F).
+        #[arg(long, default_value_t = 16)]
+        f: usize,
+        /// Use only the first N images of the 45k train split (0 = all).
+        #[arg(long, default_value_t = 0)]
+        train_images: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write the per-epoch report (JSON) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -263,14 +310,108 @@ fn run(cli: Cli) -> Result<i32> {
             println!("wrote {} (15625 NAS-Bench-201 cells)", out.display());
             Ok(0)
         }
-        Cmd::Cifar { .. } => not_built("cifar"),
-        Cmd::Train { .. } => not_built("train"),
+        Cmd::Cifar {
+            preset,
+            out,
+            seed,
+            resume,
+        } => {
+            check_device(cli.device)?;
+            let p = nao::cifar::CifarPreset::get(&preset).map_err(anyhow::Error::msg)?;
+            let data_dir = datasets::data_dir(cli.data_dir.as_deref());
+            eprintln!("nao cifar --preset {}: {}", p.name, p.about);
+            let report = nao::cifar::run_cifar(&out, &p, &data_dir, seed, resume, true)?;
+            for r in &report.results {
+                println!(
+                    "{:<12} dev {:6.2}%  test {:6.2}%  {}",
+                    r.role, r.search_dev_acc, r.test_acc, r.text
+                );
+            }
+            println!("wrote {}", out.join("report.md").display());
+            Ok(0)
+        }
+        Cmd::Train {
+            arch,
+            space: kind,
+            recipe,
+            epochs,
+            n,
+            f,
+            train_images,
+            seed,
+            out,
+        } => {
+            check_device(cli.device)?;
+            let s = space(kind);
+            let text = if Path::new(&arch).is_file() {
+                std::fs::read_to_string(&arch).with_context(|| format!("cannot read {arch}"))?
+            } else {
+                arch
+            };
+            let tokens = if text.trim_start().starts_with('{') {
+                s.from_json(text.trim())?
+            } else {
+                s.from_text(text.trim())?
+            };
+            let mut r =
+                models::train::recipe::Recipe::preset(&recipe).map_err(anyhow::Error::msg)?;
+            if let Some(e) = epochs {
+                r.epochs = e;
+            }
+            let child = models::cnn::CnnConfig {
+                space: kind,
+                n_cells: n,
+                channels: f,
+                classes: 10,
+                dropout_keep: r.dropout_keep,
+                drop_path_keep: r.drop_path_keep,
+                aux_head: r.aux_weight > 0.0,
+            };
+            let data_dir = datasets::data_dir(cli.data_dir.as_deref());
+            let (train, dev, test) = nao::evaluator::train::load_cifar10(&data_dir, seed)?;
+            let data = models::train::cnn_trainer::TrainData {
+                train: std::sync::Arc::new(nao::evaluator::train::head(train, train_images)),
+                eval: std::sync::Arc::new(dev),
+                stats: datasets::ChannelStats::CIFAR10,
+            };
+            eprintln!(
+                "training {} ({} epochs, N={n}, F={f})",
+                s.to_text(&tokens),
+                r.epochs
+            );
+            let (net, report) =
+                models::train::cnn_trainer::train_cnn(&tokens, &child, &r, &data, seed, true)?;
+            let test_acc = models::train::cnn_trainer::evaluate(
+                &net,
+                &std::sync::Arc::new(test),
+                &data.stats,
+                256,
+            );
+            println!(
+                "dev accuracy {:.2}%, test accuracy {:.2}%",
+                report.final_eval_acc * 100.0,
+                test_acc * 100.0
+            );
+            if let Some(out) = out {
+                let v = serde_json::json!({ "report": report, "test_acc": test_acc });
+                write_atomic(&out, serde_json::to_string_pretty(&v)?.as_bytes())?;
+            }
+            Ok(0)
+        }
     }
 }
 
-fn not_built(what: &str) -> Result<i32> {
-    eprintln!("nao {what}: not built yet");
-    Ok(2)
+/// `--device cuda` is refused with a clear message until the CUDA path of autograd lands.
+fn check_device(d: Device) -> Result<()> {
+    match d {
+        Device::Cpu => Ok(()),
+        Device::Cuda => match autograd::Device::cuda(0) {
+            Err(e) => anyhow::bail!("--device cuda: {e}"),
+            Ok(_) => anyhow::bail!(
+                "--device cuda: training on the GPU is not wired into autograd yet; use --device cpu"
+            ),
+        },
+    }
 }
 
 fn evaluator_config(e: &EvalArgs) -> Result<(SpaceKind, EvaluatorConfig, usize)> {

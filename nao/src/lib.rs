@@ -7,6 +7,7 @@
 //! * [`controller`]: the NAO controller (encoder, predictor, decoder) and its generation;
 //! * [`run`]: run directories (config, manifest, logs, checkpoints, resumption, reports).
 
+pub mod cifar;
 pub mod controller;
 pub mod error;
 pub mod evaluator;

@@ -70,12 +70,33 @@ fn table_errors_are_clear() {
 }
 
 #[test]
-fn placeholders_exit_2() {
+fn cuda_without_support_and_missing_data_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    for cmd in ["cifar", "train"] {
-        let o = nao(&[cmd, "--device", "cuda", "--data-dir", "x"], tmp.path());
-        assert_eq!(o.status.code(), Some(2), "{cmd}");
-        assert!(stderr(&o).contains("not built yet"));
+    for args in [
+        &["cifar"][..],
+        &[
+            "train",
+            "--arch",
+            "0 0 1 3 1 3 1 2 0 0 0 4 2 1 0 1 5 1 5 0 1 4 1 0 1 0 2 3 0 1 3 3 3 0 1 1 1 0 2 4",
+        ],
+    ] {
+        let o = nao(
+            &[args, &["--device", "cuda", "--data-dir", "x"]].concat(),
+            tmp.path(),
+        );
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("CUDA support not compiled in"),
+            "{}",
+            stderr(&o)
+        );
+        let o = nao(
+            &[args, &["--data-dir", "no-such-dir", "--out", "o"]].concat(),
+            tmp.path(),
+        );
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(e.contains("no-such-dir") && e.contains("cifar-10"), "{e}");
     }
 }
 

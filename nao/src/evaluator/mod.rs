@@ -18,6 +18,7 @@
 
 pub mod command;
 pub mod table;
+pub mod train;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -188,6 +189,9 @@ pub enum EvaluatorConfig {
         /// Time limit per evaluation, seconds.
         timeout_s: f64,
     },
+    /// Train each child CNN from scratch on CIFAR-10 ([`train::ChildTrainer`]); the
+    /// score is dev accuracy in percent (`dev_acc`).
+    TrainChild(Box<train::ChildTrainSpec>),
 }
 
 impl EvaluatorConfig {
@@ -197,6 +201,7 @@ impl EvaluatorConfig {
             EvaluatorConfig::Table { metric, .. } | EvaluatorConfig::Command { metric, .. } => {
                 metric
             }
+            EvaluatorConfig::TrainChild(_) => "dev_acc",
         }
     }
 
@@ -220,6 +225,15 @@ impl EvaluatorConfig {
                 timeout: Duration::from_secs_f64(timeout_s.max(0.001)),
                 space: s,
             }),
+            EvaluatorConfig::TrainChild(spec) => {
+                if spec.child.space != space {
+                    return Err(crate::error::Error::Config(format!(
+                        "the child network is of space {} but the search is over {space}",
+                        spec.child.space
+                    )));
+                }
+                Box::new(train::ChildTrainer::new((**spec).clone())?)
+            }
         })
     }
 }

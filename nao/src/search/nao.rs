@@ -42,7 +42,7 @@ pub struct NaoConfig {
 impl NaoConfig {
     /// Defaults for a budget of N queries: `initial` = max(10, 3N/10) (at most N),
     /// `per_round` = max(5, N/10), `top_k` = clamp(initial/3, 5, 100), `max_eta` = 50
-    /// (the PyTorch version's cap), surrogate `linear`. Rounds after the first:
+    /// (the PyTorch version's cap), surrogate `nao` (the controller). Rounds after the first:
     /// ceil((N - initial) / per_round) when generation does not stall (e.g. N = 100:
     /// 30 initial, then 7 rounds of 10, seeds from the top 10).
     pub fn for_budget(budget: usize) -> Self {
@@ -53,7 +53,7 @@ impl NaoConfig {
             top_k: (initial / 3).clamp(5, 100),
             max_eta: 50,
             recon_sample: 256,
-            surrogate: "linear".into(),
+            surrogate: "nao".into(),
         }
     }
 }

@@ -324,6 +324,9 @@ pub fn conv2d_forward<T: Float>(
 /// Whether a batch of `n` images is spread over the rayon pool (one single-threaded GEMM
 /// per image) or run one image at a time so the GEMM wrapper can split each product
 /// (batches smaller than the pool, called from outside a rayon worker).
+/// Images per block of the weight-gradient accumulation (see [`conv2d_backward`]).
+const DW_BLOCK: usize = 4;
+
 fn images_in_parallel(n: usize) -> bool {
     rayon::current_thread_index().is_some() || n >= rayon::current_num_threads()
 }
@@ -427,15 +430,26 @@ pub fn conv2d_backward<T: Float>(
         }
         st
     };
-    let dw_sum = if images_in_parallel(g.n) {
-        dx.par_chunks_mut(chunk)
+    // Fixed blocks of images, each accumulated in order, and the block sums added in order:
+    // the weight gradient is bit-identical whatever the thread count or scheduling.
+    let run_block = |(bi, dxb): (usize, &mut [T])| {
+        dxb.chunks_mut(chunk)
             .enumerate()
-            .fold(init, image)
-            .filter_map(|st| st.dw)
-            .reduce_with(|a, b| a + b)
-    } else {
-        dx.chunks_mut(chunk).enumerate().fold(init(), image).dw
+            .map(|(j, d)| (bi * DW_BLOCK + j, d))
+            .fold(init(), image)
+            .dw
     };
+    let blocks = dx.chunks_mut(chunk * DW_BLOCK).enumerate();
+    let partials: Vec<Option<Array2<T>>> = if images_in_parallel(g.n) {
+        blocks
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(run_block)
+            .collect()
+    } else {
+        blocks.map(run_block).collect()
+    };
+    let dw_sum = partials.into_iter().flatten().reduce(|a, b| a + b);
     let dx = need_dx.then(|| Array4::from_shape_vec((g.n, g.cin, g.h, g.w), dx).unwrap());
     let dw = need_dw.then(|| {
         dw_sum
@@ -494,5 +508,39 @@ mod tests {
         assert_eq!(out_size(32, 3, 2, 1, 1), Some(16));
         assert_eq!(out_size(7, 3, 2, 2, 2), Some(4));
         assert_eq!(out_size(2, 5, 1, 1, 1), None);
+    }
+
+    #[test]
+    fn weight_gradient_is_bit_identical_across_thread_counts() {
+        use ndarray::Array4;
+        let f = |n: usize, seed: usize| {
+            Array4::from_shape_fn((n, 3, 6, 5), |(a, b, c, d)| {
+                (((a * 131 + b * 31 + c * 7 + d + seed) % 97) as f32 - 48.0) / 13.0
+            })
+        };
+        let x = f(11, 1);
+        let w = Array4::from_shape_fn((4, 3, 3, 3), |(a, b, c, d)| {
+            ((a * 5 + b * 3 + c * 2 + d) % 7) as f32 / 7.0 - 0.4
+        });
+        let p = Conv2dParams {
+            padding: (1, 1),
+            ..Conv2dParams::default()
+        };
+        let dy = Array4::from_shape_fn((11, 4, 6, 5), |(a, b, c, d)| {
+            (((a * 17 + b * 13 + c * 5 + d * 3) % 23) as f32 - 11.0) / 5.0
+        });
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| conv2d_backward(x.view(), w.view(), dy.view(), &p, true, true))
+        };
+        let (dx1, dw1) = run(1);
+        for threads in [2, 3] {
+            let (dx2, dw2) = run(threads);
+            assert_eq!(dw1, dw2, "{threads} threads");
+            assert_eq!(dx1, dx2, "{threads} threads");
+        }
     }
 }

@@ -1,0 +1,321 @@
+//! `nao cifar`: NAO on real CIFAR-10, end to end.
+//!
+//! 1. **Search** (`OUT/search/`, an ordinary run directory, resumable): NAO over the
+//!    `cnn-ws` space; every architecture's child CNN trains from scratch on part of the
+//!    45,000-image train split and is scored on the seeded 5,000-image dev split.
+//! 2. **Final training** (`OUT/final.json`): the best architecture found, and for
+//!    comparison the best architecture of the initial random pool (round 0), each train
+//!    with the same (larger) final budget on the whole train split and are scored on the
+//!    10,000-image test set. Each result is written as soon as it exists, so a resumed
+//!    run does not retrain it.
+//! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`).
+//!
+//! Presets ([`CifarPreset::get`]): `smoke` (minutes; used by tests and CI), `default`
+//! (about an hour on a 2-core laptop), `paper` (the paper's settings, for a GPU cluster).
+
+use crate::error::{Error, Result};
+use crate::evaluator::EvaluatorConfig;
+use crate::evaluator::train::{ChildTrainSpec, arch_seed, head, load_cifar10};
+use crate::run::atomic::write_atomic;
+use crate::run::{RunOptions, SearchConfig, run_search};
+use crate::search::nao::NaoConfig;
+use crate::search::{AlgoConfig, Record, Status};
+use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
+use datasets::ChannelStats;
+use models::cnn::CnnConfig;
+use models::space::{SpaceKind, space};
+use models::train::cnn_trainer::{TrainData, train_cnn};
+use models::train::recipe::Recipe;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Everything `nao cifar` runs with; written to `OUT/cifar.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CifarPreset {
+    /// Preset name.
+    pub name: String,
+    /// What it is for and how long it takes.
+    pub about: String,
+    /// Architectures evaluated in the search (distinct canonical forms).
+    pub budget: usize,
+    /// NAO settings (pool sizes, seeds, step-size cap, controller).
+    pub nao: NaoConfig,
+    /// The child network trained for each evaluation.
+    pub search_child: CnnConfig,
+    /// How each evaluation trains.
+    pub search_recipe: Recipe,
+    /// Train-split images per evaluation (0 = all 45,000).
+    pub search_train_images: usize,
+    /// Dev images per evaluation (0 = all 5,000).
+    pub search_eval_images: usize,
+    /// The network trained at the end.
+    pub final_child: CnnConfig,
+    /// How it trains.
+    pub final_recipe: Recipe,
+    /// Train-split images for the final training (0 = all 45,000).
+    pub final_train_images: usize,
+    /// Test images it is scored on (0 = all 10,000).
+    pub final_test_images: usize,
+}
+
+fn child(n: usize, f: usize) -> CnnConfig {
+    CnnConfig {
+        space: SpaceKind::CnnWs,
+        n_cells: n,
+        channels: f,
+        classes: 10,
+        dropout_keep: 1.0,
+        drop_path_keep: 1.0,
+        aux_head: false,
+    }
+}
+
+/// A short-budget recipe: the "nao-search" optimiser (SGD, momentum 0.9), with the cosine
+/// schedule fitted to the few epochs (0.05 -> 0) and no regularisation (no auxiliary head,
+/// drop-path or dropout: they only slow down learning in a couple of epochs).
+fn recipe(base: &str, epochs: usize, batch: usize) -> Recipe {
+    let mut r = Recipe::preset(base).expect("a known preset");
+    r.name = format!("{base}-short-{epochs}ep");
+    r.source = format!(
+        "{} (shortened for a CPU budget: {epochs} epochs, no aux/drop-path/dropout)",
+        r.source
+    );
+    r.epochs = epochs;
+    r.batch_size = batch;
+    r.lr_schedule = LrSchedule::Cosine(CosineAnnealing {
+        lr_max: 0.05,
+        lr_min: 0.0,
+        total: epochs,
+    });
+    r.aux_weight = 0.0;
+    r.drop_path_keep = 1.0;
+    r.dropout_keep = 1.0;
+    r.cutout = None;
+    r
+}
+
+impl CifarPreset {
+    /// The preset called `name`: `smoke`, `default` or `paper`.
+    pub fn get(name: &str) -> std::result::Result<CifarPreset, String> {
+        match name {
+            "smoke" => Ok(CifarPreset {
+                name: "smoke".into(),
+                about: "a few minutes on 2 cores: 8 tiny children (N=1, F=4) trained 1 epoch on 1,000 images, final training on 2,000".into(),
+                budget: 8,
+                nao: NaoConfig { initial: 4, per_round: 2, top_k: 4, max_eta: 20, recon_sample: 64, surrogate: "nao:30".into() },
+                search_child: child(1, 4),
+                search_recipe: recipe("nao-search", 1, 64),
+                search_train_images: 1000,
+                search_eval_images: 500,
+                final_child: child(1, 4),
+                final_recipe: recipe("nao-search", 1, 64),
+                final_train_images: 2000,
+                final_test_images: 1000,
+            }),
+            "default" => Ok(CifarPreset {
+                name: "default".into(),
+                about: "about an hour on 2 cores: 40 children (N=1, F=8) trained 2 epochs on 5,000 images and scored on 1,000 dev images; the best and the random pool's best then train 4 epochs (N=1, F=16) on the whole train split".into(),
+                budget: 40,
+                nao: NaoConfig { initial: 16, per_round: 8, top_k: 16, max_eta: 30, recon_sample: 256, surrogate: "nao:300".into() },
+                search_child: child(1, 8),
+                search_recipe: recipe("nao-search", 2, 64),
+                search_train_images: 5000,
+                search_eval_images: 1000,
+                final_child: child(1, 16),
+                final_recipe: recipe("nao-search", 4, 128),
+                final_train_images: 0,
+                final_test_images: 0,
+            }),
+            "paper" => Ok(CifarPreset {
+                name: "paper".into(),
+                about: "the paper's settings (spec 5, 6.3; days of GPU time): 1,000 children (N=3, F=32, 25 epochs on 45,000 images) in rounds of 200 from a pool of 600, seeds the top 100; final NAONet-style training N=6, F=36 for 600 epochs with cutout and auxiliary head".into(),
+                budget: 1000,
+                nao: NaoConfig { initial: 600, per_round: 200, top_k: 100, max_eta: 50, recon_sample: 256, surrogate: "nao:1000".into() },
+                search_child: CnnConfig { space: SpaceKind::CnnWs, n_cells: 3, channels: 32, classes: 10, dropout_keep: 1.0, drop_path_keep: 0.7, aux_head: true },
+                search_recipe: Recipe::preset("nao-search").expect("preset"),
+                search_train_images: 0,
+                search_eval_images: 0,
+                final_child: CnnConfig { space: SpaceKind::CnnWs, n_cells: 6, channels: 36, classes: 10, dropout_keep: 0.6, drop_path_keep: 0.8, aux_head: true },
+                final_recipe: Recipe::preset("naonet-a-36").expect("preset"),
+                final_train_images: 0,
+                final_test_images: 0,
+            }),
+            other => Err(format!("unknown preset `{other}`; known: smoke, default, paper")),
+        }
+    }
+}
+
+/// One finally trained architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalResult {
+    /// `best` (the search's best) or `random-best` (the initial random pool's best).
+    pub role: String,
+    /// Tokens.
+    pub arch: Vec<usize>,
+    /// Text form.
+    pub text: String,
+    /// Dev accuracy measured during the search (percent).
+    pub search_dev_acc: f64,
+    /// Test accuracy after the final training (percent).
+    pub test_acc: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Wall time of the final training, seconds.
+    pub seconds: f64,
+}
+
+/// `OUT/final.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalReport {
+    /// Finished final trainings.
+    pub results: Vec<FinalResult>,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{}: {e}", path.display()))
+}
+
+fn best_of<'a>(records: impl Iterator<Item = &'a Record>) -> Option<&'a Record> {
+    records
+        .filter(|r| r.status == Status::Ok && r.score.is_some())
+        .fold(None, |best: Option<&Record>, r| match best {
+            Some(b) if b.score >= r.score => Some(b),
+            _ => Some(r),
+        })
+}
+
+/// Runs (or resumes) `nao cifar` into `out`.
+pub fn run_cifar(
+    out: &Path,
+    preset: &CifarPreset,
+    data_dir: &Path,
+    seed: u64,
+    resume: bool,
+    progress: bool,
+) -> Result<FinalReport> {
+    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
+    let cfg_path = out.join("cifar.json");
+    write_atomic(
+        &cfg_path,
+        serde_json::to_string_pretty(preset)
+            .expect("serialisable")
+            .as_bytes(),
+    )?;
+    let data_dir: PathBuf = std::path::absolute(data_dir).map_err(|e| io_err(data_dir, e))?;
+
+    // 1. Search.
+    let search_dir = out.join("search");
+    let config = SearchConfig {
+        space: SpaceKind::CnnWs,
+        algo: AlgoConfig::Nao(preset.nao.clone()),
+        budget: preset.budget,
+        seed,
+        evaluator: EvaluatorConfig::TrainChild(Box::new(ChildTrainSpec {
+            data_dir: data_dir.clone(),
+            child: preset.search_child.clone(),
+            recipe: preset.search_recipe.clone(),
+            train_images: preset.search_train_images,
+            eval_images: preset.search_eval_images,
+            seed,
+        })),
+        eval_delay_ms: 0,
+    };
+    let finished = search_dir.join("result.json").exists();
+    let outcome = if finished {
+        None
+    } else {
+        let opts = RunOptions {
+            resume: resume && search_dir.join("config.json").exists(),
+            progress,
+        };
+        Some(run_search(&search_dir, &config, &opts)?)
+    };
+    let records = match outcome {
+        Some(o) => o.records,
+        None => crate::run::read_records(&search_dir)?.0,
+    };
+    let best = best_of(records.iter())
+        .ok_or_else(|| Error::Config("the search evaluated no architecture successfully".into()))?
+        .clone();
+    let random_best = best_of(records.iter().filter(|r| r.round == 0)).cloned();
+
+    // 2. Final training, one result at a time (kept across resumes).
+    let final_path = out.join("final.json");
+    let mut report: FinalReport = match std::fs::read(&final_path) {
+        Ok(b) if resume => serde_json::from_slice(&b).map_err(|e| io_err(&final_path, e))?,
+        _ => FinalReport::default(),
+    };
+    let (train, _, test) = load_cifar10(&data_dir, seed)?;
+    let data = TrainData {
+        train: Arc::new(head(train, preset.final_train_images)),
+        eval: Arc::new(head(test, preset.final_test_images)),
+        stats: ChannelStats::CIFAR10,
+    };
+    let s = space(SpaceKind::CnnWs);
+    let mut todo = vec![("best", best.clone())];
+    if let Some(r) = random_best {
+        todo.push(("random-best", r));
+    }
+    for (role, rec) in todo {
+        if report
+            .results
+            .iter()
+            .any(|r| r.role == role && r.arch == rec.arch)
+        {
+            continue;
+        }
+        eprintln!("final training of the {role} architecture: {}", rec.text);
+        let start = std::time::Instant::now();
+        let (_, tr) = train_cnn(
+            &rec.arch,
+            &preset.final_child,
+            &preset.final_recipe,
+            &data,
+            arch_seed(seed ^ 0xf1a1, &rec.arch),
+            progress,
+        )
+        .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
+        report.results.push(FinalResult {
+            role: role.into(),
+            arch: rec.arch.clone(),
+            text: rec.text.clone(),
+            search_dev_acc: rec.score.unwrap_or(f64::NAN),
+            test_acc: tr.final_eval_acc * 100.0,
+            params: tr.params,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        write_atomic(
+            &final_path,
+            serde_json::to_string_pretty(&report)
+                .expect("serialisable")
+                .as_bytes(),
+        )?;
+        write_atomic(
+            &out.join(format!("{role}.svg")),
+            s.to_svg(&rec.arch).as_bytes(),
+        )?;
+    }
+
+    // 3. Report.
+    write_atomic(
+        &out.join("report.md"),
+        render_report(preset, &report, records.len()).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+fn render_report(preset: &CifarPreset, report: &FinalReport, evaluated: usize) -> String {
+    let mut md = format!(
+        "# nao cifar ({})\n\n{}\n\nSearch: {evaluated} architectures evaluated (see `search/report.md` for every round's diagnostics).\n\n| role | architecture | search dev acc | final test acc | params | final training |\n|---|---|---|---|---|---|\n",
+        preset.name, preset.about
+    );
+    for r in &report.results {
+        md += &format!(
+            "| {} | `{}` | {:.2}% | {:.2}% | {} | {:.0} s |\n",
+            r.role, r.text, r.search_dev_acc, r.test_acc, r.params, r.seconds
+        );
+    }
+    md += "\nCells: [best](best.svg), [random pool's best](random-best.svg).\n";
+    md
+}
