@@ -115,7 +115,7 @@ impl CifarPreset {
             }),
             "default" => Ok(CifarPreset {
                 name: "default".into(),
-                about: "about an hour on 2 cores: 40 children (N=1, F=8) trained 2 epochs on 5,000 images and scored on 1,000 dev images; the best and the random pool's best then train 4 epochs (N=1, F=16) on the whole train split".into(),
+                about: "about an hour on 2 cores: 40 children (N=1, F=8) trained 2 epochs on 5,000 images and scored on 1,000 dev images; the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images".into(),
                 budget: 40,
                 nao: NaoConfig { initial: 16, per_round: 8, top_k: 16, max_eta: 30, recon_sample: 256, surrogate: "nao:300".into() },
                 search_child: child(1, 8),
@@ -123,7 +123,7 @@ impl CifarPreset {
                 search_train_images: 5000,
                 search_eval_images: 1000,
                 final_child: child(1, 16),
-                final_recipe: recipe("nao-search", 4, 128),
+                final_recipe: recipe("nao-search", 2, 128),
                 final_train_images: 0,
                 final_test_images: 0,
             }),
