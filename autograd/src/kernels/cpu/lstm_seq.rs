@@ -119,27 +119,52 @@ pub fn lstm_seq_backward<T: Float>(
     let mut dgates = Array3::<T>::zeros((t_len, batch, 4 * hid));
     let mut dh_next = Array2::<T>::zeros((batch, hid));
     let mut dc_next = dc_last.to_owned();
+    let dh_out = dh_out.as_standard_layout();
+    let dh_all = dh_out.as_slice().expect("standard layout");
+    let gates = saved.gates.as_slice().expect("saved gates are contiguous");
+    let c_all = saved
+        .c
+        .as_slice()
+        .expect("saved cell states are contiguous");
+    let tc_all = tanh_c.as_slice().expect("fresh arrays are contiguous");
+    let (bh, bh4) = (batch * hid, batch * 4 * hid);
     for t in (0..t_len).rev() {
-        let g = saved.gates.index_axis(Axis(0), t);
         let mut dg = dgates.index_axis_mut(Axis(0), t);
-        for bi in 0..batch {
-            for j in 0..hid {
-                let (ig, fg, gg, og) = (
-                    g[[bi, j]],
-                    g[[bi, hid + j]],
-                    g[[bi, 2 * hid + j]],
-                    g[[bi, 3 * hid + j]],
+        {
+            let dgs = dg.as_slice_mut().expect("fresh arrays are contiguous");
+            let dhn = dh_next.as_slice().expect("fresh arrays are contiguous");
+            let dcn = dc_next.as_slice_mut().expect("fresh arrays are contiguous");
+            let (g_t, c_t, tc_t, dh_t) = (
+                &gates[t * bh4..][..bh4],
+                &c_all[t * bh..][..bh],
+                &tc_all[t * bh..][..bh],
+                &dh_all[t * bh..][..bh],
+            );
+            for bi in 0..batch {
+                let g = &g_t[bi * 4 * hid..][..4 * hid];
+                let d = &mut dgs[bi * 4 * hid..][..4 * hid];
+                let (di, rest) = d.split_at_mut(hid);
+                let (df, rest) = rest.split_at_mut(hid);
+                let (dgg, dog) = rest.split_at_mut(hid);
+                let r = bi * hid..(bi + 1) * hid;
+                let (cp, tc, dho, dhn, dcn) = (
+                    &c_t[r.clone()],
+                    &tc_t[r.clone()],
+                    &dh_t[r.clone()],
+                    &dhn[r.clone()],
+                    &mut dcn[r],
                 );
-                let cp = saved.c[[t, bi, j]];
-                let dh = dh_out[[t, bi, j]] + dh_next[[bi, j]];
-                let tc = tanh_c[[t, bi, j]];
-                let d_o = dh * tc;
-                let dc = dc_next[[bi, j]] + dh * og * (T::one() - tc * tc);
-                dg[[bi, j]] = dc * gg * ig * (T::one() - ig);
-                dg[[bi, hid + j]] = dc * cp * fg * (T::one() - fg);
-                dg[[bi, 2 * hid + j]] = dc * ig * (T::one() - gg * gg);
-                dg[[bi, 3 * hid + j]] = d_o * og * (T::one() - og);
-                dc_next[[bi, j]] = dc * fg;
+                for j in 0..hid {
+                    let (ig, fg, gg, og) = (g[j], g[hid + j], g[2 * hid + j], g[3 * hid + j]);
+                    let dh = dho[j] + dhn[j];
+                    let d_o = dh * tc[j];
+                    let dc = dcn[j] + dh * og * (T::one() - tc[j] * tc[j]);
+                    di[j] = dc * gg * ig * (T::one() - ig);
+                    df[j] = dc * cp[j] * fg * (T::one() - fg);
+                    dgg[j] = dc * ig * (T::one() - gg * gg);
+                    dog[j] = d_o * og * (T::one() - og);
+                    dcn[j] = dc * fg;
+                }
             }
         }
         // dh_{t-1} = dgates_t W_hh
