@@ -136,18 +136,7 @@ pub fn gradcheck_with(
                 weighted(&xs)
             };
             let numeric = (eval(opts.eps) - eval(-opts.eps)) / (2.0 * opts.eps);
-            let a = analytic[e];
-            let error = (a - numeric).abs() / 1f64.max(a.abs()).max(numeric.abs());
-            if error > opts.tol || !error.is_finite() {
-                return Err(GradcheckError {
-                    input: i,
-                    element: e,
-                    analytic: a,
-                    numeric,
-                    error,
-                    tol: opts.tol,
-                });
-            }
+            let error = compare(i, e, analytic[e], numeric, opts.tol)?;
             max_error = max_error.max(error);
             elements += 1;
         }
@@ -156,6 +145,29 @@ pub fn gradcheck_with(
         max_error,
         elements,
     })
+}
+
+/// The error measure of the module docs for one element; an error past `tol` (or not
+/// finite) is the check's failure.
+fn compare(
+    input: usize,
+    element: usize,
+    analytic: f64,
+    numeric: f64,
+    tol: f64,
+) -> Result<f64, GradcheckError> {
+    let error = (analytic - numeric).abs() / 1f64.max(analytic.abs()).max(numeric.abs());
+    if error > tol || !error.is_finite() {
+        return Err(GradcheckError {
+            input,
+            element,
+            analytic,
+            numeric,
+            error,
+            tol,
+        });
+    }
+    Ok(error)
 }
 
 /// A seeded f64 tensor with values uniform in [-1, 1), for tests.
@@ -219,18 +231,7 @@ pub fn gradcheck_params(
             };
             let numeric = (eval(opts.eps) - eval(-opts.eps)) / (2.0 * opts.eps);
             p.set(value.clone());
-            let a = analytic[e];
-            let error = (a - numeric).abs() / 1f64.max(a.abs()).max(numeric.abs());
-            if error > opts.tol || !error.is_finite() {
-                return Err(GradcheckError {
-                    input: i,
-                    element: e,
-                    analytic: a,
-                    numeric,
-                    error,
-                    tol: opts.tol,
-                });
-            }
+            let error = compare(i, e, analytic[e], numeric, opts.tol)?;
             max_error = max_error.max(error);
             elements += 1;
         }
