@@ -7,7 +7,8 @@
 //!    comparison the best architecture of the initial random pool (round 0), each train
 //!    with the same (larger) final budget on the whole train split and are scored on the
 //!    10,000-image test set. Each result is written as soon as it exists, so a resumed
-//!    run does not retrain it.
+//!    run does not retrain it. When the random pool's best is also the search's best, it
+//!    is trained once and its row in `final.json` and `report.md` says so (`same_as`).
 //! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`).
 //!
 //! Presets ([`CifarPreset::get`]): `smoke` (minutes; used by tests and CI), `default`
@@ -103,7 +104,7 @@ impl CifarPreset {
                 name: "smoke".into(),
                 about: "a few minutes on 2 cores: 8 tiny children (N=1, F=4) trained 1 epoch on 1,000 images, final training on 2,000".into(),
                 budget: 8,
-                nao: NaoConfig { initial: 4, per_round: 2, top_k: 4, max_eta: 20, recon_sample: 64, surrogate: "nao:30".into() },
+                nao: NaoConfig { initial: 4, per_round: 2, top_k: 4, max_eta: 20, recon_sample: 64, surrogate: "nao:30".into(), candidates: 0, fit_canonical: false },
                 search_child: child(1, 4),
                 search_recipe: recipe("nao-search", 1, 64),
                 search_train_images: 1000,
@@ -117,7 +118,7 @@ impl CifarPreset {
                 name: "default".into(),
                 about: "about an hour on 2 cores: 40 children (N=1, F=8) trained 2 epochs on 5,000 images and scored on 1,000 dev images; the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images".into(),
                 budget: 40,
-                nao: NaoConfig { initial: 16, per_round: 8, top_k: 16, max_eta: 30, recon_sample: 256, surrogate: "nao:300".into() },
+                nao: NaoConfig { initial: 16, per_round: 8, top_k: 16, max_eta: 30, recon_sample: 256, surrogate: "nao:300".into(), candidates: 0, fit_canonical: false },
                 search_child: child(1, 8),
                 search_recipe: recipe("nao-search", 2, 64),
                 search_train_images: 5000,
@@ -131,7 +132,7 @@ impl CifarPreset {
                 name: "paper".into(),
                 about: "the paper's settings (spec 5, 6.3; days of GPU time): 1,000 children (N=3, F=32, 25 epochs on 45,000 images) in rounds of 200 from a pool of 600, seeds the top 100; final NAONet-style training N=6, F=36 for 600 epochs with cutout and auxiliary head".into(),
                 budget: 1000,
-                nao: NaoConfig { initial: 600, per_round: 200, top_k: 100, max_eta: 50, recon_sample: 256, surrogate: "nao:1000".into() },
+                nao: NaoConfig { initial: 600, per_round: 200, top_k: 100, max_eta: 50, recon_sample: 256, surrogate: "nao:1000".into(), candidates: 0, fit_canonical: false },
                 search_child: CnnConfig { space: SpaceKind::CnnWs, n_cells: 3, channels: 32, classes: 10, dropout_keep: 1.0, drop_path_keep: 0.7, aux_head: true },
                 search_recipe: Recipe::preset("nao-search").expect("preset"),
                 search_train_images: 0,
@@ -161,8 +162,13 @@ pub struct FinalResult {
     pub test_acc: f64,
     /// Trainable parameters.
     pub params: usize,
-    /// Wall time of the final training, seconds.
+    /// Wall time of the final training, seconds (0 when reused, see `same_as`).
     pub seconds: f64,
+    /// The role whose final training this row reuses: the random pool's best is the
+    /// search's best, so that architecture was trained once and the result is reported for
+    /// both roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
 }
 
 /// `OUT/final.json`.
@@ -253,7 +259,68 @@ pub fn run_cifar(
         stats: ChannelStats::CIFAR10,
     };
     let s = space(SpaceKind::CnnWs);
-    let mut todo = vec![("best", best.clone())];
+    final_trainings(
+        &mut report,
+        &best,
+        random_best.as_ref(),
+        |role, rec| {
+            eprintln!("final training of the {role} architecture: {}", rec.text);
+            let start = std::time::Instant::now();
+            let (_, tr) = train_cnn(
+                &rec.arch,
+                &preset.final_child,
+                &preset.final_recipe,
+                &data,
+                arch_seed(seed ^ 0xf1a1, &rec.arch),
+                progress,
+            )
+            .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
+            Ok(FinalResult {
+                role: role.into(),
+                arch: rec.arch.clone(),
+                text: rec.text.clone(),
+                search_dev_acc: rec.score.unwrap_or(f64::NAN),
+                test_acc: tr.final_eval_acc * 100.0,
+                params: tr.params,
+                seconds: start.elapsed().as_secs_f64(),
+                same_as: None,
+            })
+        },
+        |report, role, rec| {
+            write_atomic(
+                &final_path,
+                serde_json::to_string_pretty(report)
+                    .expect("serialisable")
+                    .as_bytes(),
+            )?;
+            write_atomic(
+                &out.join(format!("{role}.svg")),
+                s.to_svg(&rec.arch).as_bytes(),
+            )
+        },
+    )?;
+
+    // 3. Report.
+    write_atomic(
+        &out.join("report.md"),
+        render_report(preset, &report, records.len()).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+/// Final training of the search's `best` and of the random pool's best, skipping roles
+/// already in `report` (a resumed run). When the random pool's best is the search's best
+/// (the same evaluation), it is trained once: the `random-best` row copies the `best` row
+/// with `same_as = "best"`. `train` trains one architecture; `saved` is called after each
+/// new row (to write `final.json` and the SVG).
+fn final_trainings(
+    report: &mut FinalReport,
+    best: &Record,
+    random_best: Option<&Record>,
+    mut train: impl FnMut(&str, &Record) -> Result<FinalResult>,
+    mut saved: impl FnMut(&FinalReport, &str, &Record) -> Result<()>,
+) -> Result<()> {
+    let mut todo = vec![("best", best)];
     if let Some(r) = random_best {
         todo.push(("random-best", r));
     }
@@ -265,44 +332,24 @@ pub fn run_cifar(
         {
             continue;
         }
-        eprintln!("final training of the {role} architecture: {}", rec.text);
-        let start = std::time::Instant::now();
-        let (_, tr) = train_cnn(
-            &rec.arch,
-            &preset.final_child,
-            &preset.final_recipe,
-            &data,
-            arch_seed(seed ^ 0xf1a1, &rec.arch),
-            progress,
-        )
-        .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
-        report.results.push(FinalResult {
-            role: role.into(),
-            arch: rec.arch.clone(),
-            text: rec.text.clone(),
-            search_dev_acc: rec.score.unwrap_or(f64::NAN),
-            test_acc: tr.final_eval_acc * 100.0,
-            params: tr.params,
-            seconds: start.elapsed().as_secs_f64(),
-        });
-        write_atomic(
-            &final_path,
-            serde_json::to_string_pretty(&report)
-                .expect("serialisable")
-                .as_bytes(),
-        )?;
-        write_atomic(
-            &out.join(format!("{role}.svg")),
-            s.to_svg(&rec.arch).as_bytes(),
-        )?;
+        let earlier = report
+            .results
+            .iter()
+            .find(|r| r.arch == rec.arch && r.same_as.is_none())
+            .cloned();
+        let row = match earlier {
+            Some(e) => FinalResult {
+                role: role.into(),
+                seconds: 0.0,
+                same_as: Some(e.role.clone()),
+                ..e
+            },
+            None => train(role, rec)?,
+        };
+        report.results.push(row);
+        saved(report, role, rec)?;
     }
-
-    // 3. Report.
-    write_atomic(
-        &out.join("report.md"),
-        render_report(preset, &report, records.len()).as_bytes(),
-    )?;
-    Ok(report)
+    Ok(())
 }
 
 fn render_report(preset: &CifarPreset, report: &FinalReport, evaluated: usize) -> String {
@@ -311,11 +358,121 @@ fn render_report(preset: &CifarPreset, report: &FinalReport, evaluated: usize) -
         preset.name, preset.about
     );
     for r in &report.results {
+        let time = match &r.same_as {
+            Some(o) => format!("same architecture as `{o}`: its result, not retrained"),
+            None => format!("{:.0} s", r.seconds),
+        };
         md += &format!(
-            "| {} | `{}` | {:.2}% | {:.2}% | {} | {:.0} s |\n",
-            r.role, r.text, r.search_dev_acc, r.test_acc, r.params, r.seconds
+            "| {} | `{}` | {:.2}% | {:.2}% | {} | {time} |\n",
+            r.role, r.text, r.search_dev_acc, r.test_acc, r.params
         );
     }
     md += "\nCells: [best](best.svg), [random pool's best](random-best.svg).\n";
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::Source;
+
+    fn rec(index: usize, arch: Vec<usize>, score: f64) -> Record {
+        Record {
+            index,
+            round: 0,
+            source: Source::Random,
+            text: format!("{arch:?}"),
+            canonical: arch.clone(),
+            arch,
+            status: Status::Ok,
+            error: None,
+            score: Some(score),
+            metrics: Default::default(),
+            extras: None,
+            predicted: None,
+            eta: None,
+            parent: None,
+        }
+    }
+
+    fn fake_train(calls: &mut Vec<String>) -> impl FnMut(&str, &Record) -> Result<FinalResult> {
+        move |role, r| {
+            calls.push(role.to_string());
+            Ok(FinalResult {
+                role: role.into(),
+                arch: r.arch.clone(),
+                text: r.text.clone(),
+                search_dev_acc: r.score.unwrap(),
+                test_acc: 50.0 + calls.len() as f64,
+                params: 7,
+                seconds: 3.0,
+                same_as: None,
+            })
+        }
+    }
+
+    #[test]
+    fn random_best_equal_to_best_is_trained_once() {
+        let best = rec(2, vec![1, 2, 3], 60.0);
+        let mut report = FinalReport::default();
+        let mut calls = Vec::new();
+        let mut saves = 0;
+        final_trainings(
+            &mut report,
+            &best,
+            Some(&best.clone()),
+            fake_train(&mut calls),
+            |_, _, _| {
+                saves += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(calls, ["best"]);
+        assert_eq!(saves, 2);
+        assert_eq!(report.results.len(), 2);
+        let (a, b) = (&report.results[0], &report.results[1]);
+        assert_eq!((a.role.as_str(), b.role.as_str()), ("best", "random-best"));
+        assert_eq!(b.same_as.as_deref(), Some("best"));
+        assert_eq!((a.test_acc, a.params), (b.test_acc, b.params));
+        assert_eq!(b.seconds, 0.0);
+        let md = render_report(&CifarPreset::get("smoke").unwrap(), &report, 8);
+        assert!(md.contains("not retrained"), "{md}");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains("\"same_as\":\"best\""), "{json}");
+        // A resumed run trains nothing more.
+        let mut calls2 = Vec::new();
+        final_trainings(
+            &mut report,
+            &best,
+            Some(&best.clone()),
+            fake_train(&mut calls2),
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert!(calls2.is_empty());
+        assert_eq!(report.results.len(), 2);
+    }
+
+    #[test]
+    fn distinct_random_best_is_trained_too() {
+        let best = rec(5, vec![1, 2, 3], 61.0);
+        let random_best = rec(1, vec![3, 2, 1], 58.0);
+        let mut report = FinalReport::default();
+        let mut calls = Vec::new();
+        final_trainings(
+            &mut report,
+            &best,
+            Some(&random_best),
+            fake_train(&mut calls),
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(calls, ["best", "random-best"]);
+        assert!(report.results.iter().all(|r| r.same_as.is_none()));
+        assert!(
+            !render_report(&CifarPreset::get("smoke").unwrap(), &report, 8)
+                .contains("not retrained")
+        );
+    }
 }

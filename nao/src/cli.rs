@@ -227,12 +227,21 @@ struct AlgoArgs {
     /// NAO: new architectures per round [default: max(5, budget/10)].
     #[arg(long, help_heading = "NAO")]
     per_round: Option<usize>,
-    /// NAO: seeds = top K by measured score [default: clamp(initial/3, 5, 100)].
+    /// NAO: seeds = top K by measured score [default: clamp(initial, 5, 100)].
     #[arg(long, help_heading = "NAO")]
     top_k: Option<usize>,
     /// NAO: largest step size eta [default: 50].
     #[arg(long, help_heading = "NAO")]
     max_eta: Option<usize>,
+    /// NAO: generate up to this many new architectures per round and evaluate only the
+    /// per-round best predicted; 0 evaluates the first generated, as the paper
+    /// [default: 10 per-round].
+    #[arg(long, help_heading = "NAO")]
+    candidates: Option<usize>,
+    /// NAO: fit the controller on the sequences as queried, as the paper, instead of on
+    /// their canonical forms.
+    #[arg(long, help_heading = "NAO")]
+    fit_raw: bool,
     /// Evolution: population size P [default: clamp(budget/10, 10, 100)].
     #[arg(long, help_heading = "Evolution")]
     population: Option<usize>,
@@ -248,9 +257,12 @@ struct CompareArgs {
     /// Comma-separated algorithms; the first is compared with each other one.
     #[arg(long, default_value = "nao,random,evolution", value_delimiter = ',')]
     algos: Vec<String>,
-    /// Number of seeds (0..k).
+    /// Number of seeds (FIRST..FIRST+k).
     #[arg(long, default_value_t = 10)]
     seeds: u64,
+    /// The first seed (e.g. 100 for a tuning set disjoint from the reported seeds 0..k).
+    #[arg(long, default_value_t = 0, value_name = "FIRST")]
+    first_seed: u64,
     /// Directory for the runs and compare.json.
     #[arg(long)]
     out: PathBuf,
@@ -462,6 +474,12 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
             if let Some(v) = a.max_eta {
                 n.max_eta = v;
             }
+            if let Some(v) = a.candidates {
+                n.candidates = v;
+            }
+            if a.fit_raw {
+                n.fit_canonical = false;
+            }
         }
         AlgoConfig::Evolution(e) => {
             if let Some(v) = a.population {
@@ -526,8 +544,9 @@ fn compare(a: CompareArgs) -> Result<i32> {
             evaluator: evaluator.clone(),
             eval_delay_ms: 0,
         };
-        eprintln!("running {name} for seeds 0..{}", a.seeds);
-        let best = run_seeds(&config, 0..a.seeds, &a.out, progress)?;
+        let seeds = a.first_seed..a.first_seed + a.seeds;
+        eprintln!("running {name} for seeds {seeds:?}");
+        let best = run_seeds(&config, seeds, &a.out, progress)?;
         results.push((name.clone(), best));
     }
     println!(
@@ -556,6 +575,7 @@ fn compare(a: CompareArgs) -> Result<i32> {
     let out = serde_json::json!({
         "budget": budget,
         "seeds": a.seeds,
+        "first_seed": a.first_seed,
         "metric": evaluator.metric(),
         "best_possible": best_possible,
         "best_per_seed": results.iter().map(|(n, b)| (n.clone(), serde_json::json!(b))).collect::<serde_json::Map<_, _>>(),

@@ -155,3 +155,127 @@ fn nao_with_linear_surrogate_beats_random_on_the_synthetic_table() {
     assert!(s.mean_a > s.mean_b, "{s:?}");
     assert!(s.wins_a >= 4, "{s:?}");
 }
+
+/// What [`Spy`] saw: the data of every fit and the candidates of every generation.
+#[derive(Default)]
+struct SpyLog {
+    fits: Vec<Vec<Arch>>,
+    candidates: Vec<Vec<Arch>>,
+}
+
+/// A surrogate whose prediction is the token sum, and whose generation returns the unseen
+/// canonical NB201 cells in a fixed order; logs what it is given.
+struct Spy(std::rc::Rc<std::cell::RefCell<SpyLog>>);
+
+impl nao::search::Surrogate for Spy {
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({"kind": "spy"})
+    }
+    fn fit(&mut self, data: &[(Arch, f64)], _: &mut rand_pcg::Pcg64Mcg) -> nao::search::FitStats {
+        self.0
+            .borrow_mut()
+            .fits
+            .push(data.iter().map(|d| d.0.clone()).collect());
+        Default::default()
+    }
+    fn predict(&self, archs: &[Arch]) -> Vec<f64> {
+        archs
+            .iter()
+            .map(|a| a.iter().sum::<usize>() as f64)
+            .collect()
+    }
+    fn reconstruct(&self, archs: &[Arch]) -> Vec<Arch> {
+        archs.to_vec()
+    }
+    fn generate(
+        &self,
+        _seeds: &[Arch],
+        how_many: usize,
+        seen: &HashSet<Arch>,
+        _max_eta: usize,
+    ) -> Vec<(Arch, f64)> {
+        let mut out: Vec<Arch> = Vec::new();
+        let mut taken = HashSet::new();
+        for i in 0..5usize.pow(6) {
+            let a: Arch = (0..6).map(|e| i / 5usize.pow(e) % 5 + 1).collect();
+            let c = Nb201Space.canonical(&a);
+            if out.len() < how_many && !seen.contains(&c) && taken.insert(c.clone()) {
+                out.push(c);
+            }
+        }
+        self.0.borrow_mut().candidates.push(out.clone());
+        out.into_iter().map(|a| (a, 1.0)).collect()
+    }
+    fn save(&self, _: &std::path::Path) -> Result<(), nao::search::surrogate::SurrogateError> {
+        Ok(())
+    }
+    fn load(&mut self, _: &std::path::Path) -> Result<(), nao::search::surrogate::SurrogateError> {
+        Ok(())
+    }
+}
+
+fn spy_run(candidates: usize, fit_canonical: bool) -> (SpyLog, Vec<nao::search::Record>) {
+    let mut c = config("nao", 30, 3);
+    if let AlgoConfig::Nao(n) = &mut c.algo {
+        n.initial = 20;
+        n.per_round = 5;
+        n.candidates = candidates;
+        n.fit_canonical = fit_canonical;
+    }
+    let log = std::rc::Rc::new(std::cell::RefCell::new(SpyLog::default()));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_search_with(
+        &tmp.path().join("r"),
+        &c,
+        &mut Flaky { calls: Vec::new() },
+        Some(Box::new(Spy(log.clone()))),
+        &RunOptions::default(),
+    )
+    .unwrap();
+    let log = std::rc::Rc::try_unwrap(log).ok().unwrap().into_inner();
+    (log, out.records)
+}
+
+#[test]
+fn nao_candidates_evaluates_the_best_predicted() {
+    let (log, records) = spy_run(40, true);
+    assert_eq!(log.candidates.len(), 2);
+    for (round, cands) in log.candidates.iter().enumerate() {
+        assert_eq!(cands.len(), 40, "round {}", round + 1);
+        let mut sums: Vec<usize> = cands.iter().map(|a| a.iter().sum()).collect();
+        sums.sort_unstable_by(|a, b| b.cmp(a));
+        let mut got: Vec<usize> = records
+            .iter()
+            .filter(|r| r.round == round + 1)
+            .map(|r| r.arch.iter().sum())
+            .collect();
+        got.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(got, sums[..5], "round {}", round + 1);
+    }
+    // Without candidates, the first generated are evaluated, as the paper does.
+    let (log, records) = spy_run(0, true);
+    let first: Vec<&Arch> = log.candidates[0].iter().collect();
+    let got: Vec<&Arch> = records
+        .iter()
+        .filter(|r| r.round == 1)
+        .map(|r| &r.arch)
+        .collect();
+    assert_eq!(got, first);
+}
+
+#[test]
+fn nao_fit_canonical_fits_on_canonical_forms() {
+    let (log, records) = spy_run(0, true);
+    let raw_differs = records[..20]
+        .iter()
+        .any(|r| Nb201Space.canonical(&r.arch) != r.arch);
+    assert!(
+        raw_differs,
+        "the random pool should hold non-canonical sequences"
+    );
+    for fit in &log.fits {
+        assert!(fit.iter().all(|a| Nb201Space.canonical(a) == *a));
+    }
+    let (log, _) = spy_run(0, false);
+    assert!(log.fits[0].iter().any(|a| Nb201Space.canonical(a) != *a));
+}
