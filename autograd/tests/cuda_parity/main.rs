@@ -10,5 +10,6 @@
 //! `skipped: no CUDA device (<error>)` and passes; with `OPS_CUDA_REQUIRE_GPU=1` (set by
 //! `ops-cuda/tools/gpu-check.sh`) a missing device fails instead.
 
+mod cnn_ops;
 mod core_ops;
 mod harness;

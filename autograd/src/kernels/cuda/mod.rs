@@ -11,11 +11,14 @@
 //! Everything here compiles without the `cuda` feature; it is then unreachable, because no
 //! [`ops_cuda::CudaDevice`] can be made.
 
+pub mod conv;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
+pub mod norm;
 pub mod reduce;
 pub mod shape;
+pub mod softmax;
 
 use crate::Device;
 use crate::storage::Storage;
