@@ -2,9 +2,9 @@
 //! pooling, batch norm, softmax, cross-entropy, mse, dropout and drop-path.
 
 use crate::harness::{assert_close, gpu, parity, rand};
+use autograd::Device;
 use autograd::ops::batchnorm::{BatchNormMode, batch_norm};
 use autograd::ops::conv::Conv2dParams;
-use autograd::Device;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 

@@ -13,3 +13,4 @@
 mod cnn_ops;
 mod core_ops;
 mod harness;
+mod rnn_ops;

@@ -125,3 +125,37 @@ pub fn scatter_add(
 ) -> Tensor {
     Tensor::from_storage(scatter_add_flat(dev, op, g, positions, shape))
 }
+
+/// Embedding lookup: rows `ids` of the `(V, D)` table `w`, shaped `out_shape` (`.., D`);
+/// the backward scatter-adds the rows of the gradient (atomics).
+pub fn embedding(dev: &CudaDevice, w: &Tensor, ids: &[usize], out_shape: &[usize]) -> Tensor {
+    const OP: &str = "embedding";
+    let (v, d) = (w.shape()[0], w.shape()[1]);
+    let idx = std::sync::Arc::new(super::upload_indices(dev, OP, ids));
+    let out = check(
+        OP,
+        ops_cuda::kernels::embedding::embedding_forward(dev, buf(OP, w), &idx, v, d),
+    );
+    let dv = dev.clone();
+    Tensor::from_op(
+        wrap(out, out_shape),
+        &[w],
+        OP,
+        move |_: &[Tensor], _: &Tensor, g: &Tensor| {
+            const OP: &str = "embedding backward";
+            let mut dw = check(OP, CudaBuffer::zeros(&dv, v * d));
+            check(
+                OP,
+                ops_cuda::kernels::embedding::embedding_backward(
+                    &dv,
+                    &mut dw,
+                    buf(OP, g),
+                    &idx,
+                    v,
+                    d,
+                ),
+            );
+            vec![Some(Tensor::from_storage(wrap(dw, &[v, d])))]
+        },
+    )
+}

@@ -14,6 +14,7 @@
 pub mod conv;
 pub mod elementwise;
 pub mod index;
+pub mod lstm;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
