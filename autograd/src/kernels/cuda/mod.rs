@@ -197,3 +197,89 @@ pub fn sum_squares(dev: &CudaDevice, t: &Tensor) -> f64 {
     );
     check("sum of squares", s.to_vec())[0] as f64
 }
+
+#[cfg(test)]
+mod tests {
+    //! The host-side index arithmetic of the GPU paths, checked against the CPU ops on
+    //! `arange` inputs (whose values are their flat positions). The kernels themselves are
+    //! checked on a GPU by `autograd/tests/cuda_parity`.
+    use crate::Tensor;
+
+    fn arange(shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor::from_vec((0..n).map(|v| v as f64).collect(), shape)
+    }
+
+    fn as_positions(t: &Tensor) -> Vec<usize> {
+        t.to_vec::<f64>().into_iter().map(|v| v as usize).collect()
+    }
+
+    /// What `ops-cuda`'s `strided_copy` computes, on the host.
+    fn strided_copy(src: &[f64], offset: usize, shape: &[usize], strides: &[usize]) -> Vec<f64> {
+        let n: usize = shape.iter().product();
+        (0..n)
+            .map(|mut i| {
+                let mut at = offset;
+                for d in (0..shape.len()).rev() {
+                    at += (i % shape[d]) * strides[d];
+                    i /= shape[d];
+                }
+                src[at]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn index_positions_match_the_cpu_ops() {
+        let x = arange(&[3, 4, 5]);
+        let idx = [3, 0, 3, 1];
+        assert_eq!(
+            super::index::index_select_positions(x.shape(), 1, &idx),
+            as_positions(&x.index_select(1, &idx))
+        );
+        let g: Vec<usize> = (0..3 * 2 * 5).map(|i| (i * 7) % 4).collect();
+        assert_eq!(
+            super::index::gather_positions(x.shape(), 1, &g, 2),
+            as_positions(&x.gather(1, &g, &[3, 2, 5]))
+        );
+    }
+
+    #[test]
+    fn argmax_positions_point_at_the_maxima() {
+        let x = crate::testing::rand_f64(&[3, 4, 5], 3);
+        let xs = x.to_vec::<f64>();
+        for ax in 0..3 {
+            let idx = x.argmax_axis(ax as isize);
+            let pos = super::reduce::argmax_positions(x.shape(), ax, &idx);
+            let maxima = x.max_axis(ax as isize, false).to_vec::<f64>();
+            let got: Vec<f64> = pos.iter().map(|&p| xs[p]).collect();
+            assert_eq!(got, maxima, "axis {ax}");
+        }
+    }
+
+    #[test]
+    fn strided_views_match_the_cpu_ops() {
+        let x = arange(&[3, 4, 5]);
+        let xs = x.to_vec::<f64>();
+        let cs = ops_cuda::shape::contiguous_strides(x.shape());
+        // narrow along each axis, through the same coalescing as the GPU path
+        for (ax, start, len) in [(0, 1, 2), (1, 1, 2), (2, 3, 2)] {
+            let mut shape = x.shape().to_vec();
+            shape[ax] = len;
+            let (s, st) = ops_cuda::shape::coalesce(&shape, std::slice::from_ref(&cs));
+            let got = strided_copy(&xs, start * cs[ax], &s, &st[0]);
+            assert_eq!(
+                got,
+                x.narrow(ax as isize, start, len).to_vec::<f64>(),
+                "axis {ax}"
+            );
+        }
+        // broadcast_to
+        let b = arange(&[4, 1]);
+        let out = [3, 4, 5];
+        let strides = ops_cuda::shape::broadcast_strides(b.shape(), &out);
+        let (s, st) = ops_cuda::shape::coalesce(&out, &[strides]);
+        let got = strided_copy(&b.to_vec::<f64>(), 0, &s, &st[0]);
+        assert_eq!(got, b.broadcast_to(&out).to_vec::<f64>());
+    }
+}
