@@ -59,14 +59,22 @@ pub fn pad(dev: &CudaDevice, x: &Tensor, pads: &[(usize, usize)]) -> Storage {
         if b == 0 && a == 0 {
             continue;
         }
-        let mut parts = Vec::new();
-        for n in [b, a] {
+        let zeros = |n: usize| {
             let mut s = cur.shape().to_vec();
             s[d] = n;
-            parts.push(Tensor::from_storage(super::full(dev, &s, 0.0)));
-        }
-        let refs = [&parts[0], &cur, &parts[1]];
-        cur = Tensor::from_storage(concat(dev, &refs, d));
+            Tensor::from_storage(super::full(dev, &s, 0.0))
+        };
+        let (before, after) = (zeros(b), zeros(a));
+        // Empty pieces are left out (the kernels need no zero-size launches).
+        let refs: Vec<&Tensor> = [&before, &cur, &after]
+            .into_iter()
+            .filter(|t| t.numel() > 0)
+            .collect();
+        cur = if refs.is_empty() {
+            zeros(b + cur.shape()[d] + a)
+        } else {
+            Tensor::from_storage(concat(dev, &refs, d))
+        };
     }
     cur.storage().clone()
 }
