@@ -58,15 +58,19 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
     }
 }
 
-/// `op(a) · op(b)` as a constant tensor on the inputs' device (forward and backward).
-fn mm(name: &str, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Tensor {
-    let out = match cuda::device_of(name, &[a, b]) {
+/// `op(a) · op(b)` on the inputs' device (the forward's storage).
+fn mm_storage(name: &str, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> crate::Storage {
+    match cuda::device_of(name, &[a, b]) {
         Some(d) => cuda::matmul::matmul(&d, a, ta, b, tb),
         None => dispatch2!(name, a.storage(), b.storage(), |x, y| {
             matmul_kernel(x, ta, y, tb)
         }),
-    };
-    Tensor::from_storage(out)
+    }
+}
+
+/// `op(a) · op(b)` as a constant tensor on the inputs' device (the backward's products).
+fn mm(name: &str, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Tensor {
+    Tensor::from_storage(mm_storage(name, a, ta, b, tb))
 }
 
 fn check_inner(a: &[usize], b: &[usize]) {
@@ -84,7 +88,7 @@ impl Tensor {
     /// `b: (B, k, n)` or `(k, n)` -> `(B, m, n)`.
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         check_inner(self.shape(), other.shape());
-        let out = mm("matmul", self, false, other, false).storage().clone();
+        let out = mm_storage("matmul", self, false, other, false);
         Tensor::from_op(
             out,
             &[self, other],
@@ -142,7 +146,7 @@ impl Tensor {
             self.shape(),
             other.shape()
         );
-        let out = mm("matmul_t", self, false, other, true).storage().clone();
+        let out = mm_storage("matmul_t", self, false, other, true);
         Tensor::from_op(
             out,
             &[self, other],
