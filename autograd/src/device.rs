@@ -45,8 +45,15 @@ mod tests {
 
     #[test]
     fn cuda_without_support_is_a_clear_error() {
-        let e = Device::parse("cuda").unwrap_err().to_string();
-        assert!(e.contains("CUDA support not compiled in"), "{e}");
+        // Without the `cuda` feature: "not compiled in"; with it on a machine without a GPU
+        // (or the CI stub libcuda): "no CUDA device found".
+        if let Err(e) = Device::parse("cuda") {
+            let e = e.to_string();
+            assert!(
+                e.contains("CUDA support not compiled in") || e.contains("no CUDA device"),
+                "{e}"
+            );
+        }
         assert_eq!(Device::parse("cpu").unwrap(), Device::Cpu);
         assert!(
             Device::parse("tpu")

@@ -11,6 +11,9 @@ pub enum Error {
     /// CUDA is unavailable or failed.
     #[error(transparent)]
     Cuda(#[from] ops_cuda::CudaError),
+    /// GPU tensors hold f32 only.
+    #[error("GPU tensors are f32 only, got {0}: convert with .to_dtype(DType::F32) first")]
+    GpuDtype(crate::DType),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -138,6 +138,9 @@ impl Gradients {
     pub fn global_norm(&self) -> f64 {
         self.iter()
             .map(|(_, g)| {
+                if let crate::Device::Cuda(d) = g.device() {
+                    return crate::kernels::cuda::sum_squares(d, g);
+                }
                 crate::with_array!(g.storage(), |a| a
                     .iter()
                     .map(|v| {

@@ -1,4 +1,10 @@
-//! Where a tensor's numbers live. CPU storage is an `ndarray` array of the tensor's dtype.
+//! Where a tensor's numbers live. CPU storage is an `ndarray` array of the tensor's dtype;
+//! GPU storage ([`Storage::Cuda`]) is a contiguous row-major f32 buffer of `ops-cuda` plus
+//! its shape.
+//!
+//! The CPU kernels never see GPU storage: every op checks its inputs' device first and takes
+//! its GPU path ([`crate::kernels::cuda`]). Should GPU storage reach a CPU kernel anyway (an
+//! op without a GPU path), the `dispatch!` macros panic saying so, never read device memory.
 //!
 //! The `dispatch!` macros turn one generic-looking expression into one arm per dtype, so a
 //! kernel is written once: `dispatch!(storage, |a| a.mapv(|v| v.exp()))`.
@@ -13,6 +19,8 @@ pub enum Storage {
     F32(ArrayD<f32>),
     /// CPU, f64.
     F64(ArrayD<f64>),
+    /// A CUDA device, f32 (row-major, contiguous).
+    Cuda(crate::kernels::cuda::CudaStorage),
 }
 
 impl Storage {
@@ -21,7 +29,21 @@ impl Storage {
         match self {
             Storage::F32(_) => DType::F32,
             Storage::F64(_) => DType::F64,
+            Storage::Cuda(_) => DType::F32,
         }
+    }
+
+    /// Where the numbers live.
+    pub fn device(&self) -> crate::Device {
+        match self {
+            Storage::Cuda(c) => crate::Device::Cuda(c.buf.device().clone()),
+            _ => crate::Device::Cpu,
+        }
+    }
+
+    /// Whether the numbers live on a CUDA device.
+    pub fn is_cuda(&self) -> bool {
+        matches!(self, Storage::Cuda(_))
     }
 
     /// The shape.
@@ -29,6 +51,7 @@ impl Storage {
         match self {
             Storage::F32(a) => a.shape(),
             Storage::F64(a) => a.shape(),
+            Storage::Cuda(c) => &c.shape,
         }
     }
 }
@@ -56,6 +79,7 @@ macro_rules! dispatch {
                 type T = f64;
                 $crate::Storage::F64($body)
             }
+            $crate::Storage::Cuda(_) => $crate::kernels::cuda::cpu_kernel_got_gpu(module_path!()),
         }
     };
 }
@@ -80,6 +104,7 @@ macro_rules! dispatch2 {
                 type T = f64;
                 $crate::Storage::F64($body)
             }
+            (x, y) if x.is_cuda() || y.is_cuda() => $crate::kernels::cuda::cpu_kernel_got_gpu($op),
             (x, y) => panic!(
                 "{}: dtype mismatch: {} vs {} (convert one side with .to_dtype())",
                 $op,
@@ -108,6 +133,9 @@ macro_rules! dispatch3 {
                 #[allow(dead_code)]
                 type T = f64;
                 $crate::Storage::F64($body)
+            }
+            (x, y, z) if x.is_cuda() || y.is_cuda() || z.is_cuda() => {
+                $crate::kernels::cuda::cpu_kernel_got_gpu($op)
             }
             (x, y, z) => panic!(
                 "{}: dtype mismatch: {} vs {} vs {}",
@@ -140,6 +168,7 @@ macro_rules! with_array {
                 type T = f64;
                 $body
             }
+            $crate::Storage::Cuda(_) => $crate::kernels::cuda::cpu_kernel_got_gpu(module_path!()),
         }
     };
 }

@@ -74,12 +74,12 @@ impl std::fmt::Debug for Tensor {
 impl Tensor {
     // ----- construction -------------------------------------------------------------------
 
-    /// A constant (no gradient) tensor from CPU storage.
+    /// A constant (no gradient) tensor from storage (on the storage's device).
     pub fn from_storage(storage: Storage) -> Tensor {
         Tensor(Arc::new(Node {
             id: TensorId::next(),
+            device: storage.device(),
             storage,
-            device: Device::Cpu,
             requires_grad: false,
             retain: AtomicBool::new(false),
             op: None,
@@ -126,12 +126,25 @@ impl Tensor {
 
     /// Zeros with this tensor's shape, dtype and device.
     pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros(self.shape(), self.dtype())
+        self.full_like(0.0)
     }
 
     /// Ones with this tensor's shape, dtype and device.
     pub fn ones_like(&self) -> Tensor {
-        Tensor::ones(self.shape(), self.dtype())
+        self.full_like(1.0)
+    }
+
+    /// `v` everywhere, with this tensor's shape, dtype and device.
+    pub fn full_like(&self, v: f64) -> Tensor {
+        Tensor::full_on(self.shape(), v, self.dtype(), self.device())
+    }
+
+    /// A tensor filled with `v` on `device` (GPU tensors are f32 whatever `dtype` says).
+    pub fn full_on(shape: &[usize], v: f64, dtype: DType, device: &Device) -> Tensor {
+        match device {
+            Device::Cpu => Tensor::full(shape, v, dtype),
+            Device::Cuda(d) => Tensor::from_storage(crate::kernels::cuda::full(d, shape, v as f32)),
+        }
     }
 
     /// Uniform samples in `[lo, hi)` from the given generator.
@@ -165,19 +178,16 @@ impl Tensor {
         name: &'static str,
         backward: impl Backward + 'static,
     ) -> Tensor {
-        let device = inputs
-            .first()
-            .map(|t| t.device().clone())
-            .unwrap_or_default();
-        for t in inputs.iter().skip(1) {
-            if t.device() != &device {
-                panic!(
-                    "{name}: inputs live on different devices: {} vs {}",
-                    device,
-                    t.device()
-                );
+        // Ops check their inputs' devices before computing (`kernels::cuda::device_of`);
+        // this catches an op that forgot to.
+        if let Some(first) = inputs.first() {
+            for t in &inputs[1..] {
+                if t.device() != first.device() {
+                    crate::kernels::cuda::mixed_devices(name, first.device(), t.device());
+                }
             }
         }
+        let device = storage.device();
         let track = graph::is_grad_enabled() && inputs.iter().any(|t| t.0.requires_grad);
         Tensor(Arc::new(Node {
             id: TensorId::next(),
@@ -282,8 +292,16 @@ impl Tensor {
         self.0.op.as_ref().map(|o| o.name).unwrap_or("leaf")
     }
 
-    /// Borrows the array; panics naming both dtypes if `T` is not this tensor's dtype.
+    /// Borrows the array; panics naming both dtypes if `T` is not this tensor's dtype, and
+    /// for a GPU tensor (copy it with [`Tensor::to_array`] or `.to(&Device::Cpu)`).
     pub fn array<T: Float>(&self) -> &ArrayD<T> {
+        if self.0.storage.is_cuda() {
+            panic!(
+                "array::<{}>() on a tensor on {}: copy it to the host with .to(&Device::Cpu)",
+                T::DTYPE,
+                self.device()
+            );
+        }
         T::from_storage(&self.0.storage).unwrap_or_else(|| {
             panic!(
                 "array::<{}>() on a tensor of dtype {}",
@@ -293,8 +311,13 @@ impl Tensor {
         })
     }
 
-    /// Copies the numbers out in row-major order as `T` (converting when needed).
+    /// Copies the numbers out in row-major order as `T` (converting when needed); a GPU
+    /// tensor is copied back to the host.
     pub fn to_vec<U: Float>(&self) -> Vec<U> {
+        if let Storage::Cuda(c) = &self.0.storage {
+            let v = crate::kernels::cuda::check("to_vec", c.buf.to_vec());
+            return v.into_iter().map(|x| U::of(x as f64)).collect();
+        }
         crate::with_array!(&self.0.storage, |a| a
             .iter()
             .map(|v| U::of(v.to_f64().unwrap()))
@@ -314,6 +337,9 @@ impl Tensor {
 
     /// True when every element is finite.
     pub fn all_finite(&self) -> bool {
+        if self.0.storage.is_cuda() {
+            return self.to_vec::<f32>().iter().all(|v| v.is_finite());
+        }
         crate::with_array!(&self.0.storage, |a| a.iter().all(|v| v.is_finite()))
     }
 
@@ -323,6 +349,12 @@ impl Tensor {
     pub fn to_dtype(&self, dtype: DType) -> Tensor {
         if dtype == self.dtype() {
             return self.clone();
+        }
+        if self.0.storage.is_cuda() {
+            panic!(
+                "to_dtype({dtype}) on a tensor on {}: GPU tensors are f32 only",
+                self.device()
+            );
         }
         let s = match (&self.0.storage, dtype) {
             (Storage::F32(a), DType::F64) => Storage::F64(a.mapv(|v| v as f64)),
@@ -338,15 +370,38 @@ impl Tensor {
         )
     }
 
-    /// Moves the tensor to `device`. Moving to the device it is on returns it unchanged.
+    /// Copies the tensor to `device` (differentiable: the gradient flows back to this
+    /// tensor's device). Moving to the device it is on returns it unchanged. GPU tensors are
+    /// f32 only: moving an f64 tensor to a GPU is an error, as is a failing copy.
     pub fn to_device(&self, device: &Device) -> Result<Tensor, crate::Error> {
         if device == self.device() {
             return Ok(self.clone());
         }
-        match device {
-            Device::Cpu => Ok(self.clone()),
-            Device::Cuda(_) => Err(crate::Error::Cuda(ops_cuda::CudaError::NotCompiled)),
-        }
+        let storage = match (device, &self.0.storage) {
+            (Device::Cpu, Storage::Cuda(c)) => Storage::F32(c.to_array()),
+            (Device::Cpu, s) => s.clone(),
+            (Device::Cuda(d), s) => crate::kernels::cuda::upload(d, s)?,
+        };
+        let from = self.device().clone();
+        Ok(Tensor::from_op(
+            storage,
+            &[self],
+            "to_device",
+            move |_: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.to(&from))],
+        ))
+    }
+
+    /// Like [`Tensor::to_device`], panicking on failure (the copy of a tensor that is
+    /// already on a working device fails only for f64 to a GPU, or a broken device).
+    pub fn to(&self, device: &Device) -> Tensor {
+        self.to_device(device)
+            .unwrap_or_else(|e| panic!("to({device}) of a tensor on {}: {e}", self.device()))
+    }
+
+    /// Copies the numbers to a host array of `T` (from any device).
+    pub fn to_array<T: Float>(&self) -> ArrayD<T> {
+        let v = self.to_vec::<T>();
+        ArrayD::from_shape_vec(IxDyn(self.shape()), v).expect("to_array: numel matches shape")
     }
 }
 

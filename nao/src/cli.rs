@@ -273,7 +273,10 @@ struct CompareArgs {
 /// Runs the CLI; returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let _ = (&cli.data_dir, cli.device);
+    if let Err(e) = use_device(cli.device) {
+        eprintln!("error: {e:#}");
+        return 1;
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -328,7 +331,6 @@ fn run(cli: Cli) -> Result<i32> {
             seed,
             resume,
         } => {
-            check_device(cli.device)?;
             let p = nao::cifar::CifarPreset::get(&preset).map_err(anyhow::Error::msg)?;
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
             eprintln!("nao cifar --preset {}: {}", p.name, p.about);
@@ -353,7 +355,6 @@ fn run(cli: Cli) -> Result<i32> {
             seed,
             out,
         } => {
-            check_device(cli.device)?;
             let s = space(kind);
             let text = if Path::new(&arch).is_file() {
                 std::fs::read_to_string(&arch).with_context(|| format!("cannot read {arch}"))?
@@ -413,17 +414,18 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// `--device cuda` is refused with a clear message until the CUDA path of autograd lands.
-fn check_device(d: Device) -> Result<()> {
-    match d {
-        Device::Cpu => Ok(()),
-        Device::Cuda => match autograd::Device::cuda(0) {
-            Err(e) => anyhow::bail!("--device cuda: {e}"),
-            Ok(_) => anyhow::bail!(
-                "--device cuda: training on the GPU is not wired into autograd yet; use --device cpu"
-            ),
-        },
-    }
+/// Opens the `--device`: the CPU, or CUDA device 0 (a clear error when the build has no
+/// CUDA support or no GPU is found). Child networks then train there
+/// ([`models::train::device::set_training_device`]).
+fn use_device(d: Device) -> Result<()> {
+    let dev = match d {
+        Device::Cpu => autograd::Device::Cpu,
+        Device::Cuda => {
+            autograd::Device::cuda(0).map_err(|e| anyhow::anyhow!("--device cuda: {e}"))?
+        }
+    };
+    models::train::device::set_training_device(dev);
+    Ok(())
 }
 
 fn evaluator_config(e: &EvalArgs) -> Result<(SpaceKind, EvaluatorConfig, usize)> {

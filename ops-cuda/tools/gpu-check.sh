@@ -4,11 +4,17 @@
 # parity tests for real (OPS_CUDA_REQUIRE_GPU=1: a missing device fails instead of skipping)
 # with --test-threads=1, then the SGEMM 2048 and convolution timings. Everything is logged under
 # $OUT (or target/gpu-check when OUT is unset); the exit status is non-zero if any step failed.
+# Then the autograd GPU parity tests (every op forward and backward, CPU vs GPU), the child-CNN
+# GPU tests (models/tests/cuda_child_cnn.rs) and the child-CNN train/eval step bench on the GPU
+# next to the CPU (criterion, short settings; GPU_CHECK_SKIP_BENCH=1 skips it).
 #
 # Without cargo on the machine, point OPS_CUDA_PREBUILT at a folder holding binaries built
 # elsewhere (they link libcuda.so.1 dynamically, so a stub-linked build loads the real driver):
 #   parity   (target/release/deps/parity-*, from cargo test --release --features cuda --no-run)
 #   sgemm_bench (target/release/examples/sgemm_bench)
+#   cuda_parity, cuda_child_cnn (target/release/deps/*, from cargo test --release --no-run
+#       -p autograd -p models --features nao/cuda), child_cnn (the bench binary, from
+#       cargo bench -p nao-benches --features cuda --bench child_cnn --no-run)
 # Usage: bash ops-cuda/tools/gpu-check.sh [SGEMM_SIZE]
 set -euo pipefail
 
@@ -38,7 +44,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$out/sum
 if [ -n "${OPS_CUDA_PREBUILT:-}" ]; then
     parity="$(ls "$OPS_CUDA_PREBUILT"/parity* | head -n 1)"
     bench="$OPS_CUDA_PREBUILT/sgemm_bench"
-    chmod +x "$parity" "$bench"
+    ag_parity="$(ls "$OPS_CUDA_PREBUILT"/cuda_parity* 2>/dev/null | head -n 1 || true)"
+    child="$(ls "$OPS_CUDA_PREBUILT"/cuda_child_cnn* 2>/dev/null | head -n 1 || true)"
+    cnn_bench="$(ls "$OPS_CUDA_PREBUILT"/child_cnn* 2>/dev/null | head -n 1 || true)"
+    chmod +x "$parity" "$bench" ${ag_parity:+"$ag_parity"} ${child:+"$child"} ${cnn_bench:+"$cnn_bench"}
     log "using prebuilt binaries from $OPS_CUDA_PREBUILT"
 elif command -v cargo >/dev/null; then
     # find_cuda_helper needs CUDA_LIBRARY_PATH/lib64 (or /usr/local/cuda) to emit -lcuda.
@@ -52,6 +61,14 @@ elif command -v cargo >/dev/null; then
     step build cargo build --offline --release -p ops-cuda --features cuda --tests --examples
     parity="$(ls -t target/release/deps/parity-* | grep -v '\.d$' | head -n 1)"
     bench="target/release/examples/sgemm_bench"
+    step build-autograd cargo test --offline --release -p autograd -p models --features nao/cuda \
+        --test cuda_parity --test cuda_child_cnn --no-run
+    ag_parity="$(ls -t target/release/deps/cuda_parity-* | grep -v '\.d$' | head -n 1 || true)"
+    child="$(ls -t target/release/deps/cuda_child_cnn-* | grep -v '\.d$' | head -n 1 || true)"
+    if [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
+        step build-bench cargo bench --offline -p nao-benches --features cuda --bench child_cnn --no-run
+        cnn_bench="$(ls -t target/release/deps/child_cnn-* | grep -v '\.d$' | head -n 1 || true)"
+    fi
 else
     log "no cargo and no OPS_CUDA_PREBUILT: cannot build"
     exit 1
@@ -62,5 +79,22 @@ step parity "$parity" --test-threads=1 --nocapture
 grep -E "^test |test result" "$out/parity.log" >>"$out/summary.txt" || true
 step bench "$bench" "$size" 20
 grep -E "GFLOP|conv|device" "$out/bench.log" >>"$out/summary.txt" || true
+if [ -n "${ag_parity:-}" ]; then
+    step autograd-parity "$ag_parity" --test-threads=1 --nocapture
+    grep -E "^test |test result" "$out/autograd-parity.log" >>"$out/summary.txt" || true
+else
+    log "autograd-parity: no binary"; status=1
+fi
+if [ -n "${child:-}" ]; then
+    step child-cnn "$child" --test-threads=1 --nocapture
+    grep -E "^test |test result" "$out/child-cnn.log" >>"$out/summary.txt" || true
+else
+    log "child-cnn: no binary"; status=1
+fi
+if [ -n "${cnn_bench:-}" ] && [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
+    # CPU and GPU train/eval steps of the workload-C child CNN (batch 64), short settings.
+    step child-cnn-bench "$cnn_bench" --bench child_cnn_N2F16 --warm-up-time 1 --measurement-time 5
+    grep -E "child_cnn|time:" "$out/child-cnn-bench.log" >>"$out/summary.txt" || true
+fi
 log "overall: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status

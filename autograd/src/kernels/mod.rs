@@ -1,3 +1,4 @@
 //! Compute kernels, apart from the autodiff graph.
 
 pub mod cpu;
+pub mod cuda;

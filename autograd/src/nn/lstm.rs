@@ -58,7 +58,12 @@ impl Lstm {
         state: Option<(Tensor, Tensor)>,
     ) -> (Tensor, (Tensor, Tensor)) {
         let (h0, c0) = state.unwrap_or_else(|| {
-            let z = Tensor::zeros(&[xs.shape()[1], self.hidden()], xs.dtype());
+            let z = Tensor::full_on(
+                &[xs.shape()[1], self.hidden()],
+                0.0,
+                xs.dtype(),
+                xs.device(),
+            );
             (z.clone(), z)
         });
         lstm(xs, &h0, &c0, &self.weights())

@@ -78,6 +78,16 @@ pub trait Module {
         }
     }
 
+    /// Moves every parameter and buffer to `device` (GPU: f32 models only; convert with
+    /// [`Module::to_dtype`] first). Optimiser state follows the parameters lazily: moments
+    /// are created on the device of the gradients.
+    fn to_device(&self, device: &crate::Device) -> Result<(), Error> {
+        for p in self.params() {
+            p.to_device(device)?;
+        }
+        Ok(())
+    }
+
     /// Writes every parameter and buffer to `path` (see [`crate::nn::serialize`]).
     fn save(&self, path: impl AsRef<Path>) -> Result<(), Error>
     where

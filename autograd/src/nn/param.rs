@@ -111,6 +111,14 @@ impl Param {
             cur.dtype(),
             value.dtype()
         );
+        assert_eq!(
+            cur.device(),
+            value.device(),
+            "Param::set: parameter '{}' lives on {}, the new value on {}",
+            self.name,
+            cur.device(),
+            value.device()
+        );
         self.set_any(value);
     }
 
@@ -126,6 +134,22 @@ impl Param {
         if v.dtype() != dtype {
             self.set_any(crate::no_grad(|| v.to_dtype(dtype)));
         }
+    }
+
+    /// Moves the value to `device` (a no-op when it is there already); errors for f64
+    /// values and a GPU, or a failing copy.
+    pub fn to_device(&self, device: &crate::Device) -> Result<(), crate::Error> {
+        let v = self.get();
+        if v.device() != device {
+            let moved = crate::no_grad(|| v.to_device(device))?;
+            self.set_any(moved);
+        }
+        Ok(())
+    }
+
+    /// The device of the current value.
+    pub fn device(&self) -> crate::Device {
+        self.get().device().clone()
     }
 
     /// The full (hierarchical) name, e.g. `"encoder.lstm.w_ih"`.

@@ -121,6 +121,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+    let t = &t.to(&crate::Device::Cpu);
     crate::with_array!(t.storage(), |a| {
         let mut out = Vec::with_capacity(a.len() * std::mem::size_of::<T>());
         for v in a.iter() {
@@ -505,7 +506,7 @@ pub fn load_params(path: impl AsRef<Path>, params: &[Param]) -> Result<(), Error
         return Err(format_err(path, msg));
     }
     for p in params {
-        p.set(file[p.name()].1.clone());
+        p.set(file[p.name()].1.to(p.get().device()));
     }
     Ok(())
 }

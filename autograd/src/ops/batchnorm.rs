@@ -96,6 +96,14 @@ pub fn batch_norm(
     check_channel("beta", beta, x);
     check_channel("running mean", running.map(|r| r.0), x);
     check_channel("running var", running.map(|r| r.1), x);
+    let mut all = vec![x];
+    all.extend(gamma.into_iter().chain(beta));
+    all.extend(running.into_iter().flat_map(|(a, b)| [a, b]));
+    if let Some(d) = crate::kernels::cuda::device_of("batch_norm", &all) {
+        return crate::kernels::cuda::norm::batch_norm(
+            &d, x, gamma, beta, running, mode, momentum, eps,
+        );
+    }
     let batch_stats = mode != BatchNormMode::Eval;
     let m = l.per_channel();
     let (mean, var) = if batch_stats {

@@ -63,6 +63,38 @@ fn backward<T: Float>(
     )
 }
 
+/// [`Tensor::conv2d`] on a GPU: `ops-cuda`'s kernels forward and backward.
+fn conv2d_gpu(
+    d: &ops_cuda::CudaDevice,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    p: Conv2dParams,
+) -> Tensor {
+    use crate::kernels::cuda::conv;
+    let out = conv::conv2d_forward(d, x, weight, bias, &p);
+    let inputs = [&[x, weight], bias.as_slice()].concat();
+    let d = d.clone();
+    Tensor::from_op(
+        out,
+        &inputs,
+        "conv2d",
+        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            let need = (
+                inp[0].is_tracked(),
+                inp[1].is_tracked(),
+                inp.len() > 2 && inp[2].is_tracked(),
+            );
+            let (dx, dw, db) = conv::conv2d_backward(&d, &inp[0], &inp[1], g, &p, need);
+            let mut v = vec![dx, dw];
+            if inp.len() > 2 {
+                v.push(db);
+            }
+            v
+        },
+    )
+}
+
 impl Tensor {
     /// 2-D convolution (cross-correlation, as in PyTorch) of an NCHW input.
     ///
@@ -98,6 +130,11 @@ impl Tensor {
             );
         }
         let p = params;
+        if let Some(d) =
+            crate::kernels::cuda::device_of("conv2d", &[&[self, weight], bias.as_slice()].concat())
+        {
+            return conv2d_gpu(&d, self, weight, bias, p);
+        }
         let out = match (self.storage(), weight.storage(), bias.map(|b| b.storage())) {
             (Storage::F32(x), Storage::F32(w), None) => Storage::F32(forward(x, w, None, &p)),
             (Storage::F32(x), Storage::F32(w), Some(Storage::F32(b))) => {

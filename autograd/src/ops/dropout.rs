@@ -90,6 +90,12 @@ pub fn drop_path_mask(
     dropout_mask(&m, keep_prob, dtype, rng)
 }
 
+/// The mask on `x`'s device. Masks are always drawn on the CPU from the caller's generator
+/// (so a GPU run draws exactly the masks of a CPU run with the same seed) and copied over.
+fn on_device(x: &Tensor, mask: Tensor) -> Tensor {
+    mask.to(x.device())
+}
+
 impl Tensor {
     /// `self * dropout_mask(self.shape(), keep_prob, ...)`: standard inverted dropout with
     /// a fresh mask from `rng`. Returns `self` when `keep_prob == 1`.
@@ -98,7 +104,10 @@ impl Tensor {
         if keep_prob == 1.0 {
             return self.clone();
         }
-        self.mul(&dropout_mask(self.shape(), keep_prob, self.dtype(), rng))
+        self.mul(&on_device(
+            self,
+            dropout_mask(self.shape(), keep_prob, self.dtype(), rng),
+        ))
     }
 
     /// Locked dropout of a `(T, B, D)` sequence: one `(1, B, D)` mask shared by all steps.
@@ -107,11 +116,9 @@ impl Tensor {
         if keep_prob == 1.0 {
             return self.clone();
         }
-        self.mul(&locked_dropout_mask(
-            self.shape(),
-            keep_prob,
-            self.dtype(),
-            rng,
+        self.mul(&on_device(
+            self,
+            locked_dropout_mask(self.shape(), keep_prob, self.dtype(), rng),
         ))
     }
 
@@ -130,7 +137,7 @@ impl Tensor {
             return self.clone();
         }
         let mask = dropout_mask(&[self.shape()[0], 1], keep_prob, self.dtype(), rng);
-        self.mul(&mask)
+        self.mul(&on_device(self, mask))
     }
 
     /// Drop path on a batch `x: (N, ...)`: each example is kept (and scaled by
@@ -140,7 +147,10 @@ impl Tensor {
         if keep_prob == 1.0 {
             return self.clone();
         }
-        self.mul(&drop_path_mask(self.shape(), keep_prob, self.dtype(), rng))
+        self.mul(&on_device(
+            self,
+            drop_path_mask(self.shape(), keep_prob, self.dtype(), rng),
+        ))
     }
 }
 

@@ -10,6 +10,7 @@
 //! gradient back down to each input's shape ([`Tensor::sum_to_shape`]).
 
 use crate::dtype::Float;
+use crate::kernels::cuda::{self, elementwise as gpu};
 use crate::tensor::Tensor;
 use crate::{dispatch, dispatch2};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
@@ -114,7 +115,10 @@ impl Tensor {
             return self.clone();
         }
         let target = shape.to_vec();
-        let out = dispatch!(self.storage(), |a| sum_to_shape(a, &target));
+        let out = match cuda::device_of("sum_to_shape", &[self]) {
+            Some(d) => gpu::sum_to_shape(&d, self, &target),
+            None => dispatch!(self.storage(), |a| sum_to_shape(a, &target)),
+        };
         Tensor::from_op(
             out,
             &[self],
@@ -136,10 +140,13 @@ impl Tensor {
             self.shape(),
             shape
         );
-        let out = dispatch!(self.storage(), |a| a
-            .broadcast(IxDyn(shape))
-            .unwrap()
-            .to_owned());
+        let out = match cuda::device_of("broadcast_to", &[self]) {
+            Some(d) => gpu::broadcast_to(&d, self, shape),
+            None => dispatch!(self.storage(), |a| a
+                .broadcast(IxDyn(shape))
+                .unwrap()
+                .to_owned()),
+        };
         Tensor::from_op(
             out,
             &[self],
@@ -150,12 +157,16 @@ impl Tensor {
 
     /// `self + other`, broadcasting.
     pub fn add(&self, other: &Tensor) -> Tensor {
-        let out = dispatch2!(
-            "add",
-            self.storage(),
-            other.storage(),
-            |a, b| zip_broadcast("add", a, b, |x, y| x + y)
-        );
+        let gpu_out = cuda::device_of("add", &[self, other])
+            .map(|d| gpu::binary(&d, "add", gpu::BinaryOp::Add, self, other));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch2!(
+                "add",
+                self.storage(),
+                other.storage(),
+                |a, b| zip_broadcast("add", a, b, |x, y| x + y)
+            )
+        });
         Tensor::from_op(
             out,
             &[self, other],
@@ -171,12 +182,16 @@ impl Tensor {
 
     /// `self - other`, broadcasting.
     pub fn sub(&self, other: &Tensor) -> Tensor {
-        let out = dispatch2!(
-            "sub",
-            self.storage(),
-            other.storage(),
-            |a, b| zip_broadcast("sub", a, b, |x, y| x - y)
-        );
+        let gpu_out = cuda::device_of("sub", &[self, other])
+            .map(|d| gpu::binary(&d, "sub", gpu::BinaryOp::Sub, self, other));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch2!(
+                "sub",
+                self.storage(),
+                other.storage(),
+                |a, b| zip_broadcast("sub", a, b, |x, y| x - y)
+            )
+        });
         Tensor::from_op(
             out,
             &[self, other],
@@ -192,12 +207,16 @@ impl Tensor {
 
     /// `self * other` (elementwise), broadcasting.
     pub fn mul(&self, other: &Tensor) -> Tensor {
-        let out = dispatch2!(
-            "mul",
-            self.storage(),
-            other.storage(),
-            |a, b| zip_broadcast("mul", a, b, |x, y| x * y)
-        );
+        let gpu_out = cuda::device_of("mul", &[self, other])
+            .map(|d| gpu::binary(&d, "mul", gpu::BinaryOp::Mul, self, other));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch2!(
+                "mul",
+                self.storage(),
+                other.storage(),
+                |a, b| zip_broadcast("mul", a, b, |x, y| x * y)
+            )
+        });
         Tensor::from_op(
             out,
             &[self, other],
@@ -217,12 +236,16 @@ impl Tensor {
 
     /// `self / other` (elementwise), broadcasting.
     pub fn div(&self, other: &Tensor) -> Tensor {
-        let out = dispatch2!(
-            "div",
-            self.storage(),
-            other.storage(),
-            |a, b| zip_broadcast("div", a, b, |x, y| x / y)
-        );
+        let gpu_out = cuda::device_of("div", &[self, other])
+            .map(|d| gpu::binary(&d, "div", gpu::BinaryOp::Div, self, other));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch2!(
+                "div",
+                self.storage(),
+                other.storage(),
+                |a, b| zip_broadcast("div", a, b, |x, y| x / y)
+            )
+        });
         Tensor::from_op(
             out,
             &[self, other],
@@ -241,8 +264,12 @@ impl Tensor {
 
     /// Elementwise maximum, broadcasting. At ties the gradient goes to `self`.
     pub fn maximum(&self, other: &Tensor) -> Tensor {
-        let out = dispatch2!("maximum", self.storage(), other.storage(), |a, b| {
-            zip_broadcast("maximum", a, b, |x, y| if x >= y { x } else { y })
+        let gpu_out = cuda::device_of("maximum", &[self, other])
+            .map(|d| gpu::binary(&d, "maximum", gpu::BinaryOp::Maximum, self, other));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch2!("maximum", self.storage(), other.storage(), |a, b| {
+                zip_broadcast("maximum", a, b, |x, y| if x >= y { x } else { y })
+            })
         });
         Tensor::from_op(
             out,
@@ -265,6 +292,15 @@ impl Tensor {
 
     /// 1.0 where `self >= other`, else 0.0 (a constant; broadcasting).
     pub fn ge_mask(&self, other: &Tensor) -> Tensor {
+        if let Some(d) = cuda::device_of("ge_mask", &[self, other]) {
+            return Tensor::from_storage(gpu::binary(
+                &d,
+                "ge_mask",
+                gpu::BinaryOp::Ge,
+                self,
+                other,
+            ));
+        }
         let out = dispatch2!("ge_mask", self.storage(), other.storage(), |a, b| {
             zip_broadcast(
                 "ge_mask",
@@ -278,12 +314,24 @@ impl Tensor {
 
     /// `1 - self` for masks (a constant).
     fn one_minus(&self) -> Tensor {
+        if let Some(d) = cuda::device_of("one_minus", &[self]) {
+            let neg = Tensor::from_storage(gpu::unary(&d, "one_minus", gpu::UnaryOp::Neg, self));
+            return Tensor::from_storage(gpu::unary(
+                &d,
+                "one_minus",
+                gpu::UnaryOp::AddScalar(1.0),
+                &neg,
+            ));
+        }
         Tensor::from_storage(dispatch!(self.storage(), |a| a.mapv(|v| T::one() - v)))
     }
 
     /// `self + c`.
     pub fn add_scalar(&self, c: f64) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| x + T::of(c)));
+        let gpu_out = cuda::device_of("add_scalar", &[self])
+            .map(|d| gpu::unary(&d, "add_scalar", gpu::UnaryOp::AddScalar(c as f32), self));
+        let out =
+            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x + T::of(c))));
         Tensor::from_op(
             out,
             &[self],
@@ -294,7 +342,10 @@ impl Tensor {
 
     /// `self * c`.
     pub fn mul_scalar(&self, c: f64) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| x * T::of(c)));
+        let gpu_out = cuda::device_of("mul_scalar", &[self])
+            .map(|d| gpu::unary(&d, "mul_scalar", gpu::UnaryOp::MulScalar(c as f32), self));
+        let out =
+            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x * T::of(c))));
         Tensor::from_op(
             out,
             &[self],
@@ -305,7 +356,9 @@ impl Tensor {
 
     /// `-self`.
     pub fn neg(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| -x));
+        let gpu_out =
+            cuda::device_of("neg", &[self]).map(|d| gpu::unary(&d, "neg", gpu::UnaryOp::Neg, self));
+        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| -x)));
         Tensor::from_op(
             out,
             &[self],

@@ -42,6 +42,9 @@ impl Tensor {
         }
         let mut out_shape = shape.to_vec();
         out_shape.push(d);
+        if let Some(dv) = crate::kernels::cuda::device_of("embedding", &[self]) {
+            return crate::kernels::cuda::index::embedding(&dv, self, ids, &out_shape);
+        }
         let ids = ids.to_vec();
         let out = dispatch!(self.storage(), |a| {
             let w = standard(a);

@@ -58,6 +58,9 @@ pub fn highway_composed(sp: &Tensor, pre: &Tensor, act: HighwayAct) -> Tensor {
 /// ```
 pub fn highway(sp: &Tensor, pre: &Tensor, act: HighwayAct) -> Tensor {
     check_shapes(sp, pre);
+    if crate::kernels::cuda::device_of("highway", &[sp, pre]).is_some() {
+        return highway_composed(sp, pre, act);
+    }
     let (bs, h) = (sp.shape()[0], sp.shape()[1]);
     let saved;
     let out = crate::dispatch2!("highway", sp.storage(), pre.storage(), |s, p| {

@@ -12,6 +12,7 @@ use crate::dispatch;
 use crate::dtype::Float;
 use crate::kernels::cpu::gather_scatter;
 use crate::kernels::cpu::lanes::split_at_axis;
+use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
@@ -41,9 +42,12 @@ impl Tensor {
         if start == 0 && len == n {
             return self.clone();
         }
-        let out = dispatch!(self.storage(), |a| to_standard(
-            a.slice_axis(Axis(ax), Slice::from(start..start + len))
-        ));
+        let out = match cuda::device_of("narrow", &[self]) {
+            Some(d) => cuda::index::narrow(&d, self, ax, start, len),
+            None => dispatch!(self.storage(), |a| to_standard(
+                a.slice_axis(Axis(ax), Slice::from(start..start + len))
+            )),
+        };
         Tensor::from_op(
             out,
             &[self],
@@ -64,9 +68,17 @@ impl Tensor {
             "select: index {index} out of bounds for axis {ax} of shape {:?}",
             self.shape()
         );
-        let out = dispatch!(self.storage(), |a| to_standard(
-            a.index_axis(Axis(ax), index)
-        ));
+        let out = match cuda::device_of("select", &[self]) {
+            Some(d) => {
+                let mut shape = self.shape().to_vec();
+                shape.remove(ax);
+                let s = cuda::index::narrow(&d, self, ax, index, 1);
+                cuda::shape::reshape(&Tensor::from_storage(s), &shape)
+            }
+            None => dispatch!(self.storage(), |a| to_standard(
+                a.index_axis(Axis(ax), index)
+            )),
+        };
         Tensor::from_op(
             out,
             &[self],
@@ -151,6 +163,9 @@ impl Tensor {
         let parts: Vec<Tensor> = tensors
             .iter()
             .map(|t| {
+                if t.storage().is_cuda() {
+                    return Tensor::from_storage(cuda::shape::reshape(t, &unsq));
+                }
                 Tensor::from_storage(dispatch!(t.storage(), |a| a
                     .view()
                     .insert_axis(Axis(ax))
@@ -182,6 +197,25 @@ impl Tensor {
         out_shape[ax] = indices.len();
         let idx = indices.to_vec();
         let os = out_shape.clone();
+        if let Some(d) = cuda::device_of("index_select", &[self]) {
+            let pos = cuda::index::index_select_positions(self.shape(), ax, indices);
+            let out = cuda::index::gather(&d, "index_select", self, &pos, &out_shape);
+            return Tensor::from_op(
+                out,
+                &[self],
+                "index_select",
+                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    let s = inp[0].shape();
+                    vec![Some(cuda::index::scatter_add(
+                        &d,
+                        "index_select backward",
+                        g,
+                        &pos,
+                        s,
+                    ))]
+                },
+            );
+        }
         let out = dispatch!(self.storage(), |a| {
             let src = standard(a);
             let mut o = vec![T::zero(); os.iter().product()];
@@ -232,6 +266,25 @@ impl Tensor {
         let k = index_shape[ax];
         let idx = index.to_vec();
         let os = index_shape.to_vec();
+        if let Some(d) = cuda::device_of("gather", &[self]) {
+            let pos = cuda::index::gather_positions(self.shape(), ax, index, k);
+            let out = cuda::index::gather(&d, "gather", self, &pos, index_shape);
+            return Tensor::from_op(
+                out,
+                &[self],
+                "gather",
+                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    let s = inp[0].shape();
+                    vec![Some(cuda::index::scatter_add(
+                        &d,
+                        "gather backward",
+                        g,
+                        &pos,
+                        s,
+                    ))]
+                },
+            );
+        }
         let out = dispatch!(self.storage(), |a| {
             let src = standard(a);
             let mut o = vec![T::zero(); idx.len()];
@@ -274,15 +327,18 @@ impl Tensor {
             .map(|(&d, &(b, a))| d + b + a)
             .collect();
         let p = pads.to_vec();
-        let out = dispatch!(self.storage(), |a| {
-            let mut o = ArrayD::<T>::zeros(IxDyn(&out_shape));
-            let mut view = o.view_mut();
-            for (d, (&(b, _), &n)) in p.iter().zip(a.shape()).enumerate() {
-                view.slice_axis_inplace(Axis(d), Slice::from(b..b + n));
-            }
-            view.assign(a);
-            o
-        });
+        let out = match cuda::device_of("pad", &[self]) {
+            Some(d) => cuda::index::pad(&d, self, pads),
+            None => dispatch!(self.storage(), |a| {
+                let mut o = ArrayD::<T>::zeros(IxDyn(&out_shape));
+                let mut view = o.view_mut();
+                for (d, (&(b, _), &n)) in p.iter().zip(a.shape()).enumerate() {
+                    view.slice_axis_inplace(Axis(d), Slice::from(b..b + n));
+                }
+                view.assign(a);
+                o
+            }),
+        };
         let p = pads.to_vec();
         Tensor::from_op(
             out,
@@ -308,9 +364,13 @@ impl Tensor {
 }
 
 fn concat_storage(tensors: &[&Tensor], ax: usize) -> crate::Storage {
+    if let Some(d) = cuda::device_of("concat", tensors) {
+        return cuda::index::concat(&d, tensors, ax);
+    }
     match tensors[0].storage() {
         crate::Storage::F32(_) => crate::Storage::F32(concat_arrays::<f32>(tensors, ax)),
         crate::Storage::F64(_) => crate::Storage::F64(concat_arrays::<f64>(tensors, ax)),
+        crate::Storage::Cuda(_) => unreachable!("GPU concat returned above"),
     }
 }
 

@@ -106,6 +106,10 @@ pub fn lstm_gates(pre: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
         c.shape()
     );
     let (bs, hs) = (c.shape()[0], c.shape()[1]);
+    if let Some(d) = crate::kernels::cuda::device_of("lstm_gates", &[pre, c]) {
+        let packed = crate::kernels::cuda::lstm::lstm_gates_packed(&d, pre, c);
+        return (packed.narrow(1, 0, hs), packed.narrow(1, hs, hs));
+    }
     let saved;
     let out = crate::dispatch2!("lstm_gates", pre.storage(), c.storage(), |p, cc| {
         let ps = standard(p);
@@ -199,11 +203,41 @@ pub fn lstm(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> (Tensor, 
     );
     let t = xs.shape()[0];
     check_cell(&xs.shape()[1..], h0, c0, &w.w_ih, &w.w_hh, &w.bias);
+    let all = [xs, h0, c0, &w.w_ih, &w.w_hh, &w.bias];
+    if crate::kernels::cuda::device_of("lstm", &all).is_some() {
+        return lstm_steps(xs, h0, c0, w);
+    }
     let packed = lstm_seq(xs, h0, c0, w);
     let outputs = packed.narrow(0, 0, t);
     let h_last = packed.select(0, t - 1);
     let c_last = packed.select(0, t);
     (outputs, (h_last, c_last))
+}
+
+/// [`lstm`] as a loop of steps (the GPU path): one input projection for all steps, then per
+/// step `h W_hh^T` and the fused gate op.
+fn lstm_steps(
+    xs: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    w: &LstmWeights,
+) -> (Tensor, (Tensor, Tensor)) {
+    let (t, b, i) = (xs.shape()[0], xs.shape()[1], xs.shape()[2]);
+    let g4 = w.w_ih.shape()[0];
+    let xp = xs
+        .reshape(&[t * b, i])
+        .matmul_t(&w.w_ih)
+        .add(&w.bias)
+        .reshape(&[t, b, g4]);
+    let (mut h, mut c) = (h0.clone(), c0.clone());
+    let mut outs = Vec::with_capacity(t);
+    for s in 0..t {
+        let pre = xp.select(0, s).add(&h.matmul_t(&w.w_hh));
+        (h, c) = lstm_gates(&pre, &c);
+        outs.push(h.clone());
+    }
+    let refs: Vec<&Tensor> = outs.iter().collect();
+    (Tensor::stack(&refs, 0), (h, c))
 }
 
 /// Saved forward state of [`lstm_seq`], per dtype.

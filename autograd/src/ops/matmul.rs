@@ -5,6 +5,7 @@
 use crate::dispatch2;
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
+use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, Axis, Ix2, Ix3};
 
@@ -57,6 +58,21 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
     }
 }
 
+/// `op(a) · op(b)` on the inputs' device (the forward's storage).
+fn mm_storage(name: &str, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> crate::Storage {
+    match cuda::device_of(name, &[a, b]) {
+        Some(d) => cuda::matmul::matmul(&d, a, ta, b, tb),
+        None => dispatch2!(name, a.storage(), b.storage(), |x, y| {
+            matmul_kernel(x, ta, y, tb)
+        }),
+    }
+}
+
+/// `op(a) · op(b)` as a constant tensor on the inputs' device (the backward's products).
+fn mm(name: &str, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Tensor {
+    Tensor::from_storage(mm_storage(name, a, ta, b, tb))
+}
+
 fn check_inner(a: &[usize], b: &[usize]) {
     let k1 = a[a.len() - 1];
     let k2 = b[b.len() - 2.min(b.len())];
@@ -72,9 +88,7 @@ impl Tensor {
     /// `b: (B, k, n)` or `(k, n)` -> `(B, m, n)`.
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         check_inner(self.shape(), other.shape());
-        let out = dispatch2!("matmul", self.storage(), other.storage(), |a, b| {
-            matmul_kernel(a, false, b, false)
-        });
+        let out = mm_storage("matmul", self, false, other, false);
         Tensor::from_op(
             out,
             &[self, other],
@@ -82,14 +96,9 @@ impl Tensor {
             |inp: &[Tensor], _: &Tensor, g: &Tensor| {
                 let (a, b) = (&inp[0], &inp[1]);
                 // dA = G B^T ; dB = A^T G (summed over the batch when B was shared).
-                let ga = a.is_tracked().then(|| {
-                    Tensor::from_storage(dispatch2!(
-                        "matmul_backward",
-                        g.storage(),
-                        b.storage(),
-                        |gg, bb| matmul_kernel(gg, false, bb, true)
-                    ))
-                });
+                let ga = a
+                    .is_tracked()
+                    .then(|| mm("matmul_backward", g, false, b, true));
                 let gb = b.is_tracked().then(|| {
                     if a.ndim() == 3 && b.ndim() == 2 {
                         // Fold the batch into rows: A (B*m, k), G (B*m, n).
@@ -97,19 +106,9 @@ impl Tensor {
                         let n = g.shape()[2];
                         let a2 = a.reshape(&[a.numel() / k, k]);
                         let g2 = g.reshape(&[g.numel() / n, n]);
-                        Tensor::from_storage(dispatch2!(
-                            "matmul_backward",
-                            a2.storage(),
-                            g2.storage(),
-                            |aa, gg| matmul_kernel(aa, true, gg, false)
-                        ))
+                        mm("matmul_backward", &a2, true, &g2, false)
                     } else {
-                        Tensor::from_storage(dispatch2!(
-                            "matmul_backward",
-                            a.storage(),
-                            g.storage(),
-                            |aa, gg| matmul_kernel(aa, true, gg, false)
-                        ))
+                        mm("matmul_backward", a, true, g, false)
                     }
                 });
                 vec![ga, gb]
@@ -147,9 +146,7 @@ impl Tensor {
             self.shape(),
             other.shape()
         );
-        let out = dispatch2!("matmul_t", self.storage(), other.storage(), |a, b| {
-            matmul_kernel(a, false, b, true)
-        });
+        let out = mm_storage("matmul_t", self, false, other, true);
         Tensor::from_op(
             out,
             &[self, other],
@@ -157,22 +154,12 @@ impl Tensor {
             |inp: &[Tensor], _: &Tensor, g: &Tensor| {
                 let (a, b) = (&inp[0], &inp[1]);
                 // C = A B^T: dA = G B ; dB = G^T A.
-                let ga = a.is_tracked().then(|| {
-                    Tensor::from_storage(dispatch2!(
-                        "matmul_t_backward",
-                        g.storage(),
-                        b.storage(),
-                        |gg, bb| matmul_kernel(gg, false, bb, false)
-                    ))
-                });
-                let gb = b.is_tracked().then(|| {
-                    Tensor::from_storage(dispatch2!(
-                        "matmul_t_backward",
-                        g.storage(),
-                        a.storage(),
-                        |gg, aa| matmul_kernel(gg, true, aa, false)
-                    ))
-                });
+                let ga = a
+                    .is_tracked()
+                    .then(|| mm("matmul_t_backward", g, false, b, false));
+                let gb = b
+                    .is_tracked()
+                    .then(|| mm("matmul_t_backward", g, true, a, false));
                 vec![ga, gb]
             },
         )

@@ -17,6 +17,12 @@ impl Tensor {
     pub fn l2_normalize(&self, axis: isize, eps: f64) -> Tensor {
         assert!(eps > 0.0, "l2_normalize: eps must be positive, got {eps}");
         let ax = self.axis(axis);
+        if crate::kernels::cuda::device_of("l2_normalize", &[self]).is_some() {
+            // x / max(||x||, eps), composed (the GPU path).
+            let norm = self.square().sum_axes(&[ax as isize], true).sqrt();
+            let norm = norm.maximum(&norm.full_like(eps));
+            return self.div(&norm);
+        }
         let shape = self.shape().to_vec();
         let (_, n, inner) = split_at_axis(&shape, ax);
         let norms;

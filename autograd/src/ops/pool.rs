@@ -6,6 +6,7 @@ use crate::kernels::cpu::pool::{
     Pool2dParams, avg_pool2d_backward, avg_pool2d_forward, global_avg_pool_backward,
     global_avg_pool_forward, max_pool2d_backward, max_pool2d_forward,
 };
+use crate::kernels::cuda;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::{dispatch, with_array};
@@ -35,6 +36,24 @@ impl Tensor {
             padding,
         };
         p.out_hw("max_pool2d", self.shape());
+        if let Some(d) = cuda::device_of("max_pool2d", &[self]) {
+            let (out, arg) = cuda::conv::max_pool2d(&d, self, &p);
+            let arg = Arc::new(arg);
+            return Tensor::from_op(
+                out,
+                &[self],
+                "max_pool2d",
+                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    vec![Some(cuda::conv::max_pool2d_backward(
+                        &d,
+                        g,
+                        &arg,
+                        inp[0].shape(),
+                        &p,
+                    ))]
+                },
+            );
+        }
         let (out, idx) = with_array!(self.storage(), |a| {
             let (o, i) = max_pool2d_forward(a.view().into_dimensionality::<Ix4>().unwrap(), &p);
             (T::into_storage(o.into_dyn()), i)
@@ -81,6 +100,21 @@ impl Tensor {
             padding,
         };
         p.out_hw("avg_pool2d", self.shape());
+        if let Some(d) = cuda::device_of("avg_pool2d", &[self]) {
+            return Tensor::from_op(
+                cuda::conv::avg_pool2d(&d, self, &p),
+                &[self],
+                "avg_pool2d",
+                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    vec![Some(cuda::conv::avg_pool2d_backward(
+                        &d,
+                        g,
+                        inp[0].shape(),
+                        &p,
+                    ))]
+                },
+            );
+        }
         let out = dispatch!(self.storage(), |a| avg_pool2d_forward(
             a.view().into_dimensionality::<Ix4>().unwrap(),
             &p
@@ -111,6 +145,20 @@ impl Tensor {
             "global_avg_pool: input {:?} is not 4-d (N, C, H, W)",
             self.shape()
         );
+        if let Some(d) = cuda::device_of("global_avg_pool", &[self]) {
+            return Tensor::from_op(
+                cuda::conv::global_avg_pool(&d, self),
+                &[self],
+                "global_avg_pool",
+                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    vec![Some(cuda::conv::global_avg_pool_backward(
+                        &d,
+                        g,
+                        inp[0].shape(),
+                    ))]
+                },
+            );
+        }
         let out: Storage = dispatch!(self.storage(), |a| global_avg_pool_forward(
             a.view().into_dimensionality::<Ix4>().unwrap()
         )

@@ -1,6 +1,7 @@
 //! Reductions: `sum`, `mean` (over everything or over axes), `max_axis` (with the gradient
 //! going to the first maximum).
 
+use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use crate::{dispatch, with_array};
 use ndarray::{ArrayD, Axis, IxDyn};
@@ -8,7 +9,10 @@ use ndarray::{ArrayD, Axis, IxDyn};
 impl Tensor {
     /// Sum of all elements (a 0-d tensor).
     pub fn sum(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| ArrayD::from_elem(IxDyn(&[]), a.sum()));
+        let gpu_out = cuda::device_of("sum", &[self]).map(|d| cuda::reduce::sum_all(&d, self));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch!(self.storage(), |a| ArrayD::from_elem(IxDyn(&[]), a.sum()))
+        });
         Tensor::from_op(
             out,
             &[self],
@@ -44,12 +48,16 @@ impl Tensor {
                 .collect()
         };
         let axc = ax.clone();
-        let out = dispatch!(self.storage(), |a| {
-            let mut r = a.clone();
-            for &i in axc.iter().rev() {
-                r = r.sum_axis(Axis(i));
-            }
-            r.into_shape_with_order(IxDyn(&out_shape)).unwrap()
+        let gpu_out = cuda::device_of("sum_axes", &[self])
+            .map(|d| cuda::reduce::sum_axes(&d, self, &axc, &out_shape));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch!(self.storage(), |a| {
+                let mut r = a.clone();
+                for &i in axc.iter().rev() {
+                    r = r.sum_axis(Axis(i));
+                }
+                r.into_shape_with_order(IxDyn(&out_shape)).unwrap()
+            })
         });
         Tensor::from_op(
             out,
@@ -71,9 +79,32 @@ impl Tensor {
     /// Maximum along `axis`; the gradient goes to the first position of the maximum.
     pub fn max_axis(&self, axis: isize, keepdim: bool) -> Tensor {
         let ax = self.axis(axis);
-        let idx = self.argmax_axis(axis);
         let mut keep_shape = self.shape().to_vec();
         keep_shape[ax] = 1;
+        if let Some(d) = cuda::device_of("max_axis", &[self]) {
+            let mut out_shape = keep_shape.clone();
+            if !keepdim {
+                out_shape.remove(ax);
+            }
+            let (out, idx) = cuda::reduce::max_axis(&d, self, ax, &out_shape);
+            let pos = cuda::reduce::argmax_positions(self.shape(), ax, &idx);
+            return Tensor::from_op(
+                out,
+                &[self],
+                "max_axis",
+                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    let s = inp[0].shape();
+                    vec![Some(cuda::index::scatter_add(
+                        &d,
+                        "max_axis backward",
+                        g,
+                        &pos,
+                        s,
+                    ))]
+                },
+            );
+        }
+        let idx = self.argmax_axis(axis);
         let out = dispatch!(self.storage(), |a| {
             let r = a.map_axis(Axis(ax), |lane| {
                 lane.iter().cloned().fold(T::neg_infinity(), T::max)
@@ -105,6 +136,11 @@ impl Tensor {
     /// Index of the (first) maximum along `axis`, in the order of the other axes' lanes.
     pub fn argmax_axis(&self, axis: isize) -> Vec<usize> {
         let ax = self.axis(axis);
+        if let Some(d) = cuda::device_of("argmax_axis", &[self]) {
+            let mut out_shape = self.shape().to_vec();
+            out_shape.remove(ax);
+            return cuda::reduce::max_axis(&d, self, ax, &out_shape).1;
+        }
         with_array!(self.storage(), |a| a
             .lanes(Axis(ax))
             .into_iter()

@@ -6,6 +6,7 @@
 
 use crate::dispatch;
 use crate::kernels::cpu::layout::to_standard;
+use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use ndarray::IxDyn;
 
@@ -29,9 +30,15 @@ impl Tensor {
             return self.clone();
         }
         let s2 = shape.clone();
-        let out = dispatch!(self.storage(), |a| to_standard(a.view())
-            .into_shape_with_order(IxDyn(&s2))
-            .unwrap());
+        let gpu_out = self
+            .storage()
+            .is_cuda()
+            .then(|| cuda::shape::reshape(self, &s2));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch!(self.storage(), |a| to_standard(a.view())
+                .into_shape_with_order(IxDyn(&s2))
+                .unwrap())
+        });
         Tensor::from_op(
             out,
             &[self],
@@ -50,7 +57,10 @@ impl Tensor {
             self.shape()
         );
         let p = perm.to_vec();
-        let out = dispatch!(self.storage(), |a| a.clone().permuted_axes(IxDyn(&p)));
+        let gpu_out =
+            cuda::device_of("permute", &[self]).map(|d| cuda::shape::permute(&d, self, &p));
+        let out = gpu_out
+            .unwrap_or_else(|| dispatch!(self.storage(), |a| a.clone().permuted_axes(IxDyn(&p))));
         let mut inverse = vec![0; perm.len()];
         for (i, &pi) in perm.iter().enumerate() {
             inverse[pi] = i;
@@ -73,7 +83,8 @@ impl Tensor {
 
     /// A copy in row-major layout (differentiable identity).
     pub fn contiguous(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| to_standard(a.view()));
+        let gpu_out = self.storage().is_cuda().then(|| self.storage().clone());
+        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| to_standard(a.view())));
         Tensor::from_op(
             out,
             &[self],

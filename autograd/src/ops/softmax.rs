@@ -9,6 +9,7 @@
 
 use crate::dispatch;
 use crate::kernels::cpu::lanes::{self, split_at_axis};
+use crate::kernels::cuda;
 use crate::ops::index::standard;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
@@ -17,6 +18,16 @@ fn softmax_op(x: &Tensor, axis: isize, log: bool) -> Tensor {
     let ax = x.axis(axis);
     let shape = x.shape().to_vec();
     let (_, n, inner) = split_at_axis(&shape, ax);
+    if let Some(d) = cuda::device_of(if log { "log_softmax" } else { "softmax" }, &[x]) {
+        return Tensor::from_op(
+            cuda::softmax::softmax(&d, x, ax, log),
+            &[x],
+            if log { "log_softmax" } else { "softmax" },
+            move |_: &[Tensor], out: &Tensor, g: &Tensor| {
+                vec![Some(cuda::softmax::softmax_backward(&d, out, g, ax, log))]
+            },
+        );
+    }
     let out = dispatch!(x.storage(), |a| {
         let xs = standard(a);
         let mut y = vec![T::zero(); xs.len()];
@@ -68,6 +79,9 @@ impl Tensor {
         if let Some(&bad) = labels.iter().find(|&&l| l >= c) {
             panic!("cross_entropy: label {bad} out of range for {c} classes");
         }
+        if let Some(d) = cuda::device_of("cross_entropy", &[self]) {
+            return cuda::softmax::cross_entropy(&d, self, labels);
+        }
         let labels = labels.to_vec();
         let shape = self.shape().to_vec();
         let total;
@@ -106,6 +120,9 @@ impl Tensor {
             self.shape(),
             target.shape()
         );
+        if cuda::device_of("mse", &[self, target]).is_some() {
+            return self.sub(target).square().mean();
+        }
         let n = self.numel().max(1) as f64;
         let out = crate::dispatch2!("mse", self.storage(), target.storage(), |a, b| {
             let s: T = ndarray::Zip::from(a)

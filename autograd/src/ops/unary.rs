@@ -6,13 +6,17 @@
 //! derivative: 0 for relu at 0, 0 for abs at 0, 1 inside `[lo, hi]` for clamp.
 
 use crate::dispatch;
+use crate::kernels::cuda::{self, elementwise as gpu, elementwise::UnaryOp};
 use crate::ops::elementwise::{map, map_slices};
 use crate::tensor::Tensor;
 
 impl Tensor {
     /// `e^x`.
     pub fn exp(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map_slices(a, T::exp_inplace));
+        let gpu_out =
+            cuda::device_of("exp", &[self]).map(|d| gpu::unary(&d, "exp", UnaryOp::Exp, self));
+        let out =
+            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map_slices(a, T::exp_inplace)));
         Tensor::from_op(
             out,
             &[self],
@@ -23,7 +27,9 @@ impl Tensor {
 
     /// Natural logarithm.
     pub fn log(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| x.ln()));
+        let gpu_out =
+            cuda::device_of("log", &[self]).map(|d| gpu::unary(&d, "log", UnaryOp::Log, self));
+        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.ln())));
         Tensor::from_op(
             out,
             &[self],
@@ -34,7 +40,9 @@ impl Tensor {
 
     /// Square root.
     pub fn sqrt(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| x.sqrt()));
+        let gpu_out =
+            cuda::device_of("sqrt", &[self]).map(|d| gpu::unary(&d, "sqrt", UnaryOp::Sqrt, self));
+        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.sqrt())));
         Tensor::from_op(
             out,
             &[self],
@@ -45,7 +53,10 @@ impl Tensor {
 
     /// `x^p` for a constant exponent `p`.
     pub fn powf(&self, p: f64) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| x.powf(T::of(p))));
+        let gpu_out = cuda::device_of("powf", &[self])
+            .map(|d| gpu::unary(&d, "powf", UnaryOp::Powf(p as f32), self));
+        let out =
+            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.powf(T::of(p)))));
         Tensor::from_op(
             out,
             &[self],
@@ -58,7 +69,9 @@ impl Tensor {
 
     /// `x^2`.
     pub fn square(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| x * x));
+        let gpu_out = cuda::device_of("square", &[self])
+            .map(|d| gpu::unary(&d, "square", UnaryOp::Square, self));
+        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x * x)));
         Tensor::from_op(
             out,
             &[self],
@@ -69,12 +82,24 @@ impl Tensor {
 
     /// `|x|` (gradient 0 at 0).
     pub fn abs(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| x.abs()));
+        let gpu_out =
+            cuda::device_of("abs", &[self]).map(|d| gpu::unary(&d, "abs", UnaryOp::Abs, self));
+        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.abs())));
         Tensor::from_op(
             out,
             &[self],
             "abs",
-            |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
+                if let Some(d) = cuda::device_of("abs backward", &[g, &inp[0]]) {
+                    return vec![Some(gpu::unary_backward(
+                        &d,
+                        "abs backward",
+                        UnaryOp::Abs,
+                        g,
+                        &inp[0],
+                        out,
+                    ))];
+                }
                 let sign = Tensor::from_storage(dispatch!(inp[0].storage(), |a| map(a, |x| {
                     if x > T::zero() {
                         T::one()
@@ -91,16 +116,30 @@ impl Tensor {
 
     /// `max(x, 0)` (gradient 0 at 0).
     pub fn relu(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map(a, |x| if x > T::zero() {
-            x
-        } else {
-            T::zero()
-        }));
+        let gpu_out =
+            cuda::device_of("relu", &[self]).map(|d| gpu::unary(&d, "relu", UnaryOp::Relu, self));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch!(self.storage(), |a| map(a, |x| if x > T::zero() {
+                x
+            } else {
+                T::zero()
+            }))
+        });
         Tensor::from_op(
             out,
             &[self],
             "relu",
-            |_: &[Tensor], out: &Tensor, g: &Tensor| {
+            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
+                if let Some(d) = cuda::device_of("relu backward", &[g, out]) {
+                    return vec![Some(gpu::unary_backward(
+                        &d,
+                        "relu backward",
+                        UnaryOp::Relu,
+                        g,
+                        &inp[0],
+                        out,
+                    ))];
+                }
                 let out_g =
                     crate::dispatch2!("relu_backward", out.storage(), g.storage(), |o, gg| {
                         crate::ops::elementwise::zip_broadcast("relu_backward", o, gg, |o, gg| {
@@ -114,12 +153,25 @@ impl Tensor {
 
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map_slices(a, T::tanh_inplace));
+        let gpu_out =
+            cuda::device_of("tanh", &[self]).map(|d| gpu::unary(&d, "tanh", UnaryOp::Tanh, self));
+        let out = gpu_out
+            .unwrap_or_else(|| dispatch!(self.storage(), |a| map_slices(a, T::tanh_inplace)));
         Tensor::from_op(
             out,
             &[self],
             "tanh",
-            |_: &[Tensor], out: &Tensor, g: &Tensor| {
+            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
+                if let Some(d) = cuda::device_of("tanh backward", &[g, out]) {
+                    return vec![Some(gpu::unary_backward(
+                        &d,
+                        "tanh backward",
+                        UnaryOp::Tanh,
+                        g,
+                        &inp[0],
+                        out,
+                    ))];
+                }
                 let d = crate::dispatch2!("tanh_backward", out.storage(), g.storage(), |o, gg| {
                     crate::ops::elementwise::zip_broadcast("tanh_backward", o, gg, |o, gg| {
                         gg * (T::one() - o * o)
@@ -132,12 +184,25 @@ impl Tensor {
 
     /// Logistic sigmoid `1 / (1 + e^-x)` (computed stably for large |x|).
     pub fn sigmoid(&self) -> Tensor {
-        let out = dispatch!(self.storage(), |a| map_slices(a, T::sigmoid_inplace));
+        let gpu_out = cuda::device_of("sigmoid", &[self])
+            .map(|d| gpu::unary(&d, "sigmoid", UnaryOp::Sigmoid, self));
+        let out = gpu_out
+            .unwrap_or_else(|| dispatch!(self.storage(), |a| map_slices(a, T::sigmoid_inplace)));
         Tensor::from_op(
             out,
             &[self],
             "sigmoid",
-            |_: &[Tensor], out: &Tensor, g: &Tensor| {
+            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
+                if let Some(d) = cuda::device_of("sigmoid backward", &[g, out]) {
+                    return vec![Some(gpu::unary_backward(
+                        &d,
+                        "sigmoid backward",
+                        UnaryOp::Sigmoid,
+                        g,
+                        &inp[0],
+                        out,
+                    ))];
+                }
                 let d =
                     crate::dispatch2!("sigmoid_backward", out.storage(), g.storage(), |o, gg| {
                         crate::ops::elementwise::zip_broadcast(
@@ -155,14 +220,32 @@ impl Tensor {
     /// Clamps into `[lo, hi]`; the gradient passes where `lo <= x <= hi`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Tensor {
         assert!(lo <= hi, "clamp: lo {lo} > hi {hi}");
-        let out = dispatch!(self.storage(), |a| map(a, |x| x
-            .max(T::of(lo))
-            .min(T::of(hi))));
+        let clamp_op = UnaryOp::Clamp {
+            min: lo as f32,
+            max: hi as f32,
+        };
+        let gpu_out =
+            cuda::device_of("clamp", &[self]).map(|d| gpu::unary(&d, "clamp", clamp_op, self));
+        let out = gpu_out.unwrap_or_else(|| {
+            dispatch!(self.storage(), |a| map(a, |x| x
+                .max(T::of(lo))
+                .min(T::of(hi))))
+        });
         Tensor::from_op(
             out,
             &[self],
             "clamp",
-            move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            move |inp: &[Tensor], out: &Tensor, g: &Tensor| {
+                if let Some(d) = cuda::device_of("clamp backward", &[g, out]) {
+                    return vec![Some(gpu::unary_backward(
+                        &d,
+                        "clamp backward",
+                        clamp_op,
+                        g,
+                        &inp[0],
+                        out,
+                    ))];
+                }
                 let d =
                     crate::dispatch2!("clamp_backward", inp[0].storage(), g.storage(), |x, gg| {
                         crate::ops::elementwise::zip_broadcast("clamp_backward", x, gg, |x, gg| {

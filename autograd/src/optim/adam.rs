@@ -144,6 +144,42 @@ fn update<T: Float>(
     )
 }
 
+/// The same update on a GPU, composed of tensor ops (f32; the moments stay on the device;
+/// ones loaded from a file move there on first use).
+fn update_gpu(
+    adam: Hyper,
+    step: u64,
+    p: &Tensor,
+    g: &Tensor,
+    mv: Option<(&Tensor, &Tensor)>,
+) -> (Tensor, Tensor, Tensor) {
+    let g = if adam.weight_decay != 0.0 {
+        g.add(&p.mul_scalar(adam.weight_decay))
+    } else {
+        g.clone()
+    };
+    let g2 = g.square();
+    let (m, v) = match mv {
+        Some((m, v)) => (
+            m.to(p.device())
+                .mul_scalar(adam.beta1)
+                .add(&g.mul_scalar(1.0 - adam.beta1)),
+            v.to(p.device())
+                .mul_scalar(adam.beta2)
+                .add(&g2.mul_scalar(1.0 - adam.beta2)),
+        ),
+        None => (
+            g.mul_scalar(1.0 - adam.beta1),
+            g2.mul_scalar(1.0 - adam.beta2),
+        ),
+    };
+    let bc1 = 1.0 - adam.beta1.powf(step as f64);
+    let bc2 = 1.0 - adam.beta2.powf(step as f64);
+    let denom = v.sqrt().mul_scalar(1.0 / bc2.sqrt()).add_scalar(adam.eps);
+    let new_p = p.sub(&m.mul_scalar(adam.lr / bc1).div(&denom));
+    (new_p, m, v)
+}
+
 impl Optimizer for Adam {
     fn step(&mut self, params: &[Param], grads: &Gradients) {
         assert_unique(params, "Adam::step");
@@ -166,6 +202,7 @@ impl Optimizer for Adam {
                 _ => None,
             };
             let (new_p, m, v) = match value.dtype() {
+                _ if value.storage().is_cuda() => update_gpu(h, st.step, &value, g, mv),
                 DType::F32 => update::<f32>(h, st.step, &value, g, mv),
                 DType::F64 => update::<f64>(h, st.step, &value, g, mv),
             };

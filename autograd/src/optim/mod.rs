@@ -110,7 +110,11 @@ pub fn clip_grad_norm(grads: &mut Gradients, params: &[Param], max_norm: f64) ->
     let norm = targets
         .iter()
         .map(|t| {
-            crate::with_array!(grads.get(t).unwrap().storage(), |a| a
+            let g = grads.get(t).unwrap();
+            if let crate::Device::Cuda(d) = g.device() {
+                return crate::kernels::cuda::sum_squares(d, g);
+            }
+            crate::with_array!(g.storage(), |a| a
                 .iter()
                 .map(|v| {
                     let x = v.to_f64().unwrap();

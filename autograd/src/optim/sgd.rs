@@ -115,6 +115,31 @@ fn update<T: Float>(
     (Tensor::from_array(new_p), new_buf)
 }
 
+/// The same update on a GPU, composed of tensor ops (f32; the momentum buffer stays on the
+/// device; one loaded from a file moves there on first use).
+fn update_gpu(sgd: &Sgd, p: &Tensor, g: &Tensor, buf: Option<&Tensor>) -> (Tensor, Option<Tensor>) {
+    let d = if sgd.weight_decay != 0.0 {
+        g.add(&p.mul_scalar(sgd.weight_decay))
+    } else {
+        g.clone()
+    };
+    let (d, new_buf) = if sgd.momentum != 0.0 {
+        let b = match buf {
+            None => d.clone(),
+            Some(b) => b.to(p.device()).mul_scalar(sgd.momentum).add(&d),
+        };
+        let d = if sgd.nesterov {
+            d.add(&b.mul_scalar(sgd.momentum))
+        } else {
+            b.clone()
+        };
+        (d, Some(b))
+    } else {
+        (d, None)
+    };
+    (p.sub(&d.mul_scalar(sgd.lr)), new_buf)
+}
+
 impl Optimizer for Sgd {
     fn step(&mut self, params: &[Param], grads: &Gradients) {
         assert!(
@@ -130,6 +155,7 @@ impl Optimizer for Sgd {
             assert_fits(p, &value, g);
             let buf = self.buffers.get(p.name()).and_then(|s| s.buffers.get(SLOT));
             let (new_p, new_buf) = match value.dtype() {
+                _ if value.storage().is_cuda() => update_gpu(self, &value, g, buf),
                 DType::F32 => update::<f32>(self, &value, g, buf),
                 DType::F64 => update::<f64>(self, &value, g, buf),
             };

@@ -92,6 +92,9 @@ pub fn node_sum(a: &Tensor, ka: Option<Vec<f64>>, b: &Tensor, kb: Option<Vec<f64
             k.len()
         );
     }
+    if a.storage().is_cuda() || b.storage().is_cuda() {
+        return node_sum_composed(a, ka, b, kb);
+    }
     let out = match (a.storage(), b.storage()) {
         (Storage::F32(x), Storage::F32(y)) => {
             Storage::F32(combine(x, ka.as_deref(), y, kb.as_deref()))
@@ -112,12 +115,28 @@ pub fn node_sum(a: &Tensor, ka: Option<Vec<f64>>, b: &Tensor, kb: Option<Vec<f64
                     Some(k) => Tensor::from_storage(match g.storage() {
                         Storage::F32(g) => Storage::F32(scale(g, k)),
                         Storage::F64(g) => Storage::F64(scale(g, k)),
+                        Storage::Cuda(_) => unreachable!("GPU node_sum is composed"),
                     }),
                 })
             };
             vec![grad(&ka), grad(&kb)]
         },
     )
+}
+
+/// [`node_sum`] from tensor ops (the GPU path): the factors become an `(n, 1, ..)` tensor
+/// on the branches' device.
+fn node_sum_composed(a: &Tensor, ka: Option<Vec<f64>>, b: &Tensor, kb: Option<Vec<f64>>) -> Tensor {
+    let scaled = |t: &Tensor, k: Option<Vec<f64>>| match k {
+        None => t.clone(),
+        Some(k) => {
+            let mut shape = vec![1; t.ndim()];
+            shape[0] = k.len();
+            let k: Vec<f32> = k.iter().map(|&v| v as f32).collect();
+            t.mul(&Tensor::from_vec(k, &shape).to(t.device()))
+        }
+    };
+    scaled(a, ka).add(&scaled(b, kb))
 }
 
 #[cfg(test)]

@@ -112,8 +112,14 @@ pub fn effective_config(cfg: &CnnConfig, recipe: &Recipe) -> CnnConfig {
     }
 }
 
-fn batch_tensor(images: ndarray::Array4<f32>) -> Tensor {
-    Tensor::from_array(images.into_dyn())
+/// A batch of images on `device` (the network's).
+fn batch_tensor(images: ndarray::Array4<f32>, device: &autograd::Device) -> Tensor {
+    Tensor::from_array(images.into_dyn()).to(device)
+}
+
+/// The device of the network's parameters (where its inputs must go).
+pub fn net_device(net: &CnnNetwork) -> autograd::Device {
+    net.params().first().map(|p| p.device()).unwrap_or_default()
 }
 
 /// Top-1 accuracy of `net` on `set` in evaluation mode (running statistics, no dropout),
@@ -127,9 +133,10 @@ pub fn evaluate(
     let batcher = Batcher::new(set.clone(), *stats, BatcherConfig::eval(batch_size.max(1)))
         .expect("a positive batch size");
     let (mut correct, mut total) = (0usize, 0usize);
+    let device = net_device(net);
     no_grad(|| {
         for b in batcher.epoch(0) {
-            let out = net.forward(&batch_tensor(b.images), &mut Mode::eval());
+            let out = net.forward(&batch_tensor(b.images, &device), &mut Mode::eval());
             let pred = out.logits.argmax_axis(1);
             correct += pred.iter().zip(&b.labels).filter(|(p, l)| p == l).count();
             total += b.labels.len();
@@ -144,6 +151,9 @@ pub fn evaluate(
 ///
 /// Returns the trained network's report; stops with [`TrainError::Diverged`] as soon as a
 /// loss is NaN or infinite.
+///
+/// Runs on the process's child-training device ([`super::device::training_device`], the
+/// CPU unless the CLI's `--device` set another); [`train_cnn_on`] takes one explicitly.
 pub fn train_cnn(
     arch: &[usize],
     cfg: &CnnConfig,
@@ -151,6 +161,23 @@ pub fn train_cnn(
     data: &TrainData,
     seed: u64,
     progress: bool,
+) -> Result<(CnnNetwork, TrainReport), TrainError> {
+    let device = super::device::training_device();
+    train_cnn_on(arch, cfg, recipe, data, seed, progress, &device)
+}
+
+/// [`train_cnn`] on `device`: the network is built on the CPU (same initial weights for
+/// the same seed), moved there, and every batch is copied there; dropout and drop-path
+/// masks are drawn on the CPU from the same generators, so a GPU run follows the CPU run's
+/// random choices (its numbers differ in the last bits: other summation orders).
+pub fn train_cnn_on(
+    arch: &[usize],
+    cfg: &CnnConfig,
+    recipe: &Recipe,
+    data: &TrainData,
+    seed: u64,
+    progress: bool,
+    device: &autograd::Device,
 ) -> Result<(CnnNetwork, TrainReport), TrainError> {
     let start = Instant::now();
     let cfg = effective_config(cfg, recipe);
@@ -167,6 +194,8 @@ pub fn train_cnn(
     }
     let mut init_rng = Pcg64Mcg::seed_from_u64(mix(seed, 1));
     let net = CnnNetwork::from_tokens(arch, &cfg, &mut init_rng)?;
+    net.to_device(device)
+        .map_err(|e| TrainError::Setup(format!("cannot move the network to {device}: {e}")))?;
     let mut mask_rng = Pcg64Mcg::seed_from_u64(mix(seed, 2));
     let augment = match recipe.cutout {
         Some(c) => Augment::with_cutout(c),
@@ -215,7 +244,7 @@ pub fn train_cnn(
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for b in batcher.epoch(epoch as u64) {
             let n = b.labels.len();
-            let x = batch_tensor(b.images);
+            let x = batch_tensor(b.images, device);
             let frac = step as f64 / total_steps as f64;
             let out = net.forward(&x, &mut Mode::train(&mut mask_rng, frac));
             let mut loss = out.logits.cross_entropy(&b.labels);

@@ -6,6 +6,7 @@
 //! trained; named presets follow the rows of spec section 6.3.
 
 pub mod cnn_trainer;
+pub mod device;
 pub mod ptb_recipe;
 pub mod recipe;
 pub mod rnn_trainer;
