@@ -5,6 +5,7 @@
 use super::config::ControllerConfig;
 use autograd::Tensor;
 use autograd::nn::{Embedding, Lstm, Module, Param};
+use autograd::ops::lstm::lstm_projected_batch_first;
 use rand_pcg::Pcg64Mcg;
 
 /// Normalisation floor (as in `F.normalize`).
@@ -61,14 +62,31 @@ impl Encoder {
             })
             .collect();
         let steps = self.cfg.enc_steps();
-        // (B, L, E) -> (B, steps, tokens_per_step * E) -> time-major (steps, B, hidden)
-        let x = self
-            .embedding
-            .forward(&ids, &[b, l])
-            .reshape(&[b, steps, self.cfg.hidden])
-            .transpose(0, 1);
-        let (out, _) = self.lstm.forward(&x, None);
-        let outputs = out.transpose(0, 1).l2_normalize(-1, NORM_EPS);
+        let (tps, emb, hid) = (self.cfg.tokens_per_step, self.cfg.emb, self.cfg.hidden);
+        // Step t's input is [E[tok_{t,0}], .., E[tok_{t,tps-1}]], so its projection is
+        // sum_k E[tok_{t,k}] W_ih[:, k*emb..(k+1)*emb]^T: rows of `tps` tables
+        // (vocab, 4H), gathered time-major (steps, B) (see `lstm_projected_batch_first`).
+        let e = self.embedding.weight.get();
+        let w_ih = self.lstm.w_ih.get();
+        let mut pre: Option<Tensor> = None;
+        for k in 0..tps {
+            let mut table = e.matmul_t(&w_ih.narrow(1, k * emb, emb));
+            if k == 0 {
+                table = table.add(&self.lstm.bias.get());
+            }
+            let ids_k: Vec<usize> = (0..steps)
+                .flat_map(|t| ids.chunks(l).map(move |a| a[t * tps + k]))
+                .collect();
+            let g = table.embedding(&ids_k, &[steps, b]);
+            pre = Some(match pre {
+                None => g,
+                Some(p) => p.add(&g),
+            });
+        }
+        let pre = pre.expect("tokens_per_step >= 1");
+        let z = Tensor::zeros(&[b, hid], pre.dtype());
+        let out = lstm_projected_batch_first(&pre, &z, &z, &self.lstm.w_hh.get());
+        let outputs = out.l2_normalize(-1, NORM_EPS);
         let embedding = embed(&outputs);
         Encoded { outputs, embedding }
     }
