@@ -223,7 +223,12 @@ fn backward_rows<T: Float>(r: BackRows<T>, w_hh: &PackedB<T>) {
             dh_v.as_slice().expect("row blocks are contiguous"),
         );
         for bi in 0..batch {
+            // Exact-length slices, so the loop below runs without bounds checks and
+            // vectorises.
             let g = &g_t[bi * 4 * hid..][..4 * hid];
+            let (gi, rest) = g.split_at(hid);
+            let (gf, rest) = rest.split_at(hid);
+            let (gg, go) = rest.split_at(hid);
             let d = &mut dgs[bi * 4 * hid..][..4 * hid];
             let (di, rest) = d.split_at_mut(hid);
             let (df, rest) = rest.split_at_mut(hid);
@@ -236,14 +241,16 @@ fn backward_rows<T: Float>(r: BackRows<T>, w_hh: &PackedB<T>) {
                 &dhn[r.clone()],
                 &mut dcn[r],
             );
+            let go = &go[..hid];
+            let dog = &mut dog[..hid];
             for j in 0..hid {
-                let (ig, fg, gg, og) = (g[j], g[hid + j], g[2 * hid + j], g[3 * hid + j]);
+                let (ig, fg, g_, og) = (gi[j], gf[j], gg[j], go[j]);
                 let dh = dho[j] + dhn[j];
                 let d_o = dh * tc[j];
                 let dc = dcn[j] + dh * og * (T::one() - tc[j] * tc[j]);
-                di[j] = dc * gg * ig * (T::one() - ig);
+                di[j] = dc * g_ * ig * (T::one() - ig);
                 df[j] = dc * cp[j] * fg * (T::one() - fg);
-                dgg[j] = dc * ig * (T::one() - gg * gg);
+                dgg[j] = dc * ig * (T::one() - g_ * g_);
                 dog[j] = d_o * og * (T::one() - og);
                 dcn[j] = dc * fg;
             }
