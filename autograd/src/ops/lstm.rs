@@ -14,8 +14,11 @@
 //! take one bias `b: (4H)` = `b_ih + b_hh`.
 
 use crate::Storage;
+use crate::dtype::Float;
 use crate::kernels::cpu::lstm_gates as kernel;
-use crate::kernels::cpu::lstm_seq::{LstmSeqSaved, lstm_seq_backward, lstm_seq_forward};
+use crate::kernels::cpu::lstm_seq::{
+    LstmSeqSaved, lstm_seq_backward, lstm_seq_backward_pre, lstm_seq_forward, lstm_seq_forward_pre,
+};
 use crate::ops::index::standard;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
@@ -367,6 +370,167 @@ fn lstm_seq(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> Tensor {
     )
 }
 
+/// A time-major LSTM layer from precomputed input projections: `pre (T, B, 4H)` =
+/// `x_t W_ih^T + b` (gate order `i, f, g, o`), `h0, c0 (B, H)`, `w_hh (4H, H)`. Returns
+/// `(outputs (T, B, H), (h_T, c_T))`, like [`lstm`].
+///
+/// When the inputs are embeddings of a small vocabulary, `pre` is a gather from the
+/// `(vocab, 4H)` table `E W_ih^T + b`: the `(T*B, I) x (I, 4H)` input GEMM and its two
+/// backward GEMMs become products with the table.
+pub fn lstm_projected(
+    pre: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    w_hh: &Tensor,
+) -> (Tensor, (Tensor, Tensor)) {
+    check_projected(pre, h0, c0, w_hh);
+    let t = pre.shape()[0];
+    let packed = lstm_seq_pre(pre, h0, c0, w_hh, false);
+    let outputs = packed.narrow(0, 0, t);
+    let h_last = packed.select(0, t - 1);
+    let c_last = packed.select(0, t);
+    (outputs, (h_last, c_last))
+}
+
+/// [`lstm_projected`]'s outputs only, batch-major: `(B, T, H)`, contiguous (what
+/// attention and per-step normalisation over `(B, T, H)` want, without a transposed copy).
+pub fn lstm_projected_batch_first(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Tensor {
+    check_projected(pre, h0, c0, w_hh);
+    lstm_seq_pre(pre, h0, c0, w_hh, true)
+}
+
+fn check_projected(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) {
+    let ok = pre.ndim() == 3 && pre.shape()[0] > 0 && w_hh.ndim() == 2 && {
+        let (b, h4) = (pre.shape()[1], pre.shape()[2]);
+        let h = w_hh.shape()[1];
+        h4 == 4 * h && w_hh.shape()[0] == 4 * h && h0.shape() == [b, h] && c0.shape() == [b, h]
+    };
+    assert!(
+        ok,
+        "lstm_projected: shapes do not fit: pre {:?}, h0 {:?}, c0 {:?}, w_hh {:?} \
+         (need pre (T, B, 4H) with T > 0, h0 and c0 (B, H), w_hh (4H, H))",
+        pre.shape(),
+        h0.shape(),
+        c0.shape(),
+        w_hh.shape()
+    );
+}
+
+/// `(T, B, H)` -> `(B, T, H)` (or back, with the first two sizes swapped), row copies.
+fn swap01<T: Float>(x: ndarray::ArrayView3<T>) -> ndarray::Array3<T> {
+    let (a, b, h) = x.dim();
+    let mut out = ndarray::Array3::<T>::zeros((b, a, h));
+    for i in 0..a {
+        for j in 0..b {
+            out.slice_mut(ndarray::s![j, i, ..])
+                .assign(&x.slice(ndarray::s![i, j, ..]));
+        }
+    }
+    out
+}
+
+/// The op behind [`lstm_projected`] (output packed as in [`lstm_seq`]) and, with
+/// `batch_first`, [`lstm_projected_batch_first`] (outputs `(B, T, H)` only).
+fn lstm_seq_pre(
+    pre: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    w_hh: &Tensor,
+    batch_first: bool,
+) -> Tensor {
+    use ndarray::{Axis, Ix2, Ix3, concatenate};
+    let t = pre.shape()[0];
+    macro_rules! fwd {
+        ($p:expr, $h:expr, $c:expr, $wh:expr, $variant:ident) => {{
+            let saved = lstm_seq_forward_pre(
+                $p.view()
+                    .into_dimensionality::<Ix3>()
+                    .unwrap()
+                    .as_standard_layout()
+                    .into_owned(),
+                $h.view().into_dimensionality::<Ix2>().unwrap(),
+                $c.view().into_dimensionality::<Ix2>().unwrap(),
+                $wh.view().into_dimensionality::<Ix2>().unwrap(),
+            );
+            let out = if batch_first {
+                swap01(saved.h.slice(ndarray::s![1.., .., ..])).into_dyn()
+            } else {
+                concatenate(
+                    Axis(0),
+                    &[
+                        saved.h.slice(ndarray::s![1.., .., ..]),
+                        saved.c.slice(ndarray::s![t..t + 1, .., ..]),
+                    ],
+                )
+                .unwrap()
+                .into_dyn()
+            };
+            (Storage::$variant(out), SeqSaved::$variant(saved))
+        }};
+    }
+    let (out, saved) = match (pre.storage(), h0.storage(), c0.storage(), w_hh.storage()) {
+        (Storage::F32(p), Storage::F32(h), Storage::F32(c), Storage::F32(wh)) => {
+            fwd!(p, h, c, wh, F32)
+        }
+        (Storage::F64(p), Storage::F64(h), Storage::F64(c), Storage::F64(wh)) => {
+            fwd!(p, h, c, wh, F64)
+        }
+        _ => panic!(
+            "lstm_projected: dtype mismatch among inputs ({}, {}, {}, {})",
+            pre.dtype(),
+            h0.dtype(),
+            c0.dtype(),
+            w_hh.dtype()
+        ),
+    };
+    Tensor::from_op(
+        out,
+        &[pre, h0, c0, w_hh],
+        "lstm_seq_pre",
+        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            macro_rules! bwd {
+                ($saved:expr, $wh:expr, $g:expr, $variant:ident) => {{
+                    let g3 = $g.view().into_dimensionality::<Ix3>().unwrap();
+                    let gr = if batch_first {
+                        let b = g3.dim().0;
+                        let dc_last = ndarray::Array2::zeros((b, g3.dim().2));
+                        lstm_seq_backward_pre(
+                            $saved,
+                            $wh.view().into_dimensionality::<Ix2>().unwrap(),
+                            swap01(g3).view(),
+                            dc_last.view(),
+                        )
+                    } else {
+                        lstm_seq_backward_pre(
+                            $saved,
+                            $wh.view().into_dimensionality::<Ix2>().unwrap(),
+                            g3.slice(ndarray::s![..t, .., ..]),
+                            g3.index_axis(Axis(0), t),
+                        )
+                    };
+                    let wrap =
+                        |a: ndarray::ArrayD<_>| Some(Tensor::from_storage(Storage::$variant(a)));
+                    vec![
+                        wrap(gr.dgates.into_dyn()),
+                        wrap(gr.dh0.into_dyn()),
+                        wrap(gr.dc0.into_dyn()),
+                        wrap(gr.dw_hh.into_dyn()),
+                    ]
+                }};
+            }
+            match (&saved, inp[3].storage(), g.storage()) {
+                (SeqSaved::F32(sv), Storage::F32(wh), Storage::F32(gg)) => bwd!(sv, wh, gg, F32),
+                (SeqSaved::F64(sv), Storage::F64(wh), Storage::F64(gg)) => bwd!(sv, wh, gg, F64),
+                _ => panic!(
+                    "lstm_projected backward: dtype mismatch between the saved state and the \
+                     gradient ({})",
+                    g.dtype()
+                ),
+            }
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +623,122 @@ mod tests {
         let mut inp = cell_inputs();
         inp[1] = rand_f64(&[3, 5], 1);
         let _ = lstm_cell(&inp[0], &inp[1], &inp[2], &inp[3], &inp[4], &inp[5]);
+    }
+    #[test]
+    fn gradcheck_lstm_projected_all_inputs() {
+        let (t, b, h) = (3, 2, 4);
+        let inputs = vec![
+            rand_f64(&[t, b, 4 * h], 11),
+            rand_f64(&[b, h], 12),
+            rand_f64(&[b, h], 13),
+            rand_f64(&[4 * h, h], 14),
+        ];
+        gradcheck(
+            |x| {
+                let (o, (hl, cl)) = lstm_projected(&x[0], &x[1], &x[2], &x[3]);
+                Tensor::concat(&[&o.reshape(&[t * b, h]), &hl, &cl.mul_scalar(0.7)], 0)
+            },
+            &inputs,
+        )
+        .unwrap();
+    }
+
+    /// `lstm_projected` on `xs W_ih^T + b` is `lstm` on `xs`, values and gradients.
+    #[test]
+    fn lstm_projected_matches_lstm() {
+        let (t, b, i, h) = (4, 3, 5, 4);
+        let vars: Vec<Tensor> = [
+            rand_f64(&[t, b, i], 21),
+            rand_f64(&[b, h], 22),
+            rand_f64(&[b, h], 23),
+            rand_f64(&[4 * h, i], 24),
+            rand_f64(&[4 * h, h], 25),
+            rand_f64(&[4 * h], 26),
+        ]
+        .into_iter()
+        .map(|x| x.requires_grad())
+        .collect();
+        let w = LstmWeights {
+            w_ih: vars[3].clone(),
+            w_hh: vars[4].clone(),
+            bias: vars[5].clone(),
+        };
+        let run = |projected: bool| {
+            let (o, (hl, cl)) = if projected {
+                let pre = vars[0].linear(&vars[3], Some(&vars[5]));
+                lstm_projected(&pre, &vars[1], &vars[2], &vars[4])
+            } else {
+                lstm(&vars[0], &vars[1], &vars[2], &w)
+            };
+            let out = Tensor::concat(&[&o.reshape(&[t * b, h]), &hl, &cl], 0);
+            let g = out.mul(&out).sum().backward();
+            let grads: Vec<Tensor> = vars.iter().map(|v| g.get(v).unwrap().clone()).collect();
+            (out, grads)
+        };
+        let (o1, g1) = run(true);
+        let (o2, g2) = run(false);
+        assert_close(&o1, &o2, 1e-13, 1e-12);
+        for (a, b) in g1.iter().zip(&g2) {
+            assert_close(a, b, 1e-12, 1e-12);
+        }
+    }
+
+    /// Inside and outside the rayon pool (batch rows split across threads or not), the
+    /// layer gives the same bits, forward and backward.
+    #[test]
+    fn lstm_split_across_threads_is_bit_identical() {
+        let (t, b, i, h) = (12, 40, 8, 48);
+        let f = |x: Tensor| x.to_dtype(crate::DType::F32).requires_grad();
+        let vars: Vec<Tensor> = [
+            rand_f64(&[t, b, i], 31),
+            rand_f64(&[b, h], 32),
+            rand_f64(&[b, h], 33),
+            rand_f64(&[4 * h, i], 34),
+            rand_f64(&[4 * h, h], 35),
+            rand_f64(&[4 * h], 36),
+        ]
+        .into_iter()
+        .map(f)
+        .collect();
+        let run = || {
+            let w = LstmWeights {
+                w_ih: vars[3].clone(),
+                w_hh: vars[4].clone(),
+                bias: vars[5].clone(),
+            };
+            let (o, (_, cl)) = lstm(&vars[0], &vars[1], &vars[2], &w);
+            let g = o.sum().add(&cl.sum()).backward();
+            let mut all = o.to_vec::<f32>();
+            for v in &vars {
+                all.extend(g.get(v).unwrap().to_vec::<f32>());
+            }
+            all
+        };
+        let outside = run();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let inside = pool.install(run);
+        assert_eq!(outside, inside);
+    }
+
+    #[test]
+    fn gradcheck_lstm_projected_batch_first() {
+        let (t, b, h) = (3, 2, 4);
+        let inputs = vec![
+            rand_f64(&[t, b, 4 * h], 41),
+            rand_f64(&[b, h], 42),
+            rand_f64(&[b, h], 43),
+            rand_f64(&[4 * h, h], 44),
+        ];
+        gradcheck(
+            |x| lstm_projected_batch_first(&x[0], &x[1], &x[2], &x[3]),
+            &inputs,
+        )
+        .unwrap();
+        let (o, _) = lstm_projected(&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
+        let bf = lstm_projected_batch_first(&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
+        assert_close(&bf, &o.transpose(0, 1), 0.0, 0.0);
     }
 }

@@ -29,8 +29,11 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
             } else {
                 b.shape()[b.ndim() - 1]
             };
+            let k = if ta { a3.dim().1 } else { a3.dim().2 };
             let mut c = ndarray::Array3::<T>::zeros((batch, m, n));
-            for (i, mut ci) in c.axis_iter_mut(Axis(0)).enumerate() {
+            // Each product is independent: batches split across the rayon pool (each
+            // product's arithmetic does not depend on the split).
+            let work = |(i, mut ci): (usize, ndarray::ArrayViewMut2<T>)| {
                 let bi = if b.ndim() == 3 {
                     b.index_axis(Axis(0), i)
                         .into_dimensionality::<Ix2>()
@@ -47,6 +50,19 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
                     T::zero(),
                     ci.view_mut(),
                 );
+            };
+            if batch > 1
+                && batch * m * n * k >= 1 << 20
+                && rayon::current_num_threads() > 1
+                && rayon::current_thread_index().is_none()
+            {
+                use rayon::prelude::*;
+                c.axis_iter_mut(Axis(0))
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each(work);
+            } else {
+                c.axis_iter_mut(Axis(0)).enumerate().for_each(work);
             }
             c.into_dyn()
         }

@@ -7,7 +7,11 @@
 
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
-use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis, s};
+use crate::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
+use ndarray::{
+    Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s,
+};
+use rayon::prelude::*;
 
 /// What the forward pass keeps for the backward pass.
 pub struct LstmSeqSaved<T> {
@@ -40,50 +44,125 @@ pub fn lstm_seq_forward<T: Float>(
     pre.axis_iter_mut(Axis(0))
         .for_each(|mut row| row.assign(&b));
     gemm(T::one(), x2, false, w_ih, true, T::one(), pre.view_mut());
-    let mut gates = pre.into_shape_with_order((t_len, batch, 4 * hid)).unwrap();
+    let gates = pre.into_shape_with_order((t_len, batch, 4 * hid)).unwrap();
+    lstm_seq_forward_pre(gates, h0, c0, w_hh)
+}
+
+/// The recurrence from precomputed input projections `pre (T, B, 4H)` (`x_t W_ih^T + b`,
+/// e.g. rows of a per-token table), `h0, c0 (B, H)`, `w_hh (4H, H)`: like
+/// [`lstm_seq_forward`] after its input GEMM.
+pub fn lstm_seq_forward_pre<T: Float>(
+    mut gates: Array3<T>,
+    h0: ArrayView2<T>,
+    c0: ArrayView2<T>,
+    w_hh: ArrayView2<T>,
+) -> LstmSeqSaved<T> {
+    let (t_len, batch, hid4) = gates.dim();
+    let hid = hid4 / 4;
+    assert!(
+        h0.dim() == (batch, hid) && c0.dim() == (batch, hid) && w_hh.dim() == (hid4, hid),
+        "lstm_seq: pre-activations {:?} do not fit h0 {:?}, c0 {:?}, w_hh {:?}",
+        gates.dim(),
+        h0.dim(),
+        c0.dim(),
+        w_hh.dim()
+    );
     let mut c = Array3::<T>::zeros((t_len + 1, batch, hid));
     let mut h = Array3::<T>::zeros((t_len + 1, batch, hid));
     c.index_axis_mut(Axis(0), 0).assign(&c0);
     h.index_axis_mut(Axis(0), 0).assign(&h0);
+    let w_hh_t = PackedB::new(w_hh.t());
+    let chunk = row_chunk(t_len, batch, hid);
+    let g_parts: Vec<_> = gates.axis_chunks_iter_mut(Axis(1), chunk).collect();
+    let c_parts: Vec<_> = c.axis_chunks_iter_mut(Axis(1), chunk).collect();
+    let h_parts: Vec<_> = h.axis_chunks_iter_mut(Axis(1), chunk).collect();
+    let work = |((g, c), h)| forward_rows(g, c, h, &w_hh_t);
+    if g_parts.len() > 1 {
+        g_parts
+            .into_par_iter()
+            .zip(c_parts)
+            .zip(h_parts)
+            .for_each(work);
+    } else {
+        g_parts.into_iter().zip(c_parts).zip(h_parts).for_each(work);
+    }
+    LstmSeqSaved { gates, c, h }
+}
+
+/// Rows of the batch per thread: the whole batch unless the recurrence is big enough to
+/// split across the rayon pool (and we are not inside it already). Rows are independent
+/// and each row's arithmetic does not depend on the split, so results are bit-identical
+/// whatever the thread count.
+pub fn row_chunk(t_len: usize, batch: usize, hid: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads > 1
+        && rayon::current_thread_index().is_none()
+        && batch >= 16
+        && t_len * batch * hid * hid * 4 >= 1 << 22
+    {
+        batch.div_ceil(threads).next_multiple_of(4)
+    } else {
+        batch.max(1)
+    }
+}
+
+/// The recurrence for a block of batch rows: `gates (T, b, 4H)` holding the input
+/// projections (overwritten with the activations), `c, h (T + 1, b, H)` with row 0 set.
+fn forward_rows<T: Float>(
+    mut gates: ArrayViewMut3<T>,
+    mut c: ArrayViewMut3<T>,
+    mut h: ArrayViewMut3<T>,
+    w_hh_t: &PackedB<T>,
+) {
+    let (t_len, batch, hid4) = gates.dim();
+    let hid = hid4 / 4;
     for t in 0..t_len {
+        let (h_prev, mut h_next) = {
+            let (a, b) = h.view_mut().split_at(Axis(0), t + 1);
+            (a.index_axis_move(Axis(0), t), b.index_axis_move(Axis(0), 0))
+        };
         let mut g = gates.index_axis_mut(Axis(0), t);
-        gemm(
-            T::one(),
-            h.index_axis(Axis(0), t),
-            false,
-            w_hh,
-            true,
-            T::one(),
-            g.view_mut(),
-        );
         let g = g.as_slice_mut().expect("gate rows are contiguous");
+        let h_prev = h_prev.into_slice().expect("hidden states are contiguous");
+        gemm_packed(h_prev, hid, batch, w_hh_t, true, g, hid4);
         let (c_prev, c_next) = {
             let (a, b) = c.view_mut().split_at(Axis(0), t + 1);
             (a.index_axis_move(Axis(0), t), b.index_axis_move(Axis(0), 0))
         };
         let c_prev = c_prev.into_slice().expect("cell states are contiguous");
         let c_next = c_next.into_slice().expect("cell states are contiguous");
-        let mut h_next = h.index_axis_mut(Axis(0), t + 1);
         let h_next = h_next.as_slice_mut().expect("hidden states are contiguous");
-        for bi in 0..batch {
-            let row = &mut g[bi * 4 * hid..(bi + 1) * 4 * hid];
-            T::sigmoid_inplace(&mut row[..2 * hid]);
-            T::tanh_inplace(&mut row[2 * hid..3 * hid]);
-            T::sigmoid_inplace(&mut row[3 * hid..]);
-            let cp = &c_prev[bi * hid..(bi + 1) * hid];
-            let cn = &mut c_next[bi * hid..(bi + 1) * hid];
-            for j in 0..hid {
-                cn[j] = row[hid + j] * cp[j] + row[j] * row[2 * hid + j];
-            }
-            let hn = &mut h_next[bi * hid..(bi + 1) * hid];
-            hn.copy_from_slice(cn);
-            T::tanh_inplace(hn);
-            for j in 0..hid {
-                hn[j] *= row[3 * hid + j];
-            }
+        lstm_gate_rows(g, c_prev, c_next, h_next, hid);
+    }
+}
+
+/// The LSTM gate math for `B` rows: pre-activations `g (B, 4H)` (gate order `i, f, g, o`;
+/// overwritten with the activations), previous cells `c_prev (B, H)` -> `c_next`, `h_next`.
+pub fn lstm_gate_rows<T: Float>(
+    g: &mut [T],
+    c_prev: &[T],
+    c_next: &mut [T],
+    h_next: &mut [T],
+    hid: usize,
+) {
+    let batch = c_prev.len() / hid.max(1);
+    for bi in 0..batch {
+        let row = &mut g[bi * 4 * hid..(bi + 1) * 4 * hid];
+        T::sigmoid_inplace(&mut row[..2 * hid]);
+        T::tanh_inplace(&mut row[2 * hid..3 * hid]);
+        T::sigmoid_inplace(&mut row[3 * hid..]);
+        let cp = &c_prev[bi * hid..(bi + 1) * hid];
+        let cn = &mut c_next[bi * hid..(bi + 1) * hid];
+        for j in 0..hid {
+            cn[j] = row[hid + j] * cp[j] + row[j] * row[2 * hid + j];
+        }
+        let hn = &mut h_next[bi * hid..(bi + 1) * hid];
+        hn.copy_from_slice(cn);
+        T::tanh_inplace(hn);
+        for j in 0..hid {
+            hn[j] *= row[3 * hid + j];
         }
     }
-    LstmSeqSaved { gates, c, h }
 }
 
 /// Gradients of a layer run, given the gradient of every output `dh_out (T, B, H)` and of
@@ -103,6 +182,163 @@ pub struct LstmSeqGrads<T> {
     pub db: ndarray::Array1<T>,
 }
 
+/// One block of batch rows for [`backward_rows`].
+struct BackRows<'a, T> {
+    gates: ArrayView3<'a, T>,
+    c: ArrayView3<'a, T>,
+    tanh_c: ArrayView3<'a, T>,
+    dh_out: ArrayView3<'a, T>,
+    dgates: ArrayViewMut3<'a, T>,
+    dh_next: ArrayViewMut2<'a, T>,
+    dc_next: ArrayViewMut2<'a, T>,
+}
+
+/// Backpropagation through time for a block of batch rows: fills `dgates` and leaves
+/// `dh_next, dc_next` = the gradients w.r.t. `h0, c0`.
+fn backward_rows<T: Float>(r: BackRows<T>, w_hh: &PackedB<T>) {
+    let BackRows {
+        gates,
+        c,
+        tanh_c,
+        dh_out,
+        mut dgates,
+        mut dh_next,
+        mut dc_next,
+    } = r;
+    let (t_len, batch, hid4) = gates.dim();
+    let hid = hid4 / 4;
+    let dhn = dh_next.as_slice_mut().expect("row blocks are contiguous");
+    let dcn = dc_next.as_slice_mut().expect("row blocks are contiguous");
+    for t in (0..t_len).rev() {
+        let mut dg = dgates.index_axis_mut(Axis(0), t);
+        let dgs = dg.as_slice_mut().expect("row blocks are contiguous");
+        let g_v = gates.index_axis(Axis(0), t);
+        let c_v = c.index_axis(Axis(0), t);
+        let tc_v = tanh_c.index_axis(Axis(0), t);
+        let dh_v = dh_out.index_axis(Axis(0), t);
+        let (g_t, c_t, tc_t, dh_t) = (
+            g_v.as_slice().expect("row blocks are contiguous"),
+            c_v.as_slice().expect("row blocks are contiguous"),
+            tc_v.as_slice().expect("row blocks are contiguous"),
+            dh_v.as_slice().expect("row blocks are contiguous"),
+        );
+        for bi in 0..batch {
+            // Exact-length slices, so the loop below runs without bounds checks and
+            // vectorises.
+            let g = &g_t[bi * 4 * hid..][..4 * hid];
+            let (gi, rest) = g.split_at(hid);
+            let (gf, rest) = rest.split_at(hid);
+            let (gg, go) = rest.split_at(hid);
+            let d = &mut dgs[bi * 4 * hid..][..4 * hid];
+            let (di, rest) = d.split_at_mut(hid);
+            let (df, rest) = rest.split_at_mut(hid);
+            let (dgg, dog) = rest.split_at_mut(hid);
+            let r = bi * hid..(bi + 1) * hid;
+            let (cp, tc, dho, dhn, dcn) = (
+                &c_t[r.clone()],
+                &tc_t[r.clone()],
+                &dh_t[r.clone()],
+                &dhn[r.clone()],
+                &mut dcn[r],
+            );
+            let go = &go[..hid];
+            let dog = &mut dog[..hid];
+            for j in 0..hid {
+                let (ig, fg, g_, og) = (gi[j], gf[j], gg[j], go[j]);
+                let dh = dho[j] + dhn[j];
+                let d_o = dh * tc[j];
+                let dc = dcn[j] + dh * og * (T::one() - tc[j] * tc[j]);
+                di[j] = dc * g_ * ig * (T::one() - ig);
+                df[j] = dc * cp[j] * fg * (T::one() - fg);
+                dgg[j] = dc * ig * (T::one() - g_ * g_);
+                dog[j] = d_o * og * (T::one() - og);
+                dcn[j] = dc * fg;
+            }
+        }
+        // dh_{t-1} = dgates_t W_hh
+        gemm_packed(dgs, hid4, batch, w_hh, false, dhn, hid);
+    }
+}
+
+/// Gradients of [`lstm_seq_forward_pre`]'s inputs.
+pub struct LstmSeqPreGrads<T> {
+    /// Gradient of the pre-activations, `(T, B, 4H)`.
+    pub dgates: Array3<T>,
+    /// `(B, H)`.
+    pub dh0: Array2<T>,
+    /// `(B, H)`.
+    pub dc0: Array2<T>,
+    /// `(4H, H)`.
+    pub dw_hh: Array2<T>,
+}
+
+/// Backpropagation through time for [`lstm_seq_forward_pre`], given the gradient of
+/// every output `dh_out (T, B, H)` and of the final cell state `dc_last (B, H)`.
+pub fn lstm_seq_backward_pre<T: Float>(
+    saved: &LstmSeqSaved<T>,
+    w_hh: ArrayView2<T>,
+    dh_out: ArrayView3<T>,
+    dc_last: ArrayView2<T>,
+) -> LstmSeqPreGrads<T> {
+    let (t_len, batch, hid) = dh_out.dim();
+    let mut tanh_c = saved.c.slice(s![1.., .., ..]).to_owned();
+    T::tanh_inplace(tanh_c.as_slice_mut().expect("fresh arrays are contiguous"));
+    let mut dgates = Array3::<T>::zeros((t_len, batch, 4 * hid));
+    let mut dh_next = Array2::<T>::zeros((batch, hid));
+    let mut dc_next = dc_last.as_standard_layout().into_owned();
+    let dh_out = dh_out.as_standard_layout();
+    let w_hh_p = PackedB::new(w_hh);
+    let chunk = row_chunk(t_len, batch, hid);
+    let parts: Vec<_> = saved
+        .gates
+        .axis_chunks_iter(Axis(1), chunk)
+        .zip(saved.c.axis_chunks_iter(Axis(1), chunk))
+        .zip(tanh_c.axis_chunks_iter(Axis(1), chunk))
+        .zip(dh_out.axis_chunks_iter(Axis(1), chunk))
+        .zip(dgates.axis_chunks_iter_mut(Axis(1), chunk))
+        .zip(dh_next.axis_chunks_iter_mut(Axis(0), chunk))
+        .zip(dc_next.axis_chunks_iter_mut(Axis(0), chunk))
+        .map(|((((((g, c), tc), dh), dg), dhn), dcn)| BackRows {
+            gates: g,
+            c,
+            tanh_c: tc,
+            dh_out: dh,
+            dgates: dg,
+            dh_next: dhn,
+            dc_next: dcn,
+        })
+        .collect();
+    if parts.len() > 1 {
+        parts
+            .into_par_iter()
+            .for_each(|p| backward_rows(p, &w_hh_p));
+    } else {
+        parts.into_iter().for_each(|p| backward_rows(p, &w_hh_p));
+    }
+    let dg2 = dgates
+        .view()
+        .into_shape_with_order((t_len * batch, 4 * hid))
+        .unwrap();
+    let hprev = saved.h.slice(s![..t_len, .., ..]);
+    let hprev2 = hprev.into_shape_with_order((t_len * batch, hid)).unwrap();
+    let mut dw_hh = Array2::<T>::zeros((4 * hid, hid));
+    gemm(
+        T::one(),
+        dg2,
+        true,
+        hprev2,
+        false,
+        T::zero(),
+        dw_hh.view_mut(),
+    );
+    LstmSeqPreGrads {
+        dgates,
+        dh0: dh_next,
+        dc0: dc_next,
+        dw_hh,
+    }
+}
+
 /// Backpropagation through time for [`lstm_seq_forward`].
 pub fn lstm_seq_backward<T: Float>(
     saved: &LstmSeqSaved<T>,
@@ -114,70 +350,12 @@ pub fn lstm_seq_backward<T: Float>(
 ) -> LstmSeqGrads<T> {
     let (t_len, batch, input) = xs.dim();
     let hid = saved.c.dim().2;
-    let mut tanh_c = saved.c.slice(s![1.., .., ..]).to_owned();
-    T::tanh_inplace(tanh_c.as_slice_mut().expect("fresh arrays are contiguous"));
-    let mut dgates = Array3::<T>::zeros((t_len, batch, 4 * hid));
-    let mut dh_next = Array2::<T>::zeros((batch, hid));
-    let mut dc_next = dc_last.to_owned();
-    let dh_out = dh_out.as_standard_layout();
-    let dh_all = dh_out.as_slice().expect("standard layout");
-    let gates = saved.gates.as_slice().expect("saved gates are contiguous");
-    let c_all = saved
-        .c
-        .as_slice()
-        .expect("saved cell states are contiguous");
-    let tc_all = tanh_c.as_slice().expect("fresh arrays are contiguous");
-    let (bh, bh4) = (batch * hid, batch * 4 * hid);
-    for t in (0..t_len).rev() {
-        let mut dg = dgates.index_axis_mut(Axis(0), t);
-        {
-            let dgs = dg.as_slice_mut().expect("fresh arrays are contiguous");
-            let dhn = dh_next.as_slice().expect("fresh arrays are contiguous");
-            let dcn = dc_next.as_slice_mut().expect("fresh arrays are contiguous");
-            let (g_t, c_t, tc_t, dh_t) = (
-                &gates[t * bh4..][..bh4],
-                &c_all[t * bh..][..bh],
-                &tc_all[t * bh..][..bh],
-                &dh_all[t * bh..][..bh],
-            );
-            for bi in 0..batch {
-                let g = &g_t[bi * 4 * hid..][..4 * hid];
-                let d = &mut dgs[bi * 4 * hid..][..4 * hid];
-                let (di, rest) = d.split_at_mut(hid);
-                let (df, rest) = rest.split_at_mut(hid);
-                let (dgg, dog) = rest.split_at_mut(hid);
-                let r = bi * hid..(bi + 1) * hid;
-                let (cp, tc, dho, dhn, dcn) = (
-                    &c_t[r.clone()],
-                    &tc_t[r.clone()],
-                    &dh_t[r.clone()],
-                    &dhn[r.clone()],
-                    &mut dcn[r],
-                );
-                for j in 0..hid {
-                    let (ig, fg, gg, og) = (g[j], g[hid + j], g[2 * hid + j], g[3 * hid + j]);
-                    let dh = dho[j] + dhn[j];
-                    let d_o = dh * tc[j];
-                    let dc = dcn[j] + dh * og * (T::one() - tc[j] * tc[j]);
-                    di[j] = dc * gg * ig * (T::one() - ig);
-                    df[j] = dc * cp[j] * fg * (T::one() - fg);
-                    dgg[j] = dc * ig * (T::one() - gg * gg);
-                    dog[j] = d_o * og * (T::one() - og);
-                    dcn[j] = dc * fg;
-                }
-            }
-        }
-        // dh_{t-1} = dgates_t W_hh
-        gemm(
-            T::one(),
-            dg.view(),
-            false,
-            w_hh,
-            false,
-            T::zero(),
-            dh_next.view_mut(),
-        );
-    }
+    let LstmSeqPreGrads {
+        dgates,
+        dh0,
+        dc0,
+        dw_hh,
+    } = lstm_seq_backward_pre(saved, w_hh, dh_out, dc_last);
     let dg2 = dgates
         .view()
         .into_shape_with_order((t_len * batch, 4 * hid))
@@ -187,27 +365,15 @@ pub fn lstm_seq_backward<T: Float>(
         .view()
         .into_shape_with_order((t_len * batch, input))
         .unwrap();
-    let hprev = saved.h.slice(s![..t_len, .., ..]);
-    let hprev2 = hprev.into_shape_with_order((t_len * batch, hid)).unwrap();
     let mut dw_ih = Array2::<T>::zeros((4 * hid, input));
     gemm(T::one(), dg2, true, x2, false, T::zero(), dw_ih.view_mut());
-    let mut dw_hh = Array2::<T>::zeros((4 * hid, hid));
-    gemm(
-        T::one(),
-        dg2,
-        true,
-        hprev2,
-        false,
-        T::zero(),
-        dw_hh.view_mut(),
-    );
     let db = dg2.sum_axis(Axis(0));
     let mut dx2 = Array2::<T>::zeros((t_len * batch, input));
     gemm(T::one(), dg2, false, w_ih, false, T::zero(), dx2.view_mut());
     LstmSeqGrads {
         dx: dx2.into_shape_with_order((t_len, batch, input)).unwrap(),
-        dh0: dh_next,
-        dc0: dc_next,
+        dh0,
+        dc0,
         dw_ih,
         dw_hh,
         db,

@@ -14,4 +14,5 @@ pub mod lanes;
 pub mod layout;
 pub mod lstm_gates;
 pub mod lstm_seq;
+pub mod packed_gemm;
 pub mod pool;
