@@ -76,6 +76,7 @@ impl Tensor {
 
     /// A constant (no gradient) tensor from CPU storage.
     pub fn from_storage(storage: Storage) -> Tensor {
+        crate::kernels::cpu::heap::retain_freed_memory();
         Tensor(Arc::new(Node {
             id: TensorId::next(),
             storage,
@@ -165,6 +166,7 @@ impl Tensor {
         name: &'static str,
         backward: impl Backward + 'static,
     ) -> Tensor {
+        crate::kernels::cpu::heap::retain_freed_memory();
         let device = inputs
             .first()
             .map(|t| t.device().clone())
