@@ -76,6 +76,7 @@ impl Tensor {
 
     /// A constant (no gradient) tensor from storage (on the storage's device).
     pub fn from_storage(storage: Storage) -> Tensor {
+        crate::kernels::cpu::heap::retain_freed_memory();
         Tensor(Arc::new(Node {
             id: TensorId::next(),
             device: storage.device(),
@@ -178,6 +179,7 @@ impl Tensor {
         name: &'static str,
         backward: impl Backward + 'static,
     ) -> Tensor {
+        crate::kernels::cpu::heap::retain_freed_memory();
         // Ops check their inputs' devices before computing (`kernels::cuda::device_of`);
         // this catches an op that forgot to.
         if let Some(first) = inputs.first() {

@@ -7,7 +7,9 @@
 
 use crate::dtype::Float;
 use crate::kernels::cpu::conv::{conv2d_backward, conv2d_bias_grad, conv2d_forward};
-use crate::kernels::cpu::depthwise::{depthwise_backward, depthwise_forward};
+use crate::kernels::cpu::depthwise::{
+    depthwise_backward, depthwise_backward_act, depthwise_forward, depthwise_forward_act,
+};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, Ix1, Ix4};
@@ -184,6 +186,120 @@ impl Tensor {
     }
 }
 
+/// Forward of the fused ReLU -> depthwise conv.
+fn relu_dw_forward<T: Float>(
+    x: &ArrayD<T>,
+    w: &ArrayD<T>,
+    b: Option<&ArrayD<T>>,
+    p: &Conv2dParams,
+) -> ArrayD<T> {
+    let xv = x.view().into_dimensionality::<Ix4>().unwrap();
+    let wv = w.view().into_dimensionality::<Ix4>().unwrap();
+    let bv = b.map(|b| b.view().into_dimensionality::<Ix1>().unwrap());
+    depthwise_forward_act(xv, wv, bv, p, true).into_dyn()
+}
+
+/// Backward of the fused ReLU -> depthwise conv.
+fn relu_dw_backward<T: Float>(
+    x: &ArrayD<T>,
+    w: &ArrayD<T>,
+    g: &ArrayD<T>,
+    p: &Conv2dParams,
+    need: (bool, bool, bool),
+) -> Grads {
+    let xv = x.view().into_dimensionality::<Ix4>().unwrap();
+    let wv = w.view().into_dimensionality::<Ix4>().unwrap();
+    let gv = g.view().into_dimensionality::<Ix4>().unwrap();
+    let (dx, dw) = if need.0 || need.1 {
+        depthwise_backward_act(xv, wv, gv, p, need.0, need.1, true)
+    } else {
+        (None, None)
+    };
+    let db = need
+        .2
+        .then(|| T::into_storage(conv2d_bias_grad(gv).into_dyn()));
+    (
+        dx.map(|a| T::into_storage(a.into_dyn())),
+        dw.map(|a| T::into_storage(a.into_dyn())),
+        db,
+    )
+}
+
+impl Tensor {
+    /// `relu(self).conv2d(weight, bias, params)`. A depthwise conv (`groups == Cin ==
+    /// Cout`) runs as one fused op: the ReLU is applied while the kernel reads its input and
+    /// its mask while it writes the input gradient, so no ReLU output is stored. Other
+    /// convs run the two ops.
+    ///
+    /// ```
+    /// use autograd::{DType, Tensor, ops::conv::Conv2dParams};
+    /// let x = Tensor::ones(&[2, 3, 8, 8], DType::F32);
+    /// let w = Tensor::ones(&[3, 1, 3, 3], DType::F32);
+    /// let y = x.relu_conv2d(&w, None, Conv2dParams::new(1, 1, 1, 3));
+    /// assert_eq!(y.shape(), &[2, 3, 8, 8]);
+    /// ```
+    pub fn relu_conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        params: Conv2dParams,
+    ) -> Tensor {
+        let p = params;
+        if self.ndim() != 4
+            || weight.ndim() != 4
+            || !is_depthwise(self.shape(), weight.shape(), &p)
+            || bias.is_some_and(|b| b.shape() != [weight.shape()[0]])
+        {
+            return self.relu().conv2d(weight, bias, params);
+        }
+        let out = match (self.storage(), weight.storage(), bias.map(|b| b.storage())) {
+            (Storage::F32(x), Storage::F32(w), None) => {
+                Storage::F32(relu_dw_forward(x, w, None, &p))
+            }
+            (Storage::F32(x), Storage::F32(w), Some(Storage::F32(b))) => {
+                Storage::F32(relu_dw_forward(x, w, Some(b), &p))
+            }
+            (Storage::F64(x), Storage::F64(w), None) => {
+                Storage::F64(relu_dw_forward(x, w, None, &p))
+            }
+            (Storage::F64(x), Storage::F64(w), Some(Storage::F64(b))) => {
+                Storage::F64(relu_dw_forward(x, w, Some(b), &p))
+            }
+            _ => return self.relu().conv2d(weight, bias, params),
+        };
+        let mut inputs = vec![self, weight];
+        if let Some(b) = bias {
+            inputs.push(b);
+        }
+        Tensor::from_op(
+            out,
+            &inputs,
+            "relu_conv2d",
+            move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                let need = (
+                    inp[0].is_tracked(),
+                    inp[1].is_tracked(),
+                    inp.len() > 2 && inp[2].is_tracked(),
+                );
+                let (dx, dw, db) = match (inp[0].storage(), inp[1].storage(), g.storage()) {
+                    (Storage::F32(x), Storage::F32(w), Storage::F32(g)) => {
+                        relu_dw_backward(x, w, g, &p, need)
+                    }
+                    (Storage::F64(x), Storage::F64(w), Storage::F64(g)) => {
+                        relu_dw_backward(x, w, g, &p, need)
+                    }
+                    _ => panic!("relu_conv2d backward: dtype mismatch"),
+                };
+                let mut v = vec![dx.map(Tensor::from_storage), dw.map(Tensor::from_storage)];
+                if inp.len() > 2 {
+                    v.push(db.map(Tensor::from_storage));
+                }
+                v
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Conv2dParams;
@@ -326,6 +442,58 @@ mod tests {
             &[rand_f64(&[1, 3, 6, 5], 40), rand_f64(&[3, 1, 3, 3], 41)],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn gradcheck_relu_depthwise_fused() {
+        for (k, pad, s, d) in [(3, 1, 1, 1), (5, 2, 2, 1), (3, 2, 1, 2), (5, 2, 1, 1)] {
+            let x = rand_f64(&[2, 3, 7, 6], 90 + k as u64 + s as u64);
+            let w = rand_f64(&[3, 1, k, k], 91 + k as u64);
+            let b = rand_f64(&[3], 92);
+            let p = Conv2dParams::new(s, pad, d, 3);
+            gradcheck(
+                |t| t[0].relu_conv2d(&t[1], Some(&t[2]), p),
+                &[x.clone(), w.clone(), b],
+            )
+            .unwrap_or_else(|e| panic!("k {k} s {s} d {d}: {e}"));
+            gradcheck(|t| t[0].relu_conv2d(&t[1], None, p), &[x, w])
+                .unwrap_or_else(|e| panic!("k {k} s {s} d {d}: {e}"));
+        }
+        // Not depthwise: falls back to relu then conv2d.
+        let p = Conv2dParams::new(1, 1, 1, 1);
+        gradcheck(
+            |t| t[0].relu_conv2d(&t[1], None, p),
+            &[rand_f64(&[2, 3, 5, 4], 93), rand_f64(&[2, 3, 3, 3], 94)],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn relu_depthwise_fused_is_bit_identical_to_relu_then_conv() {
+        use crate::DType;
+        for (k, pad, s) in [(3, 1, 1), (5, 2, 2)] {
+            let x = rand_f64(&[3, 4, 9, 8], 95)
+                .to_dtype(DType::F32)
+                .detach()
+                .requires_grad();
+            let w = rand_f64(&[4, 1, k, k], 96)
+                .to_dtype(DType::F32)
+                .detach()
+                .requires_grad();
+            let p = Conv2dParams::new(s, pad, 1, 4);
+            let fused = x.relu_conv2d(&w, None, p);
+            let plain = x.relu().conv2d(&w, None, p);
+            assert_eq!(fused.to_vec::<f32>(), plain.to_vec::<f32>());
+            let gy = rand_f64(fused.shape(), 97).to_dtype(DType::F32);
+            let gf = fused.mul(&gy).sum().backward();
+            let gp = plain.mul(&gy).sum().backward();
+            for t in [&x, &w] {
+                assert_eq!(
+                    gf.get(t).unwrap().to_vec::<f32>(),
+                    gp.get(t).unwrap().to_vec::<f32>()
+                );
+            }
+        }
     }
 
     #[test]

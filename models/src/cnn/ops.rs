@@ -39,6 +39,12 @@ fn conv(
     Conv2d::new(name, cin, cout, k, p, false, rng)
 }
 
+/// `conv(relu(x))` as one fused op where the conv is depthwise ([`Tensor::relu_conv2d`]).
+fn relu_conv(conv: &Conv2d, x: &Tensor) -> Tensor {
+    let b = conv.bias.as_ref().map(|b| b.get());
+    x.relu_conv2d(&conv.weight.get(), b.as_ref(), conv.params)
+}
+
 /// ReLU, conv (no bias), BN.
 #[derive(Debug, Clone)]
 pub struct ReluConvBn {
@@ -111,13 +117,13 @@ impl SepConv {
         }
     }
 
-    /// The two separable stages.
+    /// The two separable stages (each ReLU fused into its depthwise conv).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Tensor {
         let y = self
             .bn1
-            .forward(&self.pw1.forward(&self.dw1.forward(&x.relu())), mode.bn);
+            .forward(&self.pw1.forward(&relu_conv(&self.dw1, x)), mode.bn);
         self.bn2
-            .forward(&self.pw2.forward(&self.dw2.forward(&y.relu())), mode.bn)
+            .forward(&self.pw2.forward(&relu_conv(&self.dw2, &y)), mode.bn)
     }
 }
 
