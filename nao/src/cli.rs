@@ -50,7 +50,8 @@ struct Cli {
     /// Where datasets live [default: $NAO_DATA_DIR, else ./data].
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Device for training (`cuda` needs a build with the `cuda` feature and a GPU).
+    /// Device for training child networks and the NAO controller (`cuda` needs a build
+    /// with the `cuda` feature and a GPU).
     #[arg(long, global = true, value_enum, default_value_t = Device::Cpu)]
     device: Device,
     #[command(subcommand)]
@@ -415,8 +416,9 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 /// Opens the `--device`: the CPU, or CUDA device 0 (a clear error when the build has no
-/// CUDA support or no GPU is found). Child networks then train there
-/// ([`models::train::device::set_training_device`]).
+/// CUDA support or no GPU is found). Child networks and the search's controller then train
+/// there ([`models::train::device::set_training_device`], read by
+/// [`crate::controller::ControllerSurrogate::new`]).
 fn use_device(d: Device) -> Result<()> {
     let dev = match d {
         Device::Cpu => autograd::Device::Cpu,

@@ -5,15 +5,16 @@
 # with --test-threads=1, then the SGEMM 2048 and convolution timings. Everything is logged under
 # $OUT (or target/gpu-check when OUT is unset); the exit status is non-zero if any step failed.
 # Then the autograd GPU parity tests (every op forward and backward, CPU vs GPU), the child-CNN
-# GPU tests (models/tests/cuda_child_cnn.rs) and the child-CNN train/eval step bench on the GPU
+# GPU tests (models/tests/cuda_child_cnn.rs), the controller GPU tests
+# (nao/tests/cuda_controller.rs) and the child-CNN train/eval step bench on the GPU
 # next to the CPU (criterion, short settings; GPU_CHECK_SKIP_BENCH=1 skips it).
 #
 # Without cargo on the machine, point OPS_CUDA_PREBUILT at a folder holding binaries built
 # elsewhere (they link libcuda.so.1 dynamically, so a stub-linked build loads the real driver):
 #   parity   (target/release/deps/parity-*, from cargo test --release --features cuda --no-run)
 #   sgemm_bench (target/release/examples/sgemm_bench)
-#   cuda_parity, cuda_child_cnn (target/release/deps/*, from cargo test --release --no-run
-#       -p autograd -p models --features nao/cuda), child_cnn (the bench binary, from
+#   cuda_parity, cuda_child_cnn, cuda_controller (target/release/deps/*, from cargo test
+#       --release --no-run -p autograd -p models -p nao --features nao/cuda), child_cnn (the bench binary, from
 #       cargo bench -p nao-benches --features cuda --bench child_cnn --no-run)
 # Usage: bash ops-cuda/tools/gpu-check.sh [SGEMM_SIZE]
 set -euo pipefail
@@ -46,8 +47,9 @@ if [ -n "${OPS_CUDA_PREBUILT:-}" ]; then
     bench="$OPS_CUDA_PREBUILT/sgemm_bench"
     ag_parity="$(ls "$OPS_CUDA_PREBUILT"/cuda_parity* 2>/dev/null | head -n 1 || true)"
     child="$(ls "$OPS_CUDA_PREBUILT"/cuda_child_cnn* 2>/dev/null | head -n 1 || true)"
+    ctrl="$(ls "$OPS_CUDA_PREBUILT"/cuda_controller* 2>/dev/null | head -n 1 || true)"
     cnn_bench="$(ls "$OPS_CUDA_PREBUILT"/child_cnn* 2>/dev/null | head -n 1 || true)"
-    chmod +x "$parity" "$bench" ${ag_parity:+"$ag_parity"} ${child:+"$child"} ${cnn_bench:+"$cnn_bench"}
+    chmod +x "$parity" "$bench" ${ag_parity:+"$ag_parity"} ${child:+"$child"} ${ctrl:+"$ctrl"} ${cnn_bench:+"$cnn_bench"}
     log "using prebuilt binaries from $OPS_CUDA_PREBUILT"
 elif command -v cargo >/dev/null; then
     # find_cuda_helper needs CUDA_LIBRARY_PATH/lib64 (or /usr/local/cuda) to emit -lcuda.
@@ -61,10 +63,11 @@ elif command -v cargo >/dev/null; then
     step build cargo build --offline --release -p ops-cuda --features cuda --tests --examples
     parity="$(ls -t target/release/deps/parity-* | grep -v '\.d$' | head -n 1)"
     bench="target/release/examples/sgemm_bench"
-    step build-autograd cargo test --offline --release -p autograd -p models --features nao/cuda \
-        --test cuda_parity --test cuda_child_cnn --no-run
+    step build-autograd cargo test --offline --release -p autograd -p models -p nao \
+        --features nao/cuda --test cuda_parity --test cuda_child_cnn --test cuda_controller --no-run
     ag_parity="$(ls -t target/release/deps/cuda_parity-* | grep -v '\.d$' | head -n 1 || true)"
     child="$(ls -t target/release/deps/cuda_child_cnn-* | grep -v '\.d$' | head -n 1 || true)"
+    ctrl="$(ls -t target/release/deps/cuda_controller-* | grep -v '\.d$' | head -n 1 || true)"
     if [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
         step build-bench cargo bench --offline -p nao-benches --features cuda --bench child_cnn --no-run
         cnn_bench="$(ls -t target/release/deps/child_cnn-* | grep -v '\.d$' | head -n 1 || true)"
@@ -90,6 +93,12 @@ if [ -n "${child:-}" ]; then
     grep -E "^test |test result" "$out/child-cnn.log" >>"$out/summary.txt" || true
 else
     log "child-cnn: no binary"; status=1
+fi
+if [ -n "${ctrl:-}" ]; then
+    step controller "$ctrl" --test-threads=1 --nocapture
+    grep -E "^test |test result" "$out/controller.log" >>"$out/summary.txt" || true
+else
+    log "controller: no binary"; status=1
 fi
 if [ -n "${cnn_bench:-}" ] && [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
     # CPU and GPU train/eval steps of the workload-C child CNN (batch 64), short settings.

@@ -384,6 +384,9 @@ pub fn lstm_projected(
     w_hh: &Tensor,
 ) -> (Tensor, (Tensor, Tensor)) {
     check_projected(pre, h0, c0, w_hh);
+    if crate::kernels::cuda::device_of("lstm_projected", &[pre, h0, c0, w_hh]).is_some() {
+        return lstm_projected_steps(pre, h0, c0, w_hh);
+    }
     let t = pre.shape()[0];
     let packed = lstm_seq_pre(pre, h0, c0, w_hh, false);
     let outputs = packed.narrow(0, 0, t);
@@ -396,7 +399,34 @@ pub fn lstm_projected(
 /// attention and per-step normalisation over `(B, T, H)` want, without a transposed copy).
 pub fn lstm_projected_batch_first(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Tensor {
     check_projected(pre, h0, c0, w_hh);
+    if crate::kernels::cuda::device_of("lstm_projected_batch_first", &[pre, h0, c0, w_hh]).is_some()
+    {
+        // the GPU permute is a row-major copy
+        return lstm_projected_steps(pre, h0, c0, w_hh)
+            .0
+            .permute(&[1, 0, 2]);
+    }
     lstm_seq_pre(pre, h0, c0, w_hh, true)
+}
+
+/// [`lstm_projected`] as a loop of steps (the GPU path): per step `pre_s + h W_hh^T` and the
+/// fused gate op, outputs stacked to `(T, B, H)`.
+fn lstm_projected_steps(
+    pre: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    w_hh: &Tensor,
+) -> (Tensor, (Tensor, Tensor)) {
+    let t = pre.shape()[0];
+    let (mut h, mut c) = (h0.clone(), c0.clone());
+    let mut outs = Vec::with_capacity(t);
+    for s in 0..t {
+        let p = pre.select(0, s).add(&h.matmul_t(w_hh));
+        (h, c) = lstm_gates(&p, &c);
+        outs.push(h.clone());
+    }
+    let refs: Vec<&Tensor> = outs.iter().collect();
+    (Tensor::stack(&refs, 0), (h, c))
 }
 
 fn check_projected(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) {
@@ -740,5 +770,44 @@ mod tests {
         let (o, _) = lstm_projected(&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
         let bf = lstm_projected_batch_first(&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
         assert_close(&bf, &o.transpose(0, 1), 0.0, 0.0);
+    }
+
+    /// The GPU path's step loop (run here on the CPU) gives the numbers and gradients of
+    /// the fused op.
+    #[test]
+    fn lstm_projected_steps_match_the_fused_op() {
+        let (t, b, h) = (4, 3, 5);
+        let vars: Vec<Tensor> = [
+            rand_f64(&[t, b, 4 * h], 51),
+            rand_f64(&[b, h], 52),
+            rand_f64(&[b, h], 53),
+            rand_f64(&[4 * h, h], 54),
+        ]
+        .into_iter()
+        .map(|x| x.requires_grad())
+        .collect();
+        let run = |steps: bool| {
+            let (o, (hl, cl)) = if steps {
+                lstm_projected_steps(&vars[0], &vars[1], &vars[2], &vars[3])
+            } else {
+                lstm_projected(&vars[0], &vars[1], &vars[2], &vars[3])
+            };
+            let out = Tensor::concat(&[&o.reshape(&[t * b, h]), &hl, &cl], 0);
+            let g = out.mul(&out).sum().backward();
+            let grads: Vec<Tensor> = vars.iter().map(|v| g.get(v).unwrap().clone()).collect();
+            (out, grads)
+        };
+        let (o1, g1) = run(true);
+        let (o2, g2) = run(false);
+        assert_close(&o1, &o2, 1e-13, 1e-12);
+        for (a, b) in g1.iter().zip(&g2) {
+            assert_close(a, b, 1e-12, 1e-12);
+        }
+        // the batch-first GPU branch: the steps' outputs permuted to (B, T, H)
+        let bf = lstm_projected_steps(&vars[0], &vars[1], &vars[2], &vars[3])
+            .0
+            .permute(&[1, 0, 2]);
+        let want = lstm_projected_batch_first(&vars[0], &vars[1], &vars[2], &vars[3]);
+        assert_close(&bf, &want, 1e-13, 1e-12);
     }
 }

@@ -108,8 +108,9 @@ impl Decoder {
     /// Greedy decoding of `B` architectures from embeddings `(B, H)` and memories
     /// `(B, S, H)`, taking at each position the most likely token the space allows there.
     ///
-    /// f32 decoders take a graph-free path ([`Decoder::greedy_fast`]); others build the
-    /// graph step by step ([`Decoder::greedy_graph`]).
+    /// f32 decoders take a graph-free path on the CPU ([`Decoder::greedy_fast`], also for a
+    /// decoder on a GPU: it copies what it needs to the host); others build the graph step
+    /// by step ([`Decoder::greedy_graph`], on the device of the weights).
     pub fn greedy(
         &self,
         space: &dyn SearchSpace,
@@ -168,6 +169,9 @@ impl Decoder {
     /// * the recurrent, output and logit products use weights packed once
     ///   ([`PackedB`]); rows are split across the rayon pool (each row's arithmetic does not
     ///   depend on the split).
+    ///
+    /// It runs on the CPU whatever the device of the decoder and its inputs: the weights,
+    /// embeddings and memories are copied to the host (`to_vec`) once per call.
     pub fn greedy_fast(
         &self,
         space: &dyn SearchSpace,

@@ -3,9 +3,9 @@
 //! embedding = normalise(mean over steps of the normalised outputs).
 
 use super::config::ControllerConfig;
-use autograd::Tensor;
 use autograd::nn::{Embedding, Lstm, Module, Param};
 use autograd::ops::lstm::lstm_projected_batch_first;
+use autograd::{Device, Tensor};
 use rand_pcg::Pcg64Mcg;
 
 /// Token tuples up to which the encoder's input projections come from one table.
@@ -65,12 +65,17 @@ impl Encoder {
             })
             .collect();
         let pre = self.step_projections(&ids, b, MAX_TUPLE_ROWS);
-        let z = Tensor::zeros(&[b, self.cfg.hidden], pre.dtype());
+        let z = Tensor::zeros(&[b, self.cfg.hidden], pre.dtype()).to(pre.device());
         let out = lstm_projected_batch_first(&pre, &z, &z, &self.lstm.w_hh.get());
         let outputs = out.l2_normalize(-1, NORM_EPS);
         let embedding = embed(&outputs);
         Encoded { outputs, embedding }
     }
+    /// The device of the encoder's parameters.
+    pub fn device(&self) -> Device {
+        self.embedding.weight.device()
+    }
+
     /// The LSTM input projections `(steps, B, 4H)` of the token ids `(B, L)`, time-major.
     ///
     /// Step t's input is `[E[tok_{t,0}], .., E[tok_{t,tps-1}]]`, so its projection is

@@ -23,7 +23,7 @@ pub use surrogate::ControllerSurrogate;
 
 use autograd::nn::{Module, Param};
 use autograd::optim::{Adam, Optimizer};
-use autograd::{DType, Tensor, no_grad};
+use autograd::{DType, Device, Tensor, no_grad};
 use models::space::{Arch, SearchSpace, SpaceKind, space};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -76,6 +76,24 @@ impl Controller {
         c
     }
 
+    /// Moves the encoder, predictor and decoder parameters to `device` (GPU: f32
+    /// controllers only). Everything the controller builds afterwards (token tables,
+    /// targets, zero states, dropout masks) is made on the parameters' device; the Adam
+    /// moments are created there on the first step (or, loaded from a file, move there on
+    /// first use). Results (losses, predictions, architectures) come back to the host.
+    ///
+    /// Greedy decoding of an f32 controller ([`Decoder::greedy_fast`]) runs on the CPU from
+    /// any device: it copies the decoder weights and the encoder outputs to the host once per
+    /// call.
+    pub fn to_device(&self, device: &Device) -> Result<(), autograd::Error> {
+        Module::to_device(self, device)
+    }
+
+    /// The device of the controller's parameters.
+    pub fn device(&self) -> Device {
+        self.encoder.device()
+    }
+
     /// The search space.
     pub fn space(&self) -> &dyn SearchSpace {
         self.space.as_ref()
@@ -107,7 +125,9 @@ impl Controller {
         );
         let enc = self.encoder.forward(archs);
         let pred = self.predictor.forward(&enc.embedding, rng);
-        let target = Tensor::from_vec(labels.to_vec(), &[labels.len()]).to_dtype(self.dtype);
+        let target = Tensor::from_vec(labels.to_vec(), &[labels.len()])
+            .to_dtype(self.dtype)
+            .to(pred.device());
         let mse = pred.mse(&target);
         let logits = self.decoder.forward(archs, &enc.embedding, &enc.outputs);
         let flat: Vec<usize> = archs.iter().flatten().copied().collect();

@@ -45,7 +45,9 @@ impl Predictor {
             if let Some(rng) = dropout_rng.as_deref_mut()
                 && self.dropout > 0.0
             {
-                x = x.mul(&dropout_mask(x.shape(), 1.0 - self.dropout, x.dtype(), rng));
+                // drawn on the host from `rng` (same choices on every device), then moved
+                let mask = dropout_mask(x.shape(), 1.0 - self.dropout, x.dtype(), rng);
+                x = x.mul(&mask.to(x.device()));
             }
         }
         let b = x.shape()[0];

@@ -2,9 +2,9 @@
 
 use super::{Controller, ControllerConfig};
 use crate::search::surrogate::{FitStats, Surrogate, SurrogateError};
-use autograd::DType;
 use autograd::nn::{Module, load_params, save_params};
 use autograd::optim::Optimizer;
+use autograd::{DType, Device};
 use models::space::{Arch, SpaceKind, space};
 use rand::RngExt;
 use rand_pcg::Pcg64Mcg;
@@ -15,11 +15,16 @@ use std::path::Path;
 /// A [`Controller`] created on the first [`fit`](Surrogate::fit), with its initial weights
 /// drawn from the search's generator, and trained for `epochs` each round (continuing from
 /// the previous round's weights and optimiser state, as NAO-WS does).
+///
+/// The controller lives on the surrogate's device: by default the process's training
+/// device ([`models::train::device::training_device`], which the CLI's `--device` sets), so
+/// `--device cuda` trains the controller on the GPU as well as the child networks.
 pub struct ControllerSurrogate {
     kind: SpaceKind,
     cfg: ControllerConfig,
     controller: Option<Controller>,
     init_seed: u64,
+    device: Device,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -38,7 +43,28 @@ impl ControllerSurrogate {
             cfg,
             controller: None,
             init_seed: 0,
+            device: models::train::device::training_device(),
         }
+    }
+
+    /// The same surrogate with its controller on `device` instead.
+    pub fn with_device(mut self, device: Device) -> ControllerSurrogate {
+        self.device = device;
+        self
+    }
+
+    /// A fresh controller with initial weights from `seed`, on the CPU (parameters and
+    /// optimiser state load there; [`Self::to_device`] moves it).
+    fn build(&self, seed: u64) -> Controller {
+        Controller::new(self.kind, self.cfg.clone(), DType::F32, seed)
+    }
+
+    /// Moves `c` to the surrogate's device (an f32 controller onto a device that was opened
+    /// fails only for a broken device).
+    fn to_device(&self, c: Controller) -> Controller {
+        c.to_device(&self.device)
+            .unwrap_or_else(|e| panic!("moving the controller to {}: {e}", self.device));
+        c
     }
 
     fn controller(&self) -> &Controller {
@@ -56,12 +82,7 @@ impl Surrogate for ControllerSurrogate {
     fn fit(&mut self, data: &[(Arch, f64)], rng: &mut Pcg64Mcg) -> FitStats {
         if self.controller.is_none() {
             self.init_seed = rng.random();
-            self.controller = Some(Controller::new(
-                self.kind,
-                self.cfg.clone(),
-                DType::F32,
-                self.init_seed,
-            ));
+            self.controller = Some(self.to_device(self.build(self.init_seed)));
         }
         let c = self.controller.as_mut().unwrap();
         let history = c.train(data, self.cfg.epochs, rng, |_, _| {});
@@ -113,12 +134,12 @@ impl Surrogate for ControllerSurrogate {
             self.controller = None;
             return Ok(());
         }
-        let mut c = Controller::new(self.kind, self.cfg.clone(), DType::F32, meta.init_seed);
+        let mut c = self.build(meta.init_seed);
         let params = c.params();
         load_params(dir.join("controller.params"), &params)?;
         c.optimizer()
             .load_state_file(&dir.join("optimizer.state"), &params)?;
-        self.controller = Some(c);
+        self.controller = Some(self.to_device(c));
         Ok(())
     }
 }
