@@ -5,7 +5,8 @@
 # with --test-threads=1, then the SGEMM 2048 and convolution timings. Everything is logged under
 # $OUT (or target/gpu-check when OUT is unset); the exit status is non-zero if any step failed.
 # Then the autograd GPU parity tests (every op forward and backward, CPU vs GPU), the child-CNN
-# GPU tests (models/tests/cuda_child_cnn.rs), the controller GPU tests
+# GPU tests (models/tests/cuda_child_cnn.rs), the child-RNN GPU tests
+# (models/tests/cuda_child_rnn.rs), the controller GPU tests
 # (nao/tests/cuda_controller.rs) and the child-CNN train/eval step bench on the GPU
 # next to the CPU (criterion, short settings; GPU_CHECK_SKIP_BENCH=1 skips it).
 #
@@ -13,7 +14,7 @@
 # elsewhere (they link libcuda.so.1 dynamically, so a stub-linked build loads the real driver):
 #   parity   (target/release/deps/parity-*, from cargo test --release --features cuda --no-run)
 #   sgemm_bench (target/release/examples/sgemm_bench)
-#   cuda_parity, cuda_child_cnn, cuda_controller (target/release/deps/*, from cargo test
+#   cuda_parity, cuda_child_cnn, cuda_child_rnn, cuda_controller (target/release/deps/*, from cargo test
 #       --release --no-run -p autograd -p models -p nao --features nao/cuda), child_cnn (the bench binary, from
 #       cargo bench -p nao-benches --features cuda --bench child_cnn --no-run)
 # Usage: bash ops-cuda/tools/gpu-check.sh [SGEMM_SIZE]
@@ -47,9 +48,10 @@ if [ -n "${OPS_CUDA_PREBUILT:-}" ]; then
     bench="$OPS_CUDA_PREBUILT/sgemm_bench"
     ag_parity="$(ls "$OPS_CUDA_PREBUILT"/cuda_parity* 2>/dev/null | head -n 1 || true)"
     child="$(ls "$OPS_CUDA_PREBUILT"/cuda_child_cnn* 2>/dev/null | head -n 1 || true)"
+    child_rnn="$(ls "$OPS_CUDA_PREBUILT"/cuda_child_rnn* 2>/dev/null | head -n 1 || true)"
     ctrl="$(ls "$OPS_CUDA_PREBUILT"/cuda_controller* 2>/dev/null | head -n 1 || true)"
     cnn_bench="$(ls "$OPS_CUDA_PREBUILT"/child_cnn* 2>/dev/null | head -n 1 || true)"
-    chmod +x "$parity" "$bench" ${ag_parity:+"$ag_parity"} ${child:+"$child"} ${ctrl:+"$ctrl"} ${cnn_bench:+"$cnn_bench"}
+    chmod +x "$parity" "$bench" ${ag_parity:+"$ag_parity"} ${child:+"$child"} ${child_rnn:+"$child_rnn"} ${ctrl:+"$ctrl"} ${cnn_bench:+"$cnn_bench"}
     log "using prebuilt binaries from $OPS_CUDA_PREBUILT"
 elif command -v cargo >/dev/null; then
     # find_cuda_helper needs CUDA_LIBRARY_PATH/lib64 (or /usr/local/cuda) to emit -lcuda.
@@ -64,9 +66,10 @@ elif command -v cargo >/dev/null; then
     parity="$(ls -t target/release/deps/parity-* | grep -v '\.d$' | head -n 1)"
     bench="target/release/examples/sgemm_bench"
     step build-autograd cargo test --offline --release -p autograd -p models -p nao \
-        --features nao/cuda --test cuda_parity --test cuda_child_cnn --test cuda_controller --no-run
+        --features nao/cuda --test cuda_parity --test cuda_child_cnn --test cuda_child_rnn --test cuda_controller --no-run
     ag_parity="$(ls -t target/release/deps/cuda_parity-* | grep -v '\.d$' | head -n 1 || true)"
     child="$(ls -t target/release/deps/cuda_child_cnn-* | grep -v '\.d$' | head -n 1 || true)"
+    child_rnn="$(ls -t target/release/deps/cuda_child_rnn-* | grep -v '\.d$' | head -n 1 || true)"
     ctrl="$(ls -t target/release/deps/cuda_controller-* | grep -v '\.d$' | head -n 1 || true)"
     if [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
         step build-bench cargo bench --offline -p nao-benches --features cuda --bench child_cnn --no-run
@@ -93,6 +96,12 @@ if [ -n "${child:-}" ]; then
     grep -E "^test |test result" "$out/child-cnn.log" >>"$out/summary.txt" || true
 else
     log "child-cnn: no binary"; status=1
+fi
+if [ -n "${child_rnn:-}" ]; then
+    step child-rnn "$child_rnn" --test-threads=1 --nocapture
+    grep -E "^test |test result" "$out/child-rnn.log" >>"$out/summary.txt" || true
+else
+    log "child-rnn: no binary"; status=1
 fi
 if [ -n "${ctrl:-}" ]; then
     step controller "$ctrl" --test-threads=1 --nocapture

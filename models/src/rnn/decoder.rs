@@ -9,8 +9,13 @@
 //! factor, accumulated over blocks). The backward then only scales those saved gradients
 //! by the incoming gradient of the (scalar) loss. The FLOPs are those of the unfused
 //! `matmul_t` + `cross_entropy` (one product forward, two backward).
+//!
+//! On a GPU (inputs on a CUDA device) the op is computed unfused by
+//! [`linear_cross_entropy_composed`]: `matmul_t`, a broadcast bias add and
+//! `cross_entropy`, each of which has a GPU path; the value and gradients are the same.
 
 use autograd::kernels::cpu::gemm;
+use autograd::kernels::cuda::device_of;
 use autograd::{Float, Storage, Tensor, dispatch, is_grad_enabled, no_grad};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -136,6 +141,9 @@ pub fn linear_cross_entropy(x: &Tensor, w: &Tensor, b: &Tensor, labels: &[usize]
     if let Some(&bad) = labels.iter().find(|&&l| l >= v) {
         panic!("linear_cross_entropy: label {bad} out of range for {v} classes");
     }
+    if device_of("linear_cross_entropy", &[x, w, b]).is_some() {
+        return linear_cross_entropy_composed(x, w, b, labels);
+    }
     let grad = is_grad_enabled() && (x.is_tracked() || w.is_tracked() || b.is_tracked());
     let xs = x.contiguous();
     let ws = w.contiguous();
@@ -185,4 +193,66 @@ pub fn linear_cross_entropy(x: &Tensor, w: &Tensor, b: &Tensor, labels: &[usize]
             vec![sc(dx), sc(dw), sc(db)]
         },
     )
+}
+
+/// [`linear_cross_entropy`] composed of ordinary autograd ops — `(x W^T + b)` by
+/// `matmul_t` and a broadcast add, then the mean `cross_entropy` — on whatever device the
+/// inputs live (the GPU path of the fused op; on the CPU it holds the whole `N x V` logits).
+///
+/// Panics naming the shapes when they do not fit, and naming the label when one is out of
+/// range.
+pub fn linear_cross_entropy_composed(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    labels: &[usize],
+) -> Tensor {
+    assert!(
+        x.ndim() == 2
+            && w.ndim() == 2
+            && x.shape()[1] == w.shape()[1]
+            && b.shape() == [w.shape()[0]].as_slice()
+            && labels.len() == x.shape()[0],
+        "linear_cross_entropy_composed: x {:?}, w {:?}, b {:?} and {} labels do not fit \
+         (need (N, D), (V, D), (V) and N labels)",
+        x.shape(),
+        w.shape(),
+        b.shape(),
+        labels.len()
+    );
+    let v = w.shape()[0];
+    x.matmul_t(w).add(&b.reshape(&[1, v])).cross_entropy(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_pcg::Pcg64Mcg;
+
+    fn rand(shape: &[usize], rng: &mut Pcg64Mcg) -> Tensor {
+        Tensor::uniform(shape, -1.0, 1.0, autograd::DType::F64, rng).requires_grad()
+    }
+
+    /// The composed (GPU) path equals the fused op in value and in all three gradients.
+    #[test]
+    fn composed_path_matches_the_fused_op() {
+        let mut rng = Pcg64Mcg::seed_from_u64(11);
+        let (n, d, v) = (7, 5, 13);
+        let x = rand(&[n, d], &mut rng);
+        let w = rand(&[v, d], &mut rng);
+        let b = rand(&[v], &mut rng);
+        let labels: Vec<usize> = (0..n).map(|i| (i * 5 + 3) % v).collect();
+        let fused = linear_cross_entropy(&x, &w, &b, &labels).mul_scalar(1.7);
+        let comp = linear_cross_entropy_composed(&x, &w, &b, &labels).mul_scalar(1.7);
+        assert!((fused.item() - comp.item()).abs() < 1e-12);
+        let (gf, gc) = (fused.backward(), comp.backward());
+        for t in [&x, &w, &b] {
+            let (a, c) = (gf.get(t).unwrap(), gc.get(t).unwrap());
+            assert_eq!(a.shape(), c.shape());
+            for (p, q) in a.to_vec::<f64>().iter().zip(c.to_vec::<f64>()) {
+                assert!((p - q).abs() < 1e-12, "gradient {p} vs {q}");
+            }
+        }
+    }
 }

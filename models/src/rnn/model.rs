@@ -17,10 +17,15 @@
 //! its seed; [`RnnLanguageModel::forward_with_masks`] takes them explicitly (gradient
 //! checks use fixed masks). The returned hidden state is detached, ready to be carried
 //! into the next BPTT window.
+//!
+//! Devices: the model computes on the device of its parameters (move them with
+//! [`Module::to_device`]). Masks are drawn on the host from the caller's generator and
+//! copied there, so a GPU run draws the same masks as a CPU run with the same seed; the
+//! hidden state and constants are made there too.
 
 use autograd::nn::{Module, Param, init};
 use autograd::ops::dropout::dropout_mask;
-use autograd::{DType, Tensor};
+use autograd::{DType, Device, Tensor};
 use ndarray::ArrayView2;
 use rand_pcg::Pcg64Mcg;
 
@@ -130,22 +135,35 @@ impl RnnLanguageModel {
         self.encoder.get().dtype()
     }
 
-    /// A zero hidden state `(batch, hid)` in the model's dtype.
+    /// The device of the parameters (where the model computes).
+    pub fn device(&self) -> Device {
+        self.encoder.device()
+    }
+
+    /// A zero hidden state `(batch, hid)` in the model's dtype, on its device.
     pub fn init_hidden(&self, batch: usize) -> Tensor {
-        Tensor::zeros(&[batch, self.config.hidden], self.dtype())
+        Tensor::full_on(
+            &[batch, self.config.hidden],
+            0.0,
+            self.dtype(),
+            &self.device(),
+        )
     }
 
     /// Draws the masks of one training pass for a batch of `batch` streams, in the order
-    /// embedding rows, input, x, h, output (a zero probability draws nothing).
+    /// embedding rows, input, x, h, output (a zero probability draws nothing); drawn on
+    /// the host, then copied to the model's device.
     pub fn sample_masks(&self, batch: usize, rng: &mut Pcg64Mcg) -> DropoutMasks {
         let c = &self.config;
         let dt = self.dtype();
+        let dev = self.device();
+        let mut m = |p: f64, shape: &[usize]| mask(p, shape, dt, rng).map(|t| t.to(&dev));
         DropoutMasks {
-            emb_rows: mask(c.dropoute, &[c.vocab, 1], dt, rng),
-            input: mask(c.dropouti, &[batch, c.emb], dt, rng),
-            x: mask(c.dropoutx, &[batch, c.emb], dt, rng),
-            h: mask(c.dropouth, &[batch, c.hidden], dt, rng),
-            output: mask(c.dropout, &[batch, c.hidden], dt, rng),
+            emb_rows: m(c.dropoute, &[c.vocab, 1]),
+            input: m(c.dropouti, &[batch, c.emb]),
+            x: m(c.dropoutx, &[batch, c.emb]),
+            h: m(c.dropouth, &[batch, c.hidden]),
+            output: m(c.dropout, &[batch, c.hidden]),
         }
     }
 
@@ -180,7 +198,7 @@ impl RnnLanguageModel {
     fn decode(&self, out: &Tensor) -> Tensor {
         let n = out.shape()[0];
         let v = self.config.vocab;
-        let ones = Tensor::ones(&[n, 1], out.dtype());
+        let ones = Tensor::full_on(&[n, 1], 1.0, out.dtype(), out.device());
         let out_aug = Tensor::concat(&[out, &ones], 1);
         let w_aug = Tensor::concat(&[&self.encoder.get(), &self.bias.get().reshape(&[v, 1])], 1);
         out_aug.matmul_t(&w_aug)

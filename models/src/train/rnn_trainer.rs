@@ -14,6 +14,11 @@
 //!   the averaged weights; at the end the model holds the averaged weights.
 //! * A non-finite loss or gradient norm stops training with [`TrainError::NonFinite`].
 //!
+//! Device: [`train_rnn`] trains on the process's child-training device
+//! ([`super::device::training_device`], the CPU unless the CLI's `--device` set another);
+//! [`train_rnn_on`] takes one explicitly, [`train_model`] uses the model's own. The
+//! parameters, optimiser state, hidden states, masks and the ASGD average all live there.
+//!
 //! Randomness: the model's initial weights, the dropout masks and the window lengths all
 //! come from generators seeded from `seed`, so a run is reproducible.
 
@@ -22,7 +27,7 @@ use std::time::Instant;
 
 use autograd::nn::{Module, Param};
 use autograd::optim::{Optimizer, Sgd, clip_grad_norm};
-use autograd::{Tensor, no_grad};
+use autograd::{Device, Tensor, no_grad};
 use datasets::{BpttWindows, Corpus, SeqLen, batchify};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::Array2;
@@ -60,6 +65,9 @@ pub enum TrainError {
         /// The reason.
         why: String,
     },
+    /// The model could not be moved to the training device.
+    #[error("setup failed: {0}")]
+    Setup(String),
     /// The corpus could not be batched.
     #[error(transparent)]
     Data(#[from] datasets::DatasetError),
@@ -98,7 +106,8 @@ pub struct RnnReport {
 }
 
 /// Builds a model for `arch` (weights seeded from `seed`, vocabulary size taken from the
-/// corpus) and trains it; see the module docs.
+/// corpus) and trains it on the process's child-training device
+/// ([`super::device::training_device`]); see the module docs.
 pub fn train_rnn(
     arch: &RnnCell,
     config: &RnnConfig,
@@ -107,6 +116,22 @@ pub fn train_rnn(
     seed: u64,
     progress: bool,
 ) -> Result<RnnReport, TrainError> {
+    let device = super::device::training_device();
+    train_rnn_on(arch, config, recipe, corpus, seed, progress, &device)
+}
+
+/// [`train_rnn`] on `device`: the model is built on the CPU (same initial weights for
+/// every device), moved to `device`, and trained there; it errors with
+/// [`TrainError::Setup`] when the move fails.
+pub fn train_rnn_on(
+    arch: &RnnCell,
+    config: &RnnConfig,
+    recipe: &PtbRecipe,
+    corpus: &Corpus,
+    seed: u64,
+    progress: bool,
+    device: &Device,
+) -> Result<RnnReport, TrainError> {
     let config = config.with_vocab(corpus.vocab.len());
     config.validate().map_err(|why| TrainError::Invalid {
         what: "model config",
@@ -114,6 +139,9 @@ pub fn train_rnn(
     })?;
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let model = RnnLanguageModel::new(arch, &config, &mut rng);
+    model
+        .to_device(device)
+        .map_err(|e| TrainError::Setup(format!("cannot move the model to {device}: {e}")))?;
     train_model(&model, recipe, corpus, seed, progress)
 }
 
@@ -213,8 +241,8 @@ impl Averager {
     }
 }
 
-/// Trains an existing `model` in place (see the module docs); `seed` drives the dropout
-/// masks and window lengths.
+/// Trains an existing `model` in place on the device of its parameters (see the module
+/// docs); `seed` drives the dropout masks and window lengths.
 pub fn train_model(
     model: &RnnLanguageModel,
     recipe: &PtbRecipe,
