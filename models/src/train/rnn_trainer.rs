@@ -388,4 +388,35 @@ mod tests {
         assert_eq!(p.get().to_vec::<f64>(), vec![5.0, 10.0]);
         assert_eq!(p.get().dtype(), DType::F64);
     }
+
+    /// The ASGD average of GPU parameters stays on the GPU and equals the CPU's (skips
+    /// without a CUDA device, unless `OPS_CUDA_REQUIRE_GPU=1`).
+    #[test]
+    fn averager_on_the_gpu_matches_the_cpu() {
+        let dev = match Device::cuda(0) {
+            Ok(d) => d,
+            Err(e) => {
+                if std::env::var("OPS_CUDA_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                    panic!("OPS_CUDA_REQUIRE_GPU=1 but no CUDA device: {e}");
+                }
+                println!("skipped: no CUDA device ({e})");
+                return;
+            }
+        };
+        let run = |device: &Device| {
+            let p = Param::new("w", Tensor::from_vec(vec![1.0f32, 2.0], &[2]).to(device));
+            let params = vec![p.clone()];
+            let mut a = Averager::new(&params);
+            for v in [3.0f32, 5.0] {
+                p.set(Tensor::from_vec(vec![v, 2.0 * v], &[2]).to(device));
+                a.update(&params);
+            }
+            assert!(a.avg.iter().all(|t| t.device() == device));
+            a.with_average(&params, || p.get().to_vec::<f32>())
+        };
+        let (c, g) = (run(&Device::Cpu), run(&dev));
+        for (x, y) in g.iter().zip(&c) {
+            assert!((x - y).abs() <= 1e-6 * y.abs(), "GPU {x} vs CPU {y}");
+        }
+    }
 }
