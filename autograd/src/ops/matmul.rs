@@ -5,9 +5,50 @@
 use crate::dispatch2;
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
+use crate::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
 use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, Axis, Ix2, Ix3};
+
+/// Per-product size (`m * n * k`) up to which a batched product skips matrixmultiply:
+/// packing both operands and its blocking overhead dominate products this small (the NAO
+/// decoder's attention: 100 products of `40 x 96 x 20` per call).
+const SMALL_PRODUCT: usize = 1 << 18;
+
+/// `c = op(a) op(b)` for one small product: `op(b)` packed once into column panels and
+/// streamed by [`gemm_packed`]'s register-blocked kernel; `op(a)` read in place when it is
+/// row-major, else copied. Each element sums over the inner index in order.
+fn small_product<T: Float>(
+    a: ndarray::ArrayView2<T>,
+    ta: bool,
+    b: ndarray::ArrayView2<T>,
+    tb: bool,
+    mut c: ndarray::ArrayViewMut2<T>,
+) {
+    let a = if ta { a.reversed_axes() } else { a };
+    let b = if tb { b.reversed_axes() } else { b };
+    let (m, k) = a.dim();
+    let packed = PackedB::new(b);
+    let a_std = a.as_standard_layout();
+    let a_slice = a_std.as_slice().expect("standard layout");
+    match c.as_slice_mut() {
+        Some(cs) => gemm_packed(a_slice, k.max(1), m, &packed, false, cs, packed.n().max(1)),
+        None => {
+            let mut tmp = ndarray::Array2::<T>::zeros(c.dim());
+            let n = packed.n().max(1);
+            gemm_packed(
+                a_slice,
+                k.max(1),
+                m,
+                &packed,
+                false,
+                tmp.as_slice_mut().unwrap(),
+                n,
+            );
+            c.assign(&tmp);
+        }
+    }
+}
 
 fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> ArrayD<T> {
     match (a.ndim(), b.ndim()) {
@@ -31,6 +72,7 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
             };
             let k = if ta { a3.dim().1 } else { a3.dim().2 };
             let mut c = ndarray::Array3::<T>::zeros((batch, m, n));
+            let small = m * n * k <= SMALL_PRODUCT;
             // Each product is independent: batches split across the rayon pool (each
             // product's arithmetic does not depend on the split).
             let work = |(i, mut ci): (usize, ndarray::ArrayViewMut2<T>)| {
@@ -41,6 +83,10 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
                 } else {
                     b.view().into_dimensionality::<Ix2>().unwrap()
                 };
+                if small {
+                    small_product(a3.index_axis(Axis(0), i), ta, bi, tb, ci);
+                    return;
+                }
                 gemm(
                     T::one(),
                     a3.index_axis(Axis(0), i),
@@ -191,6 +237,44 @@ mod tests {
         let a = crate::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
         let b = crate::Tensor::from_vec(vec![5.0f32, 6.0, 7.0, 8.0], &[2, 2]);
         assert_eq!(a.matmul(&b).to_vec::<f32>(), vec![19.0, 22.0, 43.0, 50.0]);
+    }
+
+    #[test]
+    fn small_batched_products_match_the_gemm_path() {
+        // Batched products at or below SMALL_PRODUCT take the packed kernel; each must equal
+        // the 2-D product (matrixmultiply) of its slices, for every transpose combination.
+        use ndarray::{Array3, Axis, Ix2};
+        let mut seed = 1u64;
+        let mut rnd = |shape: (usize, usize, usize)| {
+            Array3::from_shape_fn(shape, |_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+        };
+        for &(m, k, n) in &[(40, 96, 20), (3, 5, 37), (1, 7, 1), (33, 64, 70)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = rnd(if ta { (4, k, m) } else { (4, m, k) }).into_dyn();
+                let b = rnd(if tb { (4, n, k) } else { (4, k, n) }).into_dyn();
+                let got = super::matmul_kernel(&a, ta, &b, tb);
+                for i in 0..4 {
+                    let ai = a.index_axis(Axis(0), i).to_owned();
+                    let bi = b.index_axis(Axis(0), i).to_owned();
+                    let want = super::matmul_kernel(&ai.into_dyn(), ta, &bi.into_dyn(), tb);
+                    let got_i = got
+                        .index_axis(Axis(0), i)
+                        .into_dimensionality::<Ix2>()
+                        .unwrap();
+                    for (g, w) in got_i.iter().zip(want.iter()) {
+                        assert!(
+                            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                            "{m}x{k}x{n} ta={ta} tb={tb}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
