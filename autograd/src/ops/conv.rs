@@ -153,37 +153,65 @@ impl Tensor {
                 bias.map(|b| b.dtype())
             ),
         };
-        let mut inputs = vec![self, weight];
-        if let Some(b) = bias {
-            inputs.push(b);
-        }
-        Tensor::from_op(
-            out,
-            &inputs,
-            "conv2d",
-            move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                let need = (
-                    inp[0].is_tracked(),
-                    inp[1].is_tracked(),
-                    inp.len() > 2 && inp[2].is_tracked(),
-                );
-                let (dx, dw, db) = match (inp[0].storage(), inp[1].storage(), g.storage()) {
-                    (Storage::F32(x), Storage::F32(w), Storage::F32(g)) => {
-                        backward(x, w, g, &p, need)
-                    }
-                    (Storage::F64(x), Storage::F64(w), Storage::F64(g)) => {
-                        backward(x, w, g, &p, need)
-                    }
-                    _ => panic!("conv2d backward: dtype mismatch"),
-                };
-                let mut v = vec![dx.map(Tensor::from_storage), dw.map(Tensor::from_storage)];
-                if inp.len() > 2 {
-                    v.push(db.map(Tensor::from_storage));
-                }
-                v
-            },
-        )
+        record_cpu(out, self, weight, bias, p, false)
     }
+}
+
+/// Records a CPU convolution node: `conv2d`, or `relu_conv2d` when `relu` (inputs `x`,
+/// `weight` and the optional bias); its backward runs the matching kernel.
+fn record_cpu(
+    out: Storage,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    p: Conv2dParams,
+    relu: bool,
+) -> Tensor {
+    fn grads<T: Float>(
+        relu: bool,
+        x: &ArrayD<T>,
+        w: &ArrayD<T>,
+        g: &ArrayD<T>,
+        p: &Conv2dParams,
+        need: (bool, bool, bool),
+    ) -> Grads {
+        if relu {
+            relu_dw_backward(x, w, g, p, need)
+        } else {
+            backward(x, w, g, p, need)
+        }
+    }
+    let name = if relu { "relu_conv2d" } else { "conv2d" };
+    let mut inputs = vec![x, weight];
+    if let Some(b) = bias {
+        inputs.push(b);
+    }
+    Tensor::from_op(
+        out,
+        &inputs,
+        name,
+        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            let need = (
+                inp[0].is_tracked(),
+                inp[1].is_tracked(),
+                inp.len() > 2 && inp[2].is_tracked(),
+            );
+            let (dx, dw, db) = match (inp[0].storage(), inp[1].storage(), g.storage()) {
+                (Storage::F32(x), Storage::F32(w), Storage::F32(g)) => {
+                    grads(relu, x, w, g, &p, need)
+                }
+                (Storage::F64(x), Storage::F64(w), Storage::F64(g)) => {
+                    grads(relu, x, w, g, &p, need)
+                }
+                _ => panic!("{name} backward: dtype mismatch"),
+            };
+            let mut v = vec![dx.map(Tensor::from_storage), dw.map(Tensor::from_storage)];
+            if inp.len() > 2 {
+                v.push(db.map(Tensor::from_storage));
+            }
+            v
+        },
+    )
 }
 
 /// Forward of the fused ReLU -> depthwise conv.
@@ -267,36 +295,7 @@ impl Tensor {
             }
             _ => return self.relu().conv2d(weight, bias, params),
         };
-        let mut inputs = vec![self, weight];
-        if let Some(b) = bias {
-            inputs.push(b);
-        }
-        Tensor::from_op(
-            out,
-            &inputs,
-            "relu_conv2d",
-            move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                let need = (
-                    inp[0].is_tracked(),
-                    inp[1].is_tracked(),
-                    inp.len() > 2 && inp[2].is_tracked(),
-                );
-                let (dx, dw, db) = match (inp[0].storage(), inp[1].storage(), g.storage()) {
-                    (Storage::F32(x), Storage::F32(w), Storage::F32(g)) => {
-                        relu_dw_backward(x, w, g, &p, need)
-                    }
-                    (Storage::F64(x), Storage::F64(w), Storage::F64(g)) => {
-                        relu_dw_backward(x, w, g, &p, need)
-                    }
-                    _ => panic!("relu_conv2d backward: dtype mismatch"),
-                };
-                let mut v = vec![dx.map(Tensor::from_storage), dw.map(Tensor::from_storage)];
-                if inp.len() > 2 {
-                    v.push(db.map(Tensor::from_storage));
-                }
-                v
-            },
-        )
+        record_cpu(out, self, weight, bias, p, true)
     }
 }
 
