@@ -118,25 +118,30 @@ fn forward<T: Float>(
     (total, saved)
 }
 
-/// `mean_n CE(x_n W^T + b, labels_n)` for `x: (N, D)`, `w: (V, D)`, `b: (V)`, as a 0-d
-/// tensor; differentiable in `x`, `w` and `b` (see the module docs).
-///
-/// Panics naming the shapes when they do not fit, and naming the label when one is out of
-/// range.
-pub fn linear_cross_entropy(x: &Tensor, w: &Tensor, b: &Tensor, labels: &[usize]) -> Tensor {
+/// Panics naming the shapes when `x (N, D)`, `w (V, D)`, `b (V)` and `N` labels do not fit.
+fn check_shapes(op: &str, x: &Tensor, w: &Tensor, b: &Tensor, labels: &[usize]) {
     assert!(
         x.ndim() == 2
             && w.ndim() == 2
             && x.shape()[1] == w.shape()[1]
             && b.shape() == [w.shape()[0]].as_slice()
             && labels.len() == x.shape()[0],
-        "linear_cross_entropy: x {:?}, w {:?}, b {:?} and {} labels do not fit \
+        "{op}: x {:?}, w {:?}, b {:?} and {} labels do not fit \
          (need (N, D), (V, D), (V) and N labels)",
         x.shape(),
         w.shape(),
         b.shape(),
         labels.len()
     );
+}
+
+/// `mean_n CE(x_n W^T + b, labels_n)` for `x: (N, D)`, `w: (V, D)`, `b: (V)`, as a 0-d
+/// tensor; differentiable in `x`, `w` and `b` (see the module docs).
+///
+/// Panics naming the shapes when they do not fit, and naming the label when one is out of
+/// range.
+pub fn linear_cross_entropy(x: &Tensor, w: &Tensor, b: &Tensor, labels: &[usize]) -> Tensor {
+    check_shapes("linear_cross_entropy", x, w, b, labels);
     let (n, d, v) = (x.shape()[0], x.shape()[1], w.shape()[0]);
     if let Some(&bad) = labels.iter().find(|&&l| l >= v) {
         panic!("linear_cross_entropy: label {bad} out of range for {v} classes");
@@ -207,19 +212,7 @@ pub fn linear_cross_entropy_composed(
     b: &Tensor,
     labels: &[usize],
 ) -> Tensor {
-    assert!(
-        x.ndim() == 2
-            && w.ndim() == 2
-            && x.shape()[1] == w.shape()[1]
-            && b.shape() == [w.shape()[0]].as_slice()
-            && labels.len() == x.shape()[0],
-        "linear_cross_entropy_composed: x {:?}, w {:?}, b {:?} and {} labels do not fit \
-         (need (N, D), (V, D), (V) and N labels)",
-        x.shape(),
-        w.shape(),
-        b.shape(),
-        labels.len()
-    );
+    check_shapes("linear_cross_entropy_composed", x, w, b, labels);
     let v = w.shape()[0];
     x.matmul_t(w).add(&b.reshape(&[1, v])).cross_entropy(labels)
 }
