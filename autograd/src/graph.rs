@@ -238,12 +238,52 @@ impl Tensor {
 
 fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) {
     match map.remove(&id) {
-        Some(prev) => {
-            map.insert(id, &prev + &g);
+        Some(mut prev) => {
+            if !add_in_place(&mut prev, &g) {
+                prev = &prev + &g;
+            }
+            map.insert(id, prev);
         }
         None => {
             map.insert(id, g);
         }
+    }
+}
+
+/// `prev += g` without a new buffer, when nothing else can see `prev` (its node is held
+/// only here: no clone, no op input, no retained gradient) and both are CPU arrays of one
+/// dtype, shape and row-major layout. The sums are the same bits as `prev + g`. Returns
+/// false (and changes nothing) otherwise.
+fn add_in_place(prev: &mut Tensor, g: &Tensor) -> bool {
+    use crate::storage::Storage;
+    fn add<T: crate::dtype::Float>(a: &mut ndarray::ArrayD<T>, b: &ndarray::ArrayD<T>) -> bool {
+        use rayon::prelude::*;
+        if a.shape() != b.shape() {
+            return false;
+        }
+        let (Some(a), Some(b)) = (a.as_slice_mut(), b.as_slice()) else {
+            return false;
+        };
+        const CHUNK: usize = 1 << 15;
+        if a.len() >= 2 * CHUNK {
+            a.par_chunks_mut(CHUNK)
+                .zip(b.par_chunks(CHUNK))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, &y)| *x += y));
+        } else {
+            a.iter_mut().zip(b).for_each(|(x, &y)| *x += y);
+        }
+        true
+    }
+    let Some(node) = std::sync::Arc::get_mut(&mut prev.0) else {
+        return false;
+    };
+    if node.op.is_some() {
+        return false;
+    }
+    match (&mut node.storage, g.storage()) {
+        (Storage::F32(a), Storage::F32(b)) => add(a, b),
+        (Storage::F64(a), Storage::F64(b)) => add(a, b),
+        _ => false,
     }
 }
 
@@ -265,4 +305,31 @@ fn reverse_topological_order(root: &Tensor) -> Vec<Tensor> {
     }
     nodes.sort_by_key(|t| std::cmp::Reverse(t.id()));
     nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+
+    /// Fan-out gradients are summed; the in-place sum never changes a gradient that is
+    /// shared (one tensor handed to two inputs by `add`) or kept (a retained gradient).
+    #[test]
+    fn fan_out_sums_leave_shared_and_retained_gradients_alone() {
+        let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3]).requires_grad();
+        let b = Tensor::from_vec(vec![4.0f64, 5.0, 6.0], &[3]).requires_grad();
+        // c = a + b (backward hands ONE tensor to both a and b); d = 2c + a + a*b.
+        let c = a.add(&b);
+        c.retain_grad();
+        let d = c.mul_scalar(2.0).add(&a).add(&a.mul(&b)).sum();
+        let g = d.backward();
+        assert_eq!(g.get(&c).unwrap().to_vec::<f64>(), vec![2.0; 3]);
+        // dd/da = 2 + 1 + b; dd/db = 2 + a.
+        assert_eq!(g.get(&a).unwrap().to_vec::<f64>(), vec![7.0, 8.0, 9.0]);
+        assert_eq!(g.get(&b).unwrap().to_vec::<f64>(), vec![3.0, 4.0, 5.0]);
+        // x used three times through the same shared gradient.
+        let x = Tensor::from_vec(vec![1.0f32; 70_000], &[70_000]).requires_grad();
+        let y = x.add(&x).add(&x).sum();
+        let gx = y.backward().get(&x).unwrap().to_vec::<f32>();
+        assert!(gx.iter().all(|&v| v == 3.0));
+    }
 }

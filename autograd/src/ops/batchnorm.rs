@@ -176,11 +176,10 @@ pub fn batch_norm(
         move |inp: &[Tensor], _: &Tensor, dy: &Tensor| {
             let x = &inp[0];
             let (sum_dy, sum_dyxc) = with_array!(x.storage(), |a| {
-                let dyv = Float::from_storage(dy.storage())
-                    .map(|d: &ArrayD<T>| standard_layout(d).into_owned())
-                    .unwrap_or_else(|| {
-                        panic!("batch_norm backward: dtype mismatch {}", dy.dtype())
-                    });
+                let d: &ArrayD<T> = Float::from_storage(dy.storage()).unwrap_or_else(|| {
+                    panic!("batch_norm backward: dtype mismatch {}", dy.dtype())
+                });
+                let dyv = standard_layout(d);
                 bn_grad_sums(
                     standard_layout(a).as_slice().unwrap(),
                     dyv.as_slice().unwrap(),

@@ -1,6 +1,6 @@
 //! Batch-norm kernels on a row-major `(N, C, HW)` layout (an NCHW tensor with `HW = H * W`,
 //! or an `(N, C)` matrix with `HW = 1`). Channel statistics and gradient sums run in
-//! parallel over channels (accumulated in f64); the elementwise passes run in parallel over
+//! parallel over channels (per plane in lanes of the element type, over planes in f64); the elementwise passes run in parallel over
 //! images, one fused `a[c] * u + b[c] * v + d[c]` per element.
 
 use crate::dtype::Float;
@@ -30,101 +30,89 @@ impl BnLayout {
     }
 }
 
-/// Lanes of the f64 accumulators: enough independent additions to keep the adder busy.
-const LANES: usize = 16;
+/// Lanes of the per-plane accumulators: enough independent additions to keep the adders
+/// busy (four AVX2 vectors of f32).
+const LANES: usize = 32;
 
-/// Adds the `LANES` partial sums in a fixed order.
+/// Adds the `LANES` partial sums in a fixed order, in f64.
 #[inline(always)]
-fn reduce_lanes(acc: &[f64; LANES]) -> f64 {
-    let mut h = [0.0; 8];
-    for l in 0..8 {
-        h[l] = acc[l] + acc[l + 8];
+fn reduce_lanes<T: Float>(acc: &[T; LANES]) -> f64 {
+    let mut h = [0.0f64; 8];
+    for (l, hl) in h.iter_mut().enumerate() {
+        *hl = (acc[l].to_f64().unwrap() + acc[l + 8].to_f64().unwrap())
+            + (acc[l + 16].to_f64().unwrap() + acc[l + 24].to_f64().unwrap());
     }
     ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]))
 }
 
 multiversion! {
-    /// `out[0] = sum x`, `out[1] = sum (x - mean)^2` over one plane (the second only when
-    /// `out.len() > 1`, using `mean`), in f64 lanes.
-    fn plane_sums<T: Float>(x: &[T], mean: f64, out: &mut [f64]) {
-        let mut acc = [0.0f64; LANES];
+    /// `out = (sum d, sum d^2)` with `d = x - shift` over one plane: lanes of `T` within the
+    /// plane (a plane has at most a few thousand elements), reduced in f64.
+    fn plane_sums<T: Float>(x: &[T], shift: T, out: &mut [f64; 2]) {
+        let mut s = [T::zero(); LANES];
+        let mut s2 = [T::zero(); LANES];
         let mut xc = x.chunks_exact(LANES);
-        if out.len() == 1 {
-            for a in &mut xc {
-                for l in 0..LANES {
-                    acc[l] += a[l].to_f64().unwrap();
-                }
-            }
-            for (l, v) in xc.remainder().iter().enumerate() {
-                acc[l] += v.to_f64().unwrap();
-            }
-        } else {
-            for a in &mut xc {
-                for l in 0..LANES {
-                    let d = a[l].to_f64().unwrap() - mean;
-                    acc[l] += d * d;
-                }
-            }
-            for (l, v) in xc.remainder().iter().enumerate() {
-                let d = v.to_f64().unwrap() - mean;
-                acc[l] += d * d;
+        for a in &mut xc {
+            for l in 0..LANES {
+                let d = a[l] - shift;
+                s[l] += d;
+                s2[l] += d * d;
             }
         }
-        out[out.len() - 1] = reduce_lanes(&acc);
+        for (l, &v) in xc.remainder().iter().enumerate() {
+            let d = v - shift;
+            s[l] += d;
+            s2[l] += d * d;
+        }
+        *out = [reduce_lanes(&s), reduce_lanes(&s2)];
     }
 }
 
 multiversion! {
-    /// `out = (sum dy, sum dy * (x - mean))` over one plane, in f64 lanes.
-    fn plane_grad_sums<T: Float>(x: &[T], dy: &[T], mean: f64, out: &mut [f64]) {
-        let mut s = [0.0f64; LANES];
-        let mut sx = [0.0f64; LANES];
+    /// `out = (sum dy, sum dy * (x - mean))` over one plane: lanes of `T`, reduced in f64.
+    fn plane_grad_sums<T: Float>(x: &[T], dy: &[T], mean: T, out: &mut [f64; 2]) {
+        let mut s = [T::zero(); LANES];
+        let mut sx = [T::zero(); LANES];
         let mut xc = x.chunks_exact(LANES);
         let mut dc = dy.chunks_exact(LANES);
         for (a, g) in (&mut xc).zip(&mut dc) {
             for l in 0..LANES {
-                let gv = g[l].to_f64().unwrap();
-                s[l] += gv;
-                sx[l] += gv * (a[l].to_f64().unwrap() - mean);
+                s[l] += g[l];
+                sx[l] += g[l] * (a[l] - mean);
             }
         }
-        for (l, (a, g)) in xc.remainder().iter().zip(dc.remainder()).enumerate() {
-            let gv = g.to_f64().unwrap();
-            s[l] += gv;
-            sx[l] += gv * (a.to_f64().unwrap() - mean);
+        for (l, (&a, &g)) in xc.remainder().iter().zip(dc.remainder()).enumerate() {
+            s[l] += g;
+            sx[l] += g * (a - mean);
         }
-        out[0] = reduce_lanes(&s);
-        out[1] = reduce_lanes(&sx);
+        *out = [reduce_lanes(&s), reduce_lanes(&sx)];
     }
 }
 
-/// Per-channel batch mean and biased variance (two passes, f64 accumulation in a fixed
-/// order: lanes within each plane, then the planes in image order).
+/// Per-channel batch mean and biased variance in one pass over `x`: sums of `d = x - K`
+/// and `d^2` with `K` the channel's first element (shifting keeps `E[d^2] - E[d]^2` free of
+/// cancellation), per plane in lanes of `T`, then over the planes in image order in f64.
 pub fn bn_batch_stats<T: Float>(x: &[T], l: BnLayout) -> (Vec<f64>, Vec<f64>) {
     let m = l.per_channel().max(1) as f64;
     (0..l.c)
         .into_par_iter()
         .map(|ci| {
-            let mut o = [0.0f64; 1];
-            let mut mean = 0.0;
+            let shift = l.plane(x, 0, ci).first().copied().unwrap_or(T::zero());
+            let (mut s, mut s2) = (0.0f64, 0.0f64);
+            let mut o = [0.0f64; 2];
             for ni in 0..l.n {
-                plane_sums(l.plane(x, ni, ci), 0.0, &mut o);
-                mean += o[0];
+                plane_sums(l.plane(x, ni, ci), shift, &mut o);
+                s += o[0];
+                s2 += o[1];
             }
-            mean /= m;
-            let mut o2 = [0.0f64; 2];
-            let mut var = 0.0;
-            for ni in 0..l.n {
-                plane_sums(l.plane(x, ni, ci), mean, &mut o2);
-                var += o2[1];
-            }
-            (mean, var / m)
+            let md = s / m;
+            (shift.to_f64().unwrap() + md, (s2 / m - md * md).max(0.0))
         })
         .unzip()
 }
 
-/// Per-channel `(sum dy, sum dy * (x - mean))`, f64 accumulation in a fixed order (one
-/// pass).
+/// Per-channel `(sum dy, sum dy * (x - mean))`: per plane in lanes of `T`, then over the
+/// planes in image order in f64 (one pass).
 pub fn bn_grad_sums<T: Float>(
     x: &[T],
     dy: &[T],
@@ -136,8 +124,9 @@ pub fn bn_grad_sums<T: Float>(
         .map(|ci| {
             let (mut s, mut sx) = (0.0, 0.0);
             let mut o = [0.0f64; 2];
+            let mc = T::of(mean[ci]);
             for ni in 0..l.n {
-                plane_grad_sums(l.plane(x, ni, ci), l.plane(dy, ni, ci), mean[ci], &mut o);
+                plane_grad_sums(l.plane(x, ni, ci), l.plane(dy, ni, ci), mc, &mut o);
                 s += o[0];
                 sx += o[1];
             }
@@ -149,28 +138,120 @@ pub fn bn_grad_sums<T: Float>(
 /// `out = a[c] * u + b[c] * v + d[c]` elementwise, in parallel over images; `v` may be
 /// empty (then the `b` term is skipped).
 pub fn bn_affine2<T: Float>(u: &[T], v: &[T], l: BnLayout, a: &[T], b: &[T], d: &[T]) -> Vec<T> {
-    let mut out = vec![T::zero(); u.len()];
+    let len = u.len();
+    let mut out: Vec<T> = Vec::with_capacity(len);
     let img = l.c * l.hw;
     if img == 0 {
-        return out;
+        return vec![T::zero(); len];
     }
-    out.par_chunks_mut(img).enumerate().for_each(|(ni, o)| {
-        for ci in 0..l.c {
-            let start = ci * l.hw;
-            let base = ni * img + start;
-            let oc = &mut o[start..start + l.hw];
-            let uc = &u[base..base + l.hw];
-            let (ac, dc) = (a[ci], d[ci]);
-            if v.is_empty() {
-                oc.iter_mut().zip(uc).for_each(|(o, &x)| *o = ac * x + dc);
-            } else {
-                let bc = b[ci];
-                let vc = &v[base..base + l.hw];
-                oc.iter_mut()
-                    .zip(uc.iter().zip(vc))
-                    .for_each(|(o, (&x, &y))| *o = ac * x + bc * y + dc);
+    assert!(len == l.n * img && (v.is_empty() || v.len() == len));
+    // Every element is written below, so the buffer is not zero-filled first.
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(img)
+        .enumerate()
+        .for_each(|(ni, o)| {
+            for ci in 0..l.c {
+                let start = ci * l.hw;
+                let base = ni * img + start;
+                let oc = &mut o[start..start + l.hw];
+                let uc = &u[base..base + l.hw];
+                let (ac, dc) = (a[ci], d[ci]);
+                if v.is_empty() {
+                    oc.iter_mut().zip(uc).for_each(|(o, &x)| {
+                        o.write(ac * x + dc);
+                    });
+                } else {
+                    let bc = b[ci];
+                    let vc = &v[base..base + l.hw];
+                    oc.iter_mut()
+                        .zip(uc.iter().zip(vc))
+                        .for_each(|(o, (&x, &y))| {
+                            o.write(ac * x + bc * y + dc);
+                        });
+                }
+            }
+        });
+    // SAFETY: the chunks above cover `0..len` (len = n * img) and write every element.
+    unsafe { out.set_len(len) };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// f32 statistics and gradient sums (lanes of f32 within a plane) against an f64
+    /// two-pass reference, on data far from zero with a small spread (where a naive
+    /// one-pass `E[x^2] - E[x]^2` would cancel) and ragged plane sizes.
+    #[test]
+    fn f32_sums_match_f64_two_pass_reference() {
+        for &(n, c, hw) in &[(3, 2, 37), (5, 3, 1024), (4, 2, 1)] {
+            let l = BnLayout { n, c, hw };
+            let len = n * c * hw;
+            let x: Vec<f32> = (0..len)
+                .map(|i| 1000.0 + ((i * 7919 % 113) as f32 - 56.0) * 0.01)
+                .collect();
+            let dy: Vec<f32> = (0..len)
+                .map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.1)
+                .collect();
+            let (mean, var) = bn_batch_stats(&x, l);
+            let (s, sx) = bn_grad_sums(&x, &dy, l, &mean);
+            for ci in 0..c {
+                let idx: Vec<usize> = (0..n)
+                    .flat_map(|ni| (0..hw).map(move |p| (ni * c + ci) * hw + p))
+                    .collect();
+                let m = idx.len() as f64;
+                let mu = idx.iter().map(|&i| x[i] as f64).sum::<f64>() / m;
+                let v = idx.iter().map(|&i| (x[i] as f64 - mu).powi(2)).sum::<f64>() / m;
+                let ws = idx.iter().map(|&i| dy[i] as f64).sum::<f64>();
+                let wsx = idx
+                    .iter()
+                    .map(|&i| dy[i] as f64 * (x[i] as f64 - mu))
+                    .sum::<f64>();
+                assert!(
+                    (mean[ci] - mu).abs() < 1e-6 * mu.abs(),
+                    "mean {} vs {mu}",
+                    mean[ci]
+                );
+                assert!((var[ci] - v).abs() < 1e-3 * v, "var {} vs {v}", var[ci]);
+                assert!(
+                    (s[ci] - ws).abs() < 1e-4 * (1.0 + ws.abs()),
+                    "{} vs {ws}",
+                    s[ci]
+                );
+                assert!(
+                    (sx[ci] - wsx).abs() < 1e-3 * (1.0 + wsx.abs()),
+                    "{} vs {wsx}",
+                    sx[ci]
+                );
             }
         }
-    });
-    out
+    }
+
+    /// Same bits whatever the thread count.
+    #[test]
+    fn sums_are_bit_identical_across_thread_counts() {
+        let l = BnLayout { n: 7, c: 5, hw: 50 };
+        let x: Vec<f32> = (0..7 * 5 * 50)
+            .map(|i| ((i * 13 % 29) as f32) * 0.3 - 4.0)
+            .collect();
+        let dy: Vec<f32> = (0..x.len())
+            .map(|i| ((i * 5 % 11) as f32) * 0.2 - 1.0)
+            .collect();
+        let run = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let (m, v) = bn_batch_stats(&x, l);
+                    let g = bn_grad_sums(&x, &dy, l, &m);
+                    (m, v, g)
+                })
+        };
+        let one = run(1);
+        for t in [2, 3] {
+            assert_eq!(one, run(t), "{t} threads");
+        }
+    }
 }

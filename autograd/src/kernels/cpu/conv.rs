@@ -13,8 +13,8 @@
 //! Depthwise convs (`groups == Cin == Cout`) have their own direct kernel in `depthwise.rs`.
 
 use crate::dtype::Float;
-use crate::kernels::cpu::gemm;
-use ndarray::{Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut2, s};
+use crate::kernels::cpu::conv_gemm::{matmul_nt, matmul_rows};
+use ndarray::{Array2, Array4, ArrayView1, ArrayView4};
 use rayon::prelude::*;
 
 /// Settings of a 2-D convolution (PyTorch semantics).
@@ -276,7 +276,7 @@ pub fn conv2d_forward<T: Float>(
     let x = x.as_standard_layout();
     let xs = x.as_slice().unwrap();
     let w = w.as_standard_layout();
-    let w2 = ArrayView2::from_shape((g.cout, g.k), w.as_slice().unwrap()).unwrap();
+    let ws = w.as_slice().unwrap();
     let mut out = Array4::<T>::zeros((g.n, g.cout, g.ho, g.wo));
     if out.is_empty() {
         return out;
@@ -285,19 +285,15 @@ pub fn conv2d_forward<T: Float>(
     let image = |col: &mut Vec<T>, (ni, y): (usize, &mut [T])| {
         let x_img = &xs[ni * g.img_in()..][..g.img_in()];
         for gi in 0..g.groups {
-            let colv = if g.pointwise {
-                ArrayView2::from_shape((g.k, g.l), &x_img[gi * g.k * g.l..][..g.k * g.l]).unwrap()
+            let colv: &[T] = if g.pointwise {
+                &x_img[gi * g.k * g.l..][..g.k * g.l]
             } else {
                 im2col(&g, x_img, gi, col);
-                ArrayView2::from_shape((g.k, g.l), &col[..]).unwrap()
+                &col[..]
             };
-            let wg = w2.slice(s![gi * g.cout_g..(gi + 1) * g.cout_g, ..]);
-            let yg = ArrayViewMut2::from_shape(
-                (g.cout_g, g.l),
-                &mut y[gi * g.cout_g * g.l..][..g.cout_g * g.l],
-            )
-            .unwrap();
-            gemm(T::one(), wg, false, colv, false, T::zero(), yg);
+            let wg = &ws[gi * g.cout_g * g.k..][..g.cout_g * g.k];
+            let yg = &mut y[gi * g.cout_g * g.l..][..g.cout_g * g.l];
+            matmul_rows(wg, g.k, 1, g.cout_g, g.k, colv, g.l, g.l, yg, g.l);
         }
         if let Some(b) = &bias {
             for (co, yc) in y.chunks_mut(g.l).enumerate() {
@@ -363,7 +359,7 @@ pub fn conv2d_backward<T: Float>(
     let x = x.as_standard_layout();
     let xs = x.as_slice().unwrap();
     let wv = w.as_standard_layout();
-    let w2 = ArrayView2::from_shape((g.cout, g.k), wv.as_slice().unwrap()).unwrap();
+    let ws = wv.as_slice().unwrap();
     let dy = dy.as_standard_layout();
     let dys = dy.as_slice().unwrap();
     // Without an input gradient, iterate over one dummy element per image.
@@ -388,42 +384,25 @@ pub fn conv2d_backward<T: Float>(
         let x_img = &xs[ni * g.img_in()..][..g.img_in()];
         let dy_img = &dys[ni * g.img_out()..][..g.img_out()];
         for gi in 0..g.groups {
-            let rows = gi * g.cout_g..(gi + 1) * g.cout_g;
-            let dyg = ArrayView2::from_shape(
-                (g.cout_g, g.l),
-                &dy_img[gi * g.cout_g * g.l..][..g.cout_g * g.l],
-            )
-            .unwrap();
+            let dyg = &dy_img[gi * g.cout_g * g.l..][..g.cout_g * g.l];
             if let Some(dw) = st.dw.as_mut() {
-                let colv = if g.pointwise {
-                    ArrayView2::from_shape((g.k, g.l), &x_img[gi * g.k * g.l..][..g.k * g.l])
-                        .unwrap()
+                let colv: &[T] = if g.pointwise {
+                    &x_img[gi * g.k * g.l..][..g.k * g.l]
                 } else {
                     im2col(&g, x_img, gi, &mut st.col);
-                    ArrayView2::from_shape((g.k, g.l), &st.col[..]).unwrap()
+                    &st.col[..]
                 };
-                gemm(
-                    T::one(),
-                    dyg,
-                    false,
-                    colv,
-                    true,
-                    T::one(),
-                    dw.slice_mut(s![rows.clone(), ..]),
-                );
+                let dwg = &mut dw.as_slice_mut().unwrap()[gi * g.cout_g * g.k..][..g.cout_g * g.k];
+                matmul_nt(dyg, g.l, g.cout_g, colv, g.l, g.k, g.l, true, dwg, g.k);
             }
             if need_dx {
-                let wg = w2.slice(s![rows, ..]);
+                // W_g^T: element (c, o) of the transpose is w[gi * cout_g + o, c].
+                let wg = &ws[gi * g.cout_g * g.k..][..g.cout_g * g.k];
                 if g.pointwise {
-                    let dxg = ArrayViewMut2::from_shape(
-                        (g.k, g.l),
-                        &mut dx_img[gi * g.k * g.l..][..g.k * g.l],
-                    )
-                    .unwrap();
-                    gemm(T::one(), wg, true, dyg, false, T::zero(), dxg);
+                    let dxg = &mut dx_img[gi * g.k * g.l..][..g.k * g.l];
+                    matmul_rows(wg, 1, g.k, g.k, g.cout_g, dyg, g.l, g.l, dxg, g.l);
                 } else {
-                    let dcol = ArrayViewMut2::from_shape((g.k, g.l), &mut st.dcol[..]).unwrap();
-                    gemm(T::one(), wg, true, dyg, false, T::zero(), dcol);
+                    matmul_rows(wg, 1, g.k, g.k, g.cout_g, dyg, g.l, g.l, &mut st.dcol, g.l);
                     col2im(&g, &st.dcol, gi, dx_img);
                 }
             }

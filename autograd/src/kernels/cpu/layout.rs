@@ -12,6 +12,9 @@ pub fn to_row_major<T: Float>(a: &ArrayViewD<T>) -> Vec<T> {
     if let Some(s) = a.as_slice() {
         return s.to_vec();
     }
+    if let Some(v) = copy_runs(a) {
+        return v;
+    }
     macro_rules! fixed {
         ($d:ty) => {
             a.view()
@@ -31,6 +34,48 @@ pub fn to_row_major<T: Float>(a: &ArrayViewD<T>) -> Vec<T> {
         5 => fixed!(Ix5),
         6 => fixed!(Ix6),
         _ => a.iter().copied().collect(),
+    }
+}
+
+/// Shortest contiguous run worth a slice copy (shorter runs take ndarray's iterator).
+const MIN_RUN: usize = 16;
+
+/// Row-major copy of a view whose trailing axes form contiguous runs of at least
+/// [`MIN_RUN`] elements (a channel slice of an NCHW tensor, a cropped image): one slice
+/// copy per run instead of an element-by-element walk. `None` for other layouts.
+fn copy_runs<T: Float>(a: &ArrayViewD<T>) -> Option<Vec<T>> {
+    let (shape, strides) = (a.shape(), a.strides());
+    let mut run = 1usize;
+    let mut k = shape.len();
+    while k > 0 && (shape[k - 1] == 1 || strides[k - 1] == run as isize) {
+        run *= shape[k - 1];
+        k -= 1;
+    }
+    if a.is_empty() || run < MIN_RUN {
+        return None;
+    }
+    let outer = &shape[..k];
+    let mut out = Vec::with_capacity(a.len());
+    let mut idx = vec![0usize; k];
+    let base = a.as_ptr();
+    loop {
+        let off: isize = idx.iter().zip(strides).map(|(&i, &s)| i as isize * s).sum();
+        // SAFETY: `idx` is a valid index of the outer axes, so `off` is the offset of an
+        // element of the view, and the `run` elements after it are the view's contiguous
+        // trailing block (strides checked above).
+        out.extend_from_slice(unsafe { std::slice::from_raw_parts(base.offset(off), run) });
+        let mut d = k;
+        loop {
+            if d == 0 {
+                return Some(out);
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < outer[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
     }
 }
 
@@ -63,5 +108,24 @@ mod tests {
         let want: Vec<f64> = p.iter().copied().collect();
         assert_eq!(to_row_major(&p.view()), want);
         assert_eq!(standard_layout(&p).as_slice().unwrap(), &want[..]);
+    }
+
+    /// Channel slices, crops and reversed axes of an NCHW array (the run-copy path and
+    /// the element walk) give the same elements as ndarray's own iteration.
+    #[test]
+    fn sliced_copies_are_row_major() {
+        use ndarray::{Axis, Slice};
+        let a =
+            ArrayD::from_shape_vec(IxDyn(&[3, 5, 6, 20]), (0..1800).map(|v| v as f32).collect())
+                .unwrap();
+        let channels = a.slice_axis(Axis(1), Slice::from(1..4));
+        let cropped = a.slice_axis(Axis(2), Slice::from(1..5));
+        let rows = a.slice_axis(Axis(3), Slice::from(2..19));
+        let reversed = a.slice_axis(Axis(0), Slice::new(0, None, -1));
+        let stepped = a.slice_axis(Axis(3), Slice::new(0, None, 2));
+        for v in [channels, cropped, rows, reversed, stepped] {
+            let want: Vec<f32> = v.iter().copied().collect();
+            assert_eq!(to_row_major(&v), want, "{:?} {:?}", v.shape(), v.strides());
+        }
     }
 }

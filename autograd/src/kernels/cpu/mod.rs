@@ -6,6 +6,7 @@ pub mod gemm;
 pub use gemm::gemm;
 pub mod batchnorm;
 pub mod conv;
+pub mod conv_gemm;
 pub mod depthwise;
 pub mod fastmath;
 pub mod gather_scatter;

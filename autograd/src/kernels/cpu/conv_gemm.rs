@@ -1,0 +1,638 @@
+//! The three products of a convolution, without packing.
+//!
+//! Per image and group, a convolution is `Y = W C` (forward), `dC = W^T dY` (input
+//! gradient) and `dW += dY C^T` (weight gradient), where `C (k x l)` is the image itself
+//! (1x1, stride 1) or its im2col matrix, `W (m x k)` is small (a few dozen rows and
+//! columns) and `l = Ho * Wo` is long (64..1024). A general GEMM (`matrixmultiply`) packs
+//! BOTH operands on every call; with `m` and `k` this small, packing costs as much as the
+//! multiply (it was 12% of a child-CNN training step against 7% for the products). Here:
+//!
+//! * [`matmul_rows`]: `c = a b` with `b (k x n)` read in place, row by row. Its rows are
+//!   contiguous, which is exactly the layout a broadcast-`a` micro-kernel streams: `MR`
+//!   rows of `c` by `NR` columns held in registers, one vector load of `b` per `p` and
+//!   column vector, one broadcast of `a` per row. `a` is read through two strides, so `W`
+//!   and `W^T` need no copy either.
+//! * [`matmul_nt`]: `c (+)= a b^T` with both operands' rows contiguous along the long
+//!   axis: a register block of dot products, reduced once at the end.
+//!
+//! Each element of `c` is a sum over the inner index in a fixed order (whatever the tile
+//! it falls in), so results do not depend on how callers split the work. The f32 kernels
+//! use AVX-512 or AVX2 + FMA intrinsics (picked at run time; masked loads for the ragged
+//! edges); f64 and other CPUs take portable loops (separate multiply and add).
+
+use crate::dtype::Float;
+
+/// `c (m x n) = a (m x k) b (k x n)`: `a[i, p] = a[i * ars + p * acs]`, `b` row-major with
+/// row stride `ldb`, `c` row-major with row stride `ldc` (overwritten).
+///
+/// Panics when a slice is too short for the shapes.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_rows<T: Float>(
+    a: &[T],
+    ars: usize,
+    acs: usize,
+    m: usize,
+    k: usize,
+    b: &[T],
+    ldb: usize,
+    n: usize,
+    c: &mut [T],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        ldb >= n
+            && ldc >= n
+            && (k == 0 || a.len() > (m - 1) * ars + (k - 1) * acs)
+            && (k == 0 || b.len() >= (k - 1) * ldb + n)
+            && c.len() >= (m - 1) * ldc + n,
+        "matmul_rows: a ({m} x {k}, strides {ars}/{acs}, {} elements), b ({k} x {n}, stride \
+         {ldb}, {} elements) or c (stride {ldc}, {} elements) does not fit",
+        a.len(),
+        b.len(),
+        c.len()
+    );
+    if k == 0 {
+        (0..m).for_each(|i| c[i * ldc..i * ldc + n].fill(T::zero()));
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(a32), Some(b32), Some(c32)) = (as_f32(a), as_f32(b), as_f32_mut(c)) {
+        if x86::has_avx512() {
+            // SAFETY: the CPU supports AVX-512F; the slice lengths were checked above.
+            unsafe { x86::rows_avx512(a32, ars, acs, m, k, b32, ldb, n, c32, ldc) };
+            return;
+        }
+        if x86::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA; the slice lengths were checked above.
+            unsafe { x86::rows_avx2(a32, ars, acs, m, k, b32, ldb, n, c32, ldc) };
+            return;
+        }
+    }
+    for i in 0..m {
+        let crow = &mut c[i * ldc..i * ldc + n];
+        crow.fill(T::zero());
+        for p in 0..k {
+            let av = a[i * ars + p * acs];
+            let brow = &b[p * ldb..p * ldb + n];
+            crow.iter_mut()
+                .zip(brow)
+                .for_each(|(cv, &bv)| *cv += av * bv);
+        }
+    }
+}
+
+/// `c (m x n) = a (m x l) b (n x l)^T` (`accumulate == false`) or `c += a b^T`: rows of
+/// `a` and `b` contiguous with row strides `lda` and `ldb`, `c` row-major with stride `ldc`.
+///
+/// Panics when a slice is too short for the shapes.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_nt<T: Float>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    b: &[T],
+    ldb: usize,
+    n: usize,
+    l: usize,
+    accumulate: bool,
+    c: &mut [T],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        lda >= l
+            && ldb >= l
+            && ldc >= n
+            && a.len() >= (m - 1) * lda + l
+            && b.len() >= (n - 1) * ldb + l
+            && c.len() >= (m - 1) * ldc + n,
+        "matmul_nt: a ({m} x {l}, stride {lda}, {} elements), b ({n} x {l}, stride {ldb}, {} \
+         elements) or c (stride {ldc}, {} elements) does not fit",
+        a.len(),
+        b.len(),
+        c.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(a32), Some(b32), Some(c32)) = (as_f32(a), as_f32(b), as_f32_mut(c)) {
+        if x86::has_avx512() {
+            // SAFETY: the CPU supports AVX-512F; the slice lengths were checked above.
+            unsafe { x86::nt_avx512(a32, lda, m, b32, ldb, n, l, accumulate, c32, ldc) };
+            return;
+        }
+        if x86::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA; the slice lengths were checked above.
+            unsafe { x86::nt_avx2(a32, lda, m, b32, ldb, n, l, accumulate, c32, ldc) };
+            return;
+        }
+    }
+    for i in 0..m {
+        let arow = &a[i * lda..i * lda + l];
+        for j in 0..n {
+            let brow = &b[j * ldb..j * ldb + l];
+            let s = arow
+                .iter()
+                .zip(brow)
+                .fold(T::zero(), |s, (&x, &y)| s + x * y);
+            let cv = &mut c[i * ldc + j];
+            *cv = if accumulate { *cv + s } else { s };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: T is f32, so the cast only renames the element type.
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: T is f32, so the cast only renames the element type.
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) })
+}
+
+/// Explicit f32 micro-kernels, one macro instantiated for AVX-512 (16 lanes, masks in `k`
+/// registers) and AVX2 (8 lanes, masks as integer vectors).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    pub(super) fn has_avx512() -> bool {
+        static F: OnceLock<bool> = OnceLock::new();
+        *F.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+
+    pub(super) fn has_avx2_fma() -> bool {
+        static F: OnceLock<bool> = OnceLock::new();
+        *F.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+
+    /// AVX-512 lane mask for the first `n` (clamped to 0..=16) lanes.
+    #[inline(always)]
+    fn mask512(n: usize) -> __mmask16 {
+        if n >= 16 {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load512(p: *const f32, mask: __mmask16) -> __m512 {
+        // SAFETY: masked-off lanes are not read; the caller bounds the others.
+        unsafe { _mm512_maskz_loadu_ps(mask, p) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store512(p: *mut f32, mask: __mmask16, v: __m512) {
+        // SAFETY: masked-off lanes are not written; the caller bounds the others.
+        unsafe { _mm512_mask_storeu_ps(p, mask, v) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn hsum512(v: __m512) -> f32 {
+        _mm512_reduce_add_ps(v)
+    }
+
+    /// AVX2 lane mask for the first `n` (clamped to 0..=8) lanes.
+    #[inline(always)]
+    fn mask256(n: usize) -> __m256i {
+        let n = n.min(8) as i32;
+        // SAFETY: plain register arithmetic (AVX is implied by the callers' AVX2).
+        unsafe {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load256(p: *const f32, mask: __m256i) -> __m256 {
+        // SAFETY: masked-off lanes are not read; the caller bounds the others.
+        unsafe { _mm256_maskload_ps(p, mask) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store256(p: *mut f32, mask: __m256i, v: __m256) {
+        // SAFETY: masked-off lanes are not written; the caller bounds the others.
+        unsafe { _mm256_maskstore_ps(p, mask, v) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn hsum256(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    macro_rules! kernels {
+        ($rows:ident, $rows_micro:ident, $nt:ident, $nt_micro:ident, $feat:literal,
+         $vec:ty, $mask:ty, $lanes:expr, $mr:expr, $ra:expr, $rb:expr,
+         $maskf:ident, $load:ident, $store:ident, $hsum:ident,
+         $zero:ident, $set1:ident, $fma:ident) => {
+            /// Vectors per column strip of `c` in the broadcast kernel.
+            const V: usize = 4;
+
+            /// `c = a b`, f32; see `matmul_rows`.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            pub(in super::super) unsafe fn $rows(
+                a: &[f32],
+                ars: usize,
+                acs: usize,
+                m: usize,
+                k: usize,
+                b: &[f32],
+                ldb: usize,
+                n: usize,
+                c: &mut [f32],
+                ldc: usize,
+            ) {
+                const NR: usize = V * $lanes;
+                let mut j0 = 0;
+                while j0 < n {
+                    let nc = (n - j0).min(NR);
+                    let masks: [$mask; V] =
+                        std::array::from_fn(|v| $maskf(nc.saturating_sub(v * $lanes)));
+                    let mut i = 0;
+                    // SAFETY (all calls): rows i.. of a and c and columns j0..j0+nc exist
+                    // (the caller checked the slice lengths against m, k, n).
+                    while i + $mr <= m {
+                        unsafe {
+                            $rows_micro::<{ $mr }>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                        };
+                        i += $mr;
+                    }
+                    // The last rows in one tile of their own size.
+                    match m - i {
+                        1 => unsafe {
+                            $rows_micro::<1>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                        },
+                        2 => unsafe {
+                            $rows_micro::<2>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                        },
+                        3 => unsafe {
+                            $rows_micro::<3>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                        },
+                        4 => unsafe {
+                            $rows_micro::<4>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                        },
+                        5 => unsafe {
+                            $rows_micro::<5>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                        },
+                        _ => {}
+                    }
+                    j0 += NR;
+                }
+            }
+
+            /// Rows `i..i + R`, columns `j0..` (masked) of `c = a b`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn $rows_micro<const R: usize>(
+                a: &[f32],
+                ars: usize,
+                acs: usize,
+                i: usize,
+                k: usize,
+                b: &[f32],
+                ldb: usize,
+                j0: usize,
+                masks: &[$mask; V],
+                c: &mut [f32],
+                ldc: usize,
+            ) {
+                let mut acc: [[$vec; V]; R] = [[$zero(); V]; R];
+                let ap = a.as_ptr();
+                let bp = b.as_ptr();
+                for p in 0..k {
+                    // SAFETY: p < k, rows i..i+R < m and the masks keep columns below n.
+                    unsafe {
+                        let bv: [$vec; V] = std::array::from_fn(|v| {
+                            $load(bp.add(p * ldb + j0 + v * $lanes), masks[v])
+                        });
+                        for r in 0..R {
+                            let av = $set1(*ap.add((i + r) * ars + p * acs));
+                            for v in 0..V {
+                                acc[r][v] = $fma(av, bv[v], acc[r][v]);
+                            }
+                        }
+                    }
+                }
+                let cp = c.as_mut_ptr();
+                for (r, accr) in acc.iter().enumerate() {
+                    for v in 0..V {
+                        // SAFETY: as above.
+                        unsafe {
+                            $store(cp.add((i + r) * ldc + j0 + v * $lanes), masks[v], accr[v])
+                        };
+                    }
+                }
+            }
+
+            /// `c (+)= a b^T`, f32; see `matmul_nt`.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            pub(in super::super) unsafe fn $nt(
+                a: &[f32],
+                lda: usize,
+                m: usize,
+                b: &[f32],
+                ldb: usize,
+                n: usize,
+                l: usize,
+                accumulate: bool,
+                c: &mut [f32],
+                ldc: usize,
+            ) {
+                let mut i = 0;
+                // SAFETY (all calls): the caller checked the slice lengths against m, n, l.
+                while i < m {
+                    let ri = (m - i).min($ra);
+                    let mut j = 0;
+                    while j < n {
+                        let rj = (n - j).min($rb);
+                        if ri == $ra && rj == $rb {
+                            unsafe {
+                                $nt_micro::<{ $ra }, { $rb }>(
+                                    a, lda, i, b, ldb, j, l, accumulate, c, ldc,
+                                )
+                            };
+                        } else {
+                            for ii in i..i + ri {
+                                for jj in j..j + rj {
+                                    unsafe {
+                                        $nt_micro::<1, 1>(
+                                            a, lda, ii, b, ldb, jj, l, accumulate, c, ldc,
+                                        )
+                                    };
+                                }
+                            }
+                        }
+                        j += rj;
+                    }
+                    i += ri;
+                }
+            }
+
+            /// The `RA x RB` block of `c` at `(i, j)`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn $nt_micro<const RA: usize, const RB: usize>(
+                a: &[f32],
+                lda: usize,
+                i: usize,
+                b: &[f32],
+                ldb: usize,
+                j: usize,
+                l: usize,
+                accumulate: bool,
+                c: &mut [f32],
+                ldc: usize,
+            ) {
+                let mut acc: [[$vec; RB]; RA] = [[$zero(); RB]; RA];
+                let ap = a.as_ptr();
+                let bp = b.as_ptr();
+                let mut q = 0;
+                while q < l {
+                    let mask = $maskf(l - q);
+                    // SAFETY: rows i..i+RA of a, j..j+RB of b exist; the mask keeps q < l.
+                    unsafe {
+                        let bv: [$vec; RB] =
+                            std::array::from_fn(|s| $load(bp.add((j + s) * ldb + q), mask));
+                        for r in 0..RA {
+                            let av = $load(ap.add((i + r) * lda + q), mask);
+                            for s in 0..RB {
+                                acc[r][s] = $fma(av, bv[s], acc[r][s]);
+                            }
+                        }
+                    }
+                    q += $lanes;
+                }
+                for r in 0..RA {
+                    for s in 0..RB {
+                        // SAFETY: (i + r, j + s) lies inside c.
+                        unsafe {
+                            let v = $hsum(acc[r][s]);
+                            let cv = c.as_mut_ptr().add((i + r) * ldc + j + s);
+                            *cv = if accumulate { *cv + v } else { v };
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    mod avx512 {
+        use super::*;
+        kernels!(
+            rows_avx512,
+            rows_micro_avx512,
+            nt_avx512,
+            nt_micro_avx512,
+            "avx512f",
+            __m512,
+            __mmask16,
+            16,
+            6,
+            4,
+            4,
+            mask512,
+            load512,
+            store512,
+            hsum512,
+            _mm512_setzero_ps,
+            _mm512_set1_ps,
+            _mm512_fmadd_ps
+        );
+    }
+
+    mod avx2 {
+        use super::*;
+        kernels!(
+            rows_avx2,
+            rows_micro_avx2,
+            nt_avx2,
+            nt_micro_avx2,
+            "avx2,fma",
+            __m256,
+            __m256i,
+            8,
+            3,
+            3,
+            3,
+            mask256,
+            load256,
+            store256,
+            hsum256,
+            _mm256_setzero_ps,
+            _mm256_set1_ps,
+            _mm256_fmadd_ps
+        );
+    }
+
+    pub(super) use avx2::{nt_avx2, rows_avx2};
+    pub(super) use avx512::{nt_avx512, rows_avx512};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.0) / 17.0)
+            .collect()
+    }
+
+    /// `matmul_rows` (f32, SIMD where the CPU has it) against an f64 loop, over ragged
+    /// sizes, strided `a` (plain and transposed) and padded row strides.
+    #[test]
+    fn rows_match_f64_reference() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (6, 3, 64),
+            (7, 5, 70),
+            (13, 17, 130),
+            (32, 48, 1024),
+            (5, 0, 9),
+        ] {
+            for transposed in [false, true] {
+                let (ars, acs) = if transposed { (1, m) } else { (k, 1) };
+                let a = fill(m * k, 1);
+                let (ldb, ldc) = (n + 3, n + 1);
+                let b = fill(k * ldb, 2);
+                let mut c = vec![f32::NAN; m * ldc];
+                matmul_rows(&a, ars, acs, m, k, &b, ldb, n, &mut c, ldc);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f64 = (0..k)
+                            .map(|p| a[i * ars + p * acs] as f64 * b[p * ldb + j] as f64)
+                            .sum();
+                        let got = c[i * ldc + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{m}x{k}x{n} ({i},{j}): {got} vs {want}"
+                        );
+                    }
+                    // The padding between rows is never written.
+                    if i + 1 < m {
+                        assert!(c[i * ldc + n].is_nan());
+                    }
+                }
+            }
+        }
+    }
+
+    /// `matmul_nt` (f32) against an f64 loop, overwrite and accumulate, ragged sizes.
+    #[test]
+    fn nt_matches_f64_reference() {
+        for &(m, n, l) in &[(1, 1, 1), (4, 4, 16), (5, 7, 33), (16, 48, 1024), (9, 3, 7)] {
+            for accumulate in [false, true] {
+                let (lda, ldb, ldc) = (l + 2, l + 5, n + 1);
+                let a = fill(m * lda, 3);
+                let b = fill(n * ldb, 4);
+                let c0 = fill(m * ldc, 5);
+                let mut c = c0.clone();
+                matmul_nt(&a, lda, m, &b, ldb, n, l, accumulate, &mut c, ldc);
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut want: f64 = (0..l)
+                            .map(|q| a[i * lda + q] as f64 * b[j * ldb + q] as f64)
+                            .sum();
+                        if accumulate {
+                            want += c0[i * ldc + j] as f64;
+                        }
+                        let got = c[i * ldc + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{m}x{n}x{l} ({i},{j}): {got} vs {want}"
+                        );
+                    }
+                    if i + 1 < m {
+                        assert_eq!(c[i * ldc + n], c0[i * ldc + n]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX2 kernels (the run-time choice on CPUs without AVX-512) agree with the
+    /// AVX-512 / dispatched ones to rounding.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_kernels_match_dispatched_ones() {
+        if !x86::has_avx2_fma() {
+            println!("skipped: no AVX2 + FMA on this CPU");
+            return;
+        }
+        let (m, k, n, l) = (11, 19, 75, 45);
+        let a = fill(m * k, 1);
+        let b = fill(k * n, 2);
+        let (mut c1, mut c2) = (vec![0.0; m * n], vec![0.0; m * n]);
+        matmul_rows(&a, k, 1, m, k, &b, n, n, &mut c1, n);
+        // SAFETY: AVX2 and FMA are present (checked above); the sizes fit the slices.
+        unsafe { x86::rows_avx2(&a, k, 1, m, k, &b, n, n, &mut c2, n) };
+        for (x, y) in c1.iter().zip(&c2) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+        let a = fill(m * l, 3);
+        let b = fill(n * l, 4);
+        let (mut c1, mut c2) = (fill(m * n, 5), fill(m * n, 5));
+        matmul_nt(&a, l, m, &b, l, n, l, true, &mut c1, n);
+        // SAFETY: as above.
+        unsafe { x86::nt_avx2(&a, l, m, &b, l, n, l, true, &mut c2, n) };
+        for (x, y) in c1.iter().zip(&c2) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+    }
+
+    /// The f64 (portable) paths against the same reference.
+    #[test]
+    fn f64_paths_match_reference() {
+        let (m, k, n) = (3, 4, 5);
+        let a: Vec<f64> = (0..m * k).map(|i| i as f64 * 0.5 - 2.0).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i % 7) as f64 - 3.0).collect();
+        let mut c = vec![0.0; m * n];
+        matmul_rows(&a, k, 1, m, k, &b, n, n, &mut c, n);
+        let mut ct = vec![0.0; n * n];
+        // b^T b through matmul_nt: rows of b^T are columns of b, so use bt explicitly.
+        let bt: Vec<f64> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
+        matmul_nt(&bt, k, n, &bt, k, n, k, false, &mut ct, n);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                assert_eq!(c[i * n + j], want);
+            }
+        }
+        for i in 0..n {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| b[p * n + i] * b[p * n + j]).sum();
+                assert_eq!(ct[i * n + j], want);
+            }
+        }
+    }
+}
