@@ -6,10 +6,8 @@
 //! gives the gradients of input, weight and bias.
 
 use crate::dtype::Float;
-use crate::kernels::cpu::conv::{conv2d_backward, conv2d_bias_grad, conv2d_forward};
-use crate::kernels::cpu::depthwise::{
-    depthwise_backward, depthwise_backward_act, depthwise_forward, depthwise_forward_act,
-};
+use crate::kernels::cpu::conv::{conv2d_backward_act, conv2d_bias_grad, conv2d_forward_act};
+use crate::kernels::cpu::depthwise::{depthwise_backward_act, depthwise_forward_act};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, Ix1, Ix4};
@@ -25,14 +23,15 @@ fn forward<T: Float>(
     w: &ArrayD<T>,
     b: Option<&ArrayD<T>>,
     p: &Conv2dParams,
+    relu: bool,
 ) -> ArrayD<T> {
     let xv = x.view().into_dimensionality::<Ix4>().unwrap();
     let wv = w.view().into_dimensionality::<Ix4>().unwrap();
     let bv = b.map(|b| b.view().into_dimensionality::<Ix1>().unwrap());
     if is_depthwise(x.shape(), w.shape(), p) {
-        depthwise_forward(xv, wv, bv, p).into_dyn()
+        depthwise_forward_act(xv, wv, bv, p, relu).into_dyn()
     } else {
-        conv2d_forward(xv, wv, bv, p).into_dyn()
+        conv2d_forward_act(xv, wv, bv, p, relu).into_dyn()
     }
 }
 
@@ -44,6 +43,7 @@ fn backward<T: Float>(
     g: &ArrayD<T>,
     p: &Conv2dParams,
     need: (bool, bool, bool),
+    relu: bool,
 ) -> Grads {
     let xv = x.view().into_dimensionality::<Ix4>().unwrap();
     let wv = w.view().into_dimensionality::<Ix4>().unwrap();
@@ -51,9 +51,9 @@ fn backward<T: Float>(
     let (dx, dw) = if !need.0 && !need.1 {
         (None, None)
     } else if is_depthwise(x.shape(), w.shape(), p) {
-        depthwise_backward(xv, wv, gv, p, need.0, need.1)
+        depthwise_backward_act(xv, wv, gv, p, need.0, need.1, relu)
     } else {
-        conv2d_backward(xv, wv, gv, p, need.0, need.1)
+        conv2d_backward_act(xv, wv, gv, p, need.0, need.1, relu)
     };
     let db = need
         .2
@@ -138,13 +138,17 @@ impl Tensor {
             return conv2d_gpu(&d, self, weight, bias, p);
         }
         let out = match (self.storage(), weight.storage(), bias.map(|b| b.storage())) {
-            (Storage::F32(x), Storage::F32(w), None) => Storage::F32(forward(x, w, None, &p)),
-            (Storage::F32(x), Storage::F32(w), Some(Storage::F32(b))) => {
-                Storage::F32(forward(x, w, Some(b), &p))
+            (Storage::F32(x), Storage::F32(w), None) => {
+                Storage::F32(forward(x, w, None, &p, false))
             }
-            (Storage::F64(x), Storage::F64(w), None) => Storage::F64(forward(x, w, None, &p)),
+            (Storage::F32(x), Storage::F32(w), Some(Storage::F32(b))) => {
+                Storage::F32(forward(x, w, Some(b), &p, false))
+            }
+            (Storage::F64(x), Storage::F64(w), None) => {
+                Storage::F64(forward(x, w, None, &p, false))
+            }
             (Storage::F64(x), Storage::F64(w), Some(Storage::F64(b))) => {
-                Storage::F64(forward(x, w, Some(b), &p))
+                Storage::F64(forward(x, w, Some(b), &p, false))
             }
             _ => panic!(
                 "conv2d: dtype mismatch: input {}, weight {}, bias {:?}",
@@ -167,20 +171,6 @@ fn record_cpu(
     p: Conv2dParams,
     relu: bool,
 ) -> Tensor {
-    fn grads<T: Float>(
-        relu: bool,
-        x: &ArrayD<T>,
-        w: &ArrayD<T>,
-        g: &ArrayD<T>,
-        p: &Conv2dParams,
-        need: (bool, bool, bool),
-    ) -> Grads {
-        if relu {
-            relu_dw_backward(x, w, g, p, need)
-        } else {
-            backward(x, w, g, p, need)
-        }
-    }
     let name = if relu { "relu_conv2d" } else { "conv2d" };
     let mut inputs = vec![x, weight];
     if let Some(b) = bias {
@@ -198,10 +188,10 @@ fn record_cpu(
             );
             let (dx, dw, db) = match (inp[0].storage(), inp[1].storage(), g.storage()) {
                 (Storage::F32(x), Storage::F32(w), Storage::F32(g)) => {
-                    grads(relu, x, w, g, &p, need)
+                    backward(x, w, g, &p, need, relu)
                 }
                 (Storage::F64(x), Storage::F64(w), Storage::F64(g)) => {
-                    grads(relu, x, w, g, &p, need)
+                    backward(x, w, g, &p, need, relu)
                 }
                 _ => panic!("{name} backward: dtype mismatch"),
             };
@@ -214,50 +204,11 @@ fn record_cpu(
     )
 }
 
-/// Forward of the fused ReLU -> depthwise conv.
-fn relu_dw_forward<T: Float>(
-    x: &ArrayD<T>,
-    w: &ArrayD<T>,
-    b: Option<&ArrayD<T>>,
-    p: &Conv2dParams,
-) -> ArrayD<T> {
-    let xv = x.view().into_dimensionality::<Ix4>().unwrap();
-    let wv = w.view().into_dimensionality::<Ix4>().unwrap();
-    let bv = b.map(|b| b.view().into_dimensionality::<Ix1>().unwrap());
-    depthwise_forward_act(xv, wv, bv, p, true).into_dyn()
-}
-
-/// Backward of the fused ReLU -> depthwise conv.
-fn relu_dw_backward<T: Float>(
-    x: &ArrayD<T>,
-    w: &ArrayD<T>,
-    g: &ArrayD<T>,
-    p: &Conv2dParams,
-    need: (bool, bool, bool),
-) -> Grads {
-    let xv = x.view().into_dimensionality::<Ix4>().unwrap();
-    let wv = w.view().into_dimensionality::<Ix4>().unwrap();
-    let gv = g.view().into_dimensionality::<Ix4>().unwrap();
-    let (dx, dw) = if need.0 || need.1 {
-        depthwise_backward_act(xv, wv, gv, p, need.0, need.1, true)
-    } else {
-        (None, None)
-    };
-    let db = need
-        .2
-        .then(|| T::into_storage(conv2d_bias_grad(gv).into_dyn()));
-    (
-        dx.map(|a| T::into_storage(a.into_dyn())),
-        dw.map(|a| T::into_storage(a.into_dyn())),
-        db,
-    )
-}
-
 impl Tensor {
-    /// `relu(self).conv2d(weight, bias, params)`. A depthwise conv (`groups == Cin ==
-    /// Cout`) runs as one fused op: the ReLU is applied while the kernel reads its input and
-    /// its mask while it writes the input gradient, so no ReLU output is stored. Other
-    /// convs run the two ops.
+    /// `relu(self).conv2d(weight, bias, params)` as one fused op on the CPU: the ReLU is
+    /// applied while the kernels read the input (depthwise: its direct loop; others: the
+    /// column matrix or, for 1x1 convs, the products themselves) and its mask while they
+    /// write the input gradient, so no ReLU output is stored. On a GPU, the two ops.
     ///
     /// ```
     /// use autograd::{DType, Tensor, ops::conv::Conv2dParams};
@@ -275,23 +226,18 @@ impl Tensor {
         let p = params;
         if self.ndim() != 4
             || weight.ndim() != 4
-            || !is_depthwise(self.shape(), weight.shape(), &p)
             || bias.is_some_and(|b| b.shape() != [weight.shape()[0]])
         {
             return self.relu().conv2d(weight, bias, params);
         }
         let out = match (self.storage(), weight.storage(), bias.map(|b| b.storage())) {
-            (Storage::F32(x), Storage::F32(w), None) => {
-                Storage::F32(relu_dw_forward(x, w, None, &p))
-            }
+            (Storage::F32(x), Storage::F32(w), None) => Storage::F32(forward(x, w, None, &p, true)),
             (Storage::F32(x), Storage::F32(w), Some(Storage::F32(b))) => {
-                Storage::F32(relu_dw_forward(x, w, Some(b), &p))
+                Storage::F32(forward(x, w, Some(b), &p, true))
             }
-            (Storage::F64(x), Storage::F64(w), None) => {
-                Storage::F64(relu_dw_forward(x, w, None, &p))
-            }
+            (Storage::F64(x), Storage::F64(w), None) => Storage::F64(forward(x, w, None, &p, true)),
             (Storage::F64(x), Storage::F64(w), Some(Storage::F64(b))) => {
-                Storage::F64(relu_dw_forward(x, w, Some(b), &p))
+                Storage::F64(forward(x, w, Some(b), &p, true))
             }
             _ => return self.relu().conv2d(weight, bias, params),
         };
@@ -458,13 +404,46 @@ mod tests {
             gradcheck(|t| t[0].relu_conv2d(&t[1], None, p), &[x, w])
                 .unwrap_or_else(|e| panic!("k {k} s {s} d {d}: {e}"));
         }
-        // Not depthwise: falls back to relu then conv2d.
-        let p = Conv2dParams::new(1, 1, 1, 1);
-        gradcheck(
-            |t| t[0].relu_conv2d(&t[1], None, p),
-            &[rand_f64(&[2, 3, 5, 4], 93), rand_f64(&[2, 3, 3, 3], 94)],
-        )
-        .unwrap();
+        // Not depthwise: the fused general path (3x3 padded, 1x1 pointwise, 1x1 stride 2,
+        // grouped).
+        for (cin, cout, k, s, pad, groups) in [
+            (3, 2, 3, 1, 1, 1),
+            (3, 4, 1, 1, 0, 1),
+            (3, 2, 1, 2, 0, 1),
+            (4, 2, 1, 2, 1, 1),
+            (4, 6, 3, 1, 1, 2),
+        ] {
+            let p = Conv2dParams::new(s, pad, 1, groups);
+            let x = rand_f64(&[2, cin, 5, 4], 93 + k as u64);
+            let w = rand_f64(&[cout, cin / groups, k, k], 94 + s as u64);
+            gradcheck(|t| t[0].relu_conv2d(&t[1], None, p), &[x, w])
+                .unwrap_or_else(|e| panic!("k {k} s {s} groups {groups}: {e}"));
+        }
+    }
+
+    /// The fused general conv (1x1 through the products' ReLU, others through im2col)
+    /// computes the same bits as the two ops, values and gradients.
+    #[test]
+    fn relu_conv_fused_is_bit_identical_to_relu_then_conv() {
+        use crate::DType;
+        for (cin, cout, k, s, pad) in [(5, 7, 1, 1, 0), (5, 7, 1, 2, 0), (4, 6, 3, 1, 1)] {
+            let f32v = |t: Tensor| t.to_dtype(DType::F32).detach().requires_grad();
+            let x = f32v(rand_f64(&[3, cin, 9, 8], 98));
+            let w = f32v(rand_f64(&[cout, cin, k, k], 99));
+            let p = Conv2dParams::new(s, pad, 1, 1);
+            let fused = x.relu_conv2d(&w, None, p);
+            let plain = x.relu().conv2d(&w, None, p);
+            assert_eq!(fused.to_vec::<f32>(), plain.to_vec::<f32>());
+            let gy = rand_f64(fused.shape(), 100).to_dtype(DType::F32);
+            let gf = fused.mul(&gy).sum().backward();
+            let gp = plain.mul(&gy).sum().backward();
+            for t in [&x, &w] {
+                assert_eq!(
+                    gf.get(t).unwrap().to_vec::<f32>(),
+                    gp.get(t).unwrap().to_vec::<f32>()
+                );
+            }
+        }
     }
 
     #[test]

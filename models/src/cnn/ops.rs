@@ -39,7 +39,7 @@ fn conv(
     Conv2d::new(name, cin, cout, k, p, false, rng)
 }
 
-/// `conv(relu(x))` as one fused op where the conv is depthwise ([`Tensor::relu_conv2d`]).
+/// `conv(relu(x))` as one fused op ([`Tensor::relu_conv2d`]).
 fn relu_conv(conv: &Conv2d, x: &Tensor) -> Tensor {
     let b = conv.bias.as_ref().map(|b| b.get());
     x.relu_conv2d(&conv.weight.get(), b.as_ref(), conv.params)
@@ -73,7 +73,7 @@ impl ReluConvBn {
 
     /// `BN(conv(relu(x)))`.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Tensor {
-        self.bn.forward(&self.conv.forward(&x.relu()), mode.bn)
+        self.bn.forward(&relu_conv(&self.conv, x), mode.bn)
     }
 }
 

@@ -40,15 +40,33 @@ impl FactorizedReduce {
 
     /// `(N, cin, H, W) -> (N, cout, ceil(H / 2), ceil(W / 2))`.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Tensor {
+        self.forward_act(x, false, mode)
+    }
+
+    /// [`FactorizedReduce::forward`] of `relu(x)` when `relu`, the ReLU fused into both
+    /// convs (no ReLU output is stored).
+    ///
+    /// The shifted branch never builds the shifted input: a 1x1 stride-2 conv with one
+    /// pixel of zero padding reads input pixel `2o - 1` at output `o`, so its outputs
+    /// `1..=ceil(H / 2)` are exactly the conv of the shifted (and, for odd sizes,
+    /// right/bottom-padded) input; output row and column 0 are dropped.
+    pub fn forward_act(&self, x: &Tensor, relu: bool, mode: &mut Mode) -> Tensor {
         let (h, w) = (x.shape()[2], x.shape()[3]);
-        let a = self.conv1.forward(x);
-        // Shift by one pixel. With an even size, the 1x1 stride-2 conv never reads the
-        // padded last row/column, so the pad is only needed for odd sizes.
-        let mut shifted = x.narrow(2, 1, h - 1).narrow(3, 1, w - 1);
-        if h % 2 == 1 || w % 2 == 1 {
-            shifted = shifted.pad(&[(0, 0), (0, 0), (0, h % 2), (0, w % 2)]);
-        }
-        let b = self.conv2.forward(&shifted);
+        let conv = |c: &Conv2d, pad: usize| {
+            let p = Conv2dParams {
+                padding: (pad, pad),
+                ..c.params
+            };
+            if relu {
+                x.relu_conv2d(&c.weight.get(), None, p)
+            } else {
+                x.conv2d(&c.weight.get(), None, p)
+            }
+        };
+        let a = conv(&self.conv1, 0);
+        let b = conv(&self.conv2, 1)
+            .narrow(2, 1, h.div_ceil(2))
+            .narrow(3, 1, w.div_ceil(2));
         self.bn.forward(&Tensor::concat(&[&a, &b], 1), mode.bn)
     }
 }
@@ -121,7 +139,7 @@ impl Calibrate {
     pub fn forward(&self, s0: &Tensor, s1: &Tensor, mode: &mut Mode) -> (Tensor, Tensor) {
         let s0 = match &self.pre_x {
             Calib0::None => s0.clone(),
-            Calib0::Reduce(m) => m.forward(&s0.relu(), mode),
+            Calib0::Reduce(m) => m.forward_act(s0, true, mode),
             Calib0::Conv(m) => m.forward(s0, mode),
         };
         let s1 = match &self.pre_y {
@@ -143,5 +161,51 @@ impl Module for Calibrate {
             v.extend(m.params());
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::DType;
+    use autograd::ops::batchnorm::BatchNormMode;
+    use autograd::testing::{assert_close, gradcheck, rand_f64};
+    use rand::SeedableRng;
+
+    /// The padded-conv form of the shifted branch equals the definition (shift by one
+    /// pixel, pad right/bottom for odd sizes, 1x1 stride-2 conv), with and without the
+    /// fused ReLU, for even and odd sizes; and the input gradient checks out.
+    #[test]
+    fn factorized_reduce_matches_its_definition() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let fr = FactorizedReduce::new("fr", 3, 4, &mut rng);
+        fr.to_dtype(DType::F64);
+        let (w1, w2) = (fr.conv1.weight.get(), fr.conv2.weight.get());
+        let p = Conv2dParams::new(2, 0, 1, 1);
+        for (h, w) in [(6, 6), (7, 5)] {
+            for relu in [false, true] {
+                let x = rand_f64(&[2, 3, h, w], 40 + h as u64);
+                let xr = if relu { x.relu() } else { x.clone() };
+                let a = xr.conv2d(&w1, None, p);
+                let shifted = xr.narrow(2, 1, h - 1).narrow(3, 1, w - 1).pad(&[
+                    (0, 0),
+                    (0, 0),
+                    (0, h % 2),
+                    (0, w % 2),
+                ]);
+                let b = shifted.conv2d(&w2, None, p);
+                let want = fr
+                    .bn
+                    .forward(&Tensor::concat(&[&a, &b], 1), BatchNormMode::Train);
+                let got = fr.forward_act(&x, relu, &mut Mode::train_deterministic());
+                assert_close(&got, &want, 1e-12, 1e-12);
+            }
+        }
+        let x = rand_f64(&[2, 3, 5, 7], 44);
+        gradcheck(
+            |t| fr.forward_act(&t[0], true, &mut Mode::train_deterministic()),
+            &[x],
+        )
+        .unwrap();
     }
 }

@@ -182,9 +182,9 @@ impl Geom {
 }
 
 /// Unrolls the channels of group `group` of one image (`cin * h * w`, row-major) into
-/// `col` (`k * l`, row-major): `col[(c*kh + i)*kw + j, oh*wo + ow] = x[c, ih, iw]` or 0 in
-/// the padding.
-fn im2col<T: Float>(g: &Geom, x_img: &[T], group: usize, col: &mut [T]) {
+/// `col` (`k * l`, row-major): `col[(c*kh + i)*kw + j, oh*wo + ow] = x[c, ih, iw]` (its
+/// ReLU when `relu`) or 0 in the padding.
+fn im2col<T: Float>(g: &Geom, x_img: &[T], group: usize, col: &mut [T], relu: bool) {
     let plane = g.h * g.w;
     for c in 0..g.cin_g {
         let xc = &x_img[(group * g.cin_g + c) * plane..][..plane];
@@ -203,12 +203,27 @@ fn im2col<T: Float>(g: &Geom, x_img: &[T], group: usize, col: &mut [T]) {
                     let xr = &xc[ih as usize * g.w..][..g.w];
                     out[..lo].fill(T::zero());
                     out[hi..].fill(T::zero());
+                    let act = |v: T| {
+                        if relu && !(v > T::zero()) {
+                            T::zero()
+                        } else {
+                            v
+                        }
+                    };
                     if g.sw == 1 {
                         let start = lo + off - g.pw;
-                        out[lo..hi].copy_from_slice(&xr[start..start + hi - lo]);
+                        let src = &xr[start..start + hi - lo];
+                        if relu {
+                            out[lo..hi]
+                                .iter_mut()
+                                .zip(src)
+                                .for_each(|(o, &v)| *o = act(v));
+                        } else {
+                            out[lo..hi].copy_from_slice(src);
+                        }
                     } else {
                         for (ow, o) in out.iter_mut().enumerate().take(hi).skip(lo) {
-                            *o = xr[ow * g.sw + off - g.pw];
+                            *o = act(xr[ow * g.sw + off - g.pw]);
                         }
                     }
                 }
@@ -263,6 +278,18 @@ pub fn conv2d_forward<T: Float>(
     bias: Option<ArrayView1<T>>,
     p: &Conv2dParams,
 ) -> Array4<T> {
+    conv2d_forward_act(x, w, bias, p, false)
+}
+
+/// [`conv2d_forward`] of `relu(x)` when `relu` (the ReLU is applied as the products read
+/// their input; no ReLU output is stored).
+pub fn conv2d_forward_act<T: Float>(
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+    bias: Option<ArrayView1<T>>,
+    p: &Conv2dParams,
+    relu: bool,
+) -> Array4<T> {
     let g = Geom::new(x.dim(), w.dim(), p);
     if let Some(b) = &bias {
         assert_eq!(
@@ -288,12 +315,13 @@ pub fn conv2d_forward<T: Float>(
             let colv: &[T] = if g.pointwise {
                 &x_img[gi * g.k * g.l..][..g.k * g.l]
             } else {
-                im2col(&g, x_img, gi, col);
+                im2col(&g, x_img, gi, col, relu);
                 &col[..]
             };
             let wg = &ws[gi * g.cout_g * g.k..][..g.cout_g * g.k];
             let yg = &mut y[gi * g.cout_g * g.l..][..g.cout_g * g.l];
-            matmul_rows(wg, g.k, 1, g.cout_g, g.k, colv, g.l, g.l, yg, g.l);
+            let relu_b = relu && g.pointwise;
+            matmul_rows(wg, g.k, 1, g.cout_g, g.k, colv, g.l, g.l, yg, g.l, relu_b);
         }
         if let Some(b) = &bias {
             for (co, yc) in y.chunks_mut(g.l).enumerate() {
@@ -347,6 +375,20 @@ pub fn conv2d_backward<T: Float>(
     need_dx: bool,
     need_dw: bool,
 ) -> (Option<Array4<T>>, Option<Array4<T>>) {
+    conv2d_backward_act(x, w, dy, p, need_dx, need_dw, false)
+}
+
+/// [`conv2d_backward`] of the conv of `relu(x)` when `relu`: the weight gradient reads
+/// `relu(x)`, and the input gradient is masked by `x > 0`.
+pub fn conv2d_backward_act<T: Float>(
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+    dy: ArrayView4<T>,
+    p: &Conv2dParams,
+    need_dx: bool,
+    need_dw: bool,
+    relu: bool,
+) -> (Option<Array4<T>>, Option<Array4<T>>) {
     let g = Geom::new(x.dim(), w.dim(), p);
     assert_eq!(
         dy.dim(),
@@ -389,23 +431,33 @@ pub fn conv2d_backward<T: Float>(
                 let colv: &[T] = if g.pointwise {
                     &x_img[gi * g.k * g.l..][..g.k * g.l]
                 } else {
-                    im2col(&g, x_img, gi, &mut st.col);
+                    im2col(&g, x_img, gi, &mut st.col, relu);
                     &st.col[..]
                 };
                 let dwg = &mut dw.as_slice_mut().unwrap()[gi * g.cout_g * g.k..][..g.cout_g * g.k];
-                matmul_nt(dyg, g.l, g.cout_g, colv, g.l, g.k, g.l, true, dwg, g.k);
+                let relu_b = relu && g.pointwise;
+                matmul_nt(
+                    dyg, g.l, g.cout_g, colv, g.l, g.k, g.l, true, dwg, g.k, relu_b,
+                );
             }
             if need_dx {
                 // W_g^T: element (c, o) of the transpose is w[gi * cout_g + o, c].
                 let wg = &ws[gi * g.cout_g * g.k..][..g.cout_g * g.k];
                 if g.pointwise {
                     let dxg = &mut dx_img[gi * g.k * g.l..][..g.k * g.l];
-                    matmul_rows(wg, 1, g.k, g.k, g.cout_g, dyg, g.l, g.l, dxg, g.l);
+                    matmul_rows(wg, 1, g.k, g.k, g.cout_g, dyg, g.l, g.l, dxg, g.l, false);
                 } else {
-                    matmul_rows(wg, 1, g.k, g.k, g.cout_g, dyg, g.l, g.l, &mut st.dcol, g.l);
+                    let dcol = &mut st.dcol;
+                    matmul_rows(wg, 1, g.k, g.k, g.cout_g, dyg, g.l, g.l, dcol, g.l, false);
                     col2im(&g, &st.dcol, gi, dx_img);
                 }
             }
+        }
+        if need_dx && relu {
+            dx_img
+                .iter_mut()
+                .zip(x_img)
+                .for_each(|(d, &v)| *d = if v > T::zero() { *d } else { T::zero() });
         }
         st
     };

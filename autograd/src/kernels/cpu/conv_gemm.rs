@@ -23,7 +23,8 @@
 use crate::dtype::Float;
 
 /// `c (m x n) = a (m x k) b (k x n)`: `a[i, p] = a[i * ars + p * acs]`, `b` row-major with
-/// row stride `ldb`, `c` row-major with row stride `ldc` (overwritten).
+/// row stride `ldb`, `c` row-major with row stride `ldc` (overwritten). With `relu_b`, `b`
+/// is read through a ReLU (`max(b, 0)`, NaN -> 0): a fused ReLU -> conv.
 ///
 /// Panics when a slice is too short for the shapes.
 #[allow(clippy::too_many_arguments)]
@@ -38,6 +39,7 @@ pub fn matmul_rows<T: Float>(
     n: usize,
     c: &mut [T],
     ldc: usize,
+    relu_b: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -62,12 +64,12 @@ pub fn matmul_rows<T: Float>(
     if let (Some(a32), Some(b32), Some(c32)) = (as_f32(a), as_f32(b), as_f32_mut(c)) {
         if x86::has_avx512() {
             // SAFETY: the CPU supports AVX-512F; the slice lengths were checked above.
-            unsafe { x86::rows_avx512(a32, ars, acs, m, k, b32, ldb, n, c32, ldc) };
+            unsafe { x86::rows_avx512(a32, ars, acs, m, k, b32, ldb, n, c32, ldc, relu_b) };
             return;
         }
         if x86::has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA; the slice lengths were checked above.
-            unsafe { x86::rows_avx2(a32, ars, acs, m, k, b32, ldb, n, c32, ldc) };
+            unsafe { x86::rows_avx2(a32, ars, acs, m, k, b32, ldb, n, c32, ldc, relu_b) };
             return;
         }
     }
@@ -77,15 +79,22 @@ pub fn matmul_rows<T: Float>(
         for p in 0..k {
             let av = a[i * ars + p * acs];
             let brow = &b[p * ldb..p * ldb + n];
-            crow.iter_mut()
-                .zip(brow)
-                .for_each(|(cv, &bv)| *cv += av * bv);
+            if relu_b {
+                crow.iter_mut()
+                    .zip(brow)
+                    .for_each(|(cv, &bv)| *cv += av * relu(bv));
+            } else {
+                crow.iter_mut()
+                    .zip(brow)
+                    .for_each(|(cv, &bv)| *cv += av * bv);
+            }
         }
     }
 }
 
 /// `c (m x n) = a (m x l) b (n x l)^T` (`accumulate == false`) or `c += a b^T`: rows of
 /// `a` and `b` contiguous with row strides `lda` and `ldb`, `c` row-major with stride `ldc`.
+/// With `relu_b`, `b` is read through a ReLU as in [`matmul_rows`].
 ///
 /// Panics when a slice is too short for the shapes.
 #[allow(clippy::too_many_arguments)]
@@ -100,6 +109,7 @@ pub fn matmul_nt<T: Float>(
     accumulate: bool,
     c: &mut [T],
     ldc: usize,
+    relu_b: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -121,12 +131,12 @@ pub fn matmul_nt<T: Float>(
     if let (Some(a32), Some(b32), Some(c32)) = (as_f32(a), as_f32(b), as_f32_mut(c)) {
         if x86::has_avx512() {
             // SAFETY: the CPU supports AVX-512F; the slice lengths were checked above.
-            unsafe { x86::nt_avx512(a32, lda, m, b32, ldb, n, l, accumulate, c32, ldc) };
+            unsafe { x86::nt_avx512(a32, lda, m, b32, ldb, n, l, accumulate, c32, ldc, relu_b) };
             return;
         }
         if x86::has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA; the slice lengths were checked above.
-            unsafe { x86::nt_avx2(a32, lda, m, b32, ldb, n, l, accumulate, c32, ldc) };
+            unsafe { x86::nt_avx2(a32, lda, m, b32, ldb, n, l, accumulate, c32, ldc, relu_b) };
             return;
         }
     }
@@ -134,14 +144,19 @@ pub fn matmul_nt<T: Float>(
         let arow = &a[i * lda..i * lda + l];
         for j in 0..n {
             let brow = &b[j * ldb..j * ldb + l];
-            let s = arow
-                .iter()
-                .zip(brow)
-                .fold(T::zero(), |s, (&x, &y)| s + x * y);
+            let s = arow.iter().zip(brow).fold(T::zero(), |s, (&x, &y)| {
+                s + x * if relu_b { relu(y) } else { y }
+            });
             let cv = &mut c[i * ldc + j];
             *cv = if accumulate { *cv + s } else { s };
         }
     }
+}
+
+/// `max(v, 0)`, 0 for NaN (as the ReLU op).
+#[inline(always)]
+fn relu<T: Float>(v: T) -> T {
+    if v > T::zero() { v } else { T::zero() }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -247,17 +262,46 @@ mod x86 {
     }
 
     macro_rules! kernels {
-        ($rows:ident, $rows_micro:ident, $nt:ident, $nt_micro:ident, $feat:literal,
-         $vec:ty, $mask:ty, $lanes:expr, $mr:expr, $ra:expr, $rb:expr,
-         $maskf:ident, $load:ident, $store:ident, $hsum:ident,
-         $zero:ident, $set1:ident, $fma:ident) => {
+        ($rows:ident, $nt:ident, $feat:literal, $vec:ty, $mask:ty, $lanes:expr, $mr:expr,
+         $ra:expr, $rb:expr, $maskf:ident, $load:ident, $store:ident, $hsum:ident,
+         $zero:ident, $set1:ident, $fma:ident, $max:ident) => {
             /// Vectors per column strip of `c` in the broadcast kernel.
             const V: usize = 4;
 
-            /// `c = a b`, f32; see `matmul_rows`.
+            /// `b` through a ReLU when `RELU` (`max` returns its second operand, 0, for NaN).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn act<const RELU: bool>(v: $vec) -> $vec {
+                if RELU { $max(v, $zero()) } else { v }
+            }
+
+            /// `c = a b` (`b` through a ReLU when `relu_b`), f32; see `matmul_rows`.
             #[target_feature(enable = $feat)]
             #[allow(clippy::too_many_arguments)]
             pub(in super::super) unsafe fn $rows(
+                a: &[f32],
+                ars: usize,
+                acs: usize,
+                m: usize,
+                k: usize,
+                b: &[f32],
+                ldb: usize,
+                n: usize,
+                c: &mut [f32],
+                ldc: usize,
+                relu_b: bool,
+            ) {
+                // SAFETY (both): the caller's contract, passed on.
+                if relu_b {
+                    unsafe { rows_impl::<true>(a, ars, acs, m, k, b, ldb, n, c, ldc) }
+                } else {
+                    unsafe { rows_impl::<false>(a, ars, acs, m, k, b, ldb, n, c, ldc) }
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn rows_impl<const RELU: bool>(
                 a: &[f32],
                 ars: usize,
                 acs: usize,
@@ -280,26 +324,28 @@ mod x86 {
                     // (the caller checked the slice lengths against m, k, n).
                     while i + $mr <= m {
                         unsafe {
-                            $rows_micro::<{ $mr }>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                            rows_micro::<{ $mr }, RELU>(
+                                a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc,
+                            )
                         };
                         i += $mr;
                     }
                     // The last rows in one tile of their own size.
                     match m - i {
                         1 => unsafe {
-                            $rows_micro::<1>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                            rows_micro::<1, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
                         },
                         2 => unsafe {
-                            $rows_micro::<2>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                            rows_micro::<2, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
                         },
                         3 => unsafe {
-                            $rows_micro::<3>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                            rows_micro::<3, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
                         },
                         4 => unsafe {
-                            $rows_micro::<4>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                            rows_micro::<4, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
                         },
                         5 => unsafe {
-                            $rows_micro::<5>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
+                            rows_micro::<5, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
                         },
                         _ => {}
                     }
@@ -311,7 +357,7 @@ mod x86 {
             #[target_feature(enable = $feat)]
             #[inline]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn $rows_micro<const R: usize>(
+            unsafe fn rows_micro<const R: usize, const RELU: bool>(
                 a: &[f32],
                 ars: usize,
                 acs: usize,
@@ -331,7 +377,7 @@ mod x86 {
                     // SAFETY: p < k, rows i..i+R < m and the masks keep columns below n.
                     unsafe {
                         let bv: [$vec; V] = std::array::from_fn(|v| {
-                            $load(bp.add(p * ldb + j0 + v * $lanes), masks[v])
+                            act::<RELU>($load(bp.add(p * ldb + j0 + v * $lanes), masks[v]))
                         });
                         for r in 0..R {
                             let av = $set1(*ap.add((i + r) * ars + p * acs));
@@ -352,10 +398,33 @@ mod x86 {
                 }
             }
 
-            /// `c (+)= a b^T`, f32; see `matmul_nt`.
+            /// `c (+)= a b^T` (`b` through a ReLU when `relu_b`), f32; see `matmul_nt`.
             #[target_feature(enable = $feat)]
             #[allow(clippy::too_many_arguments)]
             pub(in super::super) unsafe fn $nt(
+                a: &[f32],
+                lda: usize,
+                m: usize,
+                b: &[f32],
+                ldb: usize,
+                n: usize,
+                l: usize,
+                accumulate: bool,
+                c: &mut [f32],
+                ldc: usize,
+                relu_b: bool,
+            ) {
+                // SAFETY (both): the caller's contract, passed on.
+                if relu_b {
+                    unsafe { nt_impl::<true>(a, lda, m, b, ldb, n, l, accumulate, c, ldc) }
+                } else {
+                    unsafe { nt_impl::<false>(a, lda, m, b, ldb, n, l, accumulate, c, ldc) }
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn nt_impl<const RELU: bool>(
                 a: &[f32],
                 lda: usize,
                 m: usize,
@@ -376,7 +445,7 @@ mod x86 {
                         let rj = (n - j).min($rb);
                         if ri == $ra && rj == $rb {
                             unsafe {
-                                $nt_micro::<{ $ra }, { $rb }>(
+                                nt_micro::<{ $ra }, { $rb }, RELU>(
                                     a, lda, i, b, ldb, j, l, accumulate, c, ldc,
                                 )
                             };
@@ -384,7 +453,7 @@ mod x86 {
                             for ii in i..i + ri {
                                 for jj in j..j + rj {
                                     unsafe {
-                                        $nt_micro::<1, 1>(
+                                        nt_micro::<1, 1, RELU>(
                                             a, lda, ii, b, ldb, jj, l, accumulate, c, ldc,
                                         )
                                     };
@@ -401,7 +470,7 @@ mod x86 {
             #[target_feature(enable = $feat)]
             #[inline]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn $nt_micro<const RA: usize, const RB: usize>(
+            unsafe fn nt_micro<const RA: usize, const RB: usize, const RELU: bool>(
                 a: &[f32],
                 lda: usize,
                 i: usize,
@@ -421,8 +490,9 @@ mod x86 {
                     let mask = $maskf(l - q);
                     // SAFETY: rows i..i+RA of a, j..j+RB of b exist; the mask keeps q < l.
                     unsafe {
-                        let bv: [$vec; RB] =
-                            std::array::from_fn(|s| $load(bp.add((j + s) * ldb + q), mask));
+                        let bv: [$vec; RB] = std::array::from_fn(|s| {
+                            act::<RELU>($load(bp.add((j + s) * ldb + q), mask))
+                        });
                         for r in 0..RA {
                             let av = $load(ap.add((i + r) * lda + q), mask);
                             for s in 0..RB {
@@ -450,9 +520,7 @@ mod x86 {
         use super::*;
         kernels!(
             rows_avx512,
-            rows_micro_avx512,
             nt_avx512,
-            nt_micro_avx512,
             "avx512f",
             __m512,
             __mmask16,
@@ -466,7 +534,8 @@ mod x86 {
             hsum512,
             _mm512_setzero_ps,
             _mm512_set1_ps,
-            _mm512_fmadd_ps
+            _mm512_fmadd_ps,
+            _mm512_max_ps
         );
     }
 
@@ -474,9 +543,7 @@ mod x86 {
         use super::*;
         kernels!(
             rows_avx2,
-            rows_micro_avx2,
             nt_avx2,
-            nt_micro_avx2,
             "avx2,fma",
             __m256,
             __m256i,
@@ -490,7 +557,8 @@ mod x86 {
             hsum256,
             _mm256_setzero_ps,
             _mm256_set1_ps,
-            _mm256_fmadd_ps
+            _mm256_fmadd_ps,
+            _mm256_max_ps
         );
     }
 
@@ -520,17 +588,18 @@ mod tests {
             (32, 48, 1024),
             (5, 0, 9),
         ] {
-            for transposed in [false, true] {
+            for (transposed, relu_b) in [(false, false), (true, false), (false, true)] {
                 let (ars, acs) = if transposed { (1, m) } else { (k, 1) };
                 let a = fill(m * k, 1);
                 let (ldb, ldc) = (n + 3, n + 1);
                 let b = fill(k * ldb, 2);
                 let mut c = vec![f32::NAN; m * ldc];
-                matmul_rows(&a, ars, acs, m, k, &b, ldb, n, &mut c, ldc);
+                matmul_rows(&a, ars, acs, m, k, &b, ldb, n, &mut c, ldc, relu_b);
+                let act = |v: f32| if relu_b { v.max(0.0) } else { v } as f64;
                 for i in 0..m {
                     for j in 0..n {
                         let want: f64 = (0..k)
-                            .map(|p| a[i * ars + p * acs] as f64 * b[p * ldb + j] as f64)
+                            .map(|p| a[i * ars + p * acs] as f64 * act(b[p * ldb + j]))
                             .sum();
                         let got = c[i * ldc + j] as f64;
                         assert!(
@@ -551,17 +620,18 @@ mod tests {
     #[test]
     fn nt_matches_f64_reference() {
         for &(m, n, l) in &[(1, 1, 1), (4, 4, 16), (5, 7, 33), (16, 48, 1024), (9, 3, 7)] {
-            for accumulate in [false, true] {
+            for (accumulate, relu_b) in [(false, false), (true, false), (true, true)] {
                 let (lda, ldb, ldc) = (l + 2, l + 5, n + 1);
                 let a = fill(m * lda, 3);
                 let b = fill(n * ldb, 4);
                 let c0 = fill(m * ldc, 5);
                 let mut c = c0.clone();
-                matmul_nt(&a, lda, m, &b, ldb, n, l, accumulate, &mut c, ldc);
+                matmul_nt(&a, lda, m, &b, ldb, n, l, accumulate, &mut c, ldc, relu_b);
+                let act = |v: f32| if relu_b { v.max(0.0) } else { v } as f64;
                 for i in 0..m {
                     for j in 0..n {
                         let mut want: f64 = (0..l)
-                            .map(|q| a[i * lda + q] as f64 * b[j * ldb + q] as f64)
+                            .map(|q| a[i * lda + q] as f64 * act(b[j * ldb + q]))
                             .sum();
                         if accumulate {
                             want += c0[i * ldc + j] as f64;
@@ -593,18 +663,18 @@ mod tests {
         let a = fill(m * k, 1);
         let b = fill(k * n, 2);
         let (mut c1, mut c2) = (vec![0.0; m * n], vec![0.0; m * n]);
-        matmul_rows(&a, k, 1, m, k, &b, n, n, &mut c1, n);
+        matmul_rows(&a, k, 1, m, k, &b, n, n, &mut c1, n, true);
         // SAFETY: AVX2 and FMA are present (checked above); the sizes fit the slices.
-        unsafe { x86::rows_avx2(&a, k, 1, m, k, &b, n, n, &mut c2, n) };
+        unsafe { x86::rows_avx2(&a, k, 1, m, k, &b, n, n, &mut c2, n, true) };
         for (x, y) in c1.iter().zip(&c2) {
             assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
         }
         let a = fill(m * l, 3);
         let b = fill(n * l, 4);
         let (mut c1, mut c2) = (fill(m * n, 5), fill(m * n, 5));
-        matmul_nt(&a, l, m, &b, l, n, l, true, &mut c1, n);
+        matmul_nt(&a, l, m, &b, l, n, l, true, &mut c1, n, true);
         // SAFETY: as above.
-        unsafe { x86::nt_avx2(&a, l, m, &b, l, n, l, true, &mut c2, n) };
+        unsafe { x86::nt_avx2(&a, l, m, &b, l, n, l, true, &mut c2, n, true) };
         for (x, y) in c1.iter().zip(&c2) {
             assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
         }
@@ -617,11 +687,11 @@ mod tests {
         let a: Vec<f64> = (0..m * k).map(|i| i as f64 * 0.5 - 2.0).collect();
         let b: Vec<f64> = (0..k * n).map(|i| (i % 7) as f64 - 3.0).collect();
         let mut c = vec![0.0; m * n];
-        matmul_rows(&a, k, 1, m, k, &b, n, n, &mut c, n);
+        matmul_rows(&a, k, 1, m, k, &b, n, n, &mut c, n, false);
         let mut ct = vec![0.0; n * n];
         // b^T b through matmul_nt: rows of b^T are columns of b, so use bt explicitly.
         let bt: Vec<f64> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
-        matmul_nt(&bt, k, n, &bt, k, n, k, false, &mut ct, n);
+        matmul_nt(&bt, k, n, &bt, k, n, k, false, &mut ct, n, false);
         for i in 0..m {
             for j in 0..n {
                 let want: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();

@@ -38,7 +38,7 @@ pub fn to_row_major<T: Float>(a: &ArrayViewD<T>) -> Vec<T> {
 }
 
 /// Shortest contiguous run worth a slice copy (shorter runs take ndarray's iterator).
-const MIN_RUN: usize = 16;
+const MIN_RUN: usize = 8;
 
 /// Row-major copy of a view whose trailing axes form contiguous runs of at least
 /// [`MIN_RUN`] elements (a channel slice of an NCHW tensor, a cropped image): one slice
