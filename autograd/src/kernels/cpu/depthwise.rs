@@ -106,7 +106,7 @@ struct Plan {
     /// Length of the phase-split padded input buffer (slack included).
     xlen: usize,
     /// Per tap (row-major): its offset in the input buffer.
-    xoffs: Vec<usize>,
+    xoffs: Offsets,
     /// Output positions in the flat `(ho, vw)` layout: `(ho - 1) * vw + wo`.
     flat: usize,
     /// Top rows and left columns of zeros before `dy` in the input-gradient gather.
@@ -129,7 +129,20 @@ struct DxPhase {
     q0: usize,
     n: usize,
     taps: Vec<usize>,
+    offs: Offsets,
+}
+
+/// Tap offsets into a buffer, with their maximum (for the bounds checks).
+struct Offsets {
     offs: Vec<usize>,
+    max: usize,
+}
+
+impl Offsets {
+    fn new(offs: Vec<usize>) -> Offsets {
+        let max = offs.iter().copied().max().unwrap_or(0);
+        Offsets { offs, max }
+    }
 }
 
 /// The first and one-past-last `u` with `a + s * u` in `lo..hi`, capped at `len`.
@@ -181,7 +194,7 @@ impl Plan {
                     q0,
                     n,
                     taps,
-                    offs,
+                    offs: Offsets::new(offs),
                 });
             }
         }
@@ -190,7 +203,7 @@ impl Plan {
             uh,
             vw,
             xlen: g.sh * g.sw * pl + SLACK,
-            xoffs,
+            xoffs: Offsets::new(xoffs),
             flat,
             mt,
             ml,
@@ -540,16 +553,16 @@ fn taps<T: Float>(
     q0: usize,
     n: usize,
     src: &[T],
-    offs: &[usize],
+    offs: &Offsets,
     ws: &[T],
     init: T,
 ) {
     if n == 0 {
         return;
     }
+    let (offs, max_off) = (&offs.offs[..], offs.max);
     assert_eq!(offs.len(), ws.len());
     let end = q0 + run_len(n);
-    let max_off = offs.iter().copied().max().unwrap_or(0);
     assert!(out.len() >= end && src.len() >= end + max_off);
     #[cfg(target_arch = "x86_64")]
     if use_avx512::<T>() {
@@ -600,13 +613,13 @@ multiversion! {
 /// `dwc[t] += sum_q dy[q] * src[q + offs[t]]` over `q` in `0..n`, each tap's sum formed in
 /// a fixed order. Reads up to 15 positions past `n` in `dy` (which must be zero there)
 /// and `src`.
-fn tap_dots<T: Float>(dy: &[T], n: usize, src: &[T], offs: &[usize], dwc: &mut [T]) {
+fn tap_dots<T: Float>(dy: &[T], n: usize, src: &[T], offs: &Offsets, dwc: &mut [T]) {
     if n == 0 {
         return;
     }
+    let (offs, max_off) = (&offs.offs[..], offs.max);
     assert_eq!(offs.len(), dwc.len());
     let end = run_len(n);
-    let max_off = offs.iter().copied().max().unwrap_or(0);
     assert!(dy.len() >= end && src.len() >= end + max_off);
     #[cfg(target_arch = "x86_64")]
     if use_avx512::<T>() {

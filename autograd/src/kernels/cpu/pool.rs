@@ -286,6 +286,7 @@ multiversion! {
         y: &mut [T],
     ) {
         let wo = ccnt.len();
+        let wo16 = wo.next_multiple_of(16);
         let k = p.kernel.1;
         for (ih, row) in xp.chunks_exact(w).enumerate() {
             rp.fill(row, ph, T::zero());
@@ -297,8 +298,7 @@ multiversion! {
                         acc[l] += v[l];
                     }
                 }
-                let n = 16.min(wo - ow);
-                rs[ih * wo + ow..][..n].copy_from_slice(&acc[..n]);
+                rs[ih * wo16 + ow..][..16].copy_from_slice(&acc);
             }
         }
         let ho = y.len() / wo;
@@ -308,7 +308,7 @@ multiversion! {
             let yrow = &mut y[oh * wo..][..wo];
             yrow.fill(T::zero());
             for ih in h0..h1 {
-                for (d, &v) in yrow.iter_mut().zip(&rs[ih * wo..][..wo]) {
+                for (d, &v) in yrow.iter_mut().zip(&rs[ih * wo16..][..wo]) {
                     *d += v;
                 }
             }
@@ -348,7 +348,12 @@ pub fn avg_pool2d_forward<T: Float>(x: ArrayView4<T>, p: &Pool2dParams) -> Array
         .par_chunks_mut(l)
         .enumerate()
         .for_each_init(
-            || (vec![T::zero(); rp.s * rp.lp], vec![T::zero(); h * wo]),
+            || {
+                (
+                    vec![T::zero(); rp.s * rp.lp],
+                    vec![T::zero(); h * wo.next_multiple_of(16)],
+                )
+            },
             |(ph, rs), (pi, y)| {
                 let xp = &xs[pi * h * w..][..h * w];
                 avg_plane(p, xp, h, w, &rp, ph, rs, &ccnt, y);
