@@ -3,7 +3,9 @@
 //! * General conv (im2col + GEMM): 3x3, pad 1, 64 images of 32x32, 16->32 and 64->64
 //!   channels; forward alone and forward + backward (input and weight gradients).
 //! * Depthwise conv (direct loop): 3x3 pad 1 and 5x5 pad 2, input (64, 64, 32, 32) and
-//!   NAO's supernet size (64, 20, 32, 32); forward and forward + backward.
+//!   NAO's supernet size (64, 20, 32, 32); the child CNN's shapes (workload C: 16 channels
+//!   at 32x32, 32 at 16x16, stride 1 and 2, a dilated 3x3 at 8x8); forward and
+//!   forward + backward.
 //!
 //! Throughput is set to the convolution's FLOPs (2 per multiply-add; backward = 2x forward),
 //! so criterion's "elem/s" reads as FLOP/s.
@@ -68,6 +70,36 @@ fn bench_conv(cr: &mut Criterion) {
             x: [64, 20, 32, 32],
             w: [20, 1, 5, 5],
             p: Conv2dParams::new(1, 2, 1, 20),
+        },
+        Case {
+            name: "dw3x3_64x16x32x32",
+            x: [64, 16, 32, 32],
+            w: [16, 1, 3, 3],
+            p: Conv2dParams::new(1, 1, 1, 16),
+        },
+        Case {
+            name: "dw5x5_64x32x16x16",
+            x: [64, 32, 16, 16],
+            w: [32, 1, 5, 5],
+            p: Conv2dParams::new(1, 2, 1, 32),
+        },
+        Case {
+            name: "dw3x3_s2_64x16x32x32",
+            x: [64, 16, 32, 32],
+            w: [16, 1, 3, 3],
+            p: Conv2dParams::new(2, 1, 1, 16),
+        },
+        Case {
+            name: "dw5x5_s2_64x32x16x16",
+            x: [64, 32, 16, 16],
+            w: [32, 1, 5, 5],
+            p: Conv2dParams::new(2, 2, 1, 32),
+        },
+        Case {
+            name: "dw3x3_d2_64x64x8x8",
+            x: [64, 64, 8, 8],
+            w: [64, 1, 3, 3],
+            p: Conv2dParams::new(1, 2, 2, 64),
         },
         Case {
             name: "pw1x1_20to20_b64_32x32",

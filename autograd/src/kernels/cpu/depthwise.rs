@@ -2,19 +2,41 @@
 //! direct loop on NCHW arrays, optionally on the ReLU of its input (the cell ops' ReLU ->
 //! depthwise pair fused: no ReLU output is ever stored).
 //!
-//! im2col + GEMM is a poor fit here (a GEMM with M = 1 per channel), so every kernel tap is
-//! applied as a vectorisable row update: `out_row[ow] += w[i, j] * x_row[ow * s + off]`.
+//! im2col + GEMM is a poor fit here (a GEMM with M = 1 per channel). Instead each plane is
+//! copied once into a zero-padded scratch buffer, split into `sh x sw` *phase planes* (the
+//! rows `r = a (mod sh)` and columns `c = b (mod sw)` of the padded plane; one plane at
+//! stride 1). In that layout every output row is contiguous and every kernel tap reads the
+//! buffer at one fixed offset from the output position, so the outputs of a plane, taken
+//! as one flat run of `(ho - 1) * vw + wo` positions with row stride `vw` (the phase-plane
+//! width; the positions past `wo` in each row are computed and dropped), are
+//! `y[q] = b + sum_t w[t] * buf[q + off[t]]`. The kernel ([`taps`]) keeps a block of 64
+//! outputs in registers while it runs over all taps, and stores each output once.
+//!
+//! The input gradient is the same gather on a zero-margined copy of `dy`, once per phase
+//! of the padded input (the taps with `i * dh = a (mod sh)`, `j * dw = b (mod sw)` feed
+//! phase `(a, b)`), then interleaved back into the plane and masked by `x > 0` when the
+//! ReLU is fused. The weight gradient correlates the same flat `dy` run with the input
+//! buffer at every tap offset ([`tap_dots`]: one `dy` load feeds every tap's accumulator).
+//!
 //! Forward and input gradient run in parallel over the `N x C` planes; the weight gradient
 //! runs in parallel over channels (each channel loops over the images in order, so no
-//! reduction and the same bits whatever the thread count). The per-plane kernels run as
-//! AVX2 code where the CPU has it ([`crate::kernels::cpu::simd`]). Stride, zero padding and
-//! dilation follow [`Conv2dParams`]; its `groups` must equal the channel count.
+//! reduction and the same bits whatever the thread count). f32 runs AVX-512 intrinsics
+//! (with FMA) where the CPU has them; otherwise (and for f64) the same blocking in plain
+//! Rust, compiled for AVX2 where available ([`crate::kernels::cpu::simd`]). Results are
+//! deterministic for a given CPU, but the two paths differ in rounding (FMA).
+//! Stride, zero padding and dilation follow [`Conv2dParams`]; its `groups` must equal the
+//! channel count.
 
-use crate::dtype::Float;
+use crate::dtype::{DType, Float};
 use crate::kernels::cpu::conv::{Conv2dParams, Geom};
 use crate::kernels::cpu::simd::multiversion;
 use ndarray::{Array4, ArrayView1, ArrayView4};
 use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Extra zeroed elements after every scratch buffer: the kernels round their runs up to
+/// whole vectors (16 lanes) and may read or write up to 15 elements past the run.
+const SLACK: usize = 64;
 
 fn geom(
     x: (usize, usize, usize, usize),
@@ -32,229 +54,798 @@ fn geom(
     g
 }
 
+/// True when the CPU supports AVX-512F (checked once).
+pub(crate) fn has_avx512f() -> bool {
+    static AVX512: OnceLock<bool> = OnceLock::new();
+    *AVX512.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// Whether the f32 kernels take the AVX-512 path (tests switch it off to compare).
+#[inline(always)]
+fn use_avx512<T: Float>() -> bool {
+    T::DTYPE == DType::F32 && has_avx512f() && !force_generic()
+}
+
+#[cfg(test)]
+thread_local! {
+    static FORCE_GENERIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn force_generic() -> bool {
+    FORCE_GENERIC.with(|f| f.get())
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn force_generic() -> bool {
+    false
+}
+
 /// `max(v, 0)` as the ReLU op computes it (0 for NaN and -0).
 #[inline(always)]
 fn relu1<T: Float>(v: T) -> T {
     if v > T::zero() { v } else { T::zero() }
 }
 
-/// `d.copy_from_slice(s)` for short rows, inlined as vector moves (a plain
-/// `copy_from_slice` of a row of unknown length is a `memcpy` call, whose overhead
-/// dominates at 8..32 elements).
-#[inline(always)]
-fn copy_row<T: Float>(d: &mut [T], s: &[T]) {
-    assert_eq!(d.len(), s.len());
-    let mut dc = d.chunks_exact_mut(8);
-    let mut sc = s.chunks_exact(8);
-    for (d, s) in (&mut dc).zip(&mut sc) {
-        let v: [T; 8] = s.try_into().unwrap();
-        d.copy_from_slice(&v);
-    }
-    for (d, &s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
-        *d = s;
+/// Where the buffers of one plane live (see the module docs); derived once per call.
+struct Plan {
+    g: Geom,
+    /// Rows and columns of one phase plane of the padded input.
+    uh: usize,
+    vw: usize,
+    /// Length of the phase-split padded input buffer (slack included).
+    xlen: usize,
+    /// Per tap (row-major): its offset in the input buffer.
+    xoffs: Offsets,
+    /// Output positions in the flat `(ho, vw)` layout: `(ho - 1) * vw + wo`.
+    flat: usize,
+    /// Top rows and left columns of zeros before `dy` in the input-gradient gather.
+    mt: usize,
+    ml: usize,
+    /// Row stride and length (slack included) of that zero-margined `dy` buffer.
+    wz: usize,
+    zlen: usize,
+    /// The input-gradient gather of each phase `(a, b)`, index `a * sw + b`.
+    phases: Vec<DxPhase>,
+    /// Length of the input-gradient phase buffer (slack included).
+    dxlen: usize,
+}
+
+/// The input-gradient gather of one phase: positions `q0..q0 + n` of the phase's
+/// `(uh, wz)` flat layout at `base`, from the taps `taps` at offsets `offs` into the
+/// zero-margined `dy` buffer.
+struct DxPhase {
+    base: usize,
+    q0: usize,
+    n: usize,
+    taps: Vec<usize>,
+    offs: Offsets,
+}
+
+/// Tap offsets into a buffer, with their maximum (for the bounds checks).
+struct Offsets {
+    offs: Vec<usize>,
+    max: usize,
+}
+
+impl Offsets {
+    fn new(offs: Vec<usize>) -> Offsets {
+        let max = offs.iter().copied().max().unwrap_or(0);
+        Offsets { offs, max }
     }
 }
 
-/// Copies a `(h, w)` plane (its ReLU when `relu`) into the interior of a zero-bordered
-/// `(h + 2ph, w + 2pw)` buffer (the border is zero from the buffer's creation and never
-/// written).
-#[inline(always)]
-fn pad_plane<T: Float>(g: &Geom, src: &[T], dst: &mut [T], relu: bool) {
-    let wp = g.w + 2 * g.pw;
-    for ih in 0..g.h {
-        let d = &mut dst[(ih + g.ph) * wp + g.pw..][..g.w];
-        let s = &src[ih * g.w..][..g.w];
-        if relu {
-            d.iter_mut().zip(s).for_each(|(d, &v)| *d = relu1(v));
-        } else {
-            copy_row(d, s);
+/// The first and one-past-last `u` with `a + s * u` in `lo..hi`, capped at `len`.
+fn phase_range(a: usize, s: usize, lo: usize, hi: usize, len: usize) -> (usize, usize) {
+    let u0 = lo.saturating_sub(a).div_ceil(s);
+    let u1 = hi.saturating_sub(a).div_ceil(s).min(len);
+    (u0, u1.max(u0))
+}
+
+impl Plan {
+    fn new(g: &Geom) -> Plan {
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let (uh, vw) = (hp.div_ceil(g.sh), wp.div_ceil(g.sw));
+        let pl = uh * vw;
+        let mut xoffs = Vec::with_capacity(g.kh * g.kw);
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let (r, c) = (i * g.dh, j * g.dw);
+                xoffs.push(((r % g.sh) * g.sw + c % g.sw) * pl + (r / g.sh) * vw + c / g.sw);
+            }
+        }
+        let flat = if g.l == 0 { 0 } else { (g.ho - 1) * vw + g.wo };
+        let mt = (g.kh - 1) * g.dh / g.sh;
+        let ml = (g.kw - 1) * g.dw / g.sw;
+        let wz = vw + ml;
+        let zlen = (uh + mt) * wz + SLACK;
+        let mut phases = Vec::with_capacity(g.sh * g.sw);
+        for a in 0..g.sh {
+            for b in 0..g.sw {
+                let (mut taps, mut offs) = (Vec::new(), Vec::new());
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let (r, c) = (i * g.dh, j * g.dw);
+                        if r % g.sh == a && c % g.sw == b {
+                            taps.push(i * g.kw + j);
+                            offs.push((mt - r / g.sh) * wz + ml - c / g.sw);
+                        }
+                    }
+                }
+                let (u0, u1) = phase_range(a, g.sh, g.ph, g.ph + g.h, uh);
+                let (v0, v1) = phase_range(b, g.sw, g.pw, g.pw + g.w, vw);
+                let (q0, n) = if u1 > u0 && v1 > v0 {
+                    (u0 * wz + v0, (u1 - 1 - u0) * wz + v1 - v0)
+                } else {
+                    (0, 0)
+                };
+                phases.push(DxPhase {
+                    base: (a * g.sw + b) * uh * wz,
+                    q0,
+                    n,
+                    taps,
+                    offs: Offsets::new(offs),
+                });
+            }
+        }
+        Plan {
+            g: *g,
+            uh,
+            vw,
+            xlen: g.sh * g.sw * pl + SLACK,
+            xoffs: Offsets::new(xoffs),
+            flat,
+            mt,
+            ml,
+            wz,
+            zlen,
+            phases,
+            dxlen: g.sh * g.sw * uh * wz + SLACK,
         }
     }
-}
 
-/// `out[ow] += wv * row[base + ow * s]` over the whole output row.
-#[inline(always)]
-fn axpy_strided<T: Float>(out: &mut [T], wv: T, row: &[T], base: usize, s: usize) {
-    let n = out.len();
-    if s == 1 {
-        out.iter_mut()
-            .zip(&row[base..base + n])
-            .for_each(|(o, &v)| *o += wv * v);
-    } else {
-        out.iter_mut()
-            .zip(row[base..].iter().step_by(s))
-            .for_each(|(o, &v)| *o += wv * v);
-    }
-}
-
-/// `row[base + ow * s] += wv * v[ow]` over the whole `v` row.
-#[inline(always)]
-fn scatter_strided<T: Float>(row: &mut [T], wv: T, v: &[T], base: usize, s: usize) {
-    if s == 1 {
-        row[base..base + v.len()]
-            .iter_mut()
-            .zip(v)
-            .for_each(|(d, &v)| *d += wv * v);
-    } else {
-        row[base..]
-            .iter_mut()
-            .step_by(s)
-            .zip(v)
-            .for_each(|(d, &v)| *d += wv * v);
-    }
-}
-
-/// `dy` plane copied into the padded-width `(ho, wp)` layout (stride 1); the extra columns
-/// stay zero from the buffer's creation.
-#[inline(always)]
-fn spread_dy<T: Float>(g: &Geom, dyp: &[T], dst: &mut [T]) {
-    let wp = g.w + 2 * g.pw;
-    for oh in 0..g.ho {
-        copy_row(&mut dst[oh * wp..][..g.wo], &dyp[oh * g.wo..][..g.wo]);
-    }
-}
-
-multiversion! {
-    /// One output plane of the forward pass: `xp (h, w)` (ReLU applied when `relu`) with
-    /// filter `wc (kh * kw)` and bias `b` into `y (ho, wo)`; `pad` and `acc` are scratch.
-    fn forward_plane<T: Float>(
-        g: &Geom,
-        xp: &[T],
-        wc: &[T],
-        b: T,
-        relu: bool,
-        pad: &mut [T],
-        acc: &mut [T],
-        y: &mut [T],
-    ) {
-        let wp = g.w + 2 * g.pw;
-        pad_plane(g, xp, pad, relu);
-        if g.sh == 1 && g.sw == 1 {
-            // Stride 1: in padded-width layout every tap is ONE long axpy.
-            acc.fill(b);
-            let flat = acc.len();
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let off = i * g.dh * wp + j * g.dw;
-                    axpy_strided(acc, wc[i * g.kw + j], &pad[off..off + flat], 0, 1);
-                }
-            }
-            for oh in 0..g.ho {
-                copy_row(&mut y[oh * g.wo..][..g.wo], &acc[oh * wp..][..g.wo]);
-            }
+    /// Copies an input plane `(h, w)` (its ReLU when `relu`) into the phase-split padded
+    /// buffer `xb` (whose padding is zero from its creation and never written).
+    fn fill_x<T: Float>(&self, src: &[T], xb: &mut [T], relu: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if use_avx512::<T>() {
+            // SAFETY: f32 and AVX-512F checked.
+            unsafe { self.fill_x_avx512(cast(src), cast_mut(xb), relu) };
             return;
         }
-        for oh in 0..g.ho {
-            let yr = &mut y[oh * g.wo..][..g.wo];
-            yr.fill(b);
-            for i in 0..g.kh {
-                let prow = &pad[(oh * g.sh + i * g.dh) * wp..][..wp];
-                for j in 0..g.kw {
-                    axpy_strided(yr, wc[i * g.kw + j], prow, j * g.dw, g.sw);
+        let g = &self.g;
+        let pl = self.uh * self.vw;
+        for ih in 0..g.h {
+            let r = ih + g.ph;
+            let row = (r % g.sh) * g.sw * pl + (r / g.sh) * self.vw;
+            let s = &src[ih * g.w..][..g.w];
+            match g.sw {
+                1 => copy_relu(&mut xb[row + g.pw..][..g.w], s, relu),
+                2 => {
+                    let (pe, po) = ((g.pw % 2) * pl, ((g.pw + 1) % 2) * pl);
+                    let (ce, co) = (g.pw / 2, g.pw.div_ceil(2));
+                    let (ne, no) = (g.w.div_ceil(2), g.w / 2);
+                    let (ev, od) = split_pair(xb, row + pe + ce, ne, row + po + co, no);
+                    deinterleave(s, ev, od, relu);
                 }
-            }
-        }
-    }
-}
-
-multiversion! {
-    /// One input-gradient plane: `dyp (ho, wo)` through filter `wc` into `dxp (h, w)`,
-    /// masked by `xp > 0` when `relu`; `dpad` and `dyflat` are scratch.
-    fn dx_plane<T: Float>(
-        g: &Geom,
-        xp: &[T],
-        dyp: &[T],
-        wc: &[T],
-        relu: bool,
-        dpad: &mut [T],
-        dyflat: &mut [T],
-        dxp: &mut [T],
-    ) {
-        let wp = g.w + 2 * g.pw;
-        dpad.fill(T::zero());
-        if g.sh == 1 && g.sw == 1 {
-            spread_dy(g, dyp, dyflat);
-            let flat = dyflat.len();
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let off = i * g.dh * wp + j * g.dw;
-                    scatter_strided(&mut dpad[off..off + flat], wc[i * g.kw + j], dyflat, 0, 1);
-                }
-            }
-        } else {
-            for oh in 0..g.ho {
-                let dyr = &dyp[oh * g.wo..][..g.wo];
-                for i in 0..g.kh {
-                    let drow = &mut dpad[(oh * g.sh + i * g.dh) * wp..][..wp];
-                    for j in 0..g.kw {
-                        scatter_strided(drow, wc[i * g.kw + j], dyr, j * g.dw, g.sw);
+                sw => {
+                    for (iw, &v) in s.iter().enumerate() {
+                        let c = iw + g.pw;
+                        xb[row + (c % sw) * pl + c / sw] = if relu { relu1(v) } else { v };
                     }
                 }
             }
         }
+    }
+
+    /// Copies `dy (ho, wo)` into `dz` at row stride `stride`, `top` rows and `left` columns
+    /// in (the rest stays zero from the buffer's creation).
+    fn spread<T: Float>(&self, dy: &[T], dz: &mut [T], stride: usize, top: usize, left: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if use_avx512::<T>() {
+            // SAFETY: f32 and AVX-512F checked.
+            unsafe { self.spread_avx512(cast(dy), cast_mut(dz), stride, top, left) };
+            return;
+        }
+        let g = &self.g;
+        for oh in 0..g.ho {
+            copy_relu(
+                &mut dz[(oh + top) * stride + left..][..g.wo],
+                &dy[oh * g.wo..][..g.wo],
+                false,
+            );
+        }
+    }
+
+    /// Writes the input-gradient plane `dxp (h, w)` from the phase buffer `acc`, masked by
+    /// `xp > 0` when `relu`.
+    fn gather_dx<T: Float>(&self, acc: &[T], xp: &[T], relu: bool, dxp: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if use_avx512::<T>() {
+            // SAFETY: f32 and AVX-512F checked.
+            unsafe { self.gather_dx_avx512(cast(acc), cast(xp), relu, cast_mut(dxp)) };
+            return;
+        }
+        let g = &self.g;
+        let ps = self.uh * self.wz;
         for ih in 0..g.h {
+            let r = ih + g.ph;
+            let row = (r % g.sh) * g.sw * ps + (r / g.sh) * self.wz;
             let d = &mut dxp[ih * g.w..][..g.w];
-            let s = &dpad[(ih + g.ph) * wp + g.pw..][..g.w];
-            if relu {
-                let xr = &xp[ih * g.w..][..g.w];
-                d.iter_mut()
-                    .zip(s.iter().zip(xr))
-                    .for_each(|(d, (&v, &x))| *d = if x > T::zero() { v } else { T::zero() });
-            } else {
-                copy_row(d, s);
+            let xr = &xp[ih * g.w..][..g.w];
+            match g.sw {
+                1 => mask_copy(d, &acc[row + g.pw..][..g.w], xr, relu),
+                2 => {
+                    let (pe, po) = ((g.pw % 2) * ps, ((g.pw + 1) % 2) * ps);
+                    let (ce, co) = (g.pw / 2, g.pw.div_ceil(2));
+                    let ev = &acc[row + pe + ce..][..g.w.div_ceil(2)];
+                    let od = &acc[row + po + co..][..g.w / 2];
+                    interleave(d, ev, od, xr, relu);
+                }
+                sw => {
+                    for (iw, d) in d.iter_mut().enumerate() {
+                        let c = iw + g.pw;
+                        let v = acc[row + (c % sw) * ps + c / sw];
+                        *d = if !relu || xr[iw] > T::zero() {
+                            v
+                        } else {
+                            T::zero()
+                        };
+                    }
+                }
             }
         }
     }
 }
 
-multiversion! {
-    /// Adds one image's contribution to a channel's weight gradient `dwc (kh * kw)`:
-    /// `xp (h, w)` (its ReLU when `relu`) against `dyp (ho, wo)`; `pad` and `dyflat` are
-    /// scratch.
-    fn dw_plane<T: Float>(
-        g: &Geom,
-        xp: &[T],
-        dyp: &[T],
-        relu: bool,
-        pad: &mut [T],
-        dyflat: &mut [T],
-        dwc: &mut [T],
-    ) {
-        let wp = g.w + 2 * g.pw;
-        pad_plane(g, xp, pad, relu);
-        if g.sh == 1 && g.sw == 1 {
-            spread_dy(g, dyp, dyflat);
-            let flat = dyflat.len();
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let off = i * g.dh * wp + j * g.dw;
-                    dwc[i * g.kw + j] += dot(dyflat, &pad[off..off + flat]);
+#[cfg(target_arch = "x86_64")]
+impl Plan {
+    /// [`Plan::fill_x`] for f32 with AVX-512.
+    #[target_feature(enable = "avx512f")]
+    fn fill_x_avx512(&self, src: &[f32], xb: &mut [f32], relu: bool) {
+        let g = &self.g;
+        let pl = self.uh * self.vw;
+        for ih in 0..g.h {
+            let r = ih + g.ph;
+            let row = (r % g.sh) * g.sw * pl + (r / g.sh) * self.vw;
+            let s = &src[ih * g.w..][..g.w];
+            match g.sw {
+                1 => copy_row_avx512(&mut xb[row + g.pw..][..g.w], s, relu),
+                2 => {
+                    let (pe, po) = ((g.pw % 2) * pl, ((g.pw + 1) % 2) * pl);
+                    let (ce, co) = (g.pw / 2, g.pw.div_ceil(2));
+                    let (ne, no) = (g.w.div_ceil(2), g.w / 2);
+                    let (ev, od) = split_pair(xb, row + pe + ce, ne, row + po + co, no);
+                    deinterleave_f32_avx512(s, ev, od, relu);
+                }
+                sw => {
+                    for (iw, &v) in s.iter().enumerate() {
+                        let c = iw + g.pw;
+                        xb[row + (c % sw) * pl + c / sw] = if relu { relu1(v) } else { v };
+                    }
                 }
             }
+        }
+    }
+
+    /// [`Plan::spread`] for f32 with AVX-512.
+    #[target_feature(enable = "avx512f")]
+    fn spread_avx512(&self, dy: &[f32], dz: &mut [f32], stride: usize, top: usize, left: usize) {
+        let g = &self.g;
+        for oh in 0..g.ho {
+            copy_row_avx512(
+                &mut dz[(oh + top) * stride + left..][..g.wo],
+                &dy[oh * g.wo..][..g.wo],
+                false,
+            );
+        }
+    }
+
+    /// [`Plan::gather_dx`] for f32 with AVX-512.
+    #[target_feature(enable = "avx512f")]
+    fn gather_dx_avx512(&self, acc: &[f32], xp: &[f32], relu: bool, dxp: &mut [f32]) {
+        let g = &self.g;
+        let ps = self.uh * self.wz;
+        for ih in 0..g.h {
+            let r = ih + g.ph;
+            let row = (r % g.sh) * g.sw * ps + (r / g.sh) * self.wz;
+            let d = &mut dxp[ih * g.w..][..g.w];
+            let xr = &xp[ih * g.w..][..g.w];
+            match g.sw {
+                1 => mask_row_avx512(d, &acc[row + g.pw..][..g.w], xr, relu),
+                2 => {
+                    let (pe, po) = ((g.pw % 2) * ps, ((g.pw + 1) % 2) * ps);
+                    let (ce, co) = (g.pw / 2, g.pw.div_ceil(2));
+                    let ev = &acc[row + pe + ce..][..g.w.div_ceil(2)];
+                    let od = &acc[row + po + co..][..g.w / 2];
+                    interleave_f32_avx512(d, ev, od, xr, relu);
+                }
+                sw => {
+                    for (iw, d) in d.iter_mut().enumerate() {
+                        let c = iw + g.pw;
+                        let v = acc[row + (c % sw) * ps + c / sw];
+                        *d = if !relu || xr[iw] > 0.0 { v } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the forward's output run `acc` (row stride `vw`) into `y (ho, wo)`.
+    fn copy_out<T: Float>(&self, acc: &[T], y: &mut [T]) {
+        let g = &self.g;
+        #[cfg(target_arch = "x86_64")]
+        if use_avx512::<T>() {
+            // SAFETY: f32 and AVX-512F checked.
+            unsafe { self.copy_out_avx512(cast(acc), cast_mut(y)) };
             return;
         }
         for oh in 0..g.ho {
-            let dyr = &dyp[oh * g.wo..][..g.wo];
-            for i in 0..g.kh {
-                let prow = &pad[(oh * g.sh + i * g.dh) * wp..][..wp];
-                for j in 0..g.kw {
-                    let base = j * g.dw;
-                    dwc[i * g.kw + j] += if g.sw == 1 {
-                        dot(dyr, &prow[base..base + g.wo])
-                    } else {
-                        dyr.iter()
-                            .zip(prow[base..].iter().step_by(g.sw))
-                            .fold(T::zero(), |s, (&v, &x)| s + v * x)
-                    };
-                }
-            }
+            y[oh * g.wo..][..g.wo].copy_from_slice(&acc[oh * self.vw..][..g.wo]);
+        }
+    }
+
+    /// [`Plan::copy_out`] for f32 with AVX-512.
+    #[target_feature(enable = "avx512f")]
+    fn copy_out_avx512(&self, acc: &[f32], y: &mut [f32]) {
+        let g = &self.g;
+        for oh in 0..g.ho {
+            copy_row_avx512(
+                &mut y[oh * g.wo..][..g.wo],
+                &acc[oh * self.vw..][..g.wo],
+                false,
+            );
         }
     }
 }
 
+/// The mask of the first `k` of 16 lanes (all for `k >= 16`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lanes(k: usize) -> u16 {
+    if k >= 16 { 0xffff } else { (1u16 << k) - 1 }
+}
+
+/// `d = s` (its ReLU when `relu`) for f32 with AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn copy_row_avx512(d: &mut [f32], s: &[f32], relu: bool) {
+    use std::arch::x86_64::*;
+    let n = d.len();
+    assert_eq!(s.len(), n);
+    let z = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        // SAFETY: the mask limits both accesses to `i..n`.
+        unsafe {
+            let mut v = _mm512_maskz_loadu_ps(m, s.as_ptr().add(i));
+            if relu {
+                v = _mm512_max_ps(v, z);
+            }
+            _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), m, v);
+        }
+        i += 16;
+    }
+}
+
+/// `d = s` where `x > 0` (everywhere when not `relu`), else 0, for f32 with AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn mask_row_avx512(d: &mut [f32], s: &[f32], x: &[f32], relu: bool) {
+    use std::arch::x86_64::*;
+    let n = d.len();
+    assert!(s.len() == n && x.len() == n);
+    let z = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let m = lanes(n - i);
+        // SAFETY: the mask limits every access to `i..n`.
+        unsafe {
+            let mut v = _mm512_maskz_loadu_ps(m, s.as_ptr().add(i));
+            if relu {
+                let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, z), v);
+            }
+            _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), m, v);
+        }
+        i += 16;
+    }
+}
+
+/// Two disjoint mutable runs `buf[a..a + na]` and `buf[b..b + nb]` (in either order).
+fn split_pair<T>(buf: &mut [T], a: usize, na: usize, b: usize, nb: usize) -> (&mut [T], &mut [T]) {
+    if a < b {
+        let (lo, hi) = buf.split_at_mut(b);
+        (&mut lo[a..a + na], &mut hi[..nb])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a);
+        (&mut hi[..na], &mut lo[b..b + nb])
+    }
+}
+
+/// `d = s` (its ReLU when `relu`).
+#[inline(always)]
+fn copy_relu<T: Float>(d: &mut [T], s: &[T], relu: bool) {
+    if relu {
+        d.iter_mut().zip(s).for_each(|(d, &v)| *d = relu1(v));
+    } else {
+        d.copy_from_slice(s);
+    }
+}
+
+/// `d = s` where `x > 0` (everywhere when not `relu`), else 0.
+#[inline(always)]
+fn mask_copy<T: Float>(d: &mut [T], s: &[T], x: &[T], relu: bool) {
+    if relu {
+        d.iter_mut()
+            .zip(s.iter().zip(x))
+            .for_each(|(d, (&v, &x))| *d = if x > T::zero() { v } else { T::zero() });
+    } else {
+        d.copy_from_slice(s);
+    }
+}
+
+/// Splits `s` into its even (`ev`) and odd (`od`) elements (their ReLU when `relu`).
+#[inline(always)]
+fn deinterleave<T: Float>(s: &[T], ev: &mut [T], od: &mut [T], relu: bool) {
+    let f = |v: T| if relu { relu1(v) } else { v };
+    for (k, e) in ev.iter_mut().enumerate() {
+        *e = f(s[2 * k]);
+    }
+    for (k, o) in od.iter_mut().enumerate() {
+        *o = f(s[2 * k + 1]);
+    }
+}
+
+/// `d[2k] = ev[k]`, `d[2k + 1] = od[k]`, zero where `relu` and not `x > 0`.
+#[inline(always)]
+fn interleave<T: Float>(d: &mut [T], ev: &[T], od: &[T], x: &[T], relu: bool) {
+    for (iw, d) in d.iter_mut().enumerate() {
+        let v = if iw % 2 == 0 { ev[iw / 2] } else { od[iw / 2] };
+        *d = if !relu || x[iw] > T::zero() {
+            v
+        } else {
+            T::zero()
+        };
+    }
+}
+
+/// `s` as f32 (the caller has checked that `T` is f32).
+#[inline(always)]
+fn cast<T: Float>(s: &[T]) -> &[f32] {
+    assert_eq!(T::DTYPE, DType::F32);
+    // SAFETY: `T` is f32 (asserted), so the slice reinterprets as f32 of the same length.
+    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) }
+}
+
+/// `s` as mutable f32 (the caller has checked that `T` is f32).
+#[inline(always)]
+fn cast_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
+    assert_eq!(T::DTYPE, DType::F32);
+    // SAFETY: as in `cast`.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
+}
+
+/// Rounds a run of `n` positions up to whole 16-lane vectors.
+#[inline(always)]
+fn run_len(n: usize) -> usize {
+    n.next_multiple_of(16)
+}
+
+/// `out[q] = init + sum_t ws[t] * src[q + offs[t]]` for `q` in `q0..q0 + n` (taps added in
+/// order). May write `out` and read `src` up to 15 positions past the run (both are
+/// checked to have that room).
+fn taps<T: Float>(
+    out: &mut [T],
+    q0: usize,
+    n: usize,
+    src: &[T],
+    offs: &Offsets,
+    ws: &[T],
+    init: T,
+) {
+    if n == 0 {
+        return;
+    }
+    let (offs, max_off) = (&offs.offs[..], offs.max);
+    assert_eq!(offs.len(), ws.len());
+    let end = q0 + run_len(n);
+    assert!(out.len() >= end && src.len() >= end + max_off);
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512::<T>() {
+        // SAFETY: f32 and AVX-512F checked; every write `out[q0..end]` and read
+        // `src[q0 + off..end + off]` is in bounds (asserted above).
+        unsafe {
+            taps_f32_avx512(
+                cast_mut(out).as_mut_ptr(),
+                q0,
+                end,
+                cast(src).as_ptr(),
+                offs,
+                cast(ws),
+                cast(std::slice::from_ref(&init))[0],
+            )
+        };
+        return;
+    }
+    taps_generic(out, q0, end, src, offs, ws, init);
+}
+
+multiversion! {
+    /// [`taps`] in plain Rust over `q0..end` (a multiple of 16 long).
+    fn taps_generic<T: Float>(
+        out: &mut [T],
+        q0: usize,
+        end: usize,
+        src: &[T],
+        offs: &[usize],
+        ws: &[T],
+        init: T,
+    ) {
+        let mut q = q0;
+        while q < end {
+            let mut acc = [init; 16];
+            for (&off, &w) in offs.iter().zip(ws) {
+                let s: &[T; 16] = src[q + off..][..16].try_into().unwrap();
+                for l in 0..16 {
+                    acc[l] += w * s[l];
+                }
+            }
+            out[q..q + 16].copy_from_slice(&acc);
+            q += 16;
+        }
+    }
+}
+
+/// `dwc[t] += sum_q dy[q] * src[q + offs[t]]` over `q` in `0..n`, each tap's sum formed in
+/// a fixed order. Reads up to 15 positions past `n` in `dy` (which must be zero there)
+/// and `src`.
+fn tap_dots<T: Float>(dy: &[T], n: usize, src: &[T], offs: &Offsets, dwc: &mut [T]) {
+    if n == 0 {
+        return;
+    }
+    let (offs, max_off) = (&offs.offs[..], offs.max);
+    assert_eq!(offs.len(), dwc.len());
+    let end = run_len(n);
+    assert!(dy.len() >= end && src.len() >= end + max_off);
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512::<T>() {
+        let (dy, src) = (cast(&dy[..end]), cast(src));
+        let mut sums = [0.0f32; 25];
+        // SAFETY: f32 and AVX-512F checked; the kernel checks its reads.
+        unsafe {
+            match offs.len() {
+                9 => tap_dots_f32_avx512::<9>(dy, src, offs.try_into().unwrap(), &mut sums),
+                25 => tap_dots_f32_avx512::<25>(dy, src, offs.try_into().unwrap(), &mut sums),
+                _ => {
+                    for (d, &off) in dwc.iter_mut().zip(offs) {
+                        tap_dots_f32_avx512::<1>(dy, &src[off..], &[0], &mut sums);
+                        *d += T::of(sums[0] as f64);
+                    }
+                    return;
+                }
+            }
+        }
+        for (d, &s) in dwc.iter_mut().zip(&sums) {
+            *d += T::of(s as f64);
+        }
+        return;
+    }
+    tap_dots_generic(dy, end, src, offs, dwc);
+}
+
+multiversion! {
+    /// [`tap_dots`] in plain Rust over `0..end` (a multiple of 16), eight lanes per tap.
+    fn tap_dots_generic<T: Float>(
+        dy: &[T],
+        end: usize,
+        src: &[T],
+        offs: &[usize],
+        dwc: &mut [T],
+    ) {
+        for (d, &off) in dwc.iter_mut().zip(offs) {
+            let mut acc = [T::zero(); 16];
+            for q in (0..end).step_by(16) {
+                let a: &[T; 16] = dy[q..][..16].try_into().unwrap();
+                let b: &[T; 16] = src[q + off..][..16].try_into().unwrap();
+                for l in 0..16 {
+                    acc[l] += a[l] * b[l];
+                }
+            }
+            let mut s = T::zero();
+            for l in 0..8 {
+                s += acc[l] + acc[l + 8];
+            }
+            *d += s;
+        }
+    }
+}
+
+/// [`taps`] for f32: blocks of 64 outputs (four registers) over all taps, then 32 and 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn taps_f32_avx512(
+    out: *mut f32,
+    q0: usize,
+    end: usize,
+    src: *const f32,
+    offs: &[usize],
+    ws: &[f32],
+    init: f32,
+) {
+    use std::arch::x86_64::*;
+    let b = _mm512_set1_ps(init);
+    let mut q = q0;
+    // SAFETY (all pointer arithmetic): the caller guarantees `out[q0..end]` and
+    // `src[q0 + off..end + off]` for every tap offset.
+    unsafe {
+        while q + 64 <= end {
+            let (mut a0, mut a1, mut a2, mut a3) = (b, b, b, b);
+            for (&off, &w) in offs.iter().zip(ws) {
+                let wv = _mm512_set1_ps(w);
+                let p = src.add(q + off);
+                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p), a0);
+                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(16)), a1);
+                a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(32)), a2);
+                a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(48)), a3);
+            }
+            _mm512_storeu_ps(out.add(q), a0);
+            _mm512_storeu_ps(out.add(q + 16), a1);
+            _mm512_storeu_ps(out.add(q + 32), a2);
+            _mm512_storeu_ps(out.add(q + 48), a3);
+            q += 64;
+        }
+        if q + 32 <= end {
+            let (mut a0, mut a1) = (b, b);
+            for (&off, &w) in offs.iter().zip(ws) {
+                let wv = _mm512_set1_ps(w);
+                let p = src.add(q + off);
+                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p), a0);
+                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(16)), a1);
+            }
+            _mm512_storeu_ps(out.add(q), a0);
+            _mm512_storeu_ps(out.add(q + 16), a1);
+            q += 32;
+        }
+        if q < end {
+            let mut a0 = b;
+            for (&off, &w) in offs.iter().zip(ws) {
+                let p = src.add(q + off);
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(w), _mm512_loadu_ps(p), a0);
+            }
+            _mm512_storeu_ps(out.add(q), a0);
+        }
+    }
+}
+
+/// [`tap_dots`] for f32 with `K` taps: one 16-lane accumulator per tap, one `dy` load per
+/// block feeding all of them; `sums[t]` receives each tap's total.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tap_dots_f32_avx512<const K: usize>(
+    dy: &[f32],
+    src: &[f32],
+    offs: &[usize; K],
+    sums: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let end = dy.len();
+    assert!(end.is_multiple_of(16) && sums.len() >= K);
+    assert!(offs.iter().all(|&o| o + end <= src.len()));
+    let mut acc = [_mm512_setzero_ps(); K];
+    let (d, s) = (dy.as_ptr(), src.as_ptr());
+    for q in (0..end).step_by(16) {
+        // SAFETY: `q + 16 <= end <= dy.len()` and `off + q + 16 <= src.len()` (asserted).
+        unsafe {
+            let dv = _mm512_loadu_ps(d.add(q));
+            for t in 0..K {
+                acc[t] = _mm512_fmadd_ps(dv, _mm512_loadu_ps(s.add(offs[t] + q)), acc[t]);
+            }
+        }
+    }
+    for t in 0..K {
+        sums[t] = _mm512_reduce_add_ps(acc[t]);
+    }
+}
+
+/// [`deinterleave`] for f32: 32 inputs per step through two permutes, masked at the end.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn deinterleave_f32_avx512(s: &[f32], ev: &mut [f32], od: &mut [f32], relu: bool) {
+    use std::arch::x86_64::*;
+    let n = s.len();
+    assert!(ev.len() == n.div_ceil(2) && od.len() == n / 2);
+    let ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let z = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let r = n - i;
+        let m = lanes;
+        // SAFETY: the masks limit every load to `s[i..n]` and every store to
+        // `ev[i / 2..]` (`ceil(r / 2)` lanes) and `od[i / 2..]` (`r / 2` lanes).
+        unsafe {
+            let lo = _mm512_maskz_loadu_ps(m(r), s.as_ptr().add(i));
+            let hi = _mm512_maskz_loadu_ps(m(r.saturating_sub(16)), s.as_ptr().add(i + 16.min(r)));
+            let (mut e, mut o) = (
+                _mm512_permutex2var_ps(lo, ie, hi),
+                _mm512_permutex2var_ps(lo, io, hi),
+            );
+            if relu {
+                e = _mm512_max_ps(e, z);
+                o = _mm512_max_ps(o, z);
+            }
+            _mm512_mask_storeu_ps(ev.as_mut_ptr().add(i / 2), m(r.div_ceil(2)), e);
+            _mm512_mask_storeu_ps(od.as_mut_ptr().add(i / 2), m(r / 2), o);
+        }
+        i += 32;
+    }
+}
+
+/// [`interleave`] for f32: 32 outputs per step through two permutes, masked at the end.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn interleave_f32_avx512(d: &mut [f32], ev: &[f32], od: &[f32], x: &[f32], relu: bool) {
+    use std::arch::x86_64::*;
+    let n = d.len();
+    assert!(ev.len() == n.div_ceil(2) && od.len() == n / 2 && x.len() == n);
+    let il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    let z = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let r = n - i;
+        let m = lanes;
+        // SAFETY: the masks limit every access to `d[i..n]`, `x[i..n]`, `ev[i / 2..]`
+        // (`ceil(r / 2)` lanes) and `od[i / 2..]` (`r / 2` lanes).
+        unsafe {
+            let e = _mm512_maskz_loadu_ps(m(r.div_ceil(2)), ev.as_ptr().add(i / 2));
+            let o = _mm512_maskz_loadu_ps(m(r / 2), od.as_ptr().add(i / 2));
+            let (ml, mh) = (m(r), m(r.saturating_sub(16)));
+            let (mut lo, mut hi) = (
+                _mm512_permutex2var_ps(e, il, o),
+                _mm512_permutex2var_ps(e, ih, o),
+            );
+            let hp = d.as_mut_ptr().add(i + 16.min(r));
+            if relu {
+                let xl = _mm512_maskz_loadu_ps(ml, x.as_ptr().add(i));
+                let xh = _mm512_maskz_loadu_ps(mh, x.as_ptr().add(i + 16.min(r)));
+                lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xl, z), lo);
+                hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xh, z), hi);
+            }
+            _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), ml, lo);
+            _mm512_mask_storeu_ps(hp, mh, hi);
+        }
+        i += 32;
+    }
+}
+
+/// Scratch buffers of one thread, zeroed once: the padded input and its output run
+/// (forward), or the padded input, the two `dy` layouts and the phase buffer (backward).
+struct Scratch<T> {
+    x: Vec<T>,
+    a: Vec<T>,
+    b: Vec<T>,
+    c: Vec<T>,
+}
+
 /// Depthwise conv forward: `x (N, C, H, W)`, `w (C, 1, kh, kw)`, optional `bias (C)` ->
-/// `(N, C, Ho, Wo)`. Each plane is copied into a zero-padded per-thread scratch buffer, so
-/// every tap is a branch-free full-row update.
+/// `(N, C, Ho, Wo)`.
 pub fn depthwise_forward<T: Float>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
@@ -282,32 +873,34 @@ pub fn depthwise_forward_act<T: Float>(
     if out.is_empty() {
         return out;
     }
+    let plan = Plan::new(&g);
     let plane = g.h * g.w;
-    let taps = g.kh * g.kw;
-    let wp = g.w + 2 * g.pw;
-    let padded = (g.h + 2 * g.ph) * wp;
-    // Stride 1: outputs are computed in a padded-width layout `(ho, wp)`, of which the
-    // first `flat` elements matter (the last row needs only `wo` columns).
-    let unit = g.sh == 1 && g.sw == 1;
-    let flat = if unit { (g.ho - 1) * wp + g.wo } else { 0 };
+    let taps_n = g.kh * g.kw;
     out.as_slice_mut()
         .unwrap()
         .par_chunks_mut(g.l)
         .enumerate()
         .for_each_init(
-            || (vec![T::zero(); padded], vec![T::zero(); flat]),
-            |(pad, acc), (pi, y)| {
+            || Scratch {
+                x: vec![T::zero(); plan.xlen],
+                a: vec![T::zero(); plan.flat + SLACK],
+                b: Vec::new(),
+                c: Vec::new(),
+            },
+            |s, (pi, y)| {
                 let c = pi % g.cout;
                 let b = bias.as_ref().map_or(T::zero(), |b| b[c]);
-                let (xp, wc) = (&xs[pi * plane..][..plane], &ws[c * taps..][..taps]);
-                forward_plane(&g, xp, wc, b, relu, pad, acc, y);
+                let (xp, wc) = (&xs[pi * plane..][..plane], &ws[c * taps_n..][..taps_n]);
+                plan.fill_x(xp, &mut s.x, relu);
+                taps(&mut s.a, 0, plan.flat, &s.x, &plan.xoffs, wc, b);
+                plan.copy_out(&s.a, y);
             },
         );
     out
 }
 
 /// Depthwise conv backward: gradients w.r.t. the input (`need_dx`) and the weight
-/// (`need_dw`) given `dy (N, C, Ho, Wo)`. Both work on zero-padded per-thread planes.
+/// (`need_dw`) given `dy (N, C, Ho, Wo)`.
 pub fn depthwise_backward<T: Float>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
@@ -346,15 +939,8 @@ pub fn depthwise_backward_act<T: Float>(
     let dy = dy.as_standard_layout();
     let dys = dy.as_slice().unwrap();
     let plane = g.h * g.w;
-    let taps = g.kh * g.kw;
-    let wp = g.w + 2 * g.pw;
-    let padded = (g.h + 2 * g.ph) * wp;
-    let unit = g.sh == 1 && g.sw == 1;
-    let flat = if unit && g.l > 0 {
-        (g.ho - 1) * wp + g.wo
-    } else {
-        0
-    };
+    let taps_n = g.kh * g.kw;
+    let plan = Plan::new(&g);
 
     // One pass over the channels (in parallel); each channel walks the images in order,
     // reading each `x` and `dy` plane once for both gradients. The weight gradient is thus
@@ -363,17 +949,26 @@ pub fn depthwise_backward_act<T: Float>(
     let mut dw = Array4::<T>::zeros((g.cout, 1, g.kh, g.kw));
     if g.l > 0 && plane > 0 && (need_dx || need_dw) {
         let dx_ptr = SendPtr(dx_buf.as_mut_ptr());
+        let plan = &plan;
         dw.as_slice_mut()
             .unwrap()
-            .par_chunks_mut(taps)
+            .par_chunks_mut(taps_n)
             .enumerate()
             .for_each_init(
-                || {
-                    let z = vec![T::zero(); padded];
-                    (z.clone(), z, vec![T::zero(); flat])
+                || Scratch {
+                    x: vec![T::zero(); if need_dw { plan.xlen } else { 0 }],
+                    a: vec![T::zero(); if need_dw { plan.flat + SLACK } else { 0 }],
+                    b: vec![T::zero(); if need_dx { plan.zlen } else { 0 }],
+                    c: vec![T::zero(); if need_dx { plan.dxlen } else { 0 }],
                 },
-                |(pad, dpad, dyflat), (c, dwc)| {
-                    let wc = &ws[c * taps..][..taps];
+                |s, (c, dwc)| {
+                    let wc = &ws[c * taps_n..][..taps_n];
+                    // Each input-gradient phase's weights, in its tap order.
+                    let wph: Vec<Vec<T>> = plan
+                        .phases
+                        .iter()
+                        .map(|ph| ph.taps.iter().map(|&t| wc[t]).collect())
+                        .collect();
                     for ni in 0..g.n {
                         let pi = ni * g.cin + c;
                         let xp = &xs[pi * plane..][..plane];
@@ -384,15 +979,22 @@ pub fn depthwise_backward_act<T: Float>(
                             prefetch(&dys[next * g.l..][..g.l]);
                         }
                         if need_dw {
-                            dw_plane(&g, xp, dyp, relu, pad, dyflat, dwc);
+                            plan.fill_x(xp, &mut s.x, relu);
+                            plan.spread(dyp, &mut s.a, plan.vw, 0, 0);
+                            tap_dots(&s.a, plan.flat, &s.x, &plan.xoffs, dwc);
                         }
                         if need_dx {
+                            plan.spread(dyp, &mut s.b, plan.wz, plan.mt, plan.ml);
+                            for (ph, wp) in plan.phases.iter().zip(&wph) {
+                                let out = &mut s.c[ph.base..];
+                                taps(out, ph.q0, ph.n, &s.b, &ph.offs, wp, T::zero());
+                            }
                             // SAFETY: plane `pi` of the `N * C` planes is written by the one
                             // task that owns channel `c`, and the buffer outlives the loop.
                             let dxp = unsafe {
                                 std::slice::from_raw_parts_mut(dx_ptr.get().add(pi * plane), plane)
                             };
-                            dx_plane(&g, xp, dyp, wc, relu, dpad, dyflat, dxp);
+                            plan.gather_dx(&s.c, xp, relu, dxp);
                         }
                     }
                 },
@@ -415,106 +1017,6 @@ impl<T> SendPtr<T> {
     fn get(self) -> *mut T {
         self.0
     }
-}
-
-/// A dot product with 32 independent accumulators (four 8-lane vectors, so the additions
-/// of one vector do not wait on each other).
-#[inline(always)]
-fn dot<T: Float>(x: &[T], y: &[T]) -> T {
-    #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == crate::dtype::DType::F32 && crate::kernels::cpu::simd::has_avx2() {
-        let n = x.len().min(y.len());
-        // SAFETY: `T` is f32 (checked above), so the slices reinterpret as f32 slices of the
-        // same length; the CPU has AVX2.
-        let v = unsafe {
-            dot_f32_avx2(
-                std::slice::from_raw_parts(x.as_ptr() as *const f32, n),
-                std::slice::from_raw_parts(y.as_ptr() as *const f32, n),
-            )
-        };
-        return T::of(v as f64);
-    }
-    dot_generic(x, y)
-}
-
-/// [`dot`] in plain Rust (any `Float`, any CPU).
-#[inline(always)]
-fn dot_generic<T: Float>(x: &[T], y: &[T]) -> T {
-    let mut acc = [[T::zero(); 8]; 4];
-    let mut xc = x.chunks_exact(32);
-    let mut yc = y.chunks_exact(32);
-    for (a, b) in (&mut xc).zip(&mut yc) {
-        let a: &[T; 32] = a.try_into().unwrap();
-        let b: &[T; 32] = b.try_into().unwrap();
-        for l in 0..8 {
-            acc[0][l] += a[l] * b[l];
-            acc[1][l] += a[l + 8] * b[l + 8];
-            acc[2][l] += a[l + 16] * b[l + 16];
-            acc[3][l] += a[l + 24] * b[l + 24];
-        }
-    }
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    let mut xc8 = xr.chunks_exact(8);
-    let mut yc8 = yr.chunks_exact(8);
-    for (a, b) in (&mut xc8).zip(&mut yc8) {
-        for l in 0..8 {
-            acc[0][l] += a[l] * b[l];
-        }
-    }
-    let mut s = T::zero();
-    let [a0, a1, a2, a3] = acc;
-    for l in 0..8 {
-        s += (a0[l] + a1[l]) + (a2[l] + a3[l]);
-    }
-    for (&a, &b) in xc8.remainder().iter().zip(yc8.remainder()) {
-        s += a * b;
-    }
-    s
-}
-
-/// [`dot`] for f32 with AVX2 intrinsics: the same four 8-lane accumulators and the same
-/// final summation order, so the result is bit-identical to the generic code (the
-/// compiler vectorised that only 4 lanes wide).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dot_f32_avx2(x: &[f32], y: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = x.len().min(y.len());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    // SAFETY (all loads): `i + 32 <= n` or `i + 8 <= n` bounds every read of 8 lanes.
-    while i + 32 <= n {
-        for (k, a) in acc.iter_mut().enumerate() {
-            let (xp, yp) = (x[i + 8 * k..].as_ptr(), y[i + 8 * k..].as_ptr());
-            let p = unsafe { _mm256_mul_ps(_mm256_loadu_ps(xp), _mm256_loadu_ps(yp)) };
-            *a = _mm256_add_ps(*a, p);
-        }
-        i += 32;
-    }
-    while i + 8 <= n {
-        let p = unsafe {
-            _mm256_mul_ps(
-                _mm256_loadu_ps(x[i..].as_ptr()),
-                _mm256_loadu_ps(y[i..].as_ptr()),
-            )
-        };
-        acc[0] = _mm256_add_ps(acc[0], p);
-        i += 8;
-    }
-    let mut lanes = [[0.0f32; 8]; 4];
-    for (l, a) in lanes.iter_mut().zip(acc) {
-        // SAFETY: `l` holds 8 f32.
-        unsafe { _mm256_storeu_ps(l.as_mut_ptr(), a) };
-    }
-    let mut s = 0.0f32;
-    let [l0, l1, l2, l3] = lanes;
-    for l in 0..8 {
-        s += (l0[l] + l1[l]) + (l2[l] + l3[l]);
-    }
-    for j in i..n {
-        s += x[j] * y[j];
-    }
-    s
 }
 
 /// Hints the CPU to fetch `v` into cache (the backward pass walks planes a channel apart,
@@ -541,56 +1043,204 @@ mod tests {
     use super::*;
     use ndarray::Array4;
 
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_dot_is_bit_identical_to_generic_dot() {
-        if !crate::kernels::cpu::simd::has_avx2() {
-            return;
+    /// Deterministic values in about `[-2, 2]` (some exactly 0 and negative, so the ReLU
+    /// mask matters).
+    fn fill(shape: (usize, usize, usize, usize), seed: usize) -> Array4<f32> {
+        Array4::from_shape_fn(shape, |(a, b, c, d)| {
+            let k = a * 7919 + b * 131 + c * 31 + d * 7 + seed * 17;
+            ((k * 2654435761 % 1000) as f32 - 500.0) / 250.0
+        })
+    }
+
+    /// The forward output, input gradient and weight gradient in f64, by direct loops.
+    #[allow(clippy::type_complexity)]
+    fn naive(
+        x: &Array4<f32>,
+        w: &Array4<f32>,
+        b: &[f32],
+        dy: &Array4<f32>,
+        p: &Conv2dParams,
+        relu: bool,
+    ) -> (Array4<f64>, Array4<f64>, Array4<f64>) {
+        let (n, c, h, wd) = x.dim();
+        let (_, _, kh, kw) = w.dim();
+        let (_, _, ho, wo) = dy.dim();
+        let xr = |a, b, r: isize, q: isize| -> f64 {
+            if r < 0 || q < 0 || r >= h as isize || q >= wd as isize {
+                return 0.0;
+            }
+            let v = x[[a, b, r as usize, q as usize]] as f64;
+            if relu { v.max(0.0) } else { v }
+        };
+        let mut y = Array4::<f64>::zeros((n, c, ho, wo));
+        let mut dx = Array4::<f64>::zeros((n, c, h, wd));
+        let mut dw = Array4::<f64>::zeros((c, 1, kh, kw));
+        for a in 0..n {
+            for ch in 0..c {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let mut s = b[ch] as f64;
+                        let g = dy[[a, ch, oh, ow]] as f64;
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let r = (oh * p.stride.0 + i * p.dilation.0) as isize
+                                    - p.padding.0 as isize;
+                                let q = (ow * p.stride.1 + j * p.dilation.1) as isize
+                                    - p.padding.1 as isize;
+                                let wv = w[[ch, 0, i, j]] as f64;
+                                s += wv * xr(a, ch, r, q);
+                                dw[[ch, 0, i, j]] += g * xr(a, ch, r, q);
+                                if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < wd {
+                                    let (r, q) = (r as usize, q as usize);
+                                    if !relu || x[[a, ch, r, q]] > 0.0 {
+                                        dx[[a, ch, r, q]] += g * wv;
+                                    }
+                                }
+                            }
+                        }
+                        y[[a, ch, oh, ow]] = s;
+                    }
+                }
+            }
         }
-        for n in [0, 1, 7, 8, 9, 31, 32, 33, 70, 1000, 1089] {
-            let x: Vec<f32> = (0..n)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
-                .collect();
-            let y: Vec<f32> = (0..n)
-                .map(|i| ((i * 53 % 89) as f32 - 44.0) / 3.0)
-                .collect();
-            // SAFETY: AVX2 checked above.
-            let fast = unsafe { dot_f32_avx2(&x, &y) };
-            assert_eq!(fast.to_bits(), dot_generic(&x, &y).to_bits(), "n = {n}");
+        (y, dx, dw)
+    }
+
+    fn assert_near(got: &Array4<f32>, want: &Array4<f64>, what: &str) {
+        assert_eq!(got.dim(), want.dim(), "{what}: shapes");
+        for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
+            assert!(
+                (g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "{what}: element {i}: {g} vs {w}"
+            );
+        }
+    }
+
+    /// (h, w, k, stride, pad, dilation) cases: the child CNN's shapes (3x3 and 5x5 at
+    /// stride 1 and 2, dilation 2) and odd sizes, asymmetric-looking pads, stride 3.
+    const CASES: [(usize, usize, usize, usize, usize, usize); 12] = [
+        (32, 32, 3, 1, 1, 1),
+        (16, 16, 5, 1, 2, 1),
+        (8, 8, 3, 1, 1, 1),
+        (32, 32, 3, 2, 1, 1),
+        (16, 16, 5, 2, 2, 1),
+        (9, 7, 3, 2, 1, 1),
+        (11, 10, 5, 2, 2, 1),
+        (16, 16, 3, 1, 2, 2),
+        (9, 12, 5, 2, 4, 2),
+        (7, 13, 3, 1, 0, 1),
+        (10, 11, 3, 3, 1, 1),
+        (5, 6, 1, 2, 0, 1),
+    ];
+
+    #[test]
+    fn matches_naive_reference_on_both_paths() {
+        for generic in [false, true] {
+            // A private pool whose threads all take the chosen path.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            pool.broadcast(|_| FORCE_GENERIC.with(|f| f.set(generic)));
+            for (ci, &(h, wd, k, s, pad, d)) in CASES.iter().enumerate() {
+                for relu in [false, true] {
+                    let c = 3;
+                    let p = Conv2dParams::new(s, pad, d, c);
+                    let x = fill((2, c, h, wd), ci);
+                    let w = fill((c, 1, k, k), ci + 50).mapv(|v| v / 2.0);
+                    let b = [0.5f32, -0.25, 0.0];
+                    let ho = (h + 2 * pad - d * (k - 1) - 1) / s + 1;
+                    let wo = (wd + 2 * pad - d * (k - 1) - 1) / s + 1;
+                    let dy = fill((2, c, ho, wo), ci + 100);
+                    let (ry, rdx, rdw) = naive(&x, &w, &b, &dy, &p, relu);
+                    let what = format!("case {ci} relu {relu} generic {generic}");
+                    let bv = ndarray::ArrayView1::from(&b[..]);
+                    let (y, (dx, dw)) = pool.install(|| {
+                        (
+                            depthwise_forward_act(x.view(), w.view(), Some(bv), &p, relu),
+                            depthwise_backward_act(
+                                x.view(),
+                                w.view(),
+                                dy.view(),
+                                &p,
+                                true,
+                                true,
+                                relu,
+                            ),
+                        )
+                    });
+                    assert_near(&y, &ry, &format!("{what}: forward"));
+                    assert_near(&dx.unwrap(), &rdx, &format!("{what}: dx"));
+                    assert_near(&dw.unwrap(), &rdw, &format!("{what}: dw"));
+                }
+            }
         }
     }
 
     #[test]
-    fn gradients_are_bit_identical_across_thread_counts() {
-        let x = Array4::from_shape_fn((7, 3, 9, 8), |(a, b, c, d)| {
-            (((a * 131 + b * 31 + c * 7 + d) % 97) as f32 - 48.0) / 13.0
-        });
-        let w = Array4::from_shape_fn((3, 1, 3, 3), |(a, _, c, d)| {
-            ((a * 5 + c * 2 + d) % 7) as f32 / 7.0 - 0.4
-        });
-        for (s, relu) in [(1, false), (1, true), (2, true)] {
-            let p = Conv2dParams::new(s, 1, 1, 3);
-            let ho = (9 + 2 - 3) / s + 1;
-            let wo = (8 + 2 - 3) / s + 1;
-            let dy = Array4::from_shape_fn((7, 3, ho, wo), |(a, b, c, d)| {
-                (((a * 17 + b * 13 + c * 5 + d * 3) % 23) as f32 - 11.0) / 5.0
-            });
-            let run = |threads: usize| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap()
-                    .install(|| {
-                        depthwise_backward_act(x.view(), w.view(), dy.view(), &p, true, true, relu)
-                    })
-            };
-            let one = run(1);
-            for threads in [2, 3] {
-                assert_eq!(
-                    one,
-                    run(threads),
-                    "stride {s} relu {relu}, {threads} threads"
-                );
+    fn only_dx_or_only_dw_gives_the_same_gradients() {
+        let p = Conv2dParams::new(2, 2, 1, 4);
+        let x = fill((3, 4, 11, 9), 1);
+        let w = fill((4, 1, 5, 5), 2);
+        let dy = fill((3, 4, 6, 5), 3);
+        let (dx, dw) = depthwise_backward_act(x.view(), w.view(), dy.view(), &p, true, true, true);
+        let (dx1, none) =
+            depthwise_backward_act(x.view(), w.view(), dy.view(), &p, true, false, true);
+        assert!(none.is_none());
+        assert_eq!(dx, dx1);
+        let (none, dw1) =
+            depthwise_backward_act(x.view(), w.view(), dy.view(), &p, false, true, true);
+        assert!(none.is_none());
+        assert_eq!(dw, dw1);
+    }
+
+    #[test]
+    fn results_are_bit_identical_across_thread_counts() {
+        for (k, s, pad, d) in [(3, 1, 1, 1), (5, 2, 2, 1), (3, 1, 2, 2), (3, 2, 1, 1)] {
+            for relu in [false, true] {
+                let c = 5;
+                let p = Conv2dParams::new(s, pad, d, c);
+                let x = fill((7, c, 12, 10), k + s);
+                let w = fill((c, 1, k, k), 9);
+                let ho = (12 + 2 * pad - d * (k - 1) - 1) / s + 1;
+                let wo = (10 + 2 * pad - d * (k - 1) - 1) / s + 1;
+                let dy = fill((7, c, ho, wo), 4);
+                let run = |threads: usize| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap()
+                        .install(|| {
+                            let y = depthwise_forward_act(x.view(), w.view(), None, &p, relu);
+                            let g = depthwise_backward_act(
+                                x.view(),
+                                w.view(),
+                                dy.view(),
+                                &p,
+                                true,
+                                true,
+                                relu,
+                            );
+                            (y, g)
+                        })
+                };
+                let one = run(1);
+                for threads in [2, 3] {
+                    let other = run(threads);
+                    let bits = |a: &Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    let what = format!("k {k} s {s} d {d} relu {relu}, {threads} threads");
+                    assert_eq!(bits(&one.0), bits(&other.0), "{what}: forward");
+                    assert_eq!(
+                        bits(one.1.0.as_ref().unwrap()),
+                        bits(other.1.0.as_ref().unwrap()),
+                        "{what}: dx"
+                    );
+                    assert_eq!(
+                        bits(one.1.1.as_ref().unwrap()),
+                        bits(other.1.1.as_ref().unwrap()),
+                        "{what}: dw"
+                    );
+                }
             }
         }
     }
