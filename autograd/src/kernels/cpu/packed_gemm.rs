@@ -247,21 +247,24 @@ mod x86 {
                         };
                         i += $mr;
                     }
+                    // The last rows in tiles of 4, 2 and 1 (same per-row arithmetic).
                     while i < m {
-                        // SAFETY: as above, one row.
-                        unsafe {
-                            $micro::<1>(
-                                &a[i * lda..],
-                                lda,
-                                panel,
-                                k,
-                                accumulate,
-                                &mut c[i * ldc + j0..],
-                                ldc,
-                                nc,
-                            )
+                        let rows = m - i;
+                        let (ai, ci) = (&a[i * lda..], &mut c[i * ldc + j0..]);
+                        // SAFETY: as above, `r` rows.
+                        let r = unsafe {
+                            if rows >= 4 && $mr > 4 {
+                                $micro::<4>(ai, lda, panel, k, accumulate, ci, ldc, nc);
+                                4
+                            } else if rows >= 2 {
+                                $micro::<2>(ai, lda, panel, k, accumulate, ci, ldc, nc);
+                                2
+                            } else {
+                                $micro::<1>(ai, lda, panel, k, accumulate, ci, ldc, nc);
+                                1
+                            }
                         };
-                        i += 1;
+                        i += r;
                     }
                 }
             }
