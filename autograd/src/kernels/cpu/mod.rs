@@ -18,3 +18,4 @@ pub mod lstm_seq;
 pub mod packed_gemm;
 pub mod pool;
 pub mod simd;
+pub mod uninit;
