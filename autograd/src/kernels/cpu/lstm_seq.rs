@@ -7,7 +7,7 @@
 
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
-use crate::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
+use crate::kernels::cpu::packed_gemm::{PackedB, gemm_at_b, gemm_packed};
 use crate::kernels::cpu::uninit::write_slice;
 use ndarray::{
     Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s,
@@ -511,15 +511,7 @@ pub fn lstm_seq_backward_pre<T: Float>(
     let hprev = saved.h.slice(s![..t_len, .., ..]);
     let hprev2 = hprev.into_shape_with_order((t_len * batch, hid)).unwrap();
     let mut dw_hh = Array2::<T>::zeros((4 * hid, hid));
-    gemm(
-        T::one(),
-        dg2,
-        true,
-        hprev2,
-        false,
-        T::zero(),
-        dw_hh.view_mut(),
-    );
+    gemm_at_b(dg2, hprev2, dw_hh.view_mut());
     LstmSeqPreGrads {
         dgates,
         dh0: dh_next,
