@@ -5,7 +5,9 @@
 use crate::dispatch2;
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
-use crate::kernels::cpu::packed_gemm::{PackedB, gemm_at_b, gemm_packed, gemm_small_k};
+use crate::kernels::cpu::packed_gemm::{
+    PackedB, gemm_at_b, gemm_packed, gemm_packed_at, gemm_small_k,
+};
 use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, Axis, Ix2, Ix3};
@@ -25,26 +27,31 @@ fn small_product<T: Float>(
     tb: bool,
     mut c: ndarray::ArrayViewMut2<T>,
 ) {
-    let a = if ta { a.reversed_axes() } else { a };
     let b = if tb { b.reversed_axes() } else { b };
-    let (m, k) = a.dim();
     let packed = PackedB::new(b);
-    let a_std = a.as_standard_layout();
+    let n = packed.n().max(1);
+    // A^T with A row-major is read in place; other layouts are copied to row-major.
+    let at_in_place = ta && a.is_standard_layout();
+    let (m, k) = if ta { (a.dim().1, a.dim().0) } else { a.dim() };
+    let a_op = if ta && !at_in_place {
+        a.reversed_axes()
+    } else {
+        a
+    };
+    let a_std = a_op.as_standard_layout();
     let a_slice = a_std.as_slice().expect("standard layout");
+    let run = |cs: &mut [T]| {
+        if at_in_place {
+            gemm_packed_at(a_slice, m.max(1), m, &packed, false, cs, n);
+        } else {
+            gemm_packed(a_slice, k.max(1), m, &packed, false, cs, n);
+        }
+    };
     match c.as_slice_mut() {
-        Some(cs) => gemm_packed(a_slice, k.max(1), m, &packed, false, cs, packed.n().max(1)),
+        Some(cs) => run(cs),
         None => {
             let mut tmp = ndarray::Array2::<T>::zeros(c.dim());
-            let n = packed.n().max(1);
-            gemm_packed(
-                a_slice,
-                k.max(1),
-                m,
-                &packed,
-                false,
-                tmp.as_slice_mut().unwrap(),
-                n,
-            );
+            run(tmp.as_slice_mut().unwrap());
             c.assign(&tmp);
         }
     }
