@@ -1,6 +1,8 @@
 //! Matrix products: `matmul` (2-D x 2-D, batched 3-D x 3-D, batched 3-D x 2-D) and
-//! `linear` (`x W^T + b`, PyTorch's weight layout). All go through the one GEMM wrapper
-//! [`crate::kernels::cpu::gemm`].
+//! `linear` (`x W^T + b`, PyTorch's weight layout). Large general shapes go through the
+//! GEMM wrapper [`crate::kernels::cpu::gemm`]; small batched products, weight gradients
+//! and short-inner-axis products through the packed-panel kernels
+//! ([`crate::kernels::cpu::packed_gemm`]).
 
 use crate::dispatch2;
 use crate::dtype::Float;
@@ -71,13 +73,14 @@ enum Route {
 /// Products this small stay with [`gemm`] (nothing to gain).
 const ROUTE_MIN: usize = 1 << 16;
 
-/// The packed-panel kernels beat matrixmultiply (measured on the controller's shapes, `nao`
-/// benches) when `B` is small enough to pack cheaply (at most 1024 columns) and `A` has
-/// enough rows to amortise it: weight gradients `A^T B` (`k` the long axis, `m <= 1024`)
-/// and products with a short inner axis (`k <= 256`). Matrix-vector shapes keep
-/// [`gemm`]'s loops.
+/// The packed-panel kernels beat matrixmultiply on the controller's shapes (`n` 12 to 384,
+/// `k` 12 to 96 or thousands for weight gradients; timed one by one against `gemm`) when `B`
+/// is small enough to pack cheaply (at most 512 columns) and `A` has enough rows to
+/// amortise it: weight gradients `A^T B` (`k` the long axis, `m <= 1024`) and products with
+/// a short inner axis (`k <= 256`). Other shapes (e.g. the child RNN's, 300 x 600) were not
+/// measured and keep [`gemm`], as do matrix-vector shapes.
 fn route_2d(m: usize, k: usize, n: usize, ta: bool) -> Route {
-    if m < 2 || n < 2 || n > 1024 || m * n * k < ROUTE_MIN {
+    if m < 2 || n < 2 || n > 512 || m * n * k < ROUTE_MIN {
         Route::Gemm
     } else if ta && m <= 1024 && k >= 64 {
         Route::AtB
@@ -360,6 +363,8 @@ mod tests {
         assert_eq!(route_2d(4000, 96, 12, false), Route::SmallK);
         assert_eq!(route_2d(1, 96, 384, false), Route::Gemm);
         assert_eq!(route_2d(128, 2048, 128, false), Route::Gemm);
+        // the child RNN's weight gradient (300 x 256 x 600) stays with matrixmultiply
+        assert_eq!(route_2d(300, 256, 600, true), Route::Gemm);
     }
 
     #[test]
