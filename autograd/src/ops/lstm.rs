@@ -622,7 +622,7 @@ pub fn lstm_table_batch_first(
         && h0.ndim() == 2
         && b > 0
         && !ids.is_empty()
-        && ids.len() % b == 0
+        && ids.len().is_multiple_of(b)
         && ids.iter().all(|&i| i < table.shape()[0]);
     assert!(
         ok,

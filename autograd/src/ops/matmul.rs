@@ -80,7 +80,7 @@ const ROUTE_MIN: usize = 1 << 16;
 /// a short inner axis (`k <= 256`). Other shapes (e.g. the child RNN's, 300 x 600) were not
 /// measured and keep [`gemm`], as do matrix-vector shapes.
 fn route_2d(m: usize, k: usize, n: usize, ta: bool) -> Route {
-    if m < 2 || n < 2 || n > 512 || m * n * k < ROUTE_MIN {
+    if m < 2 || !(2..=512).contains(&n) || m * n * k < ROUTE_MIN {
         Route::Gemm
     } else if ta && m <= 1024 && k >= 64 {
         Route::AtB

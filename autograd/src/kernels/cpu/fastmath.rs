@@ -154,7 +154,8 @@ mod tests {
             .chain([1e-7, -3e-6, 0.0, 87.5, -86.0, 0.2499, -0.25])
             .collect();
         type F = unsafe fn(&mut [f32]);
-        let sets: [(F, F, fn(f32) -> f32); 3] = [
+        type Copies = (F, F, fn(f32) -> f32);
+        let sets: [Copies; 3] = [
             (exp_avx512, exp_avx2, exp1),
             (tanh_avx512, tanh_avx2, tanh1),
             (sigmoid_avx512, sigmoid_avx2, sigmoid1),
