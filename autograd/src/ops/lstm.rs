@@ -17,7 +17,7 @@ use crate::Storage;
 use crate::dtype::Float;
 use crate::kernels::cpu::lstm_gates as kernel;
 use crate::kernels::cpu::lstm_seq::{
-    LstmSeqSaved, lstm_seq_backward, lstm_seq_backward_pre, lstm_seq_forward, lstm_seq_forward_pre,
+    LstmSeqSaved, lstm_seq_backward, lstm_seq_backward_pre, lstm_seq_forward,
 };
 use crate::ops::index::standard;
 use crate::tensor::Tensor;
@@ -388,7 +388,7 @@ pub fn lstm_projected(
         return lstm_projected_steps(pre, h0, c0, w_hh);
     }
     let t = pre.shape()[0];
-    let packed = lstm_seq_pre(pre, h0, c0, w_hh, false);
+    let packed = lstm_seq_pre(PreSource::Pre(pre), h0, c0, w_hh, false);
     let outputs = packed.narrow(0, 0, t);
     let h_last = packed.select(0, t - 1);
     let c_last = packed.select(0, t);
@@ -406,7 +406,7 @@ pub fn lstm_projected_batch_first(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: 
             .0
             .permute(&[1, 0, 2]);
     }
-    lstm_seq_pre(pre, h0, c0, w_hh, true)
+    lstm_seq_pre(PreSource::Pre(pre), h0, c0, w_hh, true)
 }
 
 /// [`lstm_projected`] as a loop of steps (the GPU path): per step `pre_s + h W_hh^T` and the
@@ -430,8 +430,12 @@ fn lstm_projected_steps(
 }
 
 fn check_projected(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) {
-    let ok = pre.ndim() == 3 && pre.shape()[0] > 0 && w_hh.ndim() == 2 && {
-        let (b, h4) = (pre.shape()[1], pre.shape()[2]);
+    check_projected_shape(pre.shape(), h0, c0, w_hh);
+}
+
+fn check_projected_shape(pre: &[usize], h0: &Tensor, c0: &Tensor, w_hh: &Tensor) {
+    let ok = pre.len() == 3 && pre[0] > 0 && w_hh.ndim() == 2 && {
+        let (b, h4) = (pre[1], pre[2]);
         let h = w_hh.shape()[1];
         h4 == 4 * h && w_hh.shape()[0] == 4 * h && h0.shape() == [b, h] && c0.shape() == [b, h]
     };
@@ -439,7 +443,7 @@ fn check_projected(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) {
         ok,
         "lstm_projected: shapes do not fit: pre {:?}, h0 {:?}, c0 {:?}, w_hh {:?} \
          (need pre (T, B, 4H) with T > 0, h0 and c0 (B, H), w_hh (4H, H))",
-        pre.shape(),
+        pre,
         h0.shape(),
         c0.shape(),
         w_hh.shape()
@@ -449,35 +453,56 @@ fn check_projected(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) {
 /// `(T, B, H)` -> `(B, T, H)` (or back, with the first two sizes swapped), row copies.
 fn swap01<T: Float>(x: ndarray::ArrayView3<T>) -> ndarray::Array3<T> {
     let (a, b, h) = x.dim();
-    let mut out = ndarray::Array3::<T>::zeros((b, a, h));
-    for i in 0..a {
-        for j in 0..b {
-            out.slice_mut(ndarray::s![j, i, ..])
-                .assign(&x.slice(ndarray::s![i, j, ..]));
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let mut out = Vec::with_capacity(a * b * h);
+    for j in 0..b {
+        for i in 0..a {
+            out.extend_from_slice(&xs[(i * b + j) * h..(i * b + j + 1) * h]);
         }
     }
-    out
+    ndarray::Array3::from_shape_vec((b, a, h), out).expect("sizes match")
+}
+
+/// The input projections of [`lstm_seq_pre`]: a `(T, B, 4H)` tensor, or rows of a
+/// `(V, 4H)` table picked by time-major ids.
+enum PreSource<'a> {
+    Pre(&'a Tensor),
+    Table(&'a Tensor, std::sync::Arc<Vec<usize>>),
 }
 
 /// The op behind [`lstm_projected`] (output packed as in [`lstm_seq`]) and, with
-/// `batch_first`, [`lstm_projected_batch_first`] (outputs `(B, T, H)` only).
+/// `batch_first`, [`lstm_projected_batch_first`] (outputs `(B, T, H)` only) and
+/// [`lstm_table_batch_first`] (projections read from a table).
 fn lstm_seq_pre(
-    pre: &Tensor,
+    src: PreSource,
     h0: &Tensor,
     c0: &Tensor,
     w_hh: &Tensor,
     batch_first: bool,
 ) -> Tensor {
+    use crate::kernels::cpu::lstm_seq::{StepInputs, lstm_seq_forward_inputs};
     use ndarray::{Axis, Ix2, Ix3, concatenate};
-    let t = pre.shape()[0];
+    let (first, ids) = match &src {
+        PreSource::Pre(p) => (*p, None),
+        PreSource::Table(tb, ids) => (*tb, Some(ids.clone())),
+    };
+    let t = match &ids {
+        None => first.shape()[0],
+        Some(ids) => ids.len() / h0.shape()[0].max(1),
+    };
     macro_rules! fwd {
         ($p:expr, $h:expr, $c:expr, $wh:expr, $variant:ident) => {{
-            let saved = lstm_seq_forward_pre(
-                $p.view()
-                    .into_dimensionality::<Ix3>()
-                    .unwrap()
-                    .as_standard_layout()
-                    .into_owned(),
+            let p_std = $p;
+            let inputs = match &ids {
+                None => StepInputs::Pre(p_std.view().into_dimensionality::<Ix3>().unwrap()),
+                Some(ids) => StepInputs::Table {
+                    table: p_std.view().into_dimensionality::<Ix2>().unwrap(),
+                    ids: ids.as_slice(),
+                },
+            };
+            let saved = lstm_seq_forward_inputs(
+                inputs,
                 $h.view().into_dimensionality::<Ix2>().unwrap(),
                 $c.view().into_dimensionality::<Ix2>().unwrap(),
                 $wh.view().into_dimensionality::<Ix2>().unwrap(),
@@ -498,24 +523,25 @@ fn lstm_seq_pre(
             (Storage::$variant(out), SeqSaved::$variant(saved))
         }};
     }
-    let (out, saved) = match (pre.storage(), h0.storage(), c0.storage(), w_hh.storage()) {
+    let (out, saved) = match (first.storage(), h0.storage(), c0.storage(), w_hh.storage()) {
         (Storage::F32(p), Storage::F32(h), Storage::F32(c), Storage::F32(wh)) => {
-            fwd!(p, h, c, wh, F32)
+            fwd!(standard_nd(p), h, c, wh, F32)
         }
         (Storage::F64(p), Storage::F64(h), Storage::F64(c), Storage::F64(wh)) => {
-            fwd!(p, h, c, wh, F64)
+            fwd!(standard_nd(p), h, c, wh, F64)
         }
         _ => panic!(
             "lstm_projected: dtype mismatch among inputs ({}, {}, {}, {})",
-            pre.dtype(),
+            first.dtype(),
             h0.dtype(),
             c0.dtype(),
             w_hh.dtype()
         ),
     };
+    let v = first.shape()[0];
     Tensor::from_op(
         out,
-        &[pre, h0, c0, w_hh],
+        &[first, h0, c0, w_hh],
         "lstm_seq_pre",
         move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
             macro_rules! bwd {
@@ -538,10 +564,21 @@ fn lstm_seq_pre(
                             g3.index_axis(Axis(0), t),
                         )
                     };
+                    let d_first = match &ids {
+                        None => gr.dgates.into_dyn(),
+                        Some(ids) => {
+                            // the table's gradient: each step's rows scatter-added in order
+                            let h4 = gr.dgates.dim().2;
+                            let dg = gr.dgates.as_slice().expect("fresh arrays are contiguous");
+                            let mut dt = vec![num_traits::Zero::zero(); v * h4];
+                            crate::kernels::cpu::gather_scatter::index_add(dg, v, h4, ids, &mut dt);
+                            ndarray::ArrayD::from_shape_vec(IxDyn(&[v, h4]), dt).unwrap()
+                        }
+                    };
                     let wrap =
                         |a: ndarray::ArrayD<_>| Some(Tensor::from_storage(Storage::$variant(a)));
                     vec![
-                        wrap(gr.dgates.into_dyn()),
+                        wrap(d_first),
                         wrap(gr.dh0.into_dyn()),
                         wrap(gr.dc0.into_dyn()),
                         wrap(gr.dw_hh.into_dyn()),
@@ -558,6 +595,55 @@ fn lstm_seq_pre(
                 ),
             }
         },
+    )
+}
+
+/// `a` in standard layout (borrowed when it already is).
+fn standard_nd<T: Float>(a: &ndarray::ArrayD<T>) -> ndarray::CowArray<'_, T, ndarray::IxDyn> {
+    a.as_standard_layout()
+}
+
+/// [`lstm_projected_batch_first`] with the input projections read from a table:
+/// `table (V, 4H)` (e.g. `E W_ih^T + b` for a vocabulary of `V` tokens), `ids` time-major
+/// `(T, B)` (`T * B` ids, `B` = the rows of `h0`): the same numbers and gradients as
+/// `lstm_projected_batch_first(&table.embedding(ids, &[T, B]), h0, c0, w_hh)`, without
+/// materialising the `(T, B, 4H)` gather (each step copies its rows into the gate buffer).
+///
+/// Panics naming the shapes when they do not fit or an id is out of range.
+pub fn lstm_table_batch_first(
+    table: &Tensor,
+    ids: &[usize],
+    h0: &Tensor,
+    c0: &Tensor,
+    w_hh: &Tensor,
+) -> Tensor {
+    let b = h0.shape()[0];
+    let ok = table.ndim() == 2
+        && h0.ndim() == 2
+        && b > 0
+        && !ids.is_empty()
+        && ids.len().is_multiple_of(b)
+        && ids.iter().all(|&i| i < table.shape()[0]);
+    assert!(
+        ok,
+        "lstm_table: table {:?}, {} ids, h0 {:?} do not fit (need ids = T x B for h0 (B, H), \
+         every id < V)",
+        table.shape(),
+        ids.len(),
+        h0.shape()
+    );
+    let t = ids.len() / b;
+    if crate::kernels::cuda::device_of("lstm_table_batch_first", &[table, h0, c0, w_hh]).is_some() {
+        return lstm_projected_batch_first(&table.embedding(ids, &[t, b]), h0, c0, w_hh);
+    }
+    let shape = [t, b, table.shape()[1]];
+    check_projected_shape(&shape, h0, c0, w_hh);
+    lstm_seq_pre(
+        PreSource::Table(table, std::sync::Arc::new(ids.to_vec())),
+        h0,
+        c0,
+        w_hh,
+        true,
     )
 }
 
@@ -770,6 +856,79 @@ mod tests {
         let (o, _) = lstm_projected(&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
         let bf = lstm_projected_batch_first(&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
         assert_close(&bf, &o.transpose(0, 1), 0.0, 0.0);
+    }
+
+    /// Reading the projections from a table inside the op gives the numbers and gradients
+    /// of gathering them first (`embedding` then `lstm_projected_batch_first`), f64 and
+    /// f32 (bits), with the batch split across threads or not.
+    #[test]
+    fn lstm_table_matches_gather_then_lstm() {
+        // big enough for the recurrence to split its rows across two threads outside the pool
+        let (t, b, h, v) = (12, 40, 48, 7);
+        let ids: Vec<usize> = (0..t * b).map(|i| (i * 5 + i / 3) % v).collect();
+        for dtype in [crate::DType::F64, crate::DType::F32] {
+            let vars: Vec<Tensor> = [
+                rand_f64(&[v, 4 * h], 61),
+                rand_f64(&[b, h], 62),
+                rand_f64(&[b, h], 63),
+                rand_f64(&[4 * h, h], 64),
+            ]
+            .into_iter()
+            .map(|x| x.to_dtype(dtype).requires_grad())
+            .collect();
+            let w = rand_f64(&[b, t, h], 65).to_dtype(dtype);
+            let run = |table: bool| {
+                let o = if table {
+                    lstm_table_batch_first(&vars[0], &ids, &vars[1], &vars[2], &vars[3])
+                } else {
+                    let pre = vars[0].embedding(&ids, &[t, b]);
+                    lstm_projected_batch_first(&pre, &vars[1], &vars[2], &vars[3])
+                };
+                let g = o.mul(&w).sum().backward();
+                let mut all = o.to_vec::<f64>();
+                for x in &vars {
+                    all.extend(g.get(x).unwrap().to_vec::<f64>());
+                }
+                all
+            };
+            let want = run(false);
+            assert_eq!(run(true), want, "{dtype}");
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            assert_eq!(pool.install(|| run(true)), want, "{dtype} inside the pool");
+        }
+    }
+
+    #[test]
+    fn gradcheck_lstm_table_batch_first() {
+        // T = 3 steps of B = 2 ids
+        let (b, h, v) = (2, 4, 5);
+        let ids = [4usize, 0, 2, 2, 0, 1];
+        gradcheck(
+            |x| lstm_table_batch_first(&x[0], &ids, &x[1], &x[2], &x[3]),
+            &[
+                rand_f64(&[v, 4 * h], 71),
+                rand_f64(&[b, h], 72),
+                rand_f64(&[b, h], 73),
+                rand_f64(&[4 * h, h], 74),
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "lstm_table")]
+    fn lstm_table_out_of_range_id_panics() {
+        let (b, h) = (2, 3);
+        let _ = lstm_table_batch_first(
+            &rand_f64(&[4, 4 * h], 1),
+            &[0, 1, 2, 4],
+            &rand_f64(&[b, h], 2),
+            &rand_f64(&[b, h], 3),
+            &rand_f64(&[4 * h, h], 4),
+        );
     }
 
     /// The GPU path's step loop (run here on the CPU) gives the numbers and gradients of

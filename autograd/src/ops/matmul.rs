@@ -1,11 +1,15 @@
 //! Matrix products: `matmul` (2-D x 2-D, batched 3-D x 3-D, batched 3-D x 2-D) and
-//! `linear` (`x W^T + b`, PyTorch's weight layout). All go through the one GEMM wrapper
-//! [`crate::kernels::cpu::gemm`].
+//! `linear` (`x W^T + b`, PyTorch's weight layout). Large general shapes go through the
+//! GEMM wrapper [`crate::kernels::cpu::gemm`]; small batched products, weight gradients
+//! and short-inner-axis products through the packed-panel kernels
+//! ([`crate::kernels::cpu::packed_gemm`]).
 
 use crate::dispatch2;
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
-use crate::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
+use crate::kernels::cpu::packed_gemm::{
+    PackedB, gemm_at_b, gemm_packed, gemm_packed_at, gemm_small_k,
+};
 use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, Axis, Ix2, Ix3};
@@ -25,28 +29,65 @@ fn small_product<T: Float>(
     tb: bool,
     mut c: ndarray::ArrayViewMut2<T>,
 ) {
-    let a = if ta { a.reversed_axes() } else { a };
     let b = if tb { b.reversed_axes() } else { b };
-    let (m, k) = a.dim();
     let packed = PackedB::new(b);
-    let a_std = a.as_standard_layout();
+    let n = packed.n().max(1);
+    // A^T with A row-major is read in place; other layouts are copied to row-major.
+    let at_in_place = ta && a.is_standard_layout();
+    let (m, k) = if ta { (a.dim().1, a.dim().0) } else { a.dim() };
+    let a_op = if ta && !at_in_place {
+        a.reversed_axes()
+    } else {
+        a
+    };
+    let a_std = a_op.as_standard_layout();
     let a_slice = a_std.as_slice().expect("standard layout");
+    let run = |cs: &mut [T]| {
+        if at_in_place {
+            gemm_packed_at(a_slice, m.max(1), m, &packed, false, cs, n);
+        } else {
+            gemm_packed(a_slice, k.max(1), m, &packed, false, cs, n);
+        }
+    };
     match c.as_slice_mut() {
-        Some(cs) => gemm_packed(a_slice, k.max(1), m, &packed, false, cs, packed.n().max(1)),
+        Some(cs) => run(cs),
         None => {
             let mut tmp = ndarray::Array2::<T>::zeros(c.dim());
-            let n = packed.n().max(1);
-            gemm_packed(
-                a_slice,
-                k.max(1),
-                m,
-                &packed,
-                false,
-                tmp.as_slice_mut().unwrap(),
-                n,
-            );
+            run(tmp.as_slice_mut().unwrap());
             c.assign(&tmp);
         }
+    }
+}
+
+/// Which kernel a 2-D product `m x k x n` takes.
+#[derive(Debug, PartialEq)]
+enum Route {
+    /// `A^T B` with a long inner axis (weight gradients): [`gemm_at_b`].
+    AtB,
+    /// A short inner axis and a small `B` to pack: [`gemm_small_k`].
+    SmallK,
+    /// Everything else (and matrix-vector shapes): [`gemm`] (matrixmultiply).
+    Gemm,
+}
+
+/// Products this small stay with [`gemm`] (nothing to gain).
+const ROUTE_MIN: usize = 1 << 16;
+
+/// The packed-panel kernels beat matrixmultiply on the controller's shapes (`n` 12 to 384,
+/// `k` 12 to 96 or thousands for weight gradients; timed one by one against `gemm`) when `B`
+/// is small enough to pack cheaply (at most 512 columns) and `A` has enough rows to
+/// amortise it: weight gradients `A^T B` (`k` the long axis, `m <= 1024`) and products with
+/// a short inner axis (`k <= 256`). Other shapes (e.g. the child RNN's, 300 x 600) were not
+/// measured and keep [`gemm`], as do matrix-vector shapes.
+fn route_2d(m: usize, k: usize, n: usize, ta: bool) -> Route {
+    if m < 2 || !(2..=512).contains(&n) || m * n * k < ROUTE_MIN {
+        Route::Gemm
+    } else if ta && m <= 1024 && k >= 64 {
+        Route::AtB
+    } else if !ta && k <= 256 && m >= 32 {
+        Route::SmallK
+    } else {
+        Route::Gemm
     }
 }
 
@@ -57,8 +98,17 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
             let b2 = b.view().into_dimensionality::<Ix2>().unwrap();
             let m = if ta { a2.dim().1 } else { a2.dim().0 };
             let n = if tb { b2.dim().0 } else { b2.dim().1 };
+            let k = if ta { a2.dim().0 } else { a2.dim().1 };
             let mut c = ndarray::Array2::<T>::zeros((m, n));
-            gemm(T::one(), a2, ta, b2, tb, T::zero(), c.view_mut());
+            match route_2d(m, k, n, ta) {
+                Route::AtB => gemm_at_b(a2, if tb { b2.t() } else { b2 }, c.view_mut()),
+                Route::SmallK => gemm_small_k(
+                    if ta { a2.t() } else { a2 },
+                    if tb { b2.t() } else { b2 },
+                    c.view_mut(),
+                ),
+                Route::Gemm => gemm(T::one(), a2, ta, b2, tb, T::zero(), c.view_mut()),
+            }
             c.into_dyn()
         }
         (3, 3) | (3, 2) => {
@@ -275,6 +325,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// 2-D products routed to the packed kernels (weight-gradient and short-inner-axis
+    /// shapes) equal matrixmultiply's, for every transpose combination.
+    #[test]
+    fn routed_2d_products_match_the_gemm_path() {
+        use super::{Route, route_2d};
+        use ndarray::Array2;
+        let mut seed = 5u64;
+        let mut rnd = |shape: (usize, usize)| {
+            Array2::from_shape_fn(shape, |_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 40) as f64 / (1u64 << 24) as f64) - 0.5
+            })
+        };
+        for &(m, k, n) in &[(96, 900, 96), (700, 96, 12), (64, 40, 33)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = rnd(if ta { (k, m) } else { (m, k) });
+                let b = rnd(if tb { (n, k) } else { (k, n) });
+                let got =
+                    super::matmul_kernel(&a.clone().into_dyn(), ta, &b.clone().into_dyn(), tb);
+                let mut want = Array2::zeros((m, n));
+                crate::kernels::cpu::gemm(1.0, a.view(), ta, b.view(), tb, 0.0, want.view_mut());
+                for (g, w) in got.iter().zip(want.iter()) {
+                    assert!(
+                        (g - w).abs() <= 1e-12,
+                        "{m}x{k}x{n} ta={ta} tb={tb}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+        assert_eq!(route_2d(96, 4000, 96, true), Route::AtB);
+        assert_eq!(route_2d(4000, 96, 96, false), Route::SmallK);
+        assert_eq!(route_2d(4000, 96, 12, false), Route::SmallK);
+        assert_eq!(route_2d(1, 96, 384, false), Route::Gemm);
+        assert_eq!(route_2d(128, 2048, 128, false), Route::Gemm);
+        // the child RNN's weight gradient (300 x 256 x 600) stays with matrixmultiply
+        assert_eq!(route_2d(300, 256, 600, true), Route::Gemm);
     }
 
     #[test]

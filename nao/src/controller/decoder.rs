@@ -12,7 +12,7 @@ use autograd::kernels::cpu::gemm;
 use autograd::kernels::cpu::lstm_seq::{lstm_gate_rows, row_chunk};
 use autograd::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
 use autograd::nn::{Embedding, Linear, Lstm, Module, Param};
-use autograd::ops::lstm::lstm_projected_batch_first;
+use autograd::ops::lstm::lstm_table_batch_first;
 use autograd::{DType, Float, Tensor};
 use models::space::{SOS, SearchSpace};
 use ndarray::{Array2, s};
@@ -73,10 +73,10 @@ impl Decoder {
     /// being `<sos>` then the target's tokens `0..L-1`.
     ///
     /// The LSTM's input projections are rows of the `(vocab, 4H)` table `E W_ih^T + b`
-    /// ([`lstm_projected_batch_first`]): the same model as embedding then LSTM, without the
-    /// `(L*B, H) x (H, 4H)` input GEMM and its backward GEMMs.
+    /// ([`lstm_table_batch_first`], which reads the rows step by step): the same model as
+    /// embedding then LSTM, without the `(L*B, H) x (H, 4H)` input GEMM and its backward
+    /// GEMMs.
     pub fn forward(&self, archs: &[Vec<usize>], embedding: &Tensor, memory: &Tensor) -> Tensor {
-        let b = archs.len();
         let l = self.cfg.seq_len;
         for a in archs {
             assert_eq!(
@@ -100,8 +100,7 @@ impl Decoder {
             .get()
             .matmul_t(&self.lstm.w_ih.get())
             .add(&self.lstm.bias.get());
-        let pre = table.embedding(&ids, &[l, b]);
-        let o = lstm_projected_batch_first(&pre, embedding, embedding, &self.lstm.w_hh.get());
+        let o = lstm_table_batch_first(&table, &ids, embedding, embedding, &self.lstm.w_hh.get());
         self.attend_project(&o, memory)
     }
 

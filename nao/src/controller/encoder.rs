@@ -4,7 +4,7 @@
 
 use super::config::ControllerConfig;
 use autograd::nn::{Embedding, Lstm, Module, Param};
-use autograd::ops::lstm::lstm_projected_batch_first;
+use autograd::ops::lstm::{lstm_projected_batch_first, lstm_table_batch_first};
 use autograd::{Device, Tensor};
 use rand_pcg::Pcg64Mcg;
 
@@ -64,9 +64,14 @@ impl Encoder {
                 a.iter().copied()
             })
             .collect();
-        let pre = self.step_projections(&ids, b, MAX_TUPLE_ROWS);
-        let z = Tensor::zeros(&[b, self.cfg.hidden], pre.dtype()).to(pre.device());
-        let out = lstm_projected_batch_first(&pre, &z, &z, &self.lstm.w_hh.get());
+        let w_hh = self.lstm.w_hh.get();
+        let z = Tensor::zeros(&[b, self.cfg.hidden], w_hh.dtype()).to(w_hh.device());
+        let out = match self.step_inputs(&ids, b, MAX_TUPLE_ROWS) {
+            StepProjections::Table(table, ids_c) => {
+                lstm_table_batch_first(&table, &ids_c, &z, &z, &w_hh)
+            }
+            StepProjections::Gathered(pre) => lstm_projected_batch_first(&pre, &z, &z, &w_hh),
+        };
         let outputs = out.l2_normalize(-1, NORM_EPS);
         let embedding = embed(&outputs);
         Encoded { outputs, embedding }
@@ -76,13 +81,24 @@ impl Encoder {
         self.embedding.weight.device()
     }
 
-    /// The LSTM input projections `(steps, B, 4H)` of the token ids `(B, L)`, time-major.
+    /// The LSTM input projections `(steps, B, 4H)` of the token ids `(B, L)`, time-major
+    /// (materialised; [`Encoder::forward`] lets the LSTM read the table itself).
+    #[cfg(test)]
+    fn step_projections(&self, ids: &[usize], b: usize, max_rows: usize) -> Tensor {
+        let steps = self.cfg.enc_steps();
+        match self.step_inputs(ids, b, max_rows) {
+            StepProjections::Table(table, ids_c) => table.embedding(&ids_c, &[steps, b]),
+            StepProjections::Gathered(pre) => pre,
+        }
+    }
+
+    /// The LSTM input projections of the token ids `(B, L)`, time-major `(steps, B)`.
     ///
     /// Step t's input is `[E[tok_{t,0}], .., E[tok_{t,tps-1}]]`, so its projection is
     /// `sum_k E[tok_{t,k}] W_ih[:, k*emb..(k+1)*emb]^T + b`: a sum of rows of `tps` tables
     /// `(vocab, 4H)`. When `vocab^tps <= max_rows`, the tables are first summed into one
     /// table over all token tuples and each step is one gather.
-    fn step_projections(&self, ids: &[usize], b: usize, max_rows: usize) -> Tensor {
+    fn step_inputs(&self, ids: &[usize], b: usize, max_rows: usize) -> StepProjections {
         let l = self.cfg.seq_len;
         let steps = self.cfg.enc_steps();
         let (tps, emb, hid) = (self.cfg.tokens_per_step, self.cfg.emb, self.cfg.hidden);
@@ -100,7 +116,7 @@ impl Encoder {
             })
             .collect();
         let tok = |i: usize, t: usize, k: usize| ids[i * l + t * tps + k];
-        let pre = if v.checked_pow(tps as u32).is_some_and(|n| n <= max_rows) {
+        if v.checked_pow(tps as u32).is_some_and(|n| n <= max_rows) {
             // One table over all token tuples of a step, (vocab^tps, 4H), and one gather.
             let h4 = 4 * hid;
             let mut comb = tables[0].clone();
@@ -114,7 +130,7 @@ impl Encoder {
             let ids_c: Vec<usize> = (0..steps)
                 .flat_map(|t| (0..b).map(move |i| (0..tps).fold(0, |a, k| a * v + tok(i, t, k))))
                 .collect();
-            Some(comb.embedding(&ids_c, &[steps, b]))
+            StepProjections::Table(comb, ids_c)
         } else {
             let mut pre: Option<Tensor> = None;
             for (k, table) in tables.iter().enumerate() {
@@ -127,10 +143,16 @@ impl Encoder {
                     Some(p) => p.add(&g),
                 });
             }
-            pre
-        };
-        pre.expect("tokens_per_step >= 1")
+            StepProjections::Gathered(pre.expect("tokens_per_step >= 1"))
+        }
     }
+}
+
+/// The encoder LSTM's input projections: rows of one table over token tuples picked by
+/// time-major ids, or (tables too large) the gathered and summed `(steps, B, 4H)` tensor.
+enum StepProjections {
+    Table(Tensor, Vec<usize>),
+    Gathered(Tensor),
 }
 
 /// The architecture embedding of (possibly moved) encoder outputs `(B, steps, H)`:

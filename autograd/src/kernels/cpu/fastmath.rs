@@ -53,17 +53,40 @@ fn tanh1(x: f32) -> f32 {
     t.copysign(x)
 }
 
+/// True when the CPU has AVX-512F (checked once).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512f() -> bool {
+    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+}
+
+/// True when the CPU has AVX2 and FMA (checked once).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_fma() -> bool {
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
+// Three copies of each slice function (AVX-512, AVX2+FMA, baseline) from the same scalar
+// code: no operation is fused or reordered, so all three give the same bits.
 macro_rules! slice_fn {
-    ($name:ident, $avx:ident, $f:ident, $doc:literal) => {
+    ($name:ident, $avx:ident, $avx512:ident, $f:ident, $doc:literal) => {
         #[doc = $doc]
         pub fn $name(x: &mut [f32]) {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
             {
-                // SAFETY: the CPU supports the features this function is compiled for.
-                unsafe { $avx(x) };
-                return;
+                if has_avx512f() {
+                    // SAFETY: the CPU supports the features this function is compiled for.
+                    unsafe { $avx512(x) };
+                    return;
+                }
+                if has_avx2_fma() {
+                    // SAFETY: the CPU supports the features this function is compiled for.
+                    unsafe { $avx(x) };
+                    return;
+                }
             }
             x.iter_mut().for_each(|v| *v = $f(*v));
         }
@@ -73,14 +96,33 @@ macro_rules! slice_fn {
         unsafe fn $avx(x: &mut [f32]) {
             x.iter_mut().for_each(|v| *v = $f(*v));
         }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn $avx512(x: &mut [f32]) {
+            x.iter_mut().for_each(|v| *v = $f(*v));
+        }
     };
 }
 
-slice_fn!(exp_slice, exp_avx2, exp1, "`x <- e^x` elementwise.");
-slice_fn!(tanh_slice, tanh_avx2, tanh1, "`x <- tanh(x)` elementwise.");
+slice_fn!(
+    exp_slice,
+    exp_avx2,
+    exp_avx512,
+    exp1,
+    "`x <- e^x` elementwise."
+);
+slice_fn!(
+    tanh_slice,
+    tanh_avx2,
+    tanh_avx512,
+    tanh1,
+    "`x <- tanh(x)` elementwise."
+);
 slice_fn!(
     sigmoid_slice,
     sigmoid_avx2,
+    sigmoid_avx512,
     sigmoid1,
     "`x <- 1 / (1 + e^-x)` elementwise."
 );
@@ -100,6 +142,38 @@ mod tests {
             let want = g(*x as f64);
             let tol = ulps * f32::EPSILON as f64 * want.abs().max(f32::MIN_POSITIVE as f64);
             assert!(((*y as f64) - want).abs() <= tol, "x = {x}: {y} vs {want}");
+        }
+    }
+
+    /// The AVX-512, AVX2 and baseline copies give the same bits.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn all_copies_agree_bit_for_bit() {
+        let xs: Vec<f32> = (-20000..=20000)
+            .map(|i| i as f32 * 1.3e-3)
+            .chain([1e-7, -3e-6, 0.0, 87.5, -86.0, 0.2499, -0.25])
+            .collect();
+        type F = unsafe fn(&mut [f32]);
+        type Copies = (F, F, fn(f32) -> f32);
+        let sets: [Copies; 3] = [
+            (exp_avx512, exp_avx2, exp1),
+            (tanh_avx512, tanh_avx2, tanh1),
+            (sigmoid_avx512, sigmoid_avx2, sigmoid1),
+        ];
+        for (wide, avx2, scalar) in sets {
+            let want: Vec<f32> = xs.iter().map(|&x| scalar(x)).collect();
+            if has_avx2_fma() {
+                let mut y = xs.clone();
+                // SAFETY: checked above.
+                unsafe { avx2(&mut y) };
+                assert_eq!(y, want);
+            }
+            if has_avx512f() {
+                let mut y = xs.clone();
+                // SAFETY: checked above.
+                unsafe { wide(&mut y) };
+                assert_eq!(y, want);
+            }
         }
     }
 

@@ -7,11 +7,13 @@
 
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
-use crate::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
+use crate::kernels::cpu::packed_gemm::{PackedB, gemm_at_b, gemm_packed};
+use crate::kernels::cpu::uninit::write_slice;
 use ndarray::{
     Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s,
 };
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// What the forward pass keeps for the backward pass.
 pub struct LstmSeqSaved<T> {
@@ -52,21 +54,107 @@ pub fn lstm_seq_forward<T: Float>(
 /// e.g. rows of a per-token table), `h0, c0 (B, H)`, `w_hh (4H, H)`: like
 /// [`lstm_seq_forward`] after its input GEMM.
 pub fn lstm_seq_forward_pre<T: Float>(
-    mut gates: Array3<T>,
+    gates: Array3<T>,
     h0: ArrayView2<T>,
     c0: ArrayView2<T>,
     w_hh: ArrayView2<T>,
 ) -> LstmSeqSaved<T> {
-    let (t_len, batch, hid4) = gates.dim();
+    lstm_seq_forward_inputs(StepInputs::Pre(gates.view()), h0, c0, w_hh)
+}
+
+/// Where the recurrence reads each step's input projections (`x_t W_ih^T + b`).
+#[derive(Clone, Copy)]
+pub enum StepInputs<'a, T> {
+    /// A `(T, B, 4H)` array.
+    Pre(ArrayView3<'a, T>),
+    /// Rows of a `(V, 4H)` table picked by `ids`, time-major `(T, B)`: step `t`, row `b`
+    /// reads `table[ids[t * B + b]]` (an embedding of a small vocabulary times `W_ih^T`,
+    /// plus the bias), without materialising the `(T, B, 4H)` gather.
+    Table {
+        /// `(V, 4H)`.
+        table: ArrayView2<'a, T>,
+        /// `T * B` row ids.
+        ids: &'a [usize],
+    },
+}
+
+impl<T: Float> StepInputs<'_, T> {
+    /// `(T, B, 4H)`.
+    fn dim(&self, batch: usize) -> (usize, usize, usize) {
+        match self {
+            StepInputs::Pre(p) => p.dim(),
+            StepInputs::Table { table, ids } => (ids.len() / batch.max(1), batch, table.dim().1),
+        }
+    }
+
+    /// Writes the projections of step `t`, rows `row0..row0 + rows`, into `dst`
+    /// (`rows x 4H`) and returns it initialised.
+    fn fill<'d>(
+        &self,
+        t: usize,
+        row0: usize,
+        batch: usize,
+        dst: &'d mut [MaybeUninit<T>],
+    ) -> &'d mut [T] {
+        match self {
+            StepInputs::Pre(p) => {
+                let rows = dst.len() / p.dim().2.max(1);
+                let src = p.slice(s![t, row0..row0 + rows, ..]);
+                match src.as_slice() {
+                    Some(sl) => write_slice(dst, sl),
+                    None => write_slice(dst, &src.iter().copied().collect::<Vec<T>>()),
+                }
+            }
+            StepInputs::Table { table, ids } => {
+                let w = table.dim().1;
+                let tab = table.as_slice().expect("tables are standard layout");
+                for (r, d) in dst.chunks_exact_mut(w.max(1)).enumerate() {
+                    let id = ids[t * batch + row0 + r];
+                    write_slice(d, &tab[id * w..(id + 1) * w]);
+                }
+                // SAFETY: `dst` has `rows * w` elements (checked by the caller), every
+                // chunk was written just above.
+                unsafe { &mut *(dst as *mut [MaybeUninit<T>] as *mut [T]) }
+            }
+        }
+    }
+}
+
+/// The recurrence from input projections read step by step from `src`, `h0, c0 (B, H)`,
+/// `w_hh (4H, H)`. The gate buffer is not zero-filled: each step's rows are written from
+/// `src` right before the recurrent product accumulates into them.
+pub fn lstm_seq_forward_inputs<T: Float>(
+    src: StepInputs<T>,
+    h0: ArrayView2<T>,
+    c0: ArrayView2<T>,
+    w_hh: ArrayView2<T>,
+) -> LstmSeqSaved<T> {
+    let batch = h0.dim().0;
+    let (t_len, b2, hid4) = src.dim(batch);
     let hid = hid4 / 4;
+    let table_ok = match &src {
+        StepInputs::Pre(_) => true,
+        StepInputs::Table { table, ids } => {
+            ids.len() == t_len * batch
+                && table.is_standard_layout()
+                && ids.iter().all(|&i| i < table.dim().0)
+        }
+    };
     assert!(
-        h0.dim() == (batch, hid) && c0.dim() == (batch, hid) && w_hh.dim() == (hid4, hid),
-        "lstm_seq: pre-activations {:?} do not fit h0 {:?}, c0 {:?}, w_hh {:?}",
-        gates.dim(),
+        table_ok
+            && b2 == batch
+            && hid4 == 4 * hid
+            && h0.dim() == (batch, hid)
+            && c0.dim() == (batch, hid)
+            && w_hh.dim() == (hid4, hid),
+        "lstm_seq: inputs {:?} do not fit h0 {:?}, c0 {:?}, w_hh {:?} (or an id is out of \
+         range)",
+        (t_len, b2, hid4),
         h0.dim(),
         c0.dim(),
         w_hh.dim()
     );
+    let mut gates = Array3::<T>::uninit((t_len, batch, hid4));
     let mut c = Array3::<T>::zeros((t_len + 1, batch, hid));
     let mut h = Array3::<T>::zeros((t_len + 1, batch, hid));
     c.index_axis_mut(Axis(0), 0).assign(&c0);
@@ -76,16 +164,25 @@ pub fn lstm_seq_forward_pre<T: Float>(
     let g_parts: Vec<_> = gates.axis_chunks_iter_mut(Axis(1), chunk).collect();
     let c_parts: Vec<_> = c.axis_chunks_iter_mut(Axis(1), chunk).collect();
     let h_parts: Vec<_> = h.axis_chunks_iter_mut(Axis(1), chunk).collect();
-    let work = |((g, c), h)| forward_rows(g, c, h, &w_hh_t);
+    let work = |(i, ((g, c), h))| forward_rows(g, i * chunk, &src, batch, c, h, &w_hh_t);
     if g_parts.len() > 1 {
         g_parts
             .into_par_iter()
             .zip(c_parts)
             .zip(h_parts)
+            .enumerate()
             .for_each(work);
     } else {
-        g_parts.into_iter().zip(c_parts).zip(h_parts).for_each(work);
+        g_parts
+            .into_iter()
+            .zip(c_parts)
+            .zip(h_parts)
+            .enumerate()
+            .for_each(work);
     }
+    // SAFETY: `forward_rows` wrote every step of every row block (the blocks cover the
+    // batch) through `StepInputs::fill`.
+    let gates = unsafe { gates.assume_init() };
     LstmSeqSaved { gates, c, h }
 }
 
@@ -106,10 +203,13 @@ pub fn row_chunk(t_len: usize, batch: usize, hid: usize) -> usize {
     }
 }
 
-/// The recurrence for a block of batch rows: `gates (T, b, 4H)` holding the input
-/// projections (overwritten with the activations), `c, h (T + 1, b, H)` with row 0 set.
+/// The recurrence for a block of batch rows `row0..`: `gates (T, b, 4H)` (written from
+/// `src`, then overwritten with the activations), `c, h (T + 1, b, H)` with row 0 set.
 fn forward_rows<T: Float>(
-    mut gates: ArrayViewMut3<T>,
+    mut gates: ArrayViewMut3<MaybeUninit<T>>,
+    row0: usize,
+    src: &StepInputs<T>,
+    batch_all: usize,
     mut c: ArrayViewMut3<T>,
     mut h: ArrayViewMut3<T>,
     w_hh_t: &PackedB<T>,
@@ -123,6 +223,7 @@ fn forward_rows<T: Float>(
         };
         let mut g = gates.index_axis_mut(Axis(0), t);
         let g = g.as_slice_mut().expect("gate rows are contiguous");
+        let g = src.fill(t, row0, batch_all, g);
         let h_prev = h_prev.into_slice().expect("hidden states are contiguous");
         gemm_packed(h_prev, hid, batch, w_hh_t, true, g, hid4);
         let (c_prev, c_next) = {
@@ -222,41 +323,129 @@ fn backward_rows<T: Float>(r: BackRows<T>, w_hh: &PackedB<T>) {
             tc_v.as_slice().expect("row blocks are contiguous"),
             dh_v.as_slice().expect("row blocks are contiguous"),
         );
-        for bi in 0..batch {
-            // Exact-length slices, so the loop below runs without bounds checks and
-            // vectorises.
-            let g = &g_t[bi * 4 * hid..][..4 * hid];
-            let (gi, rest) = g.split_at(hid);
-            let (gf, rest) = rest.split_at(hid);
-            let (gg, go) = rest.split_at(hid);
-            let d = &mut dgs[bi * 4 * hid..][..4 * hid];
-            let (di, rest) = d.split_at_mut(hid);
-            let (df, rest) = rest.split_at_mut(hid);
-            let (dgg, dog) = rest.split_at_mut(hid);
-            let r = bi * hid..(bi + 1) * hid;
-            let (cp, tc, dho, dhn, dcn) = (
-                &c_t[r.clone()],
-                &tc_t[r.clone()],
-                &dh_t[r.clone()],
-                &dhn[r.clone()],
-                &mut dcn[r],
-            );
-            let go = &go[..hid];
-            let dog = &mut dog[..hid];
-            for j in 0..hid {
-                let (ig, fg, g_, og) = (gi[j], gf[j], gg[j], go[j]);
-                let dh = dho[j] + dhn[j];
-                let d_o = dh * tc[j];
-                let dc = dcn[j] + dh * og * (T::one() - tc[j] * tc[j]);
-                di[j] = dc * g_ * ig * (T::one() - ig);
-                df[j] = dc * cp[j] * fg * (T::one() - fg);
-                dgg[j] = dc * ig * (T::one() - g_ * g_);
-                dog[j] = d_o * og * (T::one() - og);
-                dcn[j] = dc * fg;
-            }
-        }
+        gate_grads(g_t, c_t, tc_t, dh_t, dhn, dcn, dgs, hid);
         // dh_{t-1} = dgates_t W_hh
         gemm_packed(dgs, hid4, batch, w_hh, false, dhn, hid);
+    }
+}
+
+/// The gate gradients of one step for a block of rows: from the activations `g (b, 4H)`,
+/// the previous cells `cp`, `tanh(c_t)` `tc`, the output gradient `dho` and the gradients
+/// flowing back from the next step `dhn`, `dcn` (all `(b, H)`), writes `dg (b, 4H)` and
+/// replaces `dcn` by the gradient of the previous cell. Compiled three times (AVX-512,
+/// AVX2, baseline) from the same code: separate multiplies and adds, so the same bits.
+#[allow(clippy::too_many_arguments)]
+fn gate_grads<T: Float>(
+    g: &[T],
+    cp: &[T],
+    tc: &[T],
+    dho: &[T],
+    dhn: &[T],
+    dcn: &mut [T],
+    dg: &mut [T],
+    hid: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::kernels::cpu::fastmath::{has_avx2_fma, has_avx512f};
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn wide<T: Float>(
+            g: &[T],
+            cp: &[T],
+            tc: &[T],
+            dho: &[T],
+            dhn: &[T],
+            dcn: &mut [T],
+            dg: &mut [T],
+            hid: usize,
+        ) {
+            gate_grads_body(g, cp, tc, dho, dhn, dcn, dg, hid)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2<T: Float>(
+            g: &[T],
+            cp: &[T],
+            tc: &[T],
+            dho: &[T],
+            dhn: &[T],
+            dcn: &mut [T],
+            dg: &mut [T],
+            hid: usize,
+        ) {
+            gate_grads_body(g, cp, tc, dho, dhn, dcn, dg, hid)
+        }
+        if has_avx512f() {
+            // SAFETY: the CPU has the features `wide` is compiled for.
+            unsafe { wide(g, cp, tc, dho, dhn, dcn, dg, hid) };
+            return;
+        }
+        if has_avx2_fma() {
+            // SAFETY: the CPU has the features `avx2` is compiled for.
+            unsafe { avx2(g, cp, tc, dho, dhn, dcn, dg, hid) };
+            return;
+        }
+    }
+    gate_grads_body(g, cp, tc, dho, dhn, dcn, dg, hid)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gate_grads_body<T: Float>(
+    g: &[T],
+    cp: &[T],
+    tc: &[T],
+    dho: &[T],
+    dhn: &[T],
+    dcn: &mut [T],
+    dg: &mut [T],
+    hid: usize,
+) {
+    if hid == 0 {
+        return;
+    }
+    let one = T::one();
+    for (((((g, d), cp), tc), dho), (dhn, dcn)) in g
+        .chunks_exact(4 * hid)
+        .zip(dg.chunks_exact_mut(4 * hid))
+        .zip(cp.chunks_exact(hid))
+        .zip(tc.chunks_exact(hid))
+        .zip(dho.chunks_exact(hid))
+        .zip(dhn.chunks_exact(hid).zip(dcn.chunks_exact_mut(hid)))
+    {
+        let (gi, rest) = g.split_at(hid);
+        let (gf, rest) = rest.split_at(hid);
+        let (gg, go) = rest.split_at(hid);
+        let (di, rest) = d.split_at_mut(hid);
+        let (df, rest) = rest.split_at_mut(hid);
+        let (dgg, dog) = rest.split_at_mut(hid);
+        // Exact-length slices: the loop runs without bounds checks and vectorises.
+        let (gi, gf, gg, go) = (&gi[..hid], &gf[..hid], &gg[..hid], &go[..hid]);
+        let (di, df, dgg, dog) = (
+            &mut di[..hid],
+            &mut df[..hid],
+            &mut dgg[..hid],
+            &mut dog[..hid],
+        );
+        let (cp, tc, dho, dhn, dcn) = (
+            &cp[..hid],
+            &tc[..hid],
+            &dho[..hid],
+            &dhn[..hid],
+            &mut dcn[..hid],
+        );
+        for j in 0..hid {
+            let (ig, fg, g_, og) = (gi[j], gf[j], gg[j], go[j]);
+            let dh = dho[j] + dhn[j];
+            let d_o = dh * tc[j];
+            let dc = dcn[j] + dh * og * (one - tc[j] * tc[j]);
+            di[j] = dc * g_ * ig * (one - ig);
+            df[j] = dc * cp[j] * fg * (one - fg);
+            dgg[j] = dc * ig * (one - g_ * g_);
+            dog[j] = d_o * og * (one - og);
+            dcn[j] = dc * fg;
+        }
     }
 }
 
@@ -322,15 +511,7 @@ pub fn lstm_seq_backward_pre<T: Float>(
     let hprev = saved.h.slice(s![..t_len, .., ..]);
     let hprev2 = hprev.into_shape_with_order((t_len * batch, hid)).unwrap();
     let mut dw_hh = Array2::<T>::zeros((4 * hid, hid));
-    gemm(
-        T::one(),
-        dg2,
-        true,
-        hprev2,
-        false,
-        T::zero(),
-        dw_hh.view_mut(),
-    );
+    gemm_at_b(dg2, hprev2, dw_hh.view_mut());
     LstmSeqPreGrads {
         dgates,
         dh0: dh_next,

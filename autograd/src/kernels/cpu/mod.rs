@@ -19,3 +19,4 @@ pub mod lstm_seq;
 pub mod packed_gemm;
 pub mod pool;
 pub mod simd;
+pub mod uninit;

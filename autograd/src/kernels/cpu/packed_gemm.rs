@@ -36,13 +36,31 @@ impl<T: Float> PackedB<T> {
         let (k, n) = b.dim();
         let np = n.div_ceil(NR);
         let mut panels = vec![T::zero(); np * k * NR];
+        let (rs, cs) = (b.strides()[0], b.strides()[1]);
         for (jp, panel) in panels.chunks_exact_mut(k * NR.max(1)).enumerate() {
             let j0 = jp * NR;
             let nc = (n - j0).min(NR);
-            for p in 0..k {
-                let dst = &mut panel[p * NR..p * NR + nc];
-                for (q, d) in dst.iter_mut().enumerate() {
-                    *d = b[[p, j0 + q]];
+            if cs == 1 || n == 1 {
+                // rows of b are contiguous: one slice copy per row of the panel
+                for p in 0..k {
+                    let row = b.row(p);
+                    let src = row.as_slice().expect("contiguous rows");
+                    panel[p * NR..p * NR + nc].copy_from_slice(&src[j0..j0 + nc]);
+                }
+            } else if rs == 1 {
+                // columns of b are contiguous (a transposed view): read them in order
+                for q in 0..nc {
+                    let col = b.column(j0 + q);
+                    let src = col.as_slice().expect("contiguous columns");
+                    for (p, &v) in src.iter().enumerate() {
+                        panel[p * NR + q] = v;
+                    }
+                }
+            } else {
+                for p in 0..k {
+                    for q in 0..nc {
+                        panel[p * NR + q] = b[[p, j0 + q]];
+                    }
                 }
             }
         }
@@ -84,6 +102,174 @@ pub fn gemm_packed<T: Float>(
         a.len(),
         c.len()
     );
+    dispatch::<T, false>(a, lda, m, b, accumulate, c, ldc);
+}
+
+/// `c = a^T b` (`accumulate == false`) or `c += a^T b`, for `a (k x m)` with row stride
+/// `lda` (so `A^T` is read in place, column by column) and `c (m x n)` with row stride
+/// `ldc`. Same per-element arithmetic as [`gemm_packed`] on a transposed copy of `a`.
+///
+/// Panics when a slice is too short for the shapes.
+pub fn gemm_packed_at<T: Float>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    b: &PackedB<T>,
+    accumulate: bool,
+    c: &mut [T],
+    ldc: usize,
+) {
+    let (k, n) = (b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        lda >= m
+            && ldc >= n
+            && a.len() >= k.saturating_sub(1) * lda + m
+            && c.len() >= (m - 1) * ldc + n,
+        "gemm_packed_at: A^T ({m} x {k}, A stride {lda}, {} elements) or C ({m} x {n}, \
+         stride {ldc}, {} elements) does not fit",
+        a.len(),
+        c.len()
+    );
+    dispatch::<T, true>(a, lda, m, b, accumulate, c, ldc);
+}
+
+/// Rows of `K` per block in [`gemm_at_b`]: a packed block of `B` (`KC x 32` per panel)
+/// stays in L1/L2 while every row block of `C` streams it.
+const KC: usize = 512;
+
+/// Products with at least this many multiply-adds split the rows of `C` across the pool.
+const PAR_FLOPS: usize = 1 << 22;
+
+/// Rows of `C` per task when a product of `m x n x k` is split across the rayon pool (a
+/// multiple of 8), or `m` when it runs on this thread: only outside the pool, with more
+/// than one thread and a large enough product.
+pub fn par_rows(m: usize, n: usize, k: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && rayon::current_thread_index().is_none() && m >= 16 && m * n * k >= PAR_FLOPS {
+        m.div_ceil(threads).next_multiple_of(8)
+    } else {
+        m.max(1)
+    }
+}
+
+/// `c = a^T b` (a weight gradient: `a (k x m)`, `b (k x n)`, `k` the long axis) without
+/// transposing `a`: `k` runs in blocks of [`KC`] rows, each block of `b` packed once and
+/// multiplied by the columns of `a` read in place ([`gemm_packed_at`]); the blocks'
+/// products are added to `c` in order. Rows of `c` are split across the rayon pool for
+/// large products; each element's arithmetic does not depend on the split, so the result
+/// is the same bits for any thread count.
+///
+/// Panics naming the shapes when they do not fit.
+pub fn gemm_at_b<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, mut c: ndarray::ArrayViewMut2<T>) {
+    use rayon::prelude::*;
+    let (k, m) = a.dim();
+    let n = b.dim().1;
+    assert!(
+        b.dim().0 == k && c.dim() == (m, n),
+        "gemm_at_b: A^T {:?} x B {:?} does not fit C {:?}",
+        (m, k),
+        b.dim(),
+        c.dim()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(T::zero());
+        return;
+    }
+    if !c.is_standard_layout() {
+        let mut tmp = ndarray::Array2::<T>::zeros((m, n));
+        gemm_at_b(a, b, tmp.view_mut());
+        c.assign(&tmp);
+        return;
+    }
+    let a_std = a.as_standard_layout();
+    let a_s = a_std.as_slice().expect("standard layout");
+    let kc = KC;
+    let packs: Vec<PackedB<T>> = (0..k)
+        .step_by(kc)
+        .map(|k0| PackedB::new(b.slice(ndarray::s![k0..(k0 + kc).min(k), ..])))
+        .collect();
+    let c_s = c.as_slice_mut().expect("standard layout");
+    let rows = par_rows(m, n, k);
+    let work = |(blk, c_rows): (usize, &mut [T])| {
+        let i0 = blk * rows;
+        let mr = c_rows.len() / n;
+        for (bi, pk) in packs.iter().enumerate() {
+            gemm_packed_at(&a_s[bi * kc * m + i0..], m, mr, pk, bi > 0, c_rows, n);
+        }
+    };
+    if rows < m {
+        c_s.par_chunks_mut(rows * n).enumerate().for_each(work);
+    } else {
+        work((0, c_s));
+    }
+}
+
+/// `c = op(a) op(b)` with `op(b)` packed once ([`PackedB`]) and `op(a)` read in place
+/// when it is row-major (else copied): for products with a short inner dimension, where
+/// packing `b` is cheap and matrixmultiply's blocking overhead is not. Rows of `c` are
+/// split across the rayon pool for large products (same bits for any split).
+pub fn gemm_small_k<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    mut c: ndarray::ArrayViewMut2<T>,
+) {
+    use rayon::prelude::*;
+    let (m, k) = a.dim();
+    let n = b.dim().1;
+    assert!(
+        b.dim().0 == k && c.dim() == (m, n),
+        "gemm_small_k: A {:?} x B {:?} does not fit C {:?}",
+        a.dim(),
+        b.dim(),
+        c.dim()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(T::zero());
+        return;
+    }
+    if !c.is_standard_layout() {
+        let mut tmp = ndarray::Array2::<T>::zeros((m, n));
+        gemm_small_k(a, b, tmp.view_mut());
+        c.assign(&tmp);
+        return;
+    }
+    let packed = PackedB::new(b);
+    let a_std = a.as_standard_layout();
+    let a_s = a_std.as_slice().expect("standard layout");
+    let lda = k.max(1);
+    let c_s = c.as_slice_mut().expect("standard layout");
+    let rows = par_rows(m, n, k);
+    let work = |(blk, c_rows): (usize, &mut [T])| {
+        let mr = c_rows.len() / n;
+        gemm_packed(&a_s[blk * rows * lda..], lda, mr, &packed, false, c_rows, n);
+    };
+    if rows < m {
+        c_s.par_chunks_mut(rows * n).enumerate().for_each(work);
+    } else {
+        work((0, c_s));
+    }
+}
+
+/// Picks the micro-kernel: AVX-512 or AVX2 for f32 when the CPU has them, else portable.
+fn dispatch<T: Float, const TA: bool>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    b: &PackedB<T>,
+    accumulate: bool,
+    c: &mut [T],
+    ldc: usize,
+) {
+    let (k, n) = (b.k, b.n);
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
         // SAFETY: T is f32 (checked above), so the casts only rename the element type.
@@ -94,23 +280,23 @@ pub fn gemm_packed<T: Float>(
                 std::slice::from_raw_parts_mut(c.as_mut_ptr() as *mut f32, c.len()),
             )
         };
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F; the slice lengths were checked above.
-            unsafe { x86::run_avx512(a32, lda, m, k, n, p32, accumulate, c32, ldc) };
+        if crate::kernels::cpu::fastmath::has_avx512f() {
+            // SAFETY: the CPU supports AVX-512F; the slice lengths were checked by the caller.
+            unsafe { x86::run_avx512::<TA>(a32, lda, m, k, n, p32, accumulate, c32, ldc) };
             return;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA; the slice lengths were checked above.
-            unsafe { x86::run_avx2(a32, lda, m, k, n, p32, accumulate, c32, ldc) };
+        if crate::kernels::cpu::fastmath::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA; the slice lengths were checked by the
+            // caller.
+            unsafe { x86::run_avx2::<TA>(a32, lda, m, k, n, p32, accumulate, c32, ldc) };
             return;
         }
     }
-    run::<T>(a, lda, m, b, accumulate, c, ldc);
+    run::<T, TA>(a, lda, m, b, accumulate, c, ldc);
 }
 
 /// The portable path (f64, or CPUs without AVX2): separate multiply and add.
-fn run<T: Float>(
+fn run<T: Float, const TA: bool>(
     a: &[T],
     lda: usize,
     m: usize,
@@ -132,9 +318,11 @@ fn run<T: Float>(
         let j0 = jp * NR;
         let nc = (n - j0).min(NR);
         let mut i = 0;
+        // where row i of op(A) starts
+        let at = |i: usize| if TA { i } else { i * lda };
         while i + MR <= m {
-            micro::<T, MR>(
-                &a[i * lda..],
+            micro::<T, MR, TA>(
+                &a[at(i)..],
                 lda,
                 panel,
                 k,
@@ -146,8 +334,8 @@ fn run<T: Float>(
             i += MR;
         }
         while i < m {
-            micro::<T, 1>(
-                &a[i * lda..],
+            micro::<T, 1, TA>(
+                &a[at(i)..],
                 lda,
                 panel,
                 k,
@@ -163,7 +351,7 @@ fn run<T: Float>(
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn micro<T: Float, const R: usize>(
+fn micro<T: Float, const R: usize, const TA: bool>(
     a: &[T],
     lda: usize,
     panel: &[T],
@@ -173,12 +361,11 @@ fn micro<T: Float, const R: usize>(
     ldc: usize,
     nc: usize,
 ) {
-    let rows: [&[T]; R] = std::array::from_fn(|r| &a[r * lda..r * lda + k]);
     let mut acc = [[T::zero(); NR]; R];
     for (p, bp) in panel.chunks_exact(NR).enumerate().take(k) {
         let bp: &[T; NR] = bp.try_into().unwrap();
         for r in 0..R {
-            let ar = rows[r][p];
+            let ar = if TA { a[p * lda + r] } else { a[r * lda + p] };
             let accr = &mut acc[r];
             for q in 0..NR {
                 accr[q] += ar * bp[q];
@@ -208,7 +395,7 @@ mod x86 {
             /// `c (=|+=) a * panels`, f32; see [`super::gemm_packed`].
             #[target_feature(enable = $feat)]
             #[allow(clippy::too_many_arguments)]
-            pub(super) unsafe fn $run(
+            pub(super) unsafe fn $run<const TA: bool>(
                 a: &[f32],
                 lda: usize,
                 m: usize,
@@ -231,11 +418,13 @@ mod x86 {
                     let j0 = jp * NR;
                     let nc = (n - j0).min(NR);
                     let mut i = 0;
+                    // where row i of op(A) starts
+                    let at = |i: usize| if TA { i } else { i * lda };
                     while i + $mr <= m {
                         // SAFETY: rows i..i+MR of a and c exist (lengths checked by the caller).
                         unsafe {
-                            $micro::<{ $mr }>(
-                                &a[i * lda..],
+                            $micro::<{ $mr }, TA>(
+                                &a[at(i)..],
                                 lda,
                                 panel,
                                 k,
@@ -247,21 +436,24 @@ mod x86 {
                         };
                         i += $mr;
                     }
+                    // The last rows in tiles of 4, 2 and 1 (same per-row arithmetic).
                     while i < m {
-                        // SAFETY: as above, one row.
-                        unsafe {
-                            $micro::<1>(
-                                &a[i * lda..],
-                                lda,
-                                panel,
-                                k,
-                                accumulate,
-                                &mut c[i * ldc + j0..],
-                                ldc,
-                                nc,
-                            )
+                        let rows = m - i;
+                        let (ai, ci) = (&a[at(i)..], &mut c[i * ldc + j0..]);
+                        // SAFETY: as above, `r` rows.
+                        let r = unsafe {
+                            if rows >= 4 && $mr > 4 {
+                                $micro::<4, TA>(ai, lda, panel, k, accumulate, ci, ldc, nc);
+                                4
+                            } else if rows >= 2 {
+                                $micro::<2, TA>(ai, lda, panel, k, accumulate, ci, ldc, nc);
+                                2
+                            } else {
+                                $micro::<1, TA>(ai, lda, panel, k, accumulate, ci, ldc, nc);
+                                1
+                            }
                         };
-                        i += 1;
+                        i += r;
                     }
                 }
             }
@@ -269,7 +461,7 @@ mod x86 {
             #[target_feature(enable = $feat)]
             #[inline]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn $micro<const R: usize>(
+            unsafe fn $micro<const R: usize, const TA: bool>(
                 a: &[f32],
                 lda: usize,
                 panel: &[f32],
@@ -280,7 +472,11 @@ mod x86 {
                 nc: usize,
             ) {
                 const V: usize = NR / $lanes;
-                assert!(a.len() >= (R - 1) * lda + k && panel.len() >= k * NR);
+                if TA {
+                    assert!(a.len() >= (k - 1) * lda + R && panel.len() >= k * NR);
+                } else {
+                    assert!(a.len() >= (R - 1) * lda + k && panel.len() >= k * NR);
+                }
                 assert!(c.len() >= (R - 1) * ldc + nc && nc <= NR);
                 let mut acc: [[$vec; V]; R] = [[$zero(); V]; R];
                 let ap = a.as_ptr();
@@ -291,7 +487,7 @@ mod x86 {
                         let b: [$vec; V] =
                             std::array::from_fn(|v| $load(bp.add(p * NR + v * $lanes)));
                         for r in 0..R {
-                            let ar = $set1(*ap.add(r * lda + p));
+                            let ar = $set1(*ap.add(if TA { p * lda + r } else { r * lda + p }));
                             for v in 0..V {
                                 acc[r][v] = $fma(ar, b[v], acc[r][v]);
                             }
@@ -438,6 +634,71 @@ mod tests {
         for (x, y) in c.iter().zip(want.iter()) {
             assert!((*x as f64 - 1.0 - y).abs() < 1e-3, "{x} vs {y}");
         }
+    }
+
+    /// `A^T B` read in place matches `gemm` on the transposed view, f64 and f32, for shapes
+    /// with tails (rows not a multiple of the tile, several K blocks, a partial panel).
+    #[test]
+    fn at_b_and_small_k_match_gemm() {
+        for &(m, k, n) in &[
+            (3, 5, 7),
+            (19, 1100, 40),
+            (96, 700, 96),
+            (1, 9, 33),
+            (13, 0, 5),
+        ] {
+            let a = arr(k, m, 7);
+            let b = arr(k, n, 8);
+            let mut want = Array2::zeros((m, n));
+            crate::kernels::cpu::gemm(1.0, a.view(), true, b.view(), false, 0.0, want.view_mut());
+            let mut got = Array2::from_elem((m, n), 3.0);
+            gemm_at_b(a.view(), b.view(), got.view_mut());
+            for (x, y) in got.iter().zip(want.iter()) {
+                assert!((x - y).abs() < 1e-9, "at_b ({m},{k},{n}): {x} vs {y}");
+            }
+            // f32: within rounding of the f64 result
+            let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
+            let mut got32 = Array2::<f32>::zeros((m, n));
+            gemm_at_b(a32.view(), b32.view(), got32.view_mut());
+            for (x, y) in got32.iter().zip(want.iter()) {
+                assert!((*x as f64 - y).abs() < 1e-3 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+            // the short-K kernel on A^T (copied) and on B^T (a transposed view)
+            let at = a.t().to_owned();
+            let bt = b.t().to_owned();
+            let mut got = Array2::from_elem((m, n), 3.0);
+            gemm_small_k(at.view(), bt.t(), got.view_mut());
+            for (x, y) in got.iter().zip(want.iter()) {
+                assert!((x - y).abs() < 1e-9, "small_k ({m},{k},{n}): {x} vs {y}");
+            }
+            // a non-contiguous output
+            let mut wide = Array2::from_elem((m, 2 * n), 3.0);
+            gemm_at_b(a.view(), b.view(), wide.slice_mut(ndarray::s![.., ..;2]));
+            for (x, y) in wide.slice(ndarray::s![.., ..;2]).iter().zip(want.iter()) {
+                assert!((x - y).abs() < 1e-9, "strided C ({m},{k},{n}): {x} vs {y}");
+            }
+        }
+    }
+
+    /// Split across threads (outside the pool) or not (inside it): the same bits.
+    #[test]
+    fn at_b_and_small_k_give_the_same_bits_for_any_split() {
+        let a = arr(2000, 96, 9).mapv(|v| (v * 0.37) as f32);
+        let b = arr(2000, 96, 10).mapv(|v| (v * 1.1) as f32);
+        let w = arr(96, 96, 11).mapv(|v| v as f32);
+        let run = || {
+            let mut c1 = Array2::<f32>::zeros((96, 96));
+            gemm_at_b(a.view(), b.view(), c1.view_mut());
+            let mut c2 = Array2::<f32>::zeros((2000, 96));
+            gemm_small_k(a.view(), w.t(), c2.view_mut());
+            (c1, c2)
+        };
+        let outside = run();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert_eq!(pool.install(run), outside);
     }
 
     #[test]
