@@ -426,7 +426,18 @@ fn copy_row_avx512(d: &mut [f32], s: &[f32], relu: bool) {
     assert_eq!(s.len(), n);
     let z = _mm512_setzero_ps();
     let mut i = 0;
-    while i < n {
+    while i + 16 <= n {
+        // SAFETY: `i + 16 <= n` bounds both accesses.
+        unsafe {
+            let mut v = _mm512_loadu_ps(s.as_ptr().add(i));
+            if relu {
+                v = _mm512_max_ps(v, z);
+            }
+            _mm512_storeu_ps(d.as_mut_ptr().add(i), v);
+        }
+        i += 16;
+    }
+    if i < n {
         let m = lanes(n - i);
         // SAFETY: the mask limits both accesses to `i..n`.
         unsafe {
@@ -436,7 +447,6 @@ fn copy_row_avx512(d: &mut [f32], s: &[f32], relu: bool) {
             }
             _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), m, v);
         }
-        i += 16;
     }
 }
 
@@ -452,14 +462,25 @@ fn mask_row_avx512(d: &mut [f32], s: &[f32], x: &[f32], relu: bool) {
     let mut i = 0;
     while i < n {
         let m = lanes(n - i);
-        // SAFETY: the mask limits every access to `i..n`.
+        // SAFETY: `i + 16 <= n` bounds the unmasked accesses; otherwise the mask limits
+        // every access to `i..n` (masked stores are slow on some CPUs: full vectors avoid
+        // them).
         unsafe {
-            let mut v = _mm512_maskz_loadu_ps(m, s.as_ptr().add(i));
-            if relu {
-                let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
-                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, z), v);
+            if m == 0xffff {
+                let mut v = _mm512_loadu_ps(s.as_ptr().add(i));
+                if relu {
+                    let xv = _mm512_loadu_ps(x.as_ptr().add(i));
+                    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, z), v);
+                }
+                _mm512_storeu_ps(d.as_mut_ptr().add(i), v);
+            } else {
+                let mut v = _mm512_maskz_loadu_ps(m, s.as_ptr().add(i));
+                if relu {
+                    let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+                    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, z), v);
+                }
+                _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), m, v);
             }
-            _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), m, v);
         }
         i += 16;
     }
@@ -789,8 +810,13 @@ fn deinterleave_f32_avx512(s: &[f32], ev: &mut [f32], od: &mut [f32], relu: bool
                 e = _mm512_max_ps(e, z);
                 o = _mm512_max_ps(o, z);
             }
-            _mm512_mask_storeu_ps(ev.as_mut_ptr().add(i / 2), m(r.div_ceil(2)), e);
-            _mm512_mask_storeu_ps(od.as_mut_ptr().add(i / 2), m(r / 2), o);
+            if r >= 32 {
+                _mm512_storeu_ps(ev.as_mut_ptr().add(i / 2), e);
+                _mm512_storeu_ps(od.as_mut_ptr().add(i / 2), o);
+            } else {
+                _mm512_mask_storeu_ps(ev.as_mut_ptr().add(i / 2), m(r.div_ceil(2)), e);
+                _mm512_mask_storeu_ps(od.as_mut_ptr().add(i / 2), m(r / 2), o);
+            }
         }
         i += 32;
     }
@@ -828,8 +854,13 @@ fn interleave_f32_avx512(d: &mut [f32], ev: &[f32], od: &[f32], x: &[f32], relu:
                 lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xl, z), lo);
                 hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xh, z), hi);
             }
-            _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), ml, lo);
-            _mm512_mask_storeu_ps(hp, mh, hi);
+            if r >= 32 {
+                _mm512_storeu_ps(d.as_mut_ptr().add(i), lo);
+                _mm512_storeu_ps(hp, hi);
+            } else {
+                _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), ml, lo);
+                _mm512_mask_storeu_ps(hp, mh, hi);
+            }
         }
         i += 32;
     }

@@ -112,8 +112,10 @@ impl RowPhases {
 multiversion! {
     /// The horizontal pass of one max-pool plane: for every input row `ih` and output
     /// column `ow`, the maximum over the window's columns (`hv`) and the plane index of its
-    /// first occurrence (`hi`). Padding holds `-inf` and is never taken (strict `>`); the
-    /// index starts at the window's first real column, so a window of `-inf` points there.
+    /// first occurrence (`hi`): the scan starts at the window's first real element and takes
+    /// strictly greater values, so ties and `-inf` behave as in a plain scan of the row (a
+    /// NaN is kept only where it comes first, as before). Padding holds `-inf` and is
+    /// never taken.
     fn max_rows<T: Float>(
         xp: &[T],
         w: usize,
@@ -130,10 +132,14 @@ multiversion! {
             rp.fill(row, ph, T::neg_infinity());
             let base = (ih * w) as u32;
             for ow in (0..wo).step_by(16) {
+                // Start from each window's first real element (as a plain scan would, so a
+                // NaN there stays), then take strictly greater values in column order.
                 let mut bv = [T::neg_infinity(); 16];
                 let mut bi = [0u32; 16];
-                for (l, b) in bi.iter_mut().enumerate() {
-                    *b = ((ow + l) * s).saturating_sub(p) as u32;
+                for l in 0..16 {
+                    let c = ((ow + l) * s).max(p);
+                    bv[l] = ph[(c % s) * rp.lp + c / s];
+                    bi[l] = (c - p) as u32;
                 }
                 for j in 0..k {
                     let v = rp.tap(ph, ow, j);
