@@ -204,11 +204,7 @@ fn im2col<T: Float>(g: &Geom, x_img: &[T], group: usize, col: &mut [T], relu: bo
                     out[..lo].fill(T::zero());
                     out[hi..].fill(T::zero());
                     let act = |v: T| {
-                        if !relu || v > T::zero() {
-                            v
-                        } else {
-                            T::zero()
-                        }
+                        if !relu || v > T::zero() { v } else { T::zero() }
                     };
                     if g.sw == 1 {
                         let start = lo + off - g.pw;
