@@ -12,7 +12,7 @@
 //! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`).
 //!
 //! Presets ([`CifarPreset::get`]): `smoke` (minutes; used by tests and CI), `default`
-//! (about an hour on a 2-core laptop), `paper` (the paper's settings, for a GPU cluster).
+//! (about 20-30 minutes on a 2-core laptop), `paper` (the paper's settings, for a GPU cluster).
 
 use crate::error::{Error, Result};
 use crate::evaluator::EvaluatorConfig;
@@ -116,7 +116,7 @@ impl CifarPreset {
             }),
             "default" => Ok(CifarPreset {
                 name: "default".into(),
-                about: "about an hour on 2 cores: 40 children (N=1, F=8) trained 2 epochs on 5,000 images and scored on 1,000 dev images; the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images".into(),
+                about: "about 20-30 minutes on 2 cores: 40 children (N=1, F=8) trained 2 epochs on 5,000 images and scored on 1,000 dev images; the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images".into(),
                 budget: 40,
                 nao: NaoConfig { initial: 16, per_round: 8, top_k: 16, max_eta: 30, recon_sample: 256, surrogate: "nao:300".into(), candidates: 0, fit_canonical: false },
                 search_child: child(1, 8),

@@ -16,7 +16,7 @@ use nao::search::compare::{paired_stats, run_seeds};
 const CIFAR_HELP: &str = "\
 Examples:
   nao cifar --preset smoke --out runs/smoke        # a few minutes: the whole pipeline, tiny
-  nao cifar --out runs/cifar                       # the default: about an hour on 2 cores
+  nao cifar --out runs/cifar                       # the default: about 20-30 minutes on 2 cores
   nao cifar --resume --out runs/cifar              # continue an interrupted run
 
 Data comes from --data-dir, else $NAO_DATA_DIR, else ./data: cifar-10-batches-bin/ or the
@@ -124,7 +124,7 @@ noise), test_acc, params, live_edges.")]
     /// the test set.
     #[command(after_long_help = CIFAR_HELP)]
     Cifar {
-        /// `smoke` (minutes), `default` (about an hour on 2 cores) or `paper` (GPU cluster).
+        /// `smoke` (minutes), `default` (about 20-30 minutes on 2 cores) or `paper` (GPU cluster).
         #[arg(long, default_value = "default")]
         preset: String,
         /// Output directory.
