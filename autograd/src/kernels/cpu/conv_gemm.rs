@@ -177,21 +177,8 @@ fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
 /// registers) and AVX2 (8 lanes, masks as integer vectors).
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    pub(super) use crate::kernels::cpu::simd::{has_avx2_fma, has_avx512f as has_avx512};
     use std::arch::x86_64::*;
-    use std::sync::OnceLock;
-
-    pub(super) fn has_avx512() -> bool {
-        static F: OnceLock<bool> = OnceLock::new();
-        *F.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
-    }
-
-    pub(super) fn has_avx2_fma() -> bool {
-        static F: OnceLock<bool> = OnceLock::new();
-        *F.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
 
     /// AVX-512 lane mask for the first `n` (clamped to 0..=16) lanes.
     #[inline(always)]

@@ -29,10 +29,9 @@
 
 use crate::dtype::{DType, Float};
 use crate::kernels::cpu::conv::{Conv2dParams, Geom};
-use crate::kernels::cpu::simd::multiversion;
+use crate::kernels::cpu::simd::{has_avx512f, multiversion};
 use ndarray::{Array4, ArrayView1, ArrayView4};
 use rayon::prelude::*;
-use std::sync::OnceLock;
 
 /// Extra zeroed elements after every scratch buffer: the kernels round their runs up to
 /// whole vectors (16 lanes) and may read or write up to 15 elements past the run.
@@ -52,21 +51,6 @@ fn geom(
         p.groups
     );
     g
-}
-
-/// True when the CPU supports AVX-512F (checked once).
-pub(crate) fn has_avx512f() -> bool {
-    static AVX512: OnceLock<bool> = OnceLock::new();
-    *AVX512.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
 }
 
 /// Whether the f32 kernels take the AVX-512 path (tests switch it off to compare).

@@ -53,21 +53,8 @@ fn tanh1(x: f32) -> f32 {
     t.copysign(x)
 }
 
-/// True when the CPU has AVX-512F (checked once).
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx512f() -> bool {
-    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
-}
-
-/// True when the CPU has AVX2 and FMA (checked once).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx2_fma() -> bool {
-    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
-}
+use crate::kernels::cpu::simd::{has_avx2_fma, has_avx512f};
 
 // Three copies of each slice function (AVX-512, AVX2+FMA, baseline) from the same scalar
 // code: no operation is fused or reordered, so all three give the same bits.

@@ -8,6 +8,7 @@
 use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
 use crate::kernels::cpu::packed_gemm::{PackedB, gemm_at_b, gemm_packed};
+use crate::kernels::cpu::simd::multiversion;
 use crate::kernels::cpu::uninit::write_slice;
 use ndarray::{
     Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s,
@@ -329,122 +330,67 @@ fn backward_rows<T: Float>(r: BackRows<T>, w_hh: &PackedB<T>) {
     }
 }
 
-/// The gate gradients of one step for a block of rows: from the activations `g (b, 4H)`,
-/// the previous cells `cp`, `tanh(c_t)` `tc`, the output gradient `dho` and the gradients
-/// flowing back from the next step `dhn`, `dcn` (all `(b, H)`), writes `dg (b, 4H)` and
-/// replaces `dcn` by the gradient of the previous cell. Compiled three times (AVX-512,
-/// AVX2, baseline) from the same code: separate multiplies and adds, so the same bits.
-#[allow(clippy::too_many_arguments)]
-fn gate_grads<T: Float>(
-    g: &[T],
-    cp: &[T],
-    tc: &[T],
-    dho: &[T],
-    dhn: &[T],
-    dcn: &mut [T],
-    dg: &mut [T],
-    hid: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use crate::kernels::cpu::fastmath::{has_avx2_fma, has_avx512f};
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn wide<T: Float>(
-            g: &[T],
-            cp: &[T],
-            tc: &[T],
-            dho: &[T],
-            dhn: &[T],
-            dcn: &mut [T],
-            dg: &mut [T],
-            hid: usize,
-        ) {
-            gate_grads_body(g, cp, tc, dho, dhn, dcn, dg, hid)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx2<T: Float>(
-            g: &[T],
-            cp: &[T],
-            tc: &[T],
-            dho: &[T],
-            dhn: &[T],
-            dcn: &mut [T],
-            dg: &mut [T],
-            hid: usize,
-        ) {
-            gate_grads_body(g, cp, tc, dho, dhn, dcn, dg, hid)
-        }
-        if has_avx512f() {
-            // SAFETY: the CPU has the features `wide` is compiled for.
-            unsafe { wide(g, cp, tc, dho, dhn, dcn, dg, hid) };
+multiversion! {
+    wide
+    /// The gate gradients of one step for a block of rows: from the activations `g (b, 4H)`,
+    /// the previous cells `cp`, `tanh(c_t)` `tc`, the output gradient `dho` and the gradients
+    /// flowing back from the next step `dhn`, `dcn` (all `(b, H)`), writes `dg (b, 4H)` and
+    /// replaces `dcn` by the gradient of the previous cell. Compiled three times (AVX-512,
+    /// AVX2, baseline) from the same code: separate multiplies and adds, so the same bits.
+    fn gate_grads<T: Float>(
+        g: &[T],
+        cp: &[T],
+        tc: &[T],
+        dho: &[T],
+        dhn: &[T],
+        dcn: &mut [T],
+        dg: &mut [T],
+        hid: usize,
+    ) {
+        if hid == 0 {
             return;
         }
-        if has_avx2_fma() {
-            // SAFETY: the CPU has the features `avx2` is compiled for.
-            unsafe { avx2(g, cp, tc, dho, dhn, dcn, dg, hid) };
-            return;
-        }
-    }
-    gate_grads_body(g, cp, tc, dho, dhn, dcn, dg, hid)
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gate_grads_body<T: Float>(
-    g: &[T],
-    cp: &[T],
-    tc: &[T],
-    dho: &[T],
-    dhn: &[T],
-    dcn: &mut [T],
-    dg: &mut [T],
-    hid: usize,
-) {
-    if hid == 0 {
-        return;
-    }
-    let one = T::one();
-    for (((((g, d), cp), tc), dho), (dhn, dcn)) in g
-        .chunks_exact(4 * hid)
-        .zip(dg.chunks_exact_mut(4 * hid))
-        .zip(cp.chunks_exact(hid))
-        .zip(tc.chunks_exact(hid))
-        .zip(dho.chunks_exact(hid))
-        .zip(dhn.chunks_exact(hid).zip(dcn.chunks_exact_mut(hid)))
-    {
-        let (gi, rest) = g.split_at(hid);
-        let (gf, rest) = rest.split_at(hid);
-        let (gg, go) = rest.split_at(hid);
-        let (di, rest) = d.split_at_mut(hid);
-        let (df, rest) = rest.split_at_mut(hid);
-        let (dgg, dog) = rest.split_at_mut(hid);
-        // Exact-length slices: the loop runs without bounds checks and vectorises.
-        let (gi, gf, gg, go) = (&gi[..hid], &gf[..hid], &gg[..hid], &go[..hid]);
-        let (di, df, dgg, dog) = (
-            &mut di[..hid],
-            &mut df[..hid],
-            &mut dgg[..hid],
-            &mut dog[..hid],
-        );
-        let (cp, tc, dho, dhn, dcn) = (
-            &cp[..hid],
-            &tc[..hid],
-            &dho[..hid],
-            &dhn[..hid],
-            &mut dcn[..hid],
-        );
-        for j in 0..hid {
-            let (ig, fg, g_, og) = (gi[j], gf[j], gg[j], go[j]);
-            let dh = dho[j] + dhn[j];
-            let d_o = dh * tc[j];
-            let dc = dcn[j] + dh * og * (one - tc[j] * tc[j]);
-            di[j] = dc * g_ * ig * (one - ig);
-            df[j] = dc * cp[j] * fg * (one - fg);
-            dgg[j] = dc * ig * (one - g_ * g_);
-            dog[j] = d_o * og * (one - og);
-            dcn[j] = dc * fg;
+        let one = T::one();
+        for (((((g, d), cp), tc), dho), (dhn, dcn)) in g
+            .chunks_exact(4 * hid)
+            .zip(dg.chunks_exact_mut(4 * hid))
+            .zip(cp.chunks_exact(hid))
+            .zip(tc.chunks_exact(hid))
+            .zip(dho.chunks_exact(hid))
+            .zip(dhn.chunks_exact(hid).zip(dcn.chunks_exact_mut(hid)))
+        {
+            let (gi, rest) = g.split_at(hid);
+            let (gf, rest) = rest.split_at(hid);
+            let (gg, go) = rest.split_at(hid);
+            let (di, rest) = d.split_at_mut(hid);
+            let (df, rest) = rest.split_at_mut(hid);
+            let (dgg, dog) = rest.split_at_mut(hid);
+            // Exact-length slices: the loop runs without bounds checks and vectorises.
+            let (gi, gf, gg, go) = (&gi[..hid], &gf[..hid], &gg[..hid], &go[..hid]);
+            let (di, df, dgg, dog) = (
+                &mut di[..hid],
+                &mut df[..hid],
+                &mut dgg[..hid],
+                &mut dog[..hid],
+            );
+            let (cp, tc, dho, dhn, dcn) = (
+                &cp[..hid],
+                &tc[..hid],
+                &dho[..hid],
+                &dhn[..hid],
+                &mut dcn[..hid],
+            );
+            for j in 0..hid {
+                let (ig, fg, g_, og) = (gi[j], gf[j], gg[j], go[j]);
+                let dh = dho[j] + dhn[j];
+                let d_o = dh * tc[j];
+                let dc = dcn[j] + dh * og * (one - tc[j] * tc[j]);
+                di[j] = dc * g_ * ig * (one - ig);
+                df[j] = dc * cp[j] * fg * (one - fg);
+                dgg[j] = dc * ig * (one - g_ * g_);
+                dog[j] = d_o * og * (one - og);
+                dcn[j] = dc * fg;
+            }
         }
     }
 }

@@ -280,12 +280,12 @@ fn dispatch<T: Float, const TA: bool>(
                 std::slice::from_raw_parts_mut(c.as_mut_ptr() as *mut f32, c.len()),
             )
         };
-        if crate::kernels::cpu::fastmath::has_avx512f() {
+        if crate::kernels::cpu::simd::has_avx512f() {
             // SAFETY: the CPU supports AVX-512F; the slice lengths were checked by the caller.
             unsafe { x86::run_avx512::<TA>(a32, lda, m, k, n, p32, accumulate, c32, ldc) };
             return;
         }
-        if crate::kernels::cpu::fastmath::has_avx2_fma() {
+        if crate::kernels::cpu::simd::has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA; the slice lengths were checked by the
             // caller.
             unsafe { x86::run_avx2::<TA>(a32, lda, m, k, n, p32, accumulate, c32, ldc) };
