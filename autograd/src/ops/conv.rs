@@ -421,48 +421,27 @@ mod tests {
         }
     }
 
-    /// The fused general conv (1x1 through the products' ReLU, others through im2col)
-    /// computes the same bits as the two ops, values and gradients.
+    /// The fused ReLU + conv computes the same bits as the two ops, values and gradients:
+    /// general convs (1x1 through the products' ReLU, others through im2col) and depthwise
+    /// ones (groups = channels).
     #[test]
     fn relu_conv_fused_is_bit_identical_to_relu_then_conv() {
         use crate::DType;
-        for (cin, cout, k, s, pad) in [(5, 7, 1, 1, 0), (5, 7, 1, 2, 0), (4, 6, 3, 1, 1)] {
-            let f32v = |t: Tensor| t.to_dtype(DType::F32).detach().requires_grad();
+        let f32v = |t: Tensor| t.to_dtype(DType::F32).detach().requires_grad();
+        for (cin, cout, k, s, pad, groups) in [
+            (5, 7, 1, 1, 0, 1),
+            (5, 7, 1, 2, 0, 1),
+            (4, 6, 3, 1, 1, 1),
+            (4, 4, 3, 1, 1, 4),
+            (4, 4, 5, 2, 2, 4),
+        ] {
             let x = f32v(rand_f64(&[3, cin, 9, 8], 98));
-            let w = f32v(rand_f64(&[cout, cin, k, k], 99));
-            let p = Conv2dParams::new(s, pad, 1, 1);
+            let w = f32v(rand_f64(&[cout, cin / groups, k, k], 99));
+            let p = Conv2dParams::new(s, pad, 1, groups);
             let fused = x.relu_conv2d(&w, None, p);
             let plain = x.relu().conv2d(&w, None, p);
             assert_eq!(fused.to_vec::<f32>(), plain.to_vec::<f32>());
             let gy = rand_f64(fused.shape(), 100).to_dtype(DType::F32);
-            let gf = fused.mul(&gy).sum().backward();
-            let gp = plain.mul(&gy).sum().backward();
-            for t in [&x, &w] {
-                assert_eq!(
-                    gf.get(t).unwrap().to_vec::<f32>(),
-                    gp.get(t).unwrap().to_vec::<f32>()
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn relu_depthwise_fused_is_bit_identical_to_relu_then_conv() {
-        use crate::DType;
-        for (k, pad, s) in [(3, 1, 1), (5, 2, 2)] {
-            let x = rand_f64(&[3, 4, 9, 8], 95)
-                .to_dtype(DType::F32)
-                .detach()
-                .requires_grad();
-            let w = rand_f64(&[4, 1, k, k], 96)
-                .to_dtype(DType::F32)
-                .detach()
-                .requires_grad();
-            let p = Conv2dParams::new(s, pad, 1, 4);
-            let fused = x.relu_conv2d(&w, None, p);
-            let plain = x.relu().conv2d(&w, None, p);
-            assert_eq!(fused.to_vec::<f32>(), plain.to_vec::<f32>());
-            let gy = rand_f64(fused.shape(), 97).to_dtype(DType::F32);
             let gf = fused.mul(&gy).sum().backward();
             let gp = plain.mul(&gy).sum().backward();
             for t in [&x, &w] {
