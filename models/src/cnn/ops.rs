@@ -40,7 +40,7 @@ fn conv(
 }
 
 /// `conv(relu(x))` as one fused op ([`Tensor::relu_conv2d`]).
-fn relu_conv(conv: &Conv2d, x: &Tensor) -> Tensor {
+pub(super) fn relu_conv(conv: &Conv2d, x: &Tensor) -> Tensor {
     let b = conv.bias.as_ref().map(|b| b.get());
     x.relu_conv2d(&conv.weight.get(), b.as_ref(), conv.params)
 }

@@ -7,7 +7,7 @@ use autograd::ops::conv::Conv2dParams;
 use rand_pcg::Pcg64Mcg;
 
 use super::Mode;
-use super::ops::ReluConvBn;
+use super::ops::{ReluConvBn, relu_conv};
 
 /// Halves the resolution without losing every other pixel: two 1x1 convs (`cout / 2`
 /// channels each, no bias), the first on the input subsampled by 2, the second on the input
@@ -17,7 +17,7 @@ use super::ops::ReluConvBn;
 pub struct FactorizedReduce {
     /// The conv on the unshifted input.
     pub conv1: Conv2d,
-    /// The conv on the shifted input.
+    /// The conv on the shifted input (stride 2, one pixel of padding; outputs `1..` kept).
     pub conv2: Conv2d,
     /// The batch norm over the concatenation.
     pub bn: BatchNorm2d,
@@ -30,10 +30,11 @@ impl FactorizedReduce {
             cout.is_multiple_of(2),
             "FactorizedReduce '{name}': output channels {cout} must be even"
         );
-        let p = Conv2dParams::new(2, 0, 1, 1);
+        // conv2 pads by one pixel: see `forward_act` for why that is the shifted branch.
+        let (p1, p2) = (Conv2dParams::new(2, 0, 1, 1), Conv2dParams::new(2, 1, 1, 1));
         FactorizedReduce {
-            conv1: Conv2d::new(&join(name, "conv1"), cin, cout / 2, (1, 1), p, false, rng),
-            conv2: Conv2d::new(&join(name, "conv2"), cin, cout / 2, (1, 1), p, false, rng),
+            conv1: Conv2d::new(&join(name, "conv1"), cin, cout / 2, (1, 1), p1, false, rng),
+            conv2: Conv2d::new(&join(name, "conv2"), cin, cout / 2, (1, 1), p2, false, rng),
             bn: BatchNorm2d::new(&join(name, "bn"), cout),
         }
     }
@@ -52,19 +53,9 @@ impl FactorizedReduce {
     /// right/bottom-padded) input; output row and column 0 are dropped.
     pub fn forward_act(&self, x: &Tensor, relu: bool, mode: &mut Mode) -> Tensor {
         let (h, w) = (x.shape()[2], x.shape()[3]);
-        let conv = |c: &Conv2d, pad: usize| {
-            let p = Conv2dParams {
-                padding: (pad, pad),
-                ..c.params
-            };
-            if relu {
-                x.relu_conv2d(&c.weight.get(), None, p)
-            } else {
-                x.conv2d(&c.weight.get(), None, p)
-            }
-        };
-        let a = conv(&self.conv1, 0);
-        let b = conv(&self.conv2, 1)
+        let conv = |c: &Conv2d| if relu { relu_conv(c, x) } else { c.forward(x) };
+        let a = conv(&self.conv1);
+        let b = conv(&self.conv2)
             .narrow(2, 1, h.div_ceil(2))
             .narrow(3, 1, w.div_ceil(2));
         self.bn.forward(&Tensor::concat(&[&a, &b], 1), mode.bn)
