@@ -16,7 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::evaluator::EvaluatorConfig;
-use crate::evaluator::train::{ChildTrainSpec, arch_seed, head, load_cifar10};
+use crate::evaluator::train::{ChildTrainSpec, arch_seed, head, load_cifar10, load_cifar10_all};
 use crate::run::atomic::write_atomic;
 use crate::run::{RunOptions, SearchConfig, run_search};
 use crate::search::nao::NaoConfig;
@@ -56,6 +56,10 @@ pub struct CifarPreset {
     pub final_recipe: Recipe,
     /// Train-split images for the final training (0 = all 45,000).
     pub final_train_images: usize,
+    /// Train the final network on all 50,000 training images (the train and dev splits
+    /// together, as the paper's final training does) instead of the train split.
+    #[serde(default)]
+    pub final_train_all: bool,
     /// Test images it is scored on (0 = all 10,000).
     pub final_test_images: usize,
 }
@@ -104,7 +108,7 @@ impl CifarPreset {
                 name: "smoke".into(),
                 about: "a few minutes on 2 cores: 8 tiny children (N=1, F=4) trained 1 epoch on 1,000 images, final training on 2,000".into(),
                 budget: 8,
-                nao: NaoConfig { initial: 4, per_round: 2, top_k: 4, max_eta: 20, recon_sample: 64, surrogate: "nao:30".into(), candidates: 0, fit_canonical: false },
+                nao: NaoConfig { initial: 4, per_round: 2, top_k: 4, max_eta: 20, recon_sample: 64, surrogate: "nao:30".into(), candidates: 0, fit_canonical: false, ..NaoConfig::paper(0) },
                 search_child: child(1, 4),
                 search_recipe: recipe("nao-search", 1, 64),
                 search_train_images: 1000,
@@ -112,13 +116,14 @@ impl CifarPreset {
                 final_child: child(1, 4),
                 final_recipe: recipe("nao-search", 1, 64),
                 final_train_images: 2000,
+                final_train_all: false,
                 final_test_images: 1000,
             }),
             "default" => Ok(CifarPreset {
                 name: "default".into(),
                 about: "about 20-30 minutes on 2 cores: 40 children (N=1, F=8) trained 2 epochs on 5,000 images and scored on 1,000 dev images; the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images".into(),
                 budget: 40,
-                nao: NaoConfig { initial: 16, per_round: 8, top_k: 16, max_eta: 30, recon_sample: 256, surrogate: "nao:300".into(), candidates: 0, fit_canonical: false },
+                nao: NaoConfig { initial: 16, per_round: 8, top_k: 16, max_eta: 30, recon_sample: 256, surrogate: "nao:300".into(), candidates: 0, fit_canonical: false, ..NaoConfig::paper(0) },
                 search_child: child(1, 8),
                 search_recipe: recipe("nao-search", 2, 64),
                 search_train_images: 5000,
@@ -126,20 +131,22 @@ impl CifarPreset {
                 final_child: child(1, 16),
                 final_recipe: recipe("nao-search", 2, 128),
                 final_train_images: 0,
+                final_train_all: false,
                 final_test_images: 0,
             }),
             "paper" => Ok(CifarPreset {
                 name: "paper".into(),
-                about: "the paper's settings (spec 5, 6.3; days of GPU time): 1,000 children (N=3, F=32, 25 epochs on 45,000 images) in rounds of 200 from a pool of 600, seeds the top 100; final NAONet-style training N=6, F=36 for 600 epochs with cutout and auxiliary head".into(),
+                about: "the paper's no-weight-sharing search (spec 1.3, 5, 6.3; days of GPU time): the 11-op `cnn` space, 1,000 children (N=3, F=32, 25 epochs on 45,000 images) in rounds of 200 from a pool of 600, seeds the top 100, Algorithm 1 exactly (`NaoConfig::paper`); final NAONet-style training N=6, F=36 for 600 epochs with cutout and auxiliary head on all 50,000 training images".into(),
                 budget: 1000,
-                nao: NaoConfig { initial: 600, per_round: 200, top_k: 100, max_eta: 50, recon_sample: 256, surrogate: "nao:1000".into(), candidates: 0, fit_canonical: false },
-                search_child: CnnConfig { space: SpaceKind::CnnWs, n_cells: 3, channels: 32, classes: 10, dropout_keep: 1.0, drop_path_keep: 0.7, aux_head: true },
+                nao: NaoConfig { initial: 600, per_round: 200, ..NaoConfig::paper(1000) },
+                search_child: CnnConfig { space: SpaceKind::Cnn, n_cells: 3, channels: 32, classes: 10, dropout_keep: 1.0, drop_path_keep: 0.7, aux_head: true },
                 search_recipe: Recipe::preset("nao-search").expect("preset"),
                 search_train_images: 0,
                 search_eval_images: 0,
-                final_child: CnnConfig { space: SpaceKind::CnnWs, n_cells: 6, channels: 36, classes: 10, dropout_keep: 0.6, drop_path_keep: 0.8, aux_head: true },
+                final_child: CnnConfig { space: SpaceKind::Cnn, n_cells: 6, channels: 36, classes: 10, dropout_keep: 0.6, drop_path_keep: 0.8, aux_head: true },
                 final_recipe: Recipe::preset("naonet-a-36").expect("preset"),
                 final_train_images: 0,
+                final_train_all: true,
                 final_test_images: 0,
             }),
             other => Err(format!("unknown preset `{other}`; known: smoke, default, paper")),
@@ -213,7 +220,7 @@ pub fn run_cifar(
     // 1. Search.
     let search_dir = out.join("search");
     let config = SearchConfig {
-        space: SpaceKind::CnnWs,
+        space: preset.search_child.space,
         algo: AlgoConfig::Nao(preset.nao.clone()),
         budget: preset.budget,
         seed,
@@ -252,13 +259,18 @@ pub fn run_cifar(
         Ok(b) if resume => serde_json::from_slice(&b).map_err(|e| io_err(&final_path, e))?,
         _ => FinalReport::default(),
     };
-    let (train, _, test) = load_cifar10(&data_dir, seed)?;
+    let (train, test) = if preset.final_train_all {
+        load_cifar10_all(&data_dir)?
+    } else {
+        let (train, _, test) = load_cifar10(&data_dir, seed)?;
+        (train, test)
+    };
     let data = TrainData {
         train: Arc::new(head(train, preset.final_train_images)),
         eval: Arc::new(head(test, preset.final_test_images)),
         stats: ChannelStats::CIFAR10,
     };
-    let s = space(SpaceKind::CnnWs);
+    let s = space(preset.final_child.space);
     final_trainings(
         &mut report,
         &best,
@@ -392,6 +404,31 @@ mod tests {
             predicted: None,
             eta: None,
             parent: None,
+        }
+    }
+
+    /// `--preset paper` is the paper's no-weight-sharing search: the 11-op space for search
+    /// and final network, Algorithm 1's settings, final training on all 50,000 images.
+    #[test]
+    fn paper_preset_is_the_no_sharing_search() {
+        let p = CifarPreset::get("paper").unwrap();
+        assert_eq!(p.search_child.space, SpaceKind::Cnn);
+        assert_eq!(p.final_child.space, SpaceKind::Cnn);
+        assert!(p.final_train_all);
+        assert_eq!(
+            p.nao,
+            NaoConfig {
+                initial: 600,
+                per_round: 200,
+                ..NaoConfig::paper(1000)
+            }
+        );
+        assert_eq!(p.nao.top_k, 100);
+        assert_eq!(p.nao.candidates, 0);
+        assert!(!p.nao.fit_canonical);
+        assert_eq!(p.nao.surrogate, "nao:1000");
+        for name in ["smoke", "default"] {
+            assert!(!CifarPreset::get(name).unwrap().final_train_all);
         }
     }
 

@@ -181,6 +181,10 @@ struct EvalArgs {
     /// The table column, or JSON key of the command's output, to maximise.
     #[arg(long, value_name = "COLUMN")]
     metric: Option<String>,
+    /// Allow a --metric whose name contains `test` (searching on test data leaks it into the
+    /// result; normally a mistake).
+    #[arg(long)]
+    allow_test_metric: bool,
     /// Time limit per evaluation for an external command, seconds.
     #[arg(long, default_value_t = 600.0)]
     timeout_s: f64,
@@ -196,8 +200,8 @@ struct EvalArgs {
 struct SearchArgs {
     #[command(flatten)]
     eval: EvalArgs,
-    /// The algorithm.
-    #[arg(long, value_parser = ["nao", "random", "evolution"], default_value = "nao")]
+    /// The algorithm (`nao-paper` = `nao --variant paper`).
+    #[arg(long, value_parser = ["nao", "nao-paper", "random", "evolution", "local"], default_value = "nao")]
     algo: String,
     /// Seed of the run.
     #[arg(long, default_value_t = 0)]
@@ -243,6 +247,42 @@ struct AlgoArgs {
     /// their canonical forms.
     #[arg(long, help_heading = "NAO")]
     fit_raw: bool,
+    /// NAO: `default` (this project's settings, see ARCHITECTURE.md) or `paper` (exactly the
+    /// paper's Algorithm 1: seeds the top 100, 1000 controller epochs, no screening, raw
+    /// sequences, min-max labels, one controller); the flags below override either.
+    #[arg(long, value_parser = ["default", "paper"], default_value = "default", help_heading = "NAO")]
+    variant: String,
+    /// NAO: controllers in the ensemble (predictions averaged; each generates) [default: 1].
+    #[arg(long, help_heading = "NAO")]
+    ensemble: Option<usize>,
+    /// NAO: weight of the pairwise hinge ranking loss in the controller loss [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    rank_weight: Option<f64>,
+    /// NAO: labels from scores: `minmax` (the paper) or `rank` (pool quantiles).
+    #[arg(long, value_parser = ["minmax", "rank"], help_heading = "NAO")]
+    labels: Option<String>,
+    /// NAO: perturb each gradient step in the embedding space by this much before decoding
+    /// (relative to the unit-length encoder outputs) [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    noise: Option<f64>,
+    /// NAO: SemiNAS pseudo-labels: this many random unqueried architectures labelled by the
+    /// controller join its training each round [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    pseudo: Option<usize>,
+    /// NAO: epochs of the pseudo-labelled training per round [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    pseudo_epochs: Option<usize>,
+    /// NAO: screen candidates by mean + EXPLORE * ensemble spread [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    explore: Option<f64>,
+    /// NAO: when generation falls short, leave the round short instead of topping it up
+    /// with random architectures.
+    #[arg(long, help_heading = "NAO")]
+    no_top_up: bool,
+    /// NAO: size of the table's fixed sample on which each round measures the predictor
+    /// (Kendall tau); 0 = off [default: 1000].
+    #[arg(long, help_heading = "NAO")]
+    reference: Option<usize>,
     /// Evolution: population size P [default: clamp(budget/10, 10, 100)].
     #[arg(long, help_heading = "Evolution")]
     population: Option<usize>,
@@ -267,6 +307,13 @@ struct CompareArgs {
     /// Directory for the runs and compare.json.
     #[arg(long)]
     out: PathBuf,
+    /// Runs at once (each run is deterministic on its own; results do not depend on it).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Also report this table column for the architecture each run chose (the best by
+    /// --metric), e.g. the test accuracy; the searches never see it.
+    #[arg(long, value_name = "COLUMN")]
+    report_metric: Option<String>,
     #[command(flatten)]
     algo_args: AlgoArgs,
 }
@@ -438,6 +485,11 @@ fn evaluator_config(e: &EvalArgs) -> Result<(SpaceKind, EvaluatorConfig, usize)>
         .metric
         .clone()
         .context("--metric is required (the column or key to maximise)")?;
+    if metric.to_lowercase().contains("test") && !e.allow_test_metric {
+        bail!(
+            "--metric `{metric}` looks like a test-set column: searching on it leaks the test set into the result. Search on a validation column and report the test column (nao compare --report-metric), or pass --allow-test-metric if this is really meant"
+        );
+    }
     let budget = e
         .budget
         .context("--budget is required (number of architectures to query)")?;
@@ -462,10 +514,17 @@ fn evaluator_config(e: &EvalArgs) -> Result<(SpaceKind, EvaluatorConfig, usize)>
 }
 
 fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
+    let name = if name == "nao" && a.variant == "paper" {
+        "nao-paper"
+    } else {
+        name
+    };
     let mut c = AlgoConfig::for_budget(name, budget).map_err(anyhow::Error::msg)?;
     match &mut c {
         AlgoConfig::Nao(n) => {
-            n.surrogate = a.surrogate.clone();
+            if a.surrogate != "nao" || name == "nao" {
+                n.surrogate = a.surrogate.clone();
+            }
             if let Some(v) = a.initial {
                 n.initial = v;
             }
@@ -484,6 +543,36 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
             if a.fit_raw {
                 n.fit_canonical = false;
             }
+            if let Some(v) = a.ensemble {
+                n.ensemble = v.max(1);
+            }
+            if let Some(v) = a.rank_weight {
+                n.rank_weight = v;
+            }
+            if let Some(v) = &a.labels {
+                n.labels = match v.as_str() {
+                    "rank" => nao::search::nao::LabelScale::Rank,
+                    _ => nao::search::nao::LabelScale::MinMax,
+                };
+            }
+            if let Some(v) = a.explore {
+                n.explore = v;
+            }
+            if let Some(v) = a.noise {
+                n.noise = v;
+            }
+            if let Some(v) = a.pseudo {
+                n.pseudo = v;
+            }
+            if let Some(v) = a.pseudo_epochs {
+                n.pseudo_epochs = v;
+            }
+            if a.no_top_up {
+                n.top_up = false;
+            }
+            if let Some(v) = a.reference {
+                n.reference = v;
+            }
         }
         AlgoConfig::Evolution(e) => {
             if let Some(v) = a.population {
@@ -495,7 +584,7 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
                 e.sample = v.max(1);
             }
         }
-        AlgoConfig::Random(_) => {}
+        AlgoConfig::Random(_) | AlgoConfig::Local(_) => {}
     }
     Ok(c)
 }
@@ -530,15 +619,32 @@ fn search(a: SearchArgs) -> Result<i32> {
         println!("({} evaluations replayed from the log)", outcome.replayed);
     }
     println!("wrote {}", a.out.join("report.md").display());
+    if outcome.records.iter().all(|r| r.score.is_none()) {
+        eprintln!(
+            "error: no evaluation succeeded ({} failed); the reasons are in {}",
+            outcome.records.len(),
+            a.out.join("archs.jsonl").display()
+        );
+        return Ok(1);
+    }
     Ok(0)
 }
 
 fn compare(a: CompareArgs) -> Result<i32> {
-    let progress = std::io::stderr().is_terminal();
+    let progress = std::io::stderr().is_terminal() && a.jobs <= 1;
     let (space, evaluator, budget) = evaluator_config(&a.eval)?;
     // Read the table once up front so that errors show before any run starts.
     let best_possible = evaluator.build(space)?.best_possible();
-    let mut results: Vec<(String, Vec<f64>)> = Vec::new();
+    let report_values = match (&a.report_metric, &evaluator) {
+        (None, _) => None,
+        (Some(col), EvaluatorConfig::Table { path, metric }) => {
+            let s = models::space::space(space);
+            let t = nao::evaluator::table::TableEvaluator::from_csv(path, s.as_ref(), metric)?;
+            Some((col.clone(), t.column_values(col)?))
+        }
+        (Some(_), _) => bail!("--report-metric needs a --table"),
+    };
+    let mut results: Vec<(String, Vec<f64>, Option<Vec<f64>>)> = Vec::new();
     for name in &a.algos {
         let config = SearchConfig {
             space,
@@ -550,43 +656,115 @@ fn compare(a: CompareArgs) -> Result<i32> {
         };
         let seeds = a.first_seed..a.first_seed + a.seeds;
         eprintln!("running {name} for seeds {seeds:?}");
-        let best = run_seeds(&config, seeds, &a.out, progress)?;
-        results.push((name.clone(), best));
+        let best = run_seeds(&config, name, seeds, &a.out, progress, a.jobs)?;
+        let scores: Vec<f64> = best
+            .iter()
+            .map(|r| r.as_ref().and_then(|r| r.score).unwrap_or(f64::NAN))
+            .collect();
+        let reported = report_values.as_ref().map(|(col, values)| {
+            best.iter()
+                .map(|r| {
+                    r.as_ref()
+                        .and_then(|r| values.get(&r.arch).copied())
+                        .unwrap_or_else(|| {
+                            eprintln!("warning: no `{col}` for a chosen architecture");
+                            f64::NAN
+                        })
+                })
+                .collect()
+        });
+        results.push((name.clone(), scores, reported));
     }
-    println!(
-        "best {} found, {} seeds, budget {budget}:",
-        evaluator.metric(),
-        a.seeds
-    );
-    for (name, b) in &results {
-        let s = paired_stats(b, b);
-        println!("  {name:<10} mean {:.4}  std {:.4}", s.mean_a, s.std_a);
-    }
-    if let Some(bp) = best_possible {
-        println!("  (best in the table: {bp:.4})");
-    }
-    let mut pairs = Vec::new();
-    if let Some((first, fb)) = results.first() {
-        for (other, ob) in &results[1..] {
-            let s = paired_stats(fb, ob);
-            println!(
-                "  {first} vs {other}: wins {}-{} (ties {}), sign test p = {:.4}, Wilcoxon p = {:.4}",
-                s.wins_a, s.wins_b, s.ties, s.sign_test_p, s.wilcoxon_p
-            );
-            pairs.push(serde_json::json!({"a": first, "b": other, "stats": s}));
-        }
-    }
+    let table = compare_table(&a, budget, evaluator.metric(), best_possible, &results);
+    print!("{table}");
+    let pairs: Vec<serde_json::Value> = results
+        .iter()
+        .skip(1)
+        .map(|(other, ob, orep)| {
+            let (first, fb, frep) = &results[0];
+            serde_json::json!({
+                "a": first,
+                "b": other,
+                "search_metric": paired_stats(fb, ob),
+                "report_metric": frep.as_ref().zip(orep.as_ref()).map(|(x, y)| paired_stats(x, y)),
+            })
+        })
+        .collect();
     let out = serde_json::json!({
         "budget": budget,
         "seeds": a.seeds,
         "first_seed": a.first_seed,
         "metric": evaluator.metric(),
+        "report_metric": a.report_metric,
         "best_possible": best_possible,
-        "best_per_seed": results.iter().map(|(n, b)| (n.clone(), serde_json::json!(b))).collect::<serde_json::Map<_, _>>(),
+        "best_per_seed": results.iter().map(|(n, b, _)| (n.clone(), serde_json::json!(b))).collect::<serde_json::Map<_, _>>(),
+        "reported_per_seed": results.iter().filter_map(|(n, _, r)| r.as_ref().map(|r| (n.clone(), serde_json::json!(r)))).collect::<serde_json::Map<_, _>>(),
         "pairs": pairs,
     });
     std::fs::create_dir_all(&a.out)?;
     nao::run::atomic::write_json_atomic(&a.out.join("compare.json"), &out)?;
-    println!("wrote {}", a.out.join("compare.json").display());
+    write_atomic(&a.out.join("compare.md"), table.as_bytes())?;
+    println!(
+        "wrote {} and compare.md",
+        a.out.join("compare.json").display()
+    );
     Ok(0)
+}
+
+/// The comparison as a Markdown table: per algorithm mean +- std of the search metric and
+/// (if any) of the report metric, and the first algorithm against each other one on the
+/// report metric (else the search metric): wins-losses-ties and exact p-values.
+fn compare_table(
+    a: &CompareArgs,
+    budget: usize,
+    metric: &str,
+    best_possible: Option<f64>,
+    results: &[(String, Vec<f64>, Option<Vec<f64>>)],
+) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let judged = a.report_metric.as_deref().unwrap_or(metric);
+    let _ = writeln!(
+        t,
+        "budget {budget}, seeds {}..{}, search on `{metric}`{}",
+        a.first_seed,
+        a.first_seed + a.seeds,
+        a.report_metric
+            .as_ref()
+            .map(|r| format!(", chosen cell judged by `{r}`"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "| algorithm | {metric} (searched) | {judged} | vs {}: W-L-T | sign p | Wilcoxon p |",
+        results.first().map_or("", |r| r.0.as_str())
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
+    let first = results.first();
+    for (name, scores, rep) in results {
+        let s = paired_stats(scores, scores);
+        let judged_vals = rep.as_ref().unwrap_or(scores);
+        let r = paired_stats(judged_vals, judged_vals);
+        let vs = match first {
+            Some((fname, fs, frep)) if fname != name => {
+                let fj = frep.as_ref().unwrap_or(fs);
+                let p = paired_stats(fj, judged_vals);
+                format!(
+                    "{}-{}-{} | {:.2e} | {:.2e}",
+                    p.wins_a, p.wins_b, p.ties, p.sign_test_p, p.wilcoxon_p
+                )
+            }
+            _ => "- | - | -".into(),
+        };
+        let _ = writeln!(
+            t,
+            "| {name} | {:.2} +- {:.2} | {:.2} +- {:.2} | {vs} |",
+            s.mean_a, s.std_a, r.mean_a, r.std_a
+        );
+    }
+    if let Some(bp) = best_possible {
+        let _ = writeln!(t, "\nbest `{metric}` in the table: {bp:.2}");
+    }
+    t
 }

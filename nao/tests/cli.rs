@@ -187,17 +187,26 @@ fn search_outputs_and_report() {
     let result: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.join("result.json")).unwrap()).unwrap();
     let best = &result["best"];
-    // the full table row, under the CSV's column names
-    for col in ["arch", "valid_acc", "test_acc", "params", "live_edges"] {
-        assert!(
-            best["metrics"].get(col).is_some(),
-            "{col} missing from {best}"
-        );
-    }
+    // the search saw the metric and nothing else of the table (no test accuracy)
+    assert_eq!(
+        best["metrics"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["valid_acc"]
+    );
     assert_eq!(best["metrics"]["valid_acc"], best["score"]);
-    assert_eq!(best["metrics"]["arch"], best["arch"]);
+    let log = std::fs::read_to_string(r.join("archs.jsonl")).unwrap();
+    assert!(
+        !log.contains("test_acc"),
+        "the run log holds another column"
+    );
     let report = std::fs::read_to_string(r.join("report.md")).unwrap();
     assert!(report.contains("heldout_pairwise_acc") && report.contains("best-1.svg"));
+    // the predictor's quality on the table's reference sample, per round, plotted
+    assert!(report.contains("reference_kendall_tau") && report.contains("predictor.svg"));
+    assert!(r.join("predictor.svg").exists());
     std::fs::remove_file(r.join("report.md")).unwrap();
     std::fs::remove_file(r.join("curve.svg")).unwrap();
     let o = nao(&["report", "r"], d);
@@ -268,7 +277,11 @@ fn compare_runs_seeds_and_writes_stats() {
         "--metric",
         "valid_acc",
         "--algos",
-        "nao,random",
+        "nao,random,local",
+        "--report-metric",
+        "test_acc",
+        "--jobs",
+        "2",
         "--surrogate",
         "linear",
         "--seeds",
@@ -282,14 +295,77 @@ fn compare_runs_seeds_and_writes_stats() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("nao vs random") && out.contains("Wilcoxon"),
+        out.contains("| vs nao: W-L-T |") && out.contains("Wilcoxon") && out.contains("| local |"),
         "{out}"
     );
+    assert!(out.contains("judged by `test_acc`"), "{out}");
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("c/compare.json")).unwrap()).unwrap();
     assert_eq!(c["best_per_seed"]["nao"].as_array().unwrap().len(), 3);
+    // the reported metric is the chosen cell's test_acc, read from the table
+    let table = std::fs::read_to_string(d.join("t.csv")).unwrap();
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("c/nao/seed-0/result.json")).unwrap())
+            .unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{},", best["best"]["arch"].as_str().unwrap())))
+        .unwrap();
+    let test: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+    assert_eq!(c["reported_per_seed"]["nao"][0].as_f64().unwrap(), test);
+    assert_eq!(
+        std::fs::read_to_string(d.join("c/compare.md")).unwrap(),
+        out.lines()
+            .filter(|l| !l.starts_with("wrote"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
     assert!(d.join("c/random/seed-2/result.json").exists());
     // a second invocation reuses the finished runs
     let o2 = nao(&args, d);
     assert_eq!(String::from_utf8_lossy(&o2.stdout), out);
+}
+
+#[test]
+fn a_test_metric_needs_to_be_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_table(d);
+    let args = [
+        "search", "--space", "nb201", "--table", "t.csv", "--metric", "test_acc", "--algo",
+        "random", "--budget", "5", "--out", "r",
+    ];
+    let o = nao(&args, d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("looks like a test-set column")
+            && stderr(&o).contains("--allow-test-metric"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("r").exists());
+    let o = nao(&[&args[..], &["--allow-test-metric"]].concat(), d);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_search_without_one_success_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = nao(
+        &[
+            "search", "--space", "nb201", "--metric", "acc", "--algo", "random", "--budget", "4",
+            "--out", "r", "--", "sh", "-c", "exit 3",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no evaluation succeeded (4 failed)"),
+        "{}",
+        stderr(&o)
+    );
+    // what was computed is kept
+    let log = std::fs::read_to_string(d.join("r/archs.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 4);
 }

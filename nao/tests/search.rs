@@ -8,7 +8,7 @@ use nao::evaluator::table::{synthetic_nb201_csv, synthetic_nb201_score};
 use nao::evaluator::{EvalFailure, EvalResult, Evaluation, Evaluator, EvaluatorConfig};
 use nao::run::{RunOptions, SearchConfig, run_search_with};
 use nao::search::compare::{paired_stats, run_seeds};
-use nao::search::{AlgoConfig, LinearSurrogate, Status};
+use nao::search::{AlgoConfig, LinearSurrogate, Source, Status};
 
 /// Scores by the synthetic function; fails on every architecture whose token sum is a
 /// multiple of 7; counts calls.
@@ -148,8 +148,13 @@ fn nao_with_linear_surrogate_beats_random_on_the_synthetic_table() {
         },
         ..config(algo, 100, 0)
     };
-    let nao = run_seeds(&mk("nao"), 0..6, tmp.path(), false).unwrap();
-    let random = run_seeds(&mk("random"), 0..6, tmp.path(), false).unwrap();
+    let score = |recs: Vec<Option<nao::search::Record>>| -> Vec<f64> {
+        recs.into_iter()
+            .map(|r| r.unwrap().score.unwrap())
+            .collect()
+    };
+    let nao = score(run_seeds(&mk("nao"), "nao", 0..6, tmp.path(), false, 2).unwrap());
+    let random = score(run_seeds(&mk("random"), "random", 0..6, tmp.path(), false, 1).unwrap());
     let s = paired_stats(&nao, &random);
     eprintln!("{s:?}");
     assert!(s.mean_a > s.mean_b, "{s:?}");
@@ -160,7 +165,11 @@ fn nao_with_linear_surrogate_beats_random_on_the_synthetic_table() {
 #[derive(Default)]
 struct SpyLog {
     fits: Vec<Vec<Arch>>,
+    /// (data size, epochs) of every `fit_epochs` call.
+    extra_fits: Vec<(usize, usize)>,
     candidates: Vec<Vec<Arch>>,
+    /// Generation yields at most this many (0 = no limit).
+    limit: usize,
 }
 
 /// A surrogate whose prediction is the token sum, and whose generation returns the unseen
@@ -178,10 +187,27 @@ impl nao::search::Surrogate for Spy {
             .push(data.iter().map(|d| d.0.clone()).collect());
         Default::default()
     }
+    fn fit_epochs(
+        &mut self,
+        data: &[(Arch, f64)],
+        epochs: usize,
+        _: &mut rand_pcg::Pcg64Mcg,
+    ) -> nao::search::FitStats {
+        self.0.borrow_mut().extra_fits.push((data.len(), epochs));
+        Default::default()
+    }
     fn predict(&self, archs: &[Arch]) -> Vec<f64> {
         archs
             .iter()
             .map(|a| a.iter().sum::<usize>() as f64)
+            .collect()
+    }
+    /// Spread: 100 for architectures whose first token is 1 (`none` on edge 1<-0), else 0.
+    fn predict_spread(&self, archs: &[Arch]) -> Vec<(f64, f64)> {
+        self.predict(archs)
+            .into_iter()
+            .zip(archs)
+            .map(|(p, a)| (p, if a[0] == 1 { 100.0 } else { 0.0 }))
             .collect()
     }
     fn reconstruct(&self, archs: &[Arch]) -> Vec<Arch> {
@@ -193,9 +219,16 @@ impl nao::search::Surrogate for Spy {
         how_many: usize,
         seen: &HashSet<Arch>,
         _max_eta: usize,
+        _rng: &mut rand_pcg::Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
         let mut out: Vec<Arch> = Vec::new();
         let mut taken = HashSet::new();
+        let limit = self.0.borrow().limit;
+        let how_many = if limit > 0 {
+            how_many.min(limit)
+        } else {
+            how_many
+        };
         for i in 0..5usize.pow(6) {
             let a: Arch = (0..6).map(|e| i / 5usize.pow(e) % 5 + 1).collect();
             let c = Nb201Space.canonical(&a);
@@ -215,14 +248,27 @@ impl nao::search::Surrogate for Spy {
 }
 
 fn spy_run(candidates: usize, fit_canonical: bool) -> (SpyLog, Vec<nao::search::Record>) {
+    spy_run_with(candidates, fit_canonical, 0, |_| {})
+}
+
+fn spy_run_with(
+    candidates: usize,
+    fit_canonical: bool,
+    limit: usize,
+    tune: impl FnOnce(&mut nao::search::NaoConfig),
+) -> (SpyLog, Vec<nao::search::Record>) {
     let mut c = config("nao", 30, 3);
     if let AlgoConfig::Nao(n) = &mut c.algo {
         n.initial = 20;
         n.per_round = 5;
         n.candidates = candidates;
         n.fit_canonical = fit_canonical;
+        tune(n);
     }
-    let log = std::rc::Rc::new(std::cell::RefCell::new(SpyLog::default()));
+    let log = std::rc::Rc::new(std::cell::RefCell::new(SpyLog {
+        limit,
+        ..SpyLog::default()
+    }));
     let tmp = tempfile::tempdir().unwrap();
     let out = run_search_with(
         &tmp.path().join("r"),
@@ -278,4 +324,156 @@ fn nao_fit_canonical_fits_on_canonical_forms() {
     }
     let (log, _) = spy_run(0, false);
     assert!(log.fits[0].iter().any(|a| Nb201Space.canonical(a) != *a));
+}
+
+/// `explore` screens by mean + explore * spread: with a large weight every candidate with
+/// spread (first token 1) is evaluated before any without; without it, the best predicted.
+#[test]
+fn nao_explore_screens_by_spread() {
+    let (_, plain) = spy_run_with(40, true, 0, |_| {});
+    let (log, explored) = spy_run_with(40, true, 0, |n| n.explore = 1.0);
+    let round1 = |recs: &[nao::search::Record]| -> Vec<Arch> {
+        recs.iter()
+            .filter(|r| r.round == 1)
+            .map(|r| r.arch.clone())
+            .collect()
+    };
+    let score = |a: &Arch| a.iter().sum::<usize>() as f64 + if a[0] == 1 { 100.0 } else { 0.0 };
+    let mut want = log.candidates[0].clone();
+    want.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    let mut got = round1(&explored);
+    got.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    assert_eq!(
+        got.iter().map(score).collect::<Vec<_>>(),
+        want[..5].iter().map(score).collect::<Vec<_>>()
+    );
+    assert!(got.iter().filter(|a| a[0] == 1).count() >= 4, "{got:?}");
+    assert!(
+        round1(&plain).iter().all(|a| a[0] != 1),
+        "{:?}",
+        round1(&plain)
+    );
+}
+
+/// Without top-ups a round whose generation falls short stays short (and logs no top-up);
+/// with them, random architectures fill it, recorded as `top_up`.
+#[test]
+fn nao_top_up_is_an_option() {
+    let (_, with) = spy_run_with(0, true, 2, |_| {});
+    let (_, without) = spy_run_with(0, true, 2, |n| n.top_up = false);
+    let count = |recs: &[nao::search::Record], src: Source| {
+        recs.iter()
+            .filter(|r| r.round == 1 && r.source == src)
+            .count()
+    };
+    assert_eq!(count(&with, Source::Generated), 2);
+    assert_eq!(count(&with, Source::TopUp), 3);
+    assert_eq!(count(&without, Source::Generated), 2);
+    assert_eq!(count(&without, Source::TopUp), 0);
+}
+
+/// Pseudo-labels: after each round's fit, the surrogate trains `pseudo_epochs` more on the
+/// pool plus `pseudo` unqueried architectures; none of them is queried.
+#[test]
+fn nao_pseudo_labels_extend_the_training_set() {
+    let (log, recs) = spy_run_with(0, true, 0, |n| {
+        n.pseudo = 50;
+        n.pseudo_epochs = 7;
+    });
+    assert_eq!(log.extra_fits.len(), log.fits.len());
+    for (fit, extra) in log.fits.iter().zip(&log.extra_fits) {
+        assert_eq!(*extra, (fit.len() + 50, 7));
+    }
+    assert_eq!(
+        recs.len(),
+        30,
+        "pseudo-labelled architectures are not queried"
+    );
+    let (log, _) = spy_run_with(0, true, 0, |_| {});
+    assert!(log.extra_fits.is_empty());
+}
+
+/// Local search climbs: every move goes to a better neighbour, each round evaluates one
+/// neighbourhood (one-token changes of the current architecture), and it restarts at local
+/// optima; the budget holds.
+#[test]
+fn local_search_climbs_and_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_search_with(
+        &tmp.path().join("r"),
+        &config("local", 120, 2),
+        &mut Flaky { calls: Vec::new() },
+        None,
+        &RunOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(out.records.len(), 120);
+    let rounds: Vec<serde_json::Value> = std::fs::read_to_string(tmp.path().join("r/rounds.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut moves = 0;
+    for r in out.records.iter().filter(|r| r.source == Source::Mutation) {
+        let parent = &out.records[r.parent.unwrap()];
+        let diff = parent
+            .arch
+            .iter()
+            .zip(&r.arch)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(diff, 1, "a neighbour differs in one token");
+    }
+    for w in rounds.windows(2) {
+        if let (Some(a), Some(b)) = (w[0]["current"].as_u64(), w[1]["current"].as_u64())
+            && a != b
+        {
+            moves += 1;
+            let (sa, sb) = (
+                out.records[a as usize].score.unwrap(),
+                out.records[b as usize].score.unwrap(),
+            );
+            assert!(sb > sa, "a move must improve: {sa} -> {sb}");
+        }
+    }
+    assert!(moves >= 1, "{rounds:?}");
+    assert!(rounds.last().unwrap()["restarts"].as_u64().unwrap() >= 1);
+}
+
+/// With a table, each NAO round measures the predictor on the table's fixed reference
+/// sample, and that does not change what the search queries.
+#[test]
+fn nao_reference_diagnostics_do_not_change_the_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("t.csv");
+    std::fs::write(&table, synthetic_nb201_csv(0, 0.5)).unwrap();
+    let run = |reference: usize, dir: &str| {
+        let mut c = SearchConfig {
+            evaluator: EvaluatorConfig::Table {
+                path: table.clone(),
+                metric: "valid_acc".into(),
+            },
+            ..config("nao", 40, 0)
+        };
+        if let AlgoConfig::Nao(n) = &mut c.algo {
+            n.surrogate = "linear".into();
+            n.reference = reference;
+        }
+        nao::run::run_search(&tmp.path().join(dir), &c, &RunOptions::default()).unwrap();
+        let rounds: Vec<serde_json::Value> =
+            std::fs::read_to_string(tmp.path().join(dir).join("rounds.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        let archs = std::fs::read_to_string(tmp.path().join(dir).join("archs.jsonl")).unwrap();
+        (rounds, archs)
+    };
+    let (with, a1) = run(300, "a");
+    let (without, a2) = run(0, "b");
+    assert_eq!(a1, a2, "the reference sample must not influence the search");
+    let tau = with[1]["reference_kendall_tau"].as_f64().unwrap();
+    assert!(tau > 0.3 && tau <= 1.0, "{tau}");
+    assert!(with[1]["reference_pairwise_acc"].as_f64().unwrap() > 0.5);
+    assert!(without[1]["reference_kendall_tau"].is_null());
 }

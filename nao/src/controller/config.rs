@@ -34,7 +34,15 @@ pub struct ControllerConfig {
     pub batch_size: usize,
     /// Epochs per training round.
     pub epochs: usize,
+    /// Weight of the pairwise ranking loss added to the joint loss (0 = off, the spec):
+    /// `+ rank_weight * mean over ordered pairs of max(0, RANK_MARGIN - sign(y_i - y_j)
+    /// (p_i - p_j))`, the hinge ranking loss of GATES (Ning et al., ECCV 2020).
+    #[serde(default)]
+    pub rank_weight: f64,
 }
+
+/// Margin of the pairwise hinge ranking loss, in normalised-label units.
+pub const RANK_MARGIN: f64 = 0.1;
 
 impl ControllerConfig {
     /// The spec's sizes for a space: CNN as "CIFAR-10 WS (PT-V1 defaults)" (emb 48, hidden 96,
@@ -62,6 +70,7 @@ impl ControllerConfig {
             grad_clip: 5.0,
             batch_size: 100,
             epochs: 1000,
+            rank_weight: 0.0,
         }
     }
 

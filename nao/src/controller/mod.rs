@@ -19,7 +19,7 @@ pub use config::ControllerConfig;
 pub use decoder::Decoder;
 pub use encoder::{Encoded, Encoder};
 pub use predictor::Predictor;
-pub use surrogate::ControllerSurrogate;
+pub use surrogate::{ControllerSurrogate, SurrogateOptions};
 
 use autograd::nn::{Module, Param};
 use autograd::optim::{Adam, Optimizer};
@@ -39,6 +39,8 @@ pub struct StepLoss {
     pub mse: f64,
     /// Reconstruction loss (mean token cross-entropy).
     pub ce: f64,
+    /// Pairwise ranking loss (0 when `rank_weight` is 0).
+    pub rank: f64,
 }
 
 /// Encoder, predictor, decoder and their optimiser.
@@ -135,11 +137,19 @@ impl Controller {
             .reshape(&[flat.len(), self.cfg.vocab])
             .cross_entropy(&flat);
         let lambda = self.cfg.lambda;
-        let total = mse.mul_scalar(lambda).add(&ce.mul_scalar(1.0 - lambda));
+        let mut total = mse.mul_scalar(lambda).add(&ce.mul_scalar(1.0 - lambda));
+        let mut rank_value = 0.0;
+        if self.cfg.rank_weight > 0.0
+            && let Some(rank) = rank_loss(&pred, labels)
+        {
+            rank_value = rank.item();
+            total = total.add(&rank.mul_scalar(self.cfg.rank_weight));
+        }
         let l = StepLoss {
             total: total.item(),
             mse: mse.item(),
             ce: ce.item(),
+            rank: rank_value,
         };
         (total, l)
     }
@@ -172,6 +182,7 @@ impl Controller {
                 total: 0.0,
                 mse: 0.0,
                 ce: 0.0,
+                rank: 0.0,
             };
             let mut batches = 0;
             for chunk in order.chunks(self.cfg.batch_size) {
@@ -184,6 +195,7 @@ impl Controller {
                 sum.total += l.total;
                 sum.mse += l.mse;
                 sum.ce += l.ce;
+                sum.rank += l.rank;
                 batches += 1;
             }
             let n = batches.max(1) as f64;
@@ -191,6 +203,7 @@ impl Controller {
                 total: sum.total / n,
                 mse: sum.mse / n,
                 ce: sum.ce / n,
+                rank: sum.rank / n,
             };
             on_epoch(epoch, mean);
             history.push(mean);
@@ -228,6 +241,20 @@ impl Controller {
 
     /// One gradient step of size `eta` from each seed, then greedy decoding (spec 4.1).
     pub fn move_and_decode(&self, seeds: &[Arch], eta: f64) -> Vec<Arch> {
+        self.move_and_decode_noisy(seeds, eta, 0.0, None)
+    }
+
+    /// As [`move_and_decode`](Self::move_and_decode), with each moved encoder output
+    /// additionally perturbed by `noise` times a random direction of unit expected length
+    /// (N(0, I / hidden), drawn from `rng`) before re-normalising: the decoder then reads
+    /// points around the gradient step, not only on it. `noise` 0 (or no `rng`) is the spec.
+    pub fn move_and_decode_noisy(
+        &self,
+        seeds: &[Arch],
+        eta: f64,
+        noise: f64,
+        rng: Option<&mut Pcg64Mcg>,
+    ) -> Vec<Arch> {
         let enc = no_grad(|| self.encoder.forward(seeds));
         // The normalised outputs become a leaf: d(prediction)/d(outputs) for every step.
         let h = enc.outputs.detach().requires_grad();
@@ -238,10 +265,13 @@ impl Controller {
             .expect("the prediction depends on the encoder outputs")
             .clone();
         no_grad(|| {
-            let moved = h
-                .detach()
-                .add(&g.mul_scalar(eta))
-                .l2_normalize(-1, encoder::NORM_EPS);
+            let mut moved = h.detach().add(&g.mul_scalar(eta));
+            if let Some(rng) = rng.filter(|_| noise > 0.0) {
+                let std = noise / (self.cfg.hidden as f64).sqrt();
+                let xi = autograd::nn::init::normal(h.shape(), std, h.dtype(), rng);
+                moved = moved.add(&xi.to(h.device()));
+            }
+            let moved = moved.l2_normalize(-1, encoder::NORM_EPS);
             let emb = encoder::embed(&moved);
             self.decoder.greedy(self.space.as_ref(), &emb, &moved)
         })
@@ -258,10 +288,25 @@ impl Controller {
         seen: &HashSet<Arch>,
         max_eta: usize,
     ) -> Vec<(Arch, f64)> {
+        self.generate_noisy(seeds, how_many, seen, max_eta, 0.0, None)
+    }
+
+    /// As [`generate`](Self::generate), each step perturbed as
+    /// [`move_and_decode_noisy`](Self::move_and_decode_noisy) says.
+    pub fn generate_noisy(
+        &self,
+        seeds: &[Arch],
+        how_many: usize,
+        seen: &HashSet<Arch>,
+        max_eta: usize,
+        noise: f64,
+        mut rng: Option<&mut Pcg64Mcg>,
+    ) -> Vec<(Arch, f64)> {
         let mut found: Vec<(Arch, f64)> = Vec::new();
         let mut taken: HashSet<Arch> = HashSet::new();
         for eta in 1..=max_eta {
-            for arch in self.move_and_decode(seeds, eta as f64) {
+            let decoded = self.move_and_decode_noisy(seeds, eta as f64, noise, rng.as_deref_mut());
+            for arch in decoded {
                 if found.len() >= how_many {
                     return found;
                 }
@@ -280,6 +325,44 @@ impl Controller {
         }
         found
     }
+}
+
+/// The pairwise hinge ranking loss of predictions `pred` `(B,)` against `labels`: the mean,
+/// over ordered pairs `(i, j)` with `labels[i] != labels[j]`, of
+/// `max(0, RANK_MARGIN - sign(labels[i] - labels[j]) (pred[i] - pred[j]))`. `None` when no
+/// pair has distinct labels.
+pub fn rank_loss(pred: &Tensor, labels: &[f64]) -> Option<Tensor> {
+    let b = labels.len();
+    assert_eq!(
+        pred.shape(),
+        &[b],
+        "rank_loss: predictions {:?} for {b} labels",
+        pred.shape()
+    );
+    let mut sign = vec![0.0f64; b * b];
+    let mut pairs = 0usize;
+    for i in 0..b {
+        for j in 0..b {
+            let d = labels[i] - labels[j];
+            if d != 0.0 {
+                sign[i * b + j] = d.signum();
+                pairs += 1;
+            }
+        }
+    }
+    if pairs == 0 {
+        return None;
+    }
+    let mask: Vec<f64> = sign.iter().map(|s| s.abs()).collect();
+    let as_tensor = |v: Vec<f64>| {
+        Tensor::from_vec(v, &[b, b])
+            .to_dtype(pred.dtype())
+            .to(pred.device())
+    };
+    let (sign, mask) = (as_tensor(sign), as_tensor(mask));
+    let diff = pred.reshape(&[b, 1]).sub(&pred.reshape(&[1, b]));
+    let hinge = sign.mul(&diff).neg().add_scalar(config::RANK_MARGIN).relu();
+    Some(hinge.mul(&mask).sum().mul_scalar(1.0 / pairs as f64))
 }
 
 impl Module for Controller {

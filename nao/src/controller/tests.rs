@@ -38,6 +38,7 @@ fn gradcheck_whole_controller_loss_tiny_config() {
         grad_clip: 5.0,
         batch_size: 3,
         epochs: 1,
+        rank_weight: 0.5,
     };
     let c = Controller::new(SpaceKind::CnnWs, cfg, DType::F64, 1);
     let s = space(SpaceKind::CnnWs);
@@ -128,4 +129,100 @@ fn generation_moves_toward_higher_predictions_and_yields_valid_new_archs() {
         after > before,
         "generated archs should be predicted better: {before} -> {after}"
     );
+}
+
+/// The hinge ranking loss by hand: labels (0.1, 0.5, 0.9), predictions (0.2, 0.25, 0.1).
+/// Ordered pairs with distinct labels: 6. sign(y_i - y_j)(p_i - p_j) per unordered pair:
+/// (0,1): (-1)(-0.05) = 0.05 -> 0.05 loss; (0,2): (-1)(0.1) = -0.1 -> 0.2; (1,2): (-1)(0.15)
+/// = -0.15 -> 0.25; each counted twice: 2 * 0.5 / 6.
+#[test]
+fn rank_loss_values_and_gradient() {
+    let pred = Tensor::from_vec(vec![0.2f64, 0.25, 0.1], &[3]);
+    let l = rank_loss(&pred, &[0.1, 0.5, 0.9]).unwrap().item();
+    assert!((l - 1.0 / 6.0).abs() < 1e-12, "{l}");
+    // perfectly ordered with margins above RANK_MARGIN: no loss
+    let ok = Tensor::from_vec(vec![0.0f64, 0.5, 1.0], &[3]);
+    assert_eq!(rank_loss(&ok, &[0.1, 0.5, 0.9]).unwrap().item(), 0.0);
+    // equal labels make no pair
+    assert!(rank_loss(&ok, &[0.3, 0.3, 0.3]).is_none());
+    let x = Tensor::from_vec(vec![0.2f64, 0.25, 0.1, 0.7], &[4]).requires_grad();
+    autograd::testing::gradcheck(|t| rank_loss(&t[0], &[0.1, 0.5, 0.9, 0.2]).unwrap(), &[x])
+        .unwrap();
+}
+
+/// With `rank_weight`, the joint loss is the spec's loss plus the weighted ranking loss.
+#[test]
+fn rank_weight_adds_the_ranking_loss() {
+    let s = space(SpaceKind::Nb201);
+    let mut cfg = ControllerConfig::for_space(s.as_ref());
+    cfg.mlp_dropout = 0.0;
+    let plain = Controller::new(SpaceKind::Nb201, cfg.clone(), DType::F64, 4);
+    cfg.rank_weight = 2.0;
+    let ranked = Controller::new(SpaceKind::Nb201, cfg, DType::F64, 4);
+    let mut rng = Pcg64Mcg::seed_from_u64(1);
+    let archs: Vec<Arch> = (0..8).map(|_| s.sample(&mut rng)).collect();
+    let labels: Vec<f64> = (0..8).map(|i| i as f64 / 7.0).collect();
+    let (_, a) = plain.loss(&archs, &labels, None);
+    let (_, b) = ranked.loss(&archs, &labels, None);
+    assert_eq!(a.rank, 0.0);
+    assert!(b.rank > 0.0);
+    assert!(
+        (b.total - (a.total + 2.0 * b.rank)).abs() < 1e-12,
+        "{a:?} {b:?}"
+    );
+}
+
+/// An ensemble predicts the mean of its members, reports their spread, saves and loads
+/// every member, and generates from each.
+#[test]
+fn ensemble_surrogate_averages_members_and_round_trips() {
+    use crate::search::Surrogate;
+    let s = space(SpaceKind::Nb201);
+    let opts = SurrogateOptions {
+        epochs: 5,
+        ensemble: 3,
+        rank_weight: 0.5,
+        noise: 0.2,
+    };
+    let mut sur = ControllerSurrogate::with_options(SpaceKind::Nb201, &opts);
+    let mut rng = Pcg64Mcg::seed_from_u64(2);
+    let data: Vec<(Arch, f64)> = (0..30)
+        .map(|i| (s.canonical(&s.sample(&mut rng)), i as f64 / 29.0))
+        .collect();
+    sur.fit(&data, &mut rng);
+    let archs: Vec<Arch> = data.iter().map(|d| d.0.clone()).collect();
+    let spread = sur.predict_spread(&archs);
+    let members: Vec<Vec<f64>> = sur.members.iter().map(|c| c.predict(&archs)).collect();
+    assert_eq!(members.len(), 3);
+    for (i, (m, sd)) in spread.iter().enumerate() {
+        let mean = members.iter().map(|p| p[i]).sum::<f64>() / 3.0;
+        assert!((m - mean).abs() < 1e-12);
+        assert!(*sd >= 0.0);
+    }
+    assert!(spread.iter().any(|p| p.1 > 0.0), "members should differ");
+    assert_eq!(
+        sur.predict(&archs),
+        spread.iter().map(|p| p.0).collect::<Vec<_>>()
+    );
+    // each member contributes to generation
+    let seen: HashSet<Arch> = archs.iter().cloned().collect();
+    let generated = sur.generate(&archs[..5], 30, &seen, 10, &mut rng);
+    assert!(!generated.is_empty());
+    let canon: HashSet<Arch> = generated.iter().map(|g| s.canonical(&g.0)).collect();
+    assert_eq!(canon.len(), generated.len(), "no duplicates");
+    // save / load restores every member exactly
+    let dir = tempfile::tempdir().unwrap();
+    sur.save(dir.path()).unwrap();
+    let mut back = ControllerSurrogate::with_options(SpaceKind::Nb201, &opts);
+    back.load(dir.path()).unwrap();
+    assert_eq!(back.predict_spread(&archs), spread);
+    let single = ControllerSurrogate::with_options(
+        SpaceKind::Nb201,
+        &SurrogateOptions {
+            ensemble: 1,
+            ..opts
+        },
+    );
+    let mut single = single;
+    assert!(single.load(dir.path()).is_err(), "member count must match");
 }

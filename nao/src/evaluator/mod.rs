@@ -93,6 +93,14 @@ pub trait Evaluator {
     fn best_possible(&self) -> Option<f64> {
         None
     }
+
+    /// A fixed sample of up to `n` architectures with their scores, known without querying
+    /// (a table's rows; `None` for evaluators that must compute a score). Used only for
+    /// diagnostics of the predictor (never by a search's decisions, never counted against
+    /// the budget); the same table gives the same sample in every run.
+    fn reference_sample(&self, _n: usize) -> Option<Vec<(Arch, f64)>> {
+        None
+    }
 }
 
 impl<E: Evaluator + ?Sized> Evaluator for &mut E {
@@ -105,6 +113,9 @@ impl<E: Evaluator + ?Sized> Evaluator for &mut E {
     fn best_possible(&self) -> Option<f64> {
         (**self).best_possible()
     }
+    fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
+        (**self).reference_sample(n)
+    }
 }
 
 impl<E: Evaluator + ?Sized> Evaluator for Box<E> {
@@ -116,6 +127,9 @@ impl<E: Evaluator + ?Sized> Evaluator for Box<E> {
     }
     fn best_possible(&self) -> Option<f64> {
         (**self).best_possible()
+    }
+    fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
+        (**self).reference_sample(n)
     }
 }
 
@@ -139,6 +153,9 @@ impl<E: Evaluator> Evaluator for Delayed<E> {
     }
     fn best_possible(&self) -> Option<f64> {
         self.inner.best_possible()
+    }
+    fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
+        self.inner.reference_sample(n)
     }
 }
 
@@ -166,6 +183,9 @@ impl Evaluator for Replay<'_> {
     }
     fn best_possible(&self) -> Option<f64> {
         self.inner.best_possible()
+    }
+    fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
+        self.inner.reference_sample(n)
     }
 }
 

@@ -2,10 +2,16 @@
 //!
 //! The CSV has a header row. Column `arch` holds each architecture in the space's text form
 //! (for `nb201` the benchmark's standard string `|op~0|+|op~0|op~1|+|...|`); the column named
-//! by `--metric` is the score to maximise; every other column is carried along as a metric.
-//! Fields may be double-quoted (`""` escapes a quote). A query is answered from the row whose
-//! tokens equal the architecture's, or else from the first row with the same canonical form;
-//! an architecture missing from the table is a failed evaluation.
+//! by `--metric` is the score to maximise. Loading checks every row: an architecture that
+//! does not parse, one that appears twice, or a metric value that is empty, not a number or
+//! not finite stops with an error naming the file, line, column and value. A query is
+//! answered from the row whose tokens equal the architecture's, or else from the first row
+//! with the same canonical form; an architecture missing from the table is a failed
+//! evaluation.
+//!
+//! A query reports only the metric: the search never sees the table's other columns (e.g. a
+//! test accuracy). [`TableEvaluator::column_values`] reads another column for reports made
+//! after a search (`nao compare --report-metric`).
 //!
 //! [`synthetic_nb201_csv`] writes a table of all 15,625 NB201 cells whose score is a smooth
 //! function of the cell plus seeded noise, for tests and for comparing search algorithms.
@@ -15,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use models::space::nb201::NUM_EDGES;
 use models::space::{Arch, Nb201Space, SearchSpace};
+use rand::seq::index::sample;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde_json::{Map, Value, json};
@@ -22,54 +29,9 @@ use serde_json::{Map, Value, json};
 use super::{EvalFailure, EvalResult, Evaluation, Evaluator};
 use crate::error::{Error, Result, io_err};
 
-/// Splits one CSV line into fields (RFC 4180 quoting; no embedded newlines).
-pub fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cur.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' && at_start {
-            quoted = true;
-            at_start = false;
-        } else if c == ',' {
-            fields.push(std::mem::take(&mut cur));
-            at_start = true;
-        } else {
-            cur.push(c);
-            at_start = false;
-        }
-    }
-    if quoted {
-        return Err("unterminated quoted field".into());
-    }
-    fields.push(cur);
-    Ok(fields)
-}
-
-/// Reads a field as a JSON value: an integer, else a number when it parses as a finite
-/// `f64`, else a string.
-fn field_value(s: &str) -> Value {
-    if let Ok(i) = s.trim().parse::<i64>() {
-        return json!(i);
-    }
-    match s.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() => json!(x),
-        _ => Value::String(s.to_string()),
-    }
-}
+/// Seed of the fixed reference sample ([`Evaluator::reference_sample`]): the same rows in
+/// every run on the same table, whatever the run's seed.
+const REFERENCE_SEED: u64 = 0x5EED_0001;
 
 /// A lookup-table evaluator (see the module docs).
 #[derive(Debug, Clone)]
@@ -78,6 +40,10 @@ pub struct TableEvaluator {
     metric: String,
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// The parsed architecture of each row.
+    archs: Vec<Arch>,
+    /// The metric of each row.
+    scores: Vec<f64>,
     by_tokens: HashMap<Arch, usize>,
     by_canonical: HashMap<Arch, usize>,
     best: Option<f64>,
@@ -88,7 +54,8 @@ impl TableEvaluator {
     ///
     /// Errors name the problem: no `arch` column, an unknown metric (the message lists the
     /// columns), a row with the wrong number of fields, an architecture that does not parse
-    /// (with its line number).
+    /// or appears twice, a metric value that is empty, not a number or not finite (each with
+    /// file, line, column and value).
     pub fn from_csv(path: &Path, space: &dyn SearchSpace, metric: &str) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_err("cannot read", path))?;
         Self::from_csv_text(path, &text, space, metric)
@@ -105,18 +72,19 @@ impl TableEvaluator {
             path: path.to_path_buf(),
             msg,
         };
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines
-            .next()
-            .ok_or_else(|| terr("the file is empty (expected a header row)".into()))?;
-        let columns: Vec<String> = split_csv_line(header)
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let columns: Vec<String> = reader
+            .headers()
             .map_err(|e| terr(format!("line 1: {e}")))?
-            .into_iter()
+            .iter()
             .map(|c| c.trim().to_string())
             .collect();
+        if columns.iter().all(|c| c.is_empty()) {
+            return Err(terr("the file is empty (expected a header row)".into()));
+        }
         let arch_col = columns.iter().position(|c| c == "arch").ok_or_else(|| {
             terr(format!(
                 "no `arch` column (it must hold each architecture's text form); the columns are: {}",
@@ -129,46 +97,68 @@ impl TableEvaluator {
                 columns.join(", ")
             ))
         })?;
-        let mut rows = Vec::new();
-        let mut by_tokens = HashMap::new();
-        let mut by_canonical = HashMap::new();
-        let mut best: Option<f64> = None;
-        for (i, line) in lines {
-            let lineno = i + 1;
-            let fields = split_csv_line(line).map_err(|e| terr(format!("line {lineno}: {e}")))?;
-            if fields.len() != columns.len() {
+        let mut t = TableEvaluator {
+            path: path.to_path_buf(),
+            metric: metric.to_string(),
+            columns,
+            rows: Vec::new(),
+            archs: Vec::new(),
+            scores: Vec::new(),
+            by_tokens: HashMap::new(),
+            by_canonical: HashMap::new(),
+            best: None,
+        };
+        let mut lines: HashMap<Arch, u64> = HashMap::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| terr(format!("{e}")))?;
+            let lineno = record.position().map_or(0, |p| p.line());
+            if record.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            let fields: Vec<String> = record.iter().map(str::to_string).collect();
+            if fields.len() != t.columns.len() {
                 return Err(terr(format!(
                     "line {lineno}: {} fields, but the header has {} columns",
                     fields.len(),
-                    columns.len()
+                    t.columns.len()
                 )));
             }
             let arch = space.from_text(&fields[arch_col]).map_err(|e| {
                 terr(format!(
-                    "line {lineno}: the architecture {:?} does not parse as {}: {e}",
+                    "line {lineno}, column `arch`: the architecture {:?} does not parse as {}: {e}",
                     fields[arch_col],
                     space.kind()
                 ))
             })?;
-            if let Ok(x) = fields[metric_col].trim().parse::<f64>()
-                && x.is_finite()
-            {
-                best = Some(best.map_or(x, |b| b.max(x)));
+            if let Some(first) = lines.insert(arch.clone(), lineno) {
+                return Err(terr(format!(
+                    "line {lineno}, column `arch`: the architecture {:?} appears twice (first on line {first}); each must have one row",
+                    fields[arch_col]
+                )));
             }
-            let idx = rows.len();
-            by_canonical.entry(space.canonical(&arch)).or_insert(idx);
-            by_tokens.entry(arch).or_insert(idx);
-            rows.push(fields);
+            let raw = fields[metric_col].trim();
+            let score = match raw.parse::<f64>() {
+                Ok(x) if x.is_finite() => x,
+                _ => {
+                    let what = if raw.is_empty() {
+                        "is empty".to_string()
+                    } else {
+                        format!("holds {raw:?}, not a finite number")
+                    };
+                    return Err(terr(format!(
+                        "line {lineno}, column `{metric}` (the --metric): the value {what}; fix or remove the row"
+                    )));
+                }
+            };
+            t.best = Some(t.best.map_or(score, |b: f64| b.max(score)));
+            let idx = t.rows.len();
+            t.by_canonical.entry(space.canonical(&arch)).or_insert(idx);
+            t.by_tokens.insert(arch.clone(), idx);
+            t.archs.push(arch);
+            t.scores.push(score);
+            t.rows.push(fields);
         }
-        Ok(TableEvaluator {
-            path: path.to_path_buf(),
-            metric: metric.to_string(),
-            columns,
-            rows,
-            by_tokens,
-            by_canonical,
-            best,
-        })
+        Ok(t)
     }
 
     /// The column names, in file order.
@@ -186,17 +176,26 @@ impl TableEvaluator {
         self.rows.is_empty()
     }
 
-    /// The row for `arch` (exact tokens first, then `canonical`), as JSON under the column
-    /// names.
-    pub fn lookup(&self, arch: &Arch, canonical: &Arch) -> Option<Map<String, Value>> {
-        let idx = self
-            .by_tokens
+    fn row_of(&self, arch: &Arch, canonical: &Arch) -> Option<usize> {
+        self.by_tokens
             .get(arch)
-            .or_else(|| self.by_canonical.get(canonical))?;
+            .or_else(|| self.by_canonical.get(canonical))
+            .copied()
+    }
+
+    /// The metric for `arch` (exact tokens first, then `canonical`).
+    pub fn score(&self, arch: &Arch, canonical: &Arch) -> Option<f64> {
+        self.row_of(arch, canonical).map(|i| self.scores[i])
+    }
+
+    /// The row for `arch` (exact tokens first, then `canonical`), as JSON under the column
+    /// names (numbers where a field parses as one).
+    pub fn lookup(&self, arch: &Arch, canonical: &Arch) -> Option<Map<String, Value>> {
+        let idx = self.row_of(arch, canonical)?;
         Some(
             self.columns
                 .iter()
-                .zip(&self.rows[*idx])
+                .zip(&self.rows[idx])
                 .map(|(c, v)| {
                     (
                         c.clone(),
@@ -209,6 +208,65 @@ impl TableEvaluator {
                 })
                 .collect(),
         )
+    }
+
+    /// Reads column `column` as numbers, checking every row (errors as for the metric).
+    /// Returns a function from (architecture, canonical form) to the value.
+    pub fn column_values(&self, column: &str) -> Result<HashMap<Arch, f64>> {
+        let col = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| Error::Table {
+                path: self.path.clone(),
+                msg: format!(
+                    "no column `{column}`; the columns are: {}",
+                    self.columns.join(", ")
+                ),
+            })?;
+        let mut out = HashMap::with_capacity(self.rows.len());
+        for (i, row) in self.rows.iter().enumerate() {
+            let raw = row[col].trim();
+            match raw.parse::<f64>() {
+                Ok(x) if x.is_finite() => {
+                    out.insert(self.archs[i].clone(), x);
+                }
+                _ => {
+                    return Err(Error::Table {
+                        path: self.path.clone(),
+                        msg: format!(
+                            "row {} ({}), column `{column}`: {raw:?} is not a finite number",
+                            i + 1,
+                            row.iter().find(|f| f.contains('|')).map_or("", |s| s)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A fixed sample (seeded by a constant) of up to `n` rows: (architecture, metric).
+    pub fn sample(&self, n: usize) -> Vec<(Arch, f64)> {
+        let mut rng = Pcg64Mcg::seed_from_u64(REFERENCE_SEED);
+        let n = n.min(self.rows.len());
+        let mut idx = sample(&mut rng, self.rows.len(), n).into_vec();
+        idx.sort_unstable();
+        idx.into_iter()
+            .map(|i| (self.archs[i].clone(), self.scores[i]))
+            .collect()
+    }
+}
+
+/// Reads a field as a JSON value: an integer, else a number when it parses as a finite
+/// `f64`, else a string.
+fn field_value(s: &str) -> Value {
+    if let Ok(i) = s.trim().parse::<i64>() {
+        return json!(i);
+    }
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => json!(x),
+        _ => Value::String(s.to_string()),
     }
 }
 
@@ -232,21 +290,14 @@ impl TableLookup {
 impl Evaluator for TableLookup {
     fn evaluate(&mut self, arch: &Arch) -> EvalResult {
         let canonical = self.space.canonical(arch);
-        let row = self.table.lookup(arch, &canonical).ok_or_else(|| {
+        let score = self.table.score(arch, &canonical).ok_or_else(|| {
             EvalFailure::error(format!("{} is not in the table", self.space.to_text(arch)))
         })?;
-        let score = match row.get(&self.table.metric) {
-            Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
-            other => {
-                return Err(EvalFailure::error(format!(
-                    "column `{}` holds {other:?}, not a number",
-                    self.table.metric
-                )));
-            }
-        };
+        let mut metrics = Map::new();
+        metrics.insert(self.table.metric.clone(), json!(score));
         Ok(Evaluation {
             score,
-            metrics: row,
+            metrics,
             extras: None,
         })
     }
@@ -263,6 +314,10 @@ impl Evaluator for TableLookup {
 
     fn best_possible(&self) -> Option<f64> {
         self.table.best
+    }
+
+    fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
+        Some(self.table.sample(n))
     }
 }
 
@@ -361,17 +416,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_split_handles_quotes() {
-        assert_eq!(
-            split_csv_line(r#"a,"b,c",d"#).unwrap(),
-            vec!["a", "b,c", "d"]
-        );
-        assert_eq!(split_csv_line(r#""x""y",1"#).unwrap(), vec!["x\"y", "1"]);
-        assert!(split_csv_line(r#""open,1"#).is_err());
-        assert_eq!(split_csv_line("a,,").unwrap(), vec!["a", "", ""]);
-    }
-
-    #[test]
     fn synthetic_table_has_every_cell_and_is_deterministic() {
         let a = synthetic_nb201_csv(3, 0.5);
         assert_eq!(a, synthetic_nb201_csv(3, 0.5));
@@ -385,9 +429,9 @@ mod tests {
     }
 
     #[test]
-    fn lookup_returns_full_row_and_score() {
-        let csv = "arch,valid_acc,note\n\
-                   |nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|,91.5,\"a, b\"\n";
+    fn lookup_reports_only_the_metric() {
+        let csv = "arch,valid_acc,note,test_acc\n\
+                   |nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|,91.5,\"a, b\",93.0\n";
         let mut ev = TableLookup {
             table: TableEvaluator::from_csv_text(Path::new("t.csv"), csv, &Nb201Space, "valid_acc")
                 .unwrap(),
@@ -395,16 +439,74 @@ mod tests {
         };
         let e = ev.evaluate(&vec![4, 2, 1, 5, 3, 2]).unwrap();
         assert_eq!(e.score, 91.5);
-        assert_eq!(e.metrics["note"], json!("a, b"));
+        // the search sees the metric and nothing else (no test accuracy)
+        assert_eq!(e.metrics.len(), 1);
         assert_eq!(e.metrics["valid_acc"], json!(91.5));
+        let row = ev
+            .table
+            .lookup(&vec![4, 2, 1, 5, 3, 2], &vec![4, 2, 1, 5, 3, 2])
+            .unwrap();
+        assert_eq!(row["note"], json!("a, b"));
         assert!(
-            e.metrics["arch"]
+            row["arch"]
                 .as_str()
                 .unwrap()
                 .starts_with("|nor_conv_3x3~0|")
         );
+        let test = ev.table.column_values("test_acc").unwrap();
+        assert_eq!(test[&vec![4, 2, 1, 5, 3, 2]], 93.0);
+        assert!(ev.table.column_values("note").is_err());
         assert!(ev.evaluate(&vec![1, 1, 1, 1, 1, 1]).is_err());
         assert_eq!(ev.best_possible(), Some(91.5));
+    }
+
+    #[test]
+    fn reference_sample_is_fixed_and_distinct() {
+        let csv = synthetic_nb201_csv(0, 0.5);
+        let t = TableEvaluator::from_csv_text(Path::new("t.csv"), &csv, &Nb201Space, "valid_acc")
+            .unwrap();
+        let a = t.sample(1000);
+        assert_eq!(a.len(), 1000);
+        assert_eq!(a, t.sample(1000));
+        let distinct: std::collections::HashSet<&Arch> = a.iter().map(|x| &x.0).collect();
+        assert_eq!(distinct.len(), 1000);
+        assert_eq!(t.sample(20_000).len(), 15_625);
+    }
+
+    /// Every bad row stops loading with file, line, column and value in the message.
+    #[test]
+    fn bad_rows_are_named() {
+        let p = Path::new("bad.csv");
+        let good = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|";
+        let other = "|nor_conv_1x1~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|";
+        let cases = [
+            (
+                format!("arch,acc\n{good},1.0\n{other},abc\n"),
+                "line 3",
+                "\"abc\"",
+            ),
+            (format!("arch,acc\n{good},NaN\n"), "line 2", "\"NaN\""),
+            (format!("arch,acc\n{good},\n"), "line 2", "is empty"),
+            (
+                format!("arch,acc\n{good},1\n{other},2\n{good},3\n"),
+                "line 4",
+                "appears twice (first on line 2)",
+            ),
+            (
+                "arch,acc\n|bogus~0|,1\n".to_string(),
+                "line 2",
+                "\"|bogus~0|\"",
+            ),
+        ];
+        for (text, line, value) in cases {
+            let e = TableEvaluator::from_csv_text(p, &text, &Nb201Space, "acc")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("bad.csv"), "{e}");
+            assert!(e.contains(line), "{e}");
+            assert!(e.contains("column `"), "{e}");
+            assert!(e.contains(value), "{e}");
+        }
     }
 
     #[test]

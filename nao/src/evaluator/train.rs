@@ -48,6 +48,14 @@ pub fn load_cifar10(
     Ok((train, dev, cifar.test))
 }
 
+/// CIFAR-10's whole 50,000-image training set (train split and dev split together) and
+/// its test set: what a final training "on all the training data" uses.
+pub fn load_cifar10_all(dir: &std::path::Path) -> crate::error::Result<(ImageSet, ImageSet)> {
+    let cifar = Cifar::cifar10(dir, &LoadOptions::default())
+        .map_err(|e| crate::error::Error::Config(e.to_string()))?;
+    Ok((cifar.train, cifar.test))
+}
+
 /// The first `n` images of a set (`n == 0` or `n >= len`: all).
 pub fn head(set: ImageSet, n: usize) -> ImageSet {
     if n == 0 || n >= set.len() {

@@ -199,9 +199,7 @@ pub fn read_records(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
 pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let mut evaluator = config.evaluator.build(config.space)?;
     let surrogate = match &config.algo {
-        AlgoConfig::Nao(c) => {
-            Some(build_surrogate(&c.surrogate, config.space).map_err(Error::Config)?)
-        }
+        AlgoConfig::Nao(c) => Some(build_surrogate(c, config.space).map_err(Error::Config)?),
         _ => None,
     };
     run_search_with(dir, config, &mut *evaluator, surrogate, opts)

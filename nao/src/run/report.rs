@@ -14,8 +14,8 @@ use crate::search::{Record, ranked};
 /// How many best architectures are drawn and listed.
 pub const TOP: usize = 5;
 
-/// The contents of `result.json`: the best architecture with every metric (for a table: its
-/// whole row, under the CSV's column names) and the top architectures.
+/// The contents of `result.json`: the best architecture with every metric the evaluator
+/// reported (for a table: the `--metric` column only) and the top architectures.
 pub fn result_json(config: &SearchConfig, records: &[Record]) -> Value {
     let top = ranked(records);
     let entry = |r: &Record| {
@@ -194,6 +194,9 @@ pub fn write_outputs(dir: &Path, config: &SearchConfig, records: &[Record]) -> R
         "best",
         "train_pairwise_acc",
         "heldout_pairwise_acc",
+        "heldout_kendall_tau",
+        "reference_kendall_tau",
+        "reference_pairwise_acc",
         "recon_exact",
         "recon_hamming",
         "batch_mean_predicted",
@@ -222,7 +225,16 @@ pub fn write_outputs(dir: &Path, config: &SearchConfig, records: &[Record]) -> R
              generated architectures, predicted before they were evaluated; `train_pairwise_acc`: \
              on the training pool; `recon_*`: decoder reconstruction on a sample of the pool; \
              `batch_mean_predicted` vs `batch_mean_measured`: the generated batch (paper Fig. 2); \
-             `top_up`: random architectures added when generation fell short."
+             `top_up`: random architectures added when generation fell short; \
+             `reference_*`: Kendall tau and pairwise accuracy of the predictor on the table's \
+             fixed reference sample (`reference_n` cells, never queried) after the round's fit."
+        );
+    }
+    if let Some(plot) = svg::predictor_quality(&rounds) {
+        write_atomic(&dir.join("predictor.svg"), plot.as_bytes())?;
+        let _ = writeln!(
+            md,
+            "\n## Predictor quality per round\n\n![predictor quality](predictor.svg)\n"
         );
     }
     write_atomic(&dir.join("report.md"), md.as_bytes())

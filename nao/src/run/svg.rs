@@ -224,3 +224,137 @@ mod tests {
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
     }
 }
+
+/// The predictor's quality per NAO round as a line plot: each of `reference_kendall_tau`,
+/// `reference_pairwise_acc`, `heldout_kendall_tau`, `heldout_pairwise_acc` that some round
+/// of `rounds` (the lines of `rounds.jsonl`) holds, against the round; `None` when no round
+/// holds any of them.
+pub fn predictor_quality(rounds: &[serde_json::Value]) -> Option<String> {
+    const SERIES: [(&str, &str, &str); 4] = [
+        ("reference_kendall_tau", "tau, reference sample", "#1f77b4"),
+        (
+            "reference_pairwise_acc",
+            "pairwise acc., reference",
+            "#aec7e8",
+        ),
+        ("heldout_kendall_tau", "tau, new batch", "#d62728"),
+        (
+            "heldout_pairwise_acc",
+            "pairwise acc., new batch",
+            "#ff9896",
+        ),
+    ];
+    let points = |key: &str| -> Vec<(f64, f64)> {
+        rounds
+            .iter()
+            .filter_map(|r| Some((r["round"].as_f64()?, r[key].as_f64()?)))
+            .collect()
+    };
+    let series: Vec<(&str, &str, Vec<(f64, f64)>)> = SERIES
+        .iter()
+        .map(|(k, label, colour)| (*label, *colour, points(k)))
+        .filter(|s| !s.2.is_empty())
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    let (w, h) = (760.0, 400.0);
+    let (ml, mr, mt, mb) = (60.0, 200.0, 40.0, 50.0);
+    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let all = series.iter().flat_map(|s| s.2.iter());
+    let (x_lo, x_hi) = all
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let y_lo = all.map(|p| p.1).fold(0.0f64, f64::min).max(-1.0);
+    let (y_lo, y_hi) = (y_lo, 1.0);
+    let x_span = (x_hi - x_lo).max(1.0);
+    let xs = |x: f64| ml + pw * (x - x_lo) / x_span;
+    let ys = |y: f64| mt + ph * (1.0 - (y - y_lo) / (y_hi - y_lo));
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">predictor quality per round</text>\n\
+         <line x1=\"{ml}\" y1=\"{mt}\" x2=\"{ml}\" y2=\"{1:.1}\" stroke=\"black\"/>\n\
+         <line x1=\"{ml}\" y1=\"{1:.1}\" x2=\"{2:.1}\" y2=\"{1:.1}\" stroke=\"black\"/>\n",
+        ml + pw / 2.0,
+        mt + ph,
+        ml + pw
+    );
+    for t in ticks(y_lo, y_hi) {
+        let y = ys(t);
+        o += &format!(
+            "<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            ml + pw,
+            ml - 6.0,
+            y + 4.0,
+            fmt_tick(t)
+        );
+    }
+    for t in ticks(x_lo, x_lo + x_span) {
+        if t.fract() != 0.0 {
+            continue;
+        }
+        o += &format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            xs(t),
+            mt + ph + 18.0,
+            t as usize
+        );
+    }
+    o += &format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">round</text>\n",
+        ml + pw / 2.0,
+        h - 12.0
+    );
+    for (i, (label, colour, pts)) in series.iter().enumerate() {
+        let path: Vec<String> = pts
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", xs(x), ys(y)))
+            .collect();
+        o += &format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n",
+            path.join(" ")
+        );
+        for &(x, y) in pts {
+            o += &format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>\n",
+                xs(x),
+                ys(y)
+            );
+        }
+        let ly = mt + 10.0 + 20.0 * i as f64;
+        o += &format!(
+            "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            ml + pw + 15.0,
+            ml + pw + 35.0,
+            ml + pw + 40.0,
+            ly + 4.0,
+            esc(label)
+        );
+    }
+    o += "</svg>\n";
+    Some(o)
+}
+
+#[cfg(test)]
+mod predictor_plot_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plots_what_the_rounds_hold() {
+        assert!(predictor_quality(&[json!({"round": 0, "new": 30})]).is_none());
+        let rounds = [
+            json!({"round": 1, "reference_kendall_tau": 0.3, "heldout_pairwise_acc": 0.6}),
+            json!({"round": 2, "reference_kendall_tau": 0.5, "heldout_pairwise_acc": null}),
+        ];
+        let svg = predictor_quality(&rounds).unwrap();
+        assert!(svg.contains("tau, reference sample"));
+        assert!(svg.contains("pairwise acc., new batch"));
+        assert!(!svg.contains("tau, new batch"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 3);
+    }
+}

@@ -2,32 +2,42 @@
 //!
 //! [`run_seeds`] runs one configuration for seeds `0..k` (each in its own run directory
 //! `OUT/<algo>/seed-<s>`, reused when already finished and resumed when interrupted) and
-//! returns the best score found per seed. [`paired_stats`] compares two algorithms on the
+//! returns the best record found per seed. [`paired_stats`] compares two algorithms on the
 //! same seeds: means, standard deviations, wins, an exact two-sided sign test and an exact
 //! two-sided Wilcoxon signed-rank test. `nao compare` drives both.
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::Record;
 use super::diagnostics::{mean, std_dev};
 use crate::error::Result;
 use crate::run::{RunOptions, SearchConfig, read_config, read_records, run_search};
 
-/// Runs `base` (its seed replaced) for each seed in `seeds`, in `out/<algo>/seed-<s>`, and
-/// returns the best score found per seed (`NaN` when a run found nothing).
+/// Runs `base` (its seed replaced) for each seed in `seeds`, in `out/<label>/seed-<s>`, and
+/// returns the best record found per seed (`None` when a run found nothing). Finished runs
+/// with the same settings are reused; interrupted ones resume. `jobs` runs go at once (each
+/// run is deterministic on its own, so the results do not depend on `jobs`).
 pub fn run_seeds(
     base: &SearchConfig,
+    label: &str,
     seeds: Range<u64>,
     out: &Path,
     progress: bool,
-) -> Result<Vec<f64>> {
-    let mut best = Vec::new();
-    for seed in seeds {
+    jobs: usize,
+) -> Result<Vec<Option<Record>>> {
+    let seeds: Vec<u64> = seeds.collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Option<Record>>>>> =
+        Mutex::new((0..seeds.len()).map(|_| None).collect());
+    let one = |seed: u64| -> Result<Option<Record>> {
         let mut config = base.clone();
         config.seed = seed;
-        let dir = out.join(config.algo.name()).join(format!("seed-{seed}"));
+        let dir = out.join(label).join(format!("seed-{seed}"));
         let records =
             if dir.join("result.json").exists() && read_config(&dir).is_ok_and(|c| c == config) {
                 read_records(&dir)?.0
@@ -35,13 +45,28 @@ pub fn run_seeds(
                 let resume = dir.join("config.json").exists();
                 run_search(&dir, &config, &RunOptions { resume, progress })?.records
             };
-        best.push(
-            super::best_of(&records)
-                .and_then(|r| r.score)
-                .unwrap_or(f64::NAN),
-        );
-    }
-    Ok(best)
+        Ok(super::best_of(&records).cloned())
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, seeds.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= seeds.len() {
+                        break;
+                    }
+                    let r = one(seeds[i]);
+                    results.lock().expect("no thread panicked")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no thread panicked")
+        .into_iter()
+        .map(|r| r.expect("every seed ran"))
+        .collect()
 }
 
 /// Paired comparison of algorithm A against B on the same seeds.

@@ -40,6 +40,49 @@ pub fn pairwise_accuracy(labels: &[f64], preds: &[f64]) -> Option<f64> {
     Some(agree as f64 / (n * (n - 1) / 2) as f64)
 }
 
+/// Kendall's tau-b between `labels` and `preds` (ties in either count as neither concordant
+/// nor discordant, and shrink the denominator). `None` with fewer than two items or when
+/// either side is constant.
+///
+/// ```
+/// use nao::search::diagnostics::kendall_tau;
+/// assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[0.1, 0.2, 0.3]), Some(1.0));
+/// assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[0.3, 0.2, 0.1]), Some(-1.0));
+/// ```
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn kendall_tau(labels: &[f64], preds: &[f64]) -> Option<f64> {
+    assert_eq!(
+        labels.len(),
+        preds.len(),
+        "labels and predictions differ in length"
+    );
+    let n = labels.len();
+    let (mut conc, mut disc, mut tie_l, mut tie_p) = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..n {
+        for j in i + 1..n {
+            let a = labels[i] - labels[j];
+            let b = preds[i] - preds[j];
+            if a == 0.0 && b == 0.0 {
+                continue;
+            }
+            if a == 0.0 {
+                tie_l += 1;
+            } else if b == 0.0 {
+                tie_p += 1;
+            } else if (a > 0.0) == (b > 0.0) {
+                conc += 1;
+            } else {
+                disc += 1;
+            }
+        }
+    }
+    let n1 = (conc + disc + tie_l) as f64;
+    let n2 = (conc + disc + tie_p) as f64;
+    (n1 > 0.0 && n2 > 0.0).then(|| (conc - disc) as f64 / (n1 * n2).sqrt())
+}
+
 /// Number of positions where two token sequences differ (plus the length difference).
 pub fn hamming(a: &[usize], b: &[usize]) -> usize {
     a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len())
@@ -102,6 +145,20 @@ mod tests {
         assert_eq!(pairwise_accuracy(&[1.0, 1.0], &[0.2, 0.2]), Some(1.0));
         // prediction tie on distinct labels agrees (>=)
         assert_eq!(pairwise_accuracy(&[2.0, 1.0], &[0.3, 0.3]), Some(1.0));
+    }
+
+    #[test]
+    fn kendall_tau_values() {
+        // 3 concordant, 0 discordant of 3 pairs
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[1.0, 5.0, 9.0]), Some(1.0));
+        // one swap of three: (2 - 1) / 3
+        let t = kendall_tau(&[1.0, 2.0, 3.0], &[0.0, 2.0, 1.0]).unwrap();
+        assert!((t - 1.0 / 3.0).abs() < 1e-12);
+        // a prediction tie: conc 2 (pairs (0,1),(0,2)), tie_p 1 -> 2 / sqrt(3 * 2)
+        let t = kendall_tau(&[1.0, 2.0, 3.0], &[0.0, 1.0, 1.0]).unwrap();
+        assert!((t - 2.0 / 6f64.sqrt()).abs() < 1e-12);
+        assert_eq!(kendall_tau(&[1.0, 1.0], &[0.0, 1.0]), None);
+        assert_eq!(kendall_tau(&[1.0], &[1.0]), None);
     }
 
     #[test]

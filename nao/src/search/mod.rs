@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod diagnostics;
 pub mod evolution;
+pub mod local;
 pub mod nao;
 pub mod random;
 pub mod surrogate;
@@ -28,6 +29,7 @@ use crate::error::Result;
 use crate::evaluator::{EvalFailure, EvalResult, Evaluation, Evaluator, FailureKind};
 
 pub use evolution::EvolutionConfig;
+pub use local::LocalConfig;
 pub use nao::NaoConfig;
 pub use random::RandomConfig;
 pub use surrogate::{FitStats, LinearSurrogate, Surrogate};
@@ -174,6 +176,13 @@ impl<'a> Ctx<'a> {
             evaluator,
             sink,
         }
+    }
+
+    /// The evaluator's fixed reference sample (see
+    /// [`Evaluator::reference_sample`](crate::evaluator::Evaluator::reference_sample)): for
+    /// diagnostics only; it is not a query.
+    pub fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
+        self.evaluator.reference_sample(n)
     }
 
     /// Passes a timing line to the sink (`timings.jsonl`).
@@ -335,17 +344,22 @@ pub enum AlgoConfig {
     Random(RandomConfig),
     /// Regularised evolution.
     Evolution(EvolutionConfig),
+    /// Local search with random restarts.
+    Local(LocalConfig),
 }
 
 impl AlgoConfig {
-    /// The default settings of algorithm `name` (`nao`, `random`, `evolution`) for `budget`.
+    /// The default settings of algorithm `name` (`nao`, `nao-paper`, `random`, `evolution`,
+    /// `local`) for `budget`.
     pub fn for_budget(name: &str, budget: usize) -> std::result::Result<Self, String> {
         match name {
             "nao" => Ok(AlgoConfig::Nao(NaoConfig::for_budget(budget))),
+            "nao-paper" => Ok(AlgoConfig::Nao(NaoConfig::paper(budget))),
+            "local" => Ok(AlgoConfig::Local(LocalConfig::for_budget(budget))),
             "random" => Ok(AlgoConfig::Random(RandomConfig::for_budget(budget))),
             "evolution" => Ok(AlgoConfig::Evolution(EvolutionConfig::for_budget(budget))),
             other => Err(format!(
-                "unknown algorithm `{other}`; known: nao, random, evolution"
+                "unknown algorithm `{other}`; known: nao, nao-paper, random, evolution, local"
             )),
         }
     }
@@ -356,6 +370,7 @@ impl AlgoConfig {
             AlgoConfig::Nao(_) => "nao",
             AlgoConfig::Random(_) => "random",
             AlgoConfig::Evolution(_) => "evolution",
+            AlgoConfig::Local(_) => "local",
         }
     }
 
@@ -371,6 +386,7 @@ impl AlgoConfig {
             )),
             AlgoConfig::Random(c) => Box::new(random::RandomSearch::new(c.clone())),
             AlgoConfig::Evolution(c) => Box::new(evolution::Evolution::new(c.clone())),
+            AlgoConfig::Local(c) => Box::new(local::LocalSearch::new(c.clone())),
         })
     }
 }

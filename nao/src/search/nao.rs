@@ -19,10 +19,30 @@ use models::space::Arch;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::diagnostics::{mean, pairwise_accuracy, reconstruction};
+use super::diagnostics::{kendall_tau, mean, pairwise_accuracy, reconstruction};
 use super::surrogate::Surrogate;
 use super::{Algorithm, Ctx, Source, ranked};
 use crate::error::{Error, Result};
+
+/// How measured scores become the controller's labels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelScale {
+    /// Min-max normalised over the pool (spec 4.4).
+    #[default]
+    MinMax,
+    /// The score's rank in the pool, scaled to [0, 1] (ties share their mean rank): the
+    /// long tail of bad architectures no longer squeezes the good ones together.
+    Rank,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
 
 /// Settings of NAO.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +57,7 @@ pub struct NaoConfig {
     pub max_eta: usize,
     /// Architectures of the pool used to measure reconstruction (evenly spaced).
     pub recon_sample: usize,
-    /// The surrogate's name (`linear`, or the real controller).
+    /// The surrogate's name (`nao`, `nao:EPOCHS`, or `linear`).
     pub surrogate: String,
     /// Candidates generated per round before selection (0 = off, the spec's behaviour:
     /// evaluate the first `per_round` generated). When larger than the round's quota, up to
@@ -51,9 +71,48 @@ pub struct NaoConfig {
     /// dead edges set to `none`) instead of the sequences as queried. Equivalent
     /// architectures then share one sequence, so the predictor does not spend its few
     /// examples on tokens that do not change the network (a deviation from the spec, whose
-    /// controller sees the raw sequences). `false` in run directories written before it.
+    /// controller sees the raw sequences). Predictions (screening, diagnostics) use the same
+    /// form. `false` in run directories written before it.
     #[serde(default)]
     pub fit_canonical: bool,
+    /// Controllers in the surrogate's ensemble (1 = the spec).
+    #[serde(default = "one")]
+    pub ensemble: usize,
+    /// Weight of the pairwise hinge ranking loss in the controller's loss (0 = the spec).
+    #[serde(default)]
+    pub rank_weight: f64,
+    /// How scores become labels (min-max = the spec).
+    #[serde(default)]
+    pub labels: LabelScale,
+    /// Generation perturbs each gradient step in the embedding space by this much (relative
+    /// to the unit-length encoder outputs; 0 = the spec's deterministic step), so that the
+    /// decoder proposes more distinct architectures around each seed.
+    #[serde(default)]
+    pub noise: f64,
+    /// Semi-supervised fitting (SemiNAS, Luo et al., NeurIPS 2020): after each round's fit,
+    /// this many random architectures (not queried, not counted against the budget) get the
+    /// controller's predictions as pseudo-labels, and the controller trains
+    /// `pseudo_epochs` more epochs on the labelled and pseudo-labelled architectures
+    /// together. The decoder then learns to reconstruct far more of the space than the
+    /// pool, so moved embeddings decode to new architectures (0 = off, the spec).
+    #[serde(default)]
+    pub pseudo: usize,
+    /// Epochs of the pseudo-labelled training per round.
+    #[serde(default)]
+    pub pseudo_epochs: usize,
+    /// Screening by `mean + explore * spread` of the ensemble's predictions instead of the
+    /// mean (0 = the mean).
+    #[serde(default)]
+    pub explore: f64,
+    /// When generation yields fewer new architectures than the round asks for, evaluate
+    /// random unseen ones instead (logged as `top_up`); without it the round is short.
+    #[serde(default = "yes")]
+    pub top_up: bool,
+    /// Size of the evaluator's fixed reference sample on which each round measures the
+    /// predictor (Kendall tau, pairwise accuracy); 0 = off. Only evaluators that know scores
+    /// without querying (tables) have one; it never influences the search.
+    #[serde(default)]
+    pub reference: usize,
 }
 
 impl NaoConfig {
@@ -84,6 +143,84 @@ impl NaoConfig {
             surrogate: "nao".into(),
             candidates: 10 * per_round,
             fit_canonical: true,
+            ensemble: 1,
+            rank_weight: 0.0,
+            labels: LabelScale::MinMax,
+            noise: 0.0,
+            pseudo: 0,
+            pseudo_epochs: 0,
+            explore: 0.0,
+            top_up: true,
+            reference: 1000,
+        }
+    }
+
+    /// The paper's Algorithm 1 (spec 4-5) for a budget of N queries: the same pool sizes as
+    /// [`for_budget`](Self::for_budget), seeds = the top 100, 1000 controller epochs per
+    /// round, the first generated architectures evaluated (no screening), the controller
+    /// fitted on the sequences as queried, min-max labels, one controller, no ranking loss;
+    /// random top-ups only when generation falls short (logged as such).
+    pub fn paper(budget: usize) -> Self {
+        NaoConfig {
+            top_k: 100,
+            surrogate: "nao:1000".into(),
+            candidates: 0,
+            fit_canonical: false,
+            ..Self::for_budget(budget)
+        }
+    }
+}
+
+/// Labels of `scores` under `scale`, and the map from a predicted label back to score units.
+fn labels(scores: &[f64], scale: LabelScale) -> (Vec<f64>, Box<dyn Fn(f64) -> f64>) {
+    let lo = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    match scale {
+        LabelScale::MinMax => {
+            let y = scores
+                .iter()
+                .map(|&s| if hi > lo { (s - lo) / (hi - lo) } else { 0.5 })
+                .collect();
+            (
+                y,
+                Box::new(move |y| if hi > lo { lo + y * (hi - lo) } else { lo }),
+            )
+        }
+        LabelScale::Rank => {
+            let n = scores.len();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&i, &j| scores[i].total_cmp(&scores[j]));
+            let mut y = vec![0.5; n];
+            let mut i = 0;
+            while i < n {
+                let mut j = i;
+                while j + 1 < n && scores[order[j + 1]] == scores[order[i]] {
+                    j += 1;
+                }
+                let r = if n > 1 {
+                    (i + j) as f64 / 2.0 / (n - 1) as f64
+                } else {
+                    0.5
+                };
+                for &k in &order[i..=j] {
+                    y[k] = r;
+                }
+                i = j + 1;
+            }
+            // Back to score units: interpolate the sorted scores at the predicted quantile.
+            let sorted: Vec<f64> = order.iter().map(|&i| scores[i]).collect();
+            (
+                y,
+                Box::new(move |q: f64| {
+                    if sorted.is_empty() {
+                        return f64::NAN;
+                    }
+                    let x = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+                    let k = (x.floor() as usize).min(sorted.len() - 1);
+                    let k1 = (k + 1).min(sorted.len() - 1);
+                    sorted[k] + (x - k as f64) * (sorted[k1] - sorted[k])
+                }),
+            )
         }
     }
 }
@@ -120,30 +257,47 @@ impl Algorithm for Nao {
             m.insert("new".into(), json!(new));
             return Ok(m);
         }
-        // 1. Fit on the pool, labels min-max normalised.
-        let form = |r: &super::Record| {
-            if self.config.fit_canonical {
-                r.canonical.clone()
+        // 1. Fit on the pool (labels per `labels`).
+        let canonical = self.config.fit_canonical;
+        let space = ctx.space;
+        let form = |a: &Arch| {
+            if canonical {
+                space.canonical(a)
             } else {
-                r.arch.clone()
+                a.clone()
             }
         };
         let pool: Vec<(Arch, f64)> = ctx
             .records
             .iter()
-            .filter_map(|r| r.score.map(|s| (form(r), s)))
+            .filter_map(|r| r.score.map(|s| (form(&r.arch), s)))
             .collect();
-        let lo = pool.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let hi = pool.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        let norm = |s: f64| if hi > lo { (s - lo) / (hi - lo) } else { 0.5 };
-        let denorm = |y: f64| if hi > lo { lo + y * (hi - lo) } else { lo };
-        let data: Vec<(Arch, f64)> = pool.iter().map(|(a, s)| (a.clone(), norm(*s))).collect();
+        let scores: Vec<f64> = pool.iter().map(|p| p.1).collect();
+        let lo = scores.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (ys, denorm) = labels(&scores, self.config.labels);
+        let data: Vec<(Arch, f64)> = pool.iter().map(|p| p.0.clone()).zip(ys).collect();
         ctx.progress.set_message(format!(
             "round {round}: fitting the surrogate on {}",
             data.len()
         ));
-        let fit = self.surrogate.fit(&data, &mut ctx.rng);
-        // 2. Diagnostics on the training pool.
+        let mut fit = self.surrogate.fit(&data, &mut ctx.rng);
+        if self.config.pseudo > 0 && self.config.pseudo_epochs > 0 && !data.is_empty() {
+            ctx.progress.set_message(format!(
+                "round {round}: pseudo-labelling {}",
+                self.config.pseudo
+            ));
+            let unlabelled: Vec<Arch> = (0..self.config.pseudo)
+                .map(|_| form(&ctx.space.sample(&mut ctx.rng)))
+                .collect();
+            let pseudo = self.surrogate.predict(&unlabelled);
+            let mut both = data.clone();
+            both.extend(unlabelled.into_iter().zip(pseudo));
+            fit = self
+                .surrogate
+                .fit_epochs(&both, self.config.pseudo_epochs, &mut ctx.rng);
+        }
+        // 2. Diagnostics on the training pool and the reference sample.
         let pool_archs: Vec<Arch> = data.iter().map(|d| d.0.clone()).collect();
         let pool_labels: Vec<f64> = data.iter().map(|d| d.1).collect();
         let train_acc = if pool_archs.is_empty() {
@@ -156,11 +310,26 @@ impl Algorithm for Nao {
             .map(|i| pool_archs[i * pool_archs.len() / k].clone())
             .collect();
         let recon = reconstruction(&sample, &self.surrogate.reconstruct(&sample));
+        let (ref_tau, ref_acc) = match ctx
+            .reference_sample(self.config.reference)
+            .filter(|r| self.config.reference > 0 && r.len() >= 2)
+        {
+            Some(reference) => {
+                let archs: Vec<Arch> = reference.iter().map(|r| form(&r.0)).collect();
+                let truth: Vec<f64> = reference.iter().map(|r| r.1).collect();
+                let preds = self.surrogate.predict(&archs);
+                (
+                    kendall_tau(&truth, &preds),
+                    pairwise_accuracy(&truth, &preds),
+                )
+            }
+            None => (None, None),
+        };
         // 3. Seeds and generation.
         let seeds: Vec<Arch> = ranked(&ctx.records)
             .into_iter()
             .take(self.config.top_k)
-            .map(form)
+            .map(|r| form(&r.arch))
             .collect();
         let want = self.config.per_round.min(ctx.remaining());
         let n_cand = self.config.candidates.max(want);
@@ -170,7 +339,7 @@ impl Algorithm for Nao {
             Vec::new()
         } else {
             self.surrogate
-                .generate(&seeds, n_cand, &ctx.seen, self.config.max_eta)
+                .generate(&seeds, n_cand, &ctx.seen, self.config.max_eta, &mut ctx.rng)
         };
         let mut batch: Vec<(Arch, Option<f64>)> = Vec::new();
         let mut taken = HashSet::new();
@@ -190,12 +359,17 @@ impl Algorithm for Nao {
         }
         let n_candidates = batch.len();
         if batch.len() > want {
-            // Keep the `want` best predicted (stable: generation order breaks ties).
+            // Keep the `want` best by mean + explore * spread (stable: generation order
+            // breaks ties).
             let preds = self
                 .surrogate
-                .predict(&batch.iter().map(|b| b.0.clone()).collect::<Vec<_>>());
+                .predict_spread(&batch.iter().map(|b| form(&b.0)).collect::<Vec<_>>());
+            let score: Vec<f64> = preds
+                .iter()
+                .map(|(m, s)| m + self.config.explore * s)
+                .collect();
             let mut order: Vec<usize> = (0..batch.len()).collect();
-            order.sort_by(|&i, &j| preds[j].total_cmp(&preds[i]).then(i.cmp(&j)));
+            order.sort_by(|&i, &j| score[j].total_cmp(&score[i]).then(i.cmp(&j)));
             let mut keep: Vec<Option<(Arch, Option<f64>)>> = batch.into_iter().map(Some).collect();
             batch = order[..want]
                 .iter()
@@ -203,11 +377,15 @@ impl Algorithm for Nao {
                 .collect();
         }
         let n_generated = batch.len();
-        let top_up = ctx.random_unseen(want - n_generated);
+        let top_up = if self.config.top_up {
+            ctx.random_unseen(want - n_generated)
+        } else {
+            Vec::new()
+        };
         let n_top_up = top_up.len();
         batch.extend(top_up.into_iter().map(|a| (a, None)));
         // 4. Predict before evaluating, then evaluate.
-        let archs: Vec<Arch> = batch.iter().map(|b| b.0.clone()).collect();
+        let archs: Vec<Arch> = batch.iter().map(|b| form(&b.0)).collect();
         let preds = if archs.is_empty() {
             Vec::new()
         } else {
@@ -271,6 +449,13 @@ impl Algorithm for Nao {
             opt(pairwise_accuracy(&gen_pairs.0, &gen_pairs.1)),
         );
         m.insert(
+            "heldout_kendall_tau".into(),
+            opt(kendall_tau(&gen_pairs.0, &gen_pairs.1)),
+        );
+        m.insert("reference_n".into(), json!(self.config.reference));
+        m.insert("reference_kendall_tau".into(), opt(ref_tau));
+        m.insert("reference_pairwise_acc".into(), opt(ref_acc));
+        m.insert(
             "heldout_pairwise_acc_all".into(),
             opt(pairwise_accuracy(&all_pairs.0, &all_pairs.1)),
         );
@@ -299,5 +484,53 @@ impl Algorithm for Nao {
         self.surrogate
             .load(dir)
             .map_err(|e| Error::Surrogate(format!("loading from {}: {e}", dir.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minmax_labels_and_back() {
+        let (y, back) = labels(&[50.0, 70.0, 60.0], LabelScale::MinMax);
+        assert_eq!(y, vec![0.0, 1.0, 0.5]);
+        assert_eq!(back(0.25), 55.0);
+        let (y, back) = labels(&[3.0, 3.0], LabelScale::MinMax);
+        assert_eq!(y, vec![0.5, 0.5]);
+        assert_eq!(back(0.9), 3.0);
+    }
+
+    /// Rank labels spread the top of a long-tailed pool evenly: 10, 80, 81, 82 (min-max
+    /// would give 0, 0.986, 0.9861, 1) become 0, 1/3, 2/3, 1; ties share their mean rank;
+    /// predictions map back by interpolating the sorted scores.
+    #[test]
+    fn rank_labels_and_back() {
+        let (y, back) = labels(&[82.0, 10.0, 81.0, 80.0], LabelScale::Rank);
+        let want = [1.0, 0.0, 2.0 / 3.0, 1.0 / 3.0];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{y:?}");
+        }
+        assert_eq!(back(1.0), 82.0);
+        assert_eq!(back(0.0), 10.0);
+        assert!((back(0.5) - 80.5).abs() < 1e-12);
+        assert_eq!(back(2.0), 82.0);
+        let (y, _) = labels(&[5.0, 7.0, 5.0], LabelScale::Rank);
+        assert_eq!(y, vec![0.25, 1.0, 0.25]);
+    }
+
+    #[test]
+    fn paper_variant_is_algorithm_one() {
+        let p = NaoConfig::paper(100);
+        assert_eq!(p.top_k, 100);
+        assert_eq!(p.candidates, 0);
+        assert!(!p.fit_canonical);
+        assert_eq!(p.surrogate, "nao:1000");
+        assert_eq!(
+            (p.ensemble, p.rank_weight, p.explore, p.noise),
+            (1, 0.0, 0.0, 0.0)
+        );
+        assert_eq!(p.labels, LabelScale::MinMax);
+        assert!(p.top_up);
     }
 }

@@ -41,8 +41,20 @@ pub trait Surrogate {
     /// configured epochs, continuing from the current state; returns the final losses.
     fn fit(&mut self, data: &[(Arch, f64)], rng: &mut Pcg64Mcg) -> FitStats;
 
+    /// As [`fit`](Self::fit), for `epochs` instead of the configured epochs (a surrogate
+    /// without epochs ignores it).
+    fn fit_epochs(&mut self, data: &[(Arch, f64)], _epochs: usize, rng: &mut Pcg64Mcg) -> FitStats {
+        self.fit(data, rng)
+    }
+
     /// Predicted normalised labels.
     fn predict(&self, archs: &[Arch]) -> Vec<f64>;
+
+    /// Predicted normalised labels with an uncertainty (an ensemble's spread); a single
+    /// model says 0.
+    fn predict_spread(&self, archs: &[Arch]) -> Vec<(f64, f64)> {
+        self.predict(archs).into_iter().map(|p| (p, 0.0)).collect()
+    }
 
     /// Encodes and decodes each architecture (greedy, masked); a perfect autoencoder returns
     /// its input.
@@ -52,12 +64,14 @@ pub trait Surrogate {
     /// ([`SearchSpace::canonical`]) are neither in `seen` (which holds canonical forms) nor
     /// among each other, found from `seeds` with a global step size eta = 1, 2, ... up to
     /// `max_eta` (one pass over all seeds per eta); each with the eta that produced it.
+    /// Random choices (if the surrogate makes any) come from `rng`.
     fn generate(
         &self,
         seeds: &[Arch],
         how_many: usize,
         seen: &HashSet<Arch>,
         max_eta: usize,
+        rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)>;
 
     /// Writes all state (weights, optimiser) into the existing, empty directory `dir`.
@@ -70,22 +84,33 @@ pub trait Surrogate {
 /// Controller training epochs per round for `--surrogate nao`.
 pub const DEFAULT_CONTROLLER_EPOCHS: usize = 200;
 
-/// Builds the surrogate named `name` for `space`: `nao` (the controller,
-/// [`DEFAULT_CONTROLLER_EPOCHS`] epochs per round), `nao:EPOCHS`, or `linear`.
-pub fn build_surrogate(name: &str, space: SpaceKind) -> Result<Box<dyn Surrogate>, String> {
-    match name {
-        "linear" => Ok(Box::new(LinearSurrogate::new(space, 1.0))),
-        "nao" => Ok(Box::new(crate::controller::ControllerSurrogate::new(
+/// Builds NAO's surrogate as `config` says: `config.surrogate` names it (`nao`, the
+/// controller with [`DEFAULT_CONTROLLER_EPOCHS`] epochs per round; `nao:EPOCHS`; or
+/// `linear`); the controller's ensemble size, ranking-loss weight and generation noise come
+/// from the same settings.
+pub fn build_surrogate(
+    config: &super::NaoConfig,
+    space: SpaceKind,
+) -> Result<Box<dyn Surrogate>, String> {
+    let controller = |epochs: usize| -> Box<dyn Surrogate> {
+        Box::new(crate::controller::ControllerSurrogate::with_options(
             space,
-            DEFAULT_CONTROLLER_EPOCHS,
-        ))),
+            &crate::controller::SurrogateOptions {
+                epochs,
+                ensemble: config.ensemble,
+                rank_weight: config.rank_weight,
+                noise: config.noise,
+            },
+        ))
+    };
+    match config.surrogate.as_str() {
+        "linear" => Ok(Box::new(LinearSurrogate::new(space, 1.0))),
+        "nao" => Ok(controller(DEFAULT_CONTROLLER_EPOCHS)),
         other => match other
             .strip_prefix("nao:")
             .and_then(|e| e.parse::<usize>().ok())
         {
-            Some(epochs) if epochs > 0 => Ok(Box::new(
-                crate::controller::ControllerSurrogate::new(space, epochs),
-            )),
+            Some(epochs) if epochs > 0 => Ok(controller(epochs)),
             _ => Err(format!(
                 "unknown surrogate `{other}`; known: nao (the controller, {DEFAULT_CONTROLLER_EPOCHS} epochs per round), nao:EPOCHS, linear"
             )),
@@ -278,6 +303,7 @@ impl Surrogate for LinearSurrogate {
         how_many: usize,
         seen: &HashSet<Arch>,
         max_eta: usize,
+        _rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
         let mut out = Vec::new();
         let mut taken: HashSet<Arch> = HashSet::new();
@@ -345,7 +371,7 @@ mod tests {
         let preds = s.predict(&d.iter().map(|x| x.0.clone()).collect::<Vec<_>>());
         assert!((preds[0] - d[0].1).abs() < 0.02);
         let seeds = vec![vec![2; 6]]; // all skip: every edge live, canonical = itself
-        let generated = s.generate(&seeds, 10, &HashSet::new(), 10);
+        let generated = s.generate(&seeds, 10, &HashSet::new(), 10, &mut rng);
         assert_eq!(generated.len(), 6); // eta 1..=6 give 1..=6 conv3x3 edges; then saturated
         assert_eq!(generated[0].1, 1.0);
         assert_eq!(generated.last().unwrap().0, vec![4; 6]);
@@ -353,7 +379,7 @@ mod tests {
             .iter()
             .map(|g| space(SpaceKind::Nb201).canonical(&g.0))
             .collect();
-        assert!(s.generate(&seeds, 10, &seen, 10).is_empty());
+        assert!(s.generate(&seeds, 10, &seen, 10, &mut rng).is_empty());
     }
 
     #[test]

@@ -1,0 +1,150 @@
+//! How well does the NAO controller's predictor rank NAS-Bench-201 cells it was not trained
+//! on? Trains controllers on N random cells of a table (labels from `--metric`) and reports
+//! Kendall tau on a fixed 1,000-cell sample, for several training settings.
+//!
+//! ```sh
+//! cargo run -p nao --release --example predictor_study -- TABLE.csv METRIC N REPEATS [SETTING...]
+//! ```
+//! SETTING is `name=epochs:E,rank:W,labels:rank|minmax,lambda:L,dropout:D,wd:W,ensemble:K`
+//! (any subset; defaults are the search's).
+
+use std::collections::HashSet;
+
+use autograd::DType;
+use models::space::{Arch, SpaceKind, space};
+use nao::controller::{Controller, ControllerConfig};
+use nao::evaluator::table::TableEvaluator;
+use nao::search::diagnostics::kendall_tau;
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_pcg::Pcg64Mcg;
+
+struct Setting {
+    name: String,
+    epochs: usize,
+    rank: f64,
+    rank_labels: bool,
+    lambda: f64,
+    dropout: f64,
+    wd: f64,
+    ensemble: usize,
+    lr: f64,
+    linear: bool,
+}
+
+fn parse(s: &str) -> Setting {
+    let (name, rest) = s.split_once('=').unwrap_or((s, ""));
+    let mut st = Setting {
+        name: name.into(),
+        epochs: 200,
+        rank: 0.0,
+        rank_labels: false,
+        lambda: 0.8,
+        dropout: 0.1,
+        wd: 1e-4,
+        ensemble: 1,
+        lr: 1e-3,
+        linear: name == "linear",
+    };
+    for kv in rest.split(',').filter(|x| !x.is_empty()) {
+        let (k, v) = kv.split_once(':').expect("key:value");
+        match k {
+            "epochs" => st.epochs = v.parse().unwrap(),
+            "rank" => st.rank = v.parse().unwrap(),
+            "labels" => st.rank_labels = v == "rank",
+            "lambda" => st.lambda = v.parse().unwrap(),
+            "dropout" => st.dropout = v.parse().unwrap(),
+            "wd" => st.wd = v.parse().unwrap(),
+            "ensemble" => st.ensemble = v.parse().unwrap(),
+            "lr" => st.lr = v.parse().unwrap(),
+            other => panic!("unknown key {other}"),
+        }
+    }
+    st
+}
+
+fn labels(scores: &[f64], rank: bool) -> Vec<f64> {
+    let n = scores.len();
+    if rank {
+        let mut o: Vec<usize> = (0..n).collect();
+        o.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let mut y = vec![0.0; n];
+        for (r, &i) in o.iter().enumerate() {
+            y[i] = r as f64 / (n - 1) as f64;
+        }
+        y
+    } else {
+        let lo = scores.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        scores.iter().map(|s| (s - lo) / (hi - lo)).collect()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (table, metric) = (&args[1], &args[2]);
+    let n: usize = args[3].parse().unwrap();
+    let repeats: u64 = args[4].parse().unwrap();
+    let settings: Vec<Setting> = args[5..].iter().map(|s| parse(s)).collect();
+    let sp = space(SpaceKind::Nb201);
+    let t = TableEvaluator::from_csv(std::path::Path::new(table), sp.as_ref(), metric).unwrap();
+    let reference = t.sample(1000);
+    let ref_archs: Vec<Arch> = reference.iter().map(|r| sp.canonical(&r.0)).collect();
+    let ref_y: Vec<f64> = reference.iter().map(|r| r.1).collect();
+    let all = t.sample(20_000);
+    for st in &settings {
+        let mut taus = Vec::new();
+        let started = std::time::Instant::now();
+        for rep in 0..repeats {
+            let mut rng = Pcg64Mcg::seed_from_u64(1000 + rep);
+            let mut seen = HashSet::new();
+            let mut train: Vec<(Arch, f64)> = Vec::new();
+            for i in sample(&mut rng, all.len(), all.len()).into_iter() {
+                let c = sp.canonical(&all[i].0);
+                if seen.insert(c.clone()) {
+                    train.push((c, all[i].1));
+                }
+                if train.len() == n {
+                    break;
+                }
+            }
+            let y = labels(
+                &train.iter().map(|d| d.1).collect::<Vec<_>>(),
+                st.rank_labels,
+            );
+            let data: Vec<(Arch, f64)> = train.iter().map(|d| d.0.clone()).zip(y).collect();
+            let mut preds = vec![0.0; ref_archs.len()];
+            if st.linear {
+                use nao::search::Surrogate;
+                let mut l = nao::search::LinearSurrogate::new(SpaceKind::Nb201, 1.0);
+                l.fit(&data, &mut rng);
+                preds = l.predict(&ref_archs);
+            }
+            for m in 0..if st.linear { 0 } else { st.ensemble } {
+                let mut cfg = ControllerConfig::for_space(sp.as_ref());
+                cfg.rank_weight = st.rank;
+                cfg.lambda = st.lambda;
+                cfg.mlp_dropout = st.dropout;
+                cfg.weight_decay = st.wd;
+                cfg.lr = st.lr;
+                let mut c =
+                    Controller::new(SpaceKind::Nb201, cfg, DType::F32, rep * 100 + m as u64);
+                c.train(&data, st.epochs, &mut rng, |_, _| {});
+                for (p, q) in preds.iter_mut().zip(c.predict(&ref_archs)) {
+                    *p += q;
+                }
+            }
+            taus.push(kendall_tau(&ref_y, &preds).unwrap());
+        }
+        let mean = taus.iter().sum::<f64>() / taus.len() as f64;
+        println!(
+            "{:<14} N={n} tau {mean:.3} [{}] ({:.1}s)",
+            st.name,
+            taus.iter()
+                .map(|t| format!("{t:.2}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
