@@ -265,6 +265,13 @@ struct AlgoArgs {
     /// (relative to the unit-length encoder outputs) [default: 0].
     #[arg(long, help_heading = "NAO")]
     noise: Option<f64>,
+    /// NAO: train a fresh controller every round instead of continuing the last one.
+    #[arg(long, help_heading = "NAO")]
+    fresh: bool,
+    /// NAO: step-size increment of generation (eta = S, 2S, ... up to --max-eta)
+    /// [default: 1].
+    #[arg(long, help_heading = "NAO")]
+    eta_step: Option<f64>,
     /// NAO: SemiNAS pseudo-labels: this many random unqueried architectures labelled by the
     /// controller join its training each round [default: 0].
     #[arg(long, help_heading = "NAO")]
@@ -560,6 +567,15 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
             }
             if let Some(v) = a.noise {
                 n.noise = v;
+            }
+            if let Some(v) = a.eta_step {
+                if !(v > 0.0) {
+                    bail!("--eta-step must be positive, got {v}");
+                }
+                n.eta_step = v;
+            }
+            if a.fresh {
+                n.fresh = true;
             }
             if let Some(v) = a.pseudo {
                 n.pseudo = v;

@@ -300,12 +300,36 @@ impl Controller {
         seen: &HashSet<Arch>,
         max_eta: usize,
         noise: f64,
+        rng: Option<&mut Pcg64Mcg>,
+    ) -> Vec<(Arch, f64)> {
+        self.generate_with(seeds, how_many, seen, max_eta as f64, 1.0, noise, rng)
+    }
+
+    /// As [`generate_noisy`](Self::generate_noisy), with step sizes `eta = eta_step,
+    /// 2 eta_step, ...` up to `max_eta` (the spec: `eta_step` 1). A finer schedule finds the
+    /// smallest moves that decode to a new architecture, so more of the generated
+    /// architectures stay close to their seeds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_with(
+        &self,
+        seeds: &[Arch],
+        how_many: usize,
+        seen: &HashSet<Arch>,
+        max_eta: f64,
+        eta_step: f64,
+        noise: f64,
         mut rng: Option<&mut Pcg64Mcg>,
     ) -> Vec<(Arch, f64)> {
+        assert!(
+            eta_step > 0.0,
+            "generate: eta_step {eta_step} must be positive"
+        );
         let mut found: Vec<(Arch, f64)> = Vec::new();
         let mut taken: HashSet<Arch> = HashSet::new();
-        for eta in 1..=max_eta {
-            let decoded = self.move_and_decode_noisy(seeds, eta as f64, noise, rng.as_deref_mut());
+        let passes = (max_eta / eta_step).round() as usize;
+        for k in 1..=passes {
+            let eta = k as f64 * eta_step;
+            let decoded = self.move_and_decode_noisy(seeds, eta, noise, rng.as_deref_mut());
             for arch in decoded {
                 if found.len() >= how_many {
                     return found;
@@ -317,7 +341,7 @@ impl Controller {
                 if seen.contains(&canon) || !taken.insert(canon) {
                     continue;
                 }
-                found.push((arch, eta as f64));
+                found.push((arch, eta));
             }
             if found.len() >= how_many {
                 break;

@@ -29,6 +29,11 @@ pub struct SurrogateOptions {
     /// Noise added to each gradient step in generation
     /// ([`Controller::move_and_decode_noisy`]; 0 = the spec).
     pub noise: f64,
+    /// Step-size increment of generation ([`Controller::generate_with`]; 1 = the spec).
+    pub eta_step: f64,
+    /// Re-initialise the controllers (new weights from the run's generator, fresh
+    /// optimiser) at every [`fit`](Surrogate::fit) instead of continuing training.
+    pub fresh: bool,
 }
 
 impl SurrogateOptions {
@@ -39,6 +44,8 @@ impl SurrogateOptions {
             ensemble: 1,
             rank_weight: 0.0,
             noise: 0.0,
+            eta_step: 1.0,
+            fresh: false,
         }
     }
 }
@@ -56,8 +63,10 @@ pub struct ControllerSurrogate {
     cfg: ControllerConfig,
     ensemble: usize,
     noise: f64,
+    eta_step: f64,
+    fresh: bool,
     pub(crate) members: Vec<Controller>,
-    init_seeds: Vec<u64>,
+    pub(crate) init_seeds: Vec<u64>,
     device: Device,
 }
 
@@ -68,7 +77,7 @@ struct Meta {
     initialised: bool,
     /// Every member's seed.
     #[serde(default)]
-    init_seeds: Vec<u64>,
+    pub(crate) init_seeds: Vec<u64>,
 }
 
 /// Parameter and optimiser file names of ensemble member `i` (member 0 keeps the names of
@@ -100,6 +109,8 @@ impl ControllerSurrogate {
             cfg,
             ensemble: opts.ensemble.max(1),
             noise: opts.noise,
+            eta_step: opts.eta_step,
+            fresh: opts.fresh,
             members: Vec::new(),
             init_seeds: Vec::new(),
             device: models::train::device::training_device(),
@@ -139,6 +150,8 @@ impl Surrogate for ControllerSurrogate {
             "name": "nao",
             "ensemble": self.ensemble,
             "noise": self.noise,
+            "eta_step": self.eta_step,
+            "fresh": self.fresh,
             "controller": self.cfg,
         })
     }
@@ -148,6 +161,9 @@ impl Surrogate for ControllerSurrogate {
     }
 
     fn fit_epochs(&mut self, data: &[(Arch, f64)], epochs: usize, rng: &mut Pcg64Mcg) -> FitStats {
+        if self.fresh {
+            self.members.clear();
+        }
         if self.members.is_empty() {
             self.init_seeds = (0..self.ensemble).map(|_| rng.random()).collect();
             self.members = self
@@ -221,12 +237,22 @@ impl Surrogate for ControllerSurrogate {
         let rngs: Vec<Pcg64Mcg> = (0..self.members.len())
             .map(|_| Pcg64Mcg::seed_from_u64(rng.random()))
             .collect();
-        let noise = self.noise;
+        let (noise, step) = (self.noise, self.eta_step);
         let lists: Vec<Vec<(Arch, f64)>> = self
             .members
             .par_iter()
             .zip(rngs)
-            .map(|(c, mut r)| c.generate_noisy(seeds, how_many, seen, max_eta, noise, Some(&mut r)))
+            .map(|(c, mut r)| {
+                c.generate_with(
+                    seeds,
+                    how_many,
+                    seen,
+                    max_eta as f64,
+                    step,
+                    noise,
+                    Some(&mut r),
+                )
+            })
             .collect();
         let space = self.first().space();
         let mut taken = HashSet::new();

@@ -183,6 +183,8 @@ fn ensemble_surrogate_averages_members_and_round_trips() {
         ensemble: 3,
         rank_weight: 0.5,
         noise: 0.2,
+        eta_step: 0.5,
+        fresh: false,
     };
     let mut sur = ControllerSurrogate::with_options(SpaceKind::Nb201, &opts);
     let mut rng = Pcg64Mcg::seed_from_u64(2);
@@ -225,4 +227,28 @@ fn ensemble_surrogate_averages_members_and_round_trips() {
     );
     let mut single = single;
     assert!(single.load(dir.path()).is_err(), "member count must match");
+}
+
+/// `fresh` draws new initial weights at every fit; without it the controllers continue.
+#[test]
+fn fresh_reinitialises_every_fit() {
+    use crate::search::Surrogate;
+    let s = space(SpaceKind::Nb201);
+    let mut rng = Pcg64Mcg::seed_from_u64(5);
+    let data: Vec<(Arch, f64)> = (0..10)
+        .map(|i| (s.canonical(&s.sample(&mut rng)), i as f64 / 9.0))
+        .collect();
+    for fresh in [false, true] {
+        let mut sur = ControllerSurrogate::with_options(
+            SpaceKind::Nb201,
+            &SurrogateOptions {
+                fresh,
+                ..SurrogateOptions::spec(2)
+            },
+        );
+        sur.fit(&data, &mut rng);
+        let first = sur.init_seeds.clone();
+        sur.fit(&data, &mut rng);
+        assert_eq!(sur.init_seeds != first, fresh, "fresh = {fresh}");
+    }
 }

@@ -19,7 +19,7 @@ use models::space::Arch;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::diagnostics::{kendall_tau, mean, pairwise_accuracy, reconstruction};
+use super::diagnostics::{hamming, kendall_tau, mean, pairwise_accuracy, reconstruction};
 use super::surrogate::Surrogate;
 use super::{Algorithm, Ctx, Source, ranked};
 use crate::error::{Error, Result};
@@ -38,6 +38,10 @@ pub enum LabelScale {
 
 fn one() -> usize {
     1
+}
+
+fn unit() -> f64 {
+    1.0
 }
 
 fn yes() -> bool {
@@ -100,6 +104,14 @@ pub struct NaoConfig {
     /// Epochs of the pseudo-labelled training per round.
     #[serde(default)]
     pub pseudo_epochs: usize,
+    /// Step-size increment of generation: eta = `eta_step`, 2 `eta_step`, ... up to
+    /// `max_eta` (1 = the spec's integer schedule).
+    #[serde(default = "unit")]
+    pub eta_step: f64,
+    /// Train a fresh controller every round (new initial weights, fresh optimiser) instead
+    /// of continuing the previous round's (false = continue).
+    #[serde(default)]
+    pub fresh: bool,
     /// Screening by `mean + explore * spread` of the ensemble's predictions instead of the
     /// mean (0 = the mean).
     #[serde(default)]
@@ -147,6 +159,8 @@ impl NaoConfig {
             rank_weight: 0.0,
             labels: LabelScale::MinMax,
             noise: 0.0,
+            eta_step: 1.0,
+            fresh: false,
             pseudo: 0,
             pseudo_epochs: 0,
             explore: 0.0,
@@ -397,6 +411,15 @@ impl Algorithm for Nao {
         let mut all_pairs = (Vec::new(), Vec::new());
         let mut etas: BTreeMap<u64, usize> = BTreeMap::new(); // key: eta.to_bits() (eta >= 0)
         let mut failed = 0;
+        // How far each evaluated generated architecture is from its nearest seed (tokens).
+        let seed_distance: Vec<f64> = batch
+            .iter()
+            .filter(|b| b.1.is_some())
+            .map(|b| {
+                let f = form(&b.0);
+                seeds.iter().map(|s| hamming(s, &f)).min().unwrap_or(0) as f64
+            })
+            .collect();
         for ((a, eta), p) in batch.into_iter().zip(preds) {
             let source = if eta.is_some() {
                 Source::Generated
@@ -466,6 +489,7 @@ impl Algorithm for Nao {
             opt(gen_pairs.0.iter().copied().reduce(f64::max)),
         );
         m.insert("eta_counts".into(), json!(eta_counts));
+        m.insert("seed_distance_mean".into(), opt(mean(&seed_distance)));
         m.insert("eta_mean".into(), opt(mean(&eta_values)));
         m.insert(
             "eta_max".into(),

@@ -100,6 +100,8 @@ pub fn build_surrogate(
                 ensemble: config.ensemble,
                 rank_weight: config.rank_weight,
                 noise: config.noise,
+                eta_step: config.eta_step,
+                fresh: config.fresh,
             },
         ))
     };
