@@ -264,7 +264,7 @@ fn add_in_place(prev: &mut Tensor, g: &Tensor) -> bool {
         let (Some(a), Some(b)) = (a.as_slice_mut(), b.as_slice()) else {
             return false;
         };
-        const CHUNK: usize = 1 << 15;
+        const CHUNK: usize = crate::kernels::cpu::par::GRAD_SUM_CHUNK;
         if a.len() >= 2 * CHUNK {
             a.par_chunks_mut(CHUNK)
                 .zip(b.par_chunks(CHUNK))

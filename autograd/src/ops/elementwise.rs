@@ -15,30 +15,11 @@ use crate::tensor::Tensor;
 use crate::{dispatch, dispatch2};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
-/// The broadcast shape of `a` and `b`; panics naming both shapes (and `op`) when they are
-/// incompatible.
+/// The broadcast shape of `a` and `b` ([`ops_cuda::shape::broadcast_shape`], shared with
+/// the GPU kernels); panics naming both shapes (and `op`) when they are incompatible.
 pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
-    let n = a.len().max(b.len());
-    let mut out = vec![0; n];
-    for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
-        out[i] = match (da, db) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            _ => panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"),
-        };
-    }
-    out
+    ops_cuda::shape::broadcast_shape(a, b)
+        .unwrap_or_else(|| panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"))
 }
 
 /// Elementwise `f(a, b)` with broadcasting (CPU kernel). Large outputs run in parallel.
@@ -73,15 +54,17 @@ pub fn map_slices<T: Float>(a: &ArrayD<T>, f: impl Fn(&mut [T]) + Sync + Send) -
     use rayon::prelude::*;
     let mut v = crate::kernels::cpu::layout::to_row_major(&a.view());
     if v.len() >= PAR_THRESHOLD {
-        v.par_chunks_mut(PAR_THRESHOLD / 4).for_each(&f);
+        v.par_chunks_mut(crate::kernels::cpu::par::ELEMENTWISE_CHUNK)
+            .for_each(&f);
     } else {
         f(&mut v);
     }
     ArrayD::from_shape_vec(a.raw_dim(), v).unwrap()
 }
 
-/// Arrays with at least this many elements are processed with rayon.
-pub const PAR_THRESHOLD: usize = 1 << 16;
+/// Arrays with at least this many elements are processed with rayon
+/// ([`crate::kernels::cpu::par::ELEMENTWISE_MIN`]).
+const PAR_THRESHOLD: usize = crate::kernels::cpu::par::ELEMENTWISE_MIN;
 
 /// Sums `a` down to `shape` (the adjoint of broadcasting `shape` up to `a.shape()`).
 pub fn sum_to_shape<T: Float>(a: &ArrayD<T>, shape: &[usize]) -> ArrayD<T> {

@@ -413,7 +413,7 @@ fn concat_blocks<T: Float>(views: &[ndarray::ArrayViewD<T>], ax: usize) -> Array
     };
     if row > 0 {
         let dst = &mut out.spare_capacity_mut()[..len];
-        if len >= crate::ops::elementwise::PAR_THRESHOLD && outer > 1 {
+        if len >= crate::kernels::cpu::par::ELEMENTWISE_MIN && outer > 1 {
             dst.par_chunks_mut(row).enumerate().for_each(fill);
         } else {
             dst.chunks_mut(row).enumerate().for_each(fill);

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod lstm_gates;
 pub mod lstm_seq;
 pub mod packed_gemm;
+pub mod par;
 pub mod pool;
 pub mod simd;
 pub mod uninit;
