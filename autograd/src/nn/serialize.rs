@@ -49,8 +49,8 @@
 
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::nn::module::check_unique;
 use crate::nn::param::Param;
+use crate::nn::param::check_unique;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

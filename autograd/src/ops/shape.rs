@@ -32,8 +32,8 @@ impl Tensor {
         let s2 = shape.clone();
         let gpu_out = self
             .storage()
-            .is_cuda()
-            .then(|| cuda::shape::reshape(self, &s2));
+            .as_cuda()
+            .map(|c| crate::Storage::Cuda(c.reshaped(&s2)));
         let out = gpu_out.unwrap_or_else(|| {
             dispatch!(self.storage(), |a| to_standard(a.view())
                 .into_shape_with_order(IxDyn(&s2))
@@ -57,8 +57,8 @@ impl Tensor {
             self.shape()
         );
         let p = perm.to_vec();
-        let gpu_out =
-            cuda::device_of("permute", &[self]).map(|d| cuda::shape::permute(&d, self, &p));
+        let gpu_out = crate::ops::device_of("permute", &[self])
+            .map(|_| crate::Storage::Cuda(cuda::shape::permute(self.cuda("permute"), &p)));
         let out = gpu_out
             .unwrap_or_else(|| dispatch!(self.storage(), |a| a.clone().permuted_axes(IxDyn(&p))));
         let mut inverse = vec![0; perm.len()];

@@ -8,6 +8,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod conv_gemm;
 pub mod depthwise;
+pub mod elementwise;
 pub mod fastmath;
 pub mod gather_scatter;
 pub mod heap;
