@@ -5,11 +5,13 @@
 pub mod attention;
 pub mod batchnorm;
 pub mod conv;
+pub mod decode;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod highway;
 pub mod index;
+pub mod linear_cross_entropy;
 pub mod lstm;
 pub mod matmul;
 pub mod normalize;
