@@ -150,6 +150,7 @@ macro_rules! with_array {
 }
 
 mod elementwise;
+mod reduce;
 
 pub use elementwise::{Binary, Unary};
 

@@ -10,13 +10,8 @@ use ndarray::{ArrayD, Axis, IxDyn};
 impl Tensor {
     /// Sum of all elements (a 0-d tensor).
     pub fn sum(&self) -> Tensor {
-        let gpu_out = crate::ops::device_of("sum", &[self])
-            .map(|_| Cuda(cuda::reduce::sum_all(self.cuda("sum"))));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch!(self.storage(), |a| ArrayD::from_elem(IxDyn(&[]), a.sum()))
-        });
         Tensor::from_op(
-            out,
+            self.storage().sum_all(),
             &[self],
             "sum",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.broadcast_to(inp[0].shape()))],
@@ -49,25 +44,8 @@ impl Tensor {
                 .map(|(_, &d)| d)
                 .collect()
         };
-        let axc = ax.clone();
-        let gpu_out = crate::ops::device_of("sum_axes", &[self]).map(|_| {
-            Cuda(cuda::reduce::sum_axes(
-                self.cuda("sum_axes"),
-                &axc,
-                &out_shape,
-            ))
-        });
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch!(self.storage(), |a| {
-                let mut r = a.clone();
-                for &i in axc.iter().rev() {
-                    r = r.sum_axis(Axis(i));
-                }
-                r.into_shape_with_order(IxDyn(&out_shape)).unwrap()
-            })
-        });
         Tensor::from_op(
-            out,
+            self.storage().sum_axes(&ax, &out_shape),
             &[self],
             "sum_axes",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
