@@ -11,7 +11,6 @@ pub mod elementwise;
 pub mod embedding;
 pub mod highway;
 pub mod index;
-pub mod linear_cross_entropy;
 pub mod lstm;
 pub mod matmul;
 pub mod normalize;
