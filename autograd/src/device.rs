@@ -18,13 +18,13 @@ impl Device {
     }
 
     /// Parses `cpu`, `cuda` or `cuda:N`.
-    pub fn parse(s: &str) -> Result<Device, crate::Error> {
+    pub fn parse(s: &str) -> Result<Device, crate::error::Error> {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::cuda(0)?),
             _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
                 Some(n) => Ok(Device::cuda(n)?),
-                None => Err(crate::Error::BadDevice(s.to_string())),
+                None => Err(crate::error::Error::BadDevice(s.to_string())),
             },
         }
     }

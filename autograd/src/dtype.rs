@@ -1,8 +1,6 @@
 //! Element types. A tensor's dtype is a runtime value: `f32` (the default, for training)
 //! or `f64` (for gradient checks, where central differences in f32 are too noisy).
 
-use crate::storage::Storage;
-use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 /// The element type of a tensor.
@@ -27,7 +25,7 @@ impl std::fmt::Display for DType {
 /// A float element type that a CPU kernel can be written once for.
 ///
 /// Kernels are generic over `T: Float`; the [`crate::dispatch`] macros pick `f32` or `f64`
-/// at run time from the tensor's [`Storage`].
+/// at run time from the tensor's [`crate::Storage`].
 pub trait Float:
     num_traits::Float
     + num_traits::FromPrimitive
@@ -48,10 +46,6 @@ pub trait Float:
 {
     /// The runtime tag of this type.
     const DTYPE: DType;
-    /// Wraps an array as storage.
-    fn into_storage(a: ArrayD<Self>) -> Storage;
-    /// Borrows the array if the storage holds this type.
-    fn from_storage(s: &Storage) -> Option<&ArrayD<Self>>;
     /// Converts from f64 (for constants and scalars).
     fn of(v: f64) -> Self;
     /// `x <- e^x` over a slice (f32: the vectorised [`crate::kernels::cpu::fastmath`]).
@@ -77,15 +71,6 @@ pub trait Float:
 
 impl Float for f32 {
     const DTYPE: DType = DType::F32;
-    fn into_storage(a: ArrayD<Self>) -> Storage {
-        Storage::F32(a)
-    }
-    fn from_storage(s: &Storage) -> Option<&ArrayD<Self>> {
-        match s {
-            Storage::F32(a) => Some(a),
-            _ => None,
-        }
-    }
     fn of(v: f64) -> Self {
         v as f32
     }
@@ -102,15 +87,6 @@ impl Float for f32 {
 
 impl Float for f64 {
     const DTYPE: DType = DType::F64;
-    fn into_storage(a: ArrayD<Self>) -> Storage {
-        Storage::F64(a)
-    }
-    fn from_storage(s: &Storage) -> Option<&ArrayD<Self>> {
-        match s {
-            Storage::F64(a) => Some(a),
-            _ => None,
-        }
-    }
     fn of(v: f64) -> Self {
         v
     }

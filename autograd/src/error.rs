@@ -13,7 +13,7 @@ pub enum Error {
     Cuda(#[from] ops_cuda::CudaError),
     /// GPU tensors hold f32 only.
     #[error("GPU tensors are f32 only, got {0}: convert with .to_dtype(DType::F32) first")]
-    GpuDtype(crate::DType),
+    GpuDtype(crate::dtype::DType),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

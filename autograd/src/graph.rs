@@ -1,5 +1,6 @@
-//! Reverse-mode differentiation: the [`Backward`] rule of an op, [`no_grad`], and the walk
-//! that turns a scalar's gradient into [`Gradients`].
+//! Reverse-mode differentiation: the walk that turns a scalar's gradient into
+//! [`Gradients`]. (The [`Backward`] rule of an op lives with the node that holds it, in
+//! `tensor.rs`; [`no_grad`] in `grad_mode.rs`; both are re-exported here.)
 //!
 //! The walk collects every node reachable from the output that needs a gradient, sorts them
 //! by id in descending order (ids grow with creation, so this is a reverse topological
@@ -7,78 +8,11 @@
 //! summing (`+=`) the gradients of tensors used more than once.
 
 use crate::tensor::{Tensor, TensorId};
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
-/// The gradient rule of one op.
-///
-/// `backward(inputs, output, grad)` receives the op's inputs, its output and the gradient of
-/// the loss with respect to the output, and returns one entry per input: `Some(gradient)`
-/// (same shape as that input) or `None` when the input gets no gradient (integer-like inputs
-/// such as masks). It runs under [`no_grad`], so it may use ordinary tensor ops.
-///
-/// Closures with the same signature implement it.
-pub trait Backward: Send + Sync {
-    /// Returns the gradient of each input.
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>>;
-}
-
-impl<F> Backward for F
-where
-    F: Fn(&[Tensor], &Tensor, &Tensor) -> Vec<Option<Tensor>> + Send + Sync,
-{
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
-        self(inputs, output, grad)
-    }
-}
-
-thread_local! {
-    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
-}
-
-/// Whether ops on this thread currently record history.
-pub fn is_grad_enabled() -> bool {
-    GRAD_ENABLED.with(|g| g.get())
-}
-
-/// While alive, ops on this thread record no history (like `torch.no_grad()`).
-pub struct NoGradGuard {
-    previous: bool,
-}
-
-impl NoGradGuard {
-    /// Disables gradient recording on this thread until the guard is dropped.
-    pub fn new() -> NoGradGuard {
-        let previous = GRAD_ENABLED.with(|g| g.replace(false));
-        NoGradGuard { previous }
-    }
-}
-
-impl Default for NoGradGuard {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for NoGradGuard {
-    fn drop(&mut self) {
-        GRAD_ENABLED.with(|g| g.set(self.previous));
-    }
-}
-
-/// Runs `f` with gradient recording disabled on this thread.
-///
-/// ```
-/// use autograd::{Tensor, no_grad};
-/// let w = Tensor::from_vec(vec![1.0f32], &[1]).requires_grad();
-/// let y = no_grad(|| &w * &w);
-/// assert!(!y.is_tracked());
-/// ```
-pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
-    let _g = NoGradGuard::new();
-    f()
-}
+pub use crate::grad_mode::{NoGradGuard, is_grad_enabled, no_grad};
+pub use crate::tensor::Backward;
 
 /// Gradients returned by [`Tensor::backward`], keyed by tensor id.
 ///
@@ -137,18 +71,7 @@ impl Gradients {
     /// The L2 norm of all gradients together (f64 accumulation, in id order).
     pub fn global_norm(&self) -> f64 {
         self.iter()
-            .map(|(_, g)| {
-                if let crate::Device::Cuda(d) = g.device() {
-                    return crate::kernels::cuda::sum_squares(d, g);
-                }
-                crate::with_array!(g.storage(), |a| a
-                    .iter()
-                    .map(|v| {
-                        let x = v.to_f64().unwrap();
-                        x * x
-                    })
-                    .sum::<f64>())
-            })
+            .map(|(_, g)| g.storage().sum_squares())
             .sum::<f64>()
             .sqrt()
     }
@@ -264,7 +187,7 @@ fn add_in_place(prev: &mut Tensor, g: &Tensor) -> bool {
         let (Some(a), Some(b)) = (a.as_slice_mut(), b.as_slice()) else {
             return false;
         };
-        const CHUNK: usize = 1 << 15;
+        const CHUNK: usize = crate::kernels::cpu::par::GRAD_SUM_CHUNK;
         if a.len() >= 2 * CHUNK {
             a.par_chunks_mut(CHUNK)
                 .zip(b.par_chunks(CHUNK))
@@ -309,7 +232,7 @@ fn reverse_topological_order(root: &Tensor) -> Vec<Tensor> {
 
 #[cfg(test)]
 mod tests {
-    use crate::Tensor;
+    use crate::tensor::Tensor;
 
     /// Fan-out gradients are summed; the in-place sum never changes a gradient that is
     /// shared (one tensor handed to two inputs by `add`) or kept (a retained gradient).

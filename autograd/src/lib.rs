@@ -26,6 +26,7 @@
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod grad_mode;
 pub mod graph;
 pub mod kernels;
 pub mod ops;

@@ -6,12 +6,35 @@
 
 use crate::device::Device;
 use crate::dtype::{DType, Float};
-use crate::graph::{self, Backward};
+use crate::grad_mode;
+use crate::kernels::cuda::CudaStorage;
 use crate::storage::Storage;
 use ndarray::{ArrayD, IxDyn};
 use rand::RngExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// The gradient rule of one op.
+///
+/// `backward(inputs, output, grad)` receives the op's inputs, its output and the gradient of
+/// the loss with respect to the output, and returns one entry per input: `Some(gradient)`
+/// (same shape as that input) or `None` when the input gets no gradient (integer-like inputs
+/// such as masks). It runs under [`crate::no_grad`], so it may use ordinary tensor ops.
+///
+/// Closures with the same signature implement it.
+pub trait Backward: Send + Sync {
+    /// Returns the gradient of each input.
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>>;
+}
+
+impl<F> Backward for F
+where
+    F: Fn(&[Tensor], &Tensor, &Tensor) -> Vec<Option<Tensor>> + Send + Sync,
+{
+    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad: &Tensor) -> Vec<Option<Tensor>> {
+        self(inputs, output, grad)
+    }
+}
 
 /// A unique, monotonically increasing tensor id: a node's id is always larger than its
 /// inputs' ids, so sorting by id gives a topological order of the graph.
@@ -89,7 +112,7 @@ impl Tensor {
 
     /// A constant tensor from an ndarray array (f32 or f64).
     pub fn from_array<T: Float>(a: ArrayD<T>) -> Tensor {
-        Tensor::from_storage(T::into_storage(a))
+        Tensor::from_storage(Storage::from_array(a))
     }
 
     /// A constant tensor from a flat vector in row-major order.
@@ -144,7 +167,9 @@ impl Tensor {
     pub fn full_on(shape: &[usize], v: f64, dtype: DType, device: &Device) -> Tensor {
         match device {
             Device::Cpu => Tensor::full(shape, v, dtype),
-            Device::Cuda(d) => Tensor::from_storage(crate::kernels::cuda::full(d, shape, v as f32)),
+            Device::Cuda(d) => {
+                Tensor::from_storage(Storage::Cuda(CudaStorage::full(d, shape, v as f32)))
+            }
         }
     }
 
@@ -180,7 +205,8 @@ impl Tensor {
         backward: impl Backward + 'static,
     ) -> Tensor {
         crate::kernels::cpu::heap::retain_freed_memory();
-        // Ops check their inputs' devices before computing (`kernels::cuda::device_of`);
+        // Ops check their inputs' devices before computing (`Storage`'s methods, or
+        // `ops::device_of`);
         // this catches an op that forgot to.
         if let Some(first) = inputs.first() {
             for t in &inputs[1..] {
@@ -190,7 +216,7 @@ impl Tensor {
             }
         }
         let device = storage.device();
-        let track = graph::is_grad_enabled() && inputs.iter().any(|t| t.0.requires_grad);
+        let track = grad_mode::is_grad_enabled() && inputs.iter().any(|t| t.0.requires_grad);
         Tensor(Arc::new(Node {
             id: TensorId::next(),
             storage,
@@ -304,13 +330,23 @@ impl Tensor {
                 self.device()
             );
         }
-        T::from_storage(&self.0.storage).unwrap_or_else(|| {
+        self.0.storage.array::<T>().unwrap_or_else(|| {
             panic!(
                 "array::<{}>() on a tensor of dtype {}",
                 T::DTYPE,
                 self.dtype()
             )
         })
+    }
+
+    /// The GPU storage; panics (naming `op`) for a tensor on the CPU. For the GPU branch of
+    /// an op, after [`crate::ops::device_of`] said its inputs are on a GPU.
+    #[track_caller]
+    pub fn cuda(&self, op: &str) -> &CudaStorage {
+        self.0
+            .storage
+            .as_cuda()
+            .unwrap_or_else(|| panic!("{op}: expected a GPU tensor, got one on the CPU"))
     }
 
     /// Copies the numbers out in row-major order as `T` (converting when needed); a GPU
@@ -375,14 +411,13 @@ impl Tensor {
     /// Copies the tensor to `device` (differentiable: the gradient flows back to this
     /// tensor's device). Moving to the device it is on returns it unchanged. GPU tensors are
     /// f32 only: moving an f64 tensor to a GPU is an error, as is a failing copy.
-    pub fn to_device(&self, device: &Device) -> Result<Tensor, crate::Error> {
+    pub fn to_device(&self, device: &Device) -> Result<Tensor, crate::error::Error> {
         if device == self.device() {
             return Ok(self.clone());
         }
         let storage = match (device, &self.0.storage) {
-            (Device::Cpu, Storage::Cuda(c)) => Storage::F32(c.to_array()),
-            (Device::Cpu, s) => s.clone(),
-            (Device::Cuda(d), s) => crate::kernels::cuda::upload(d, s)?,
+            (Device::Cpu, s) => s.to_cpu(),
+            (Device::Cuda(d), s) => s.to_cuda(d)?,
         };
         let from = self.device().clone();
         Ok(Tensor::from_op(

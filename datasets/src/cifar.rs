@@ -693,10 +693,9 @@ fn write_marker(dir: &Path, sums: &[(String, String)]) -> Result<()> {
         .iter()
         .map(|(name, sum)| format!("{sum}  {name}\n"))
         .collect();
-    let tmp = dir.join(format!("{VERIFIED_MARKER}.tmp{}", std::process::id()));
     let path = dir.join(VERIFIED_MARKER);
-    fs::write(&tmp, text).map_err(|e| DatasetError::io("write", &tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| DatasetError::io("rename into", &path, e))
+    atomic_file::write_atomic(&path, text.as_bytes())
+        .map_err(|e| DatasetError::io("write", &path, e))
 }
 
 /// Reads and parses every file of the spec (in parallel), checking sizes,

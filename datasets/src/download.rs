@@ -5,11 +5,12 @@
 //! and only then renamed to `dest`. A failed or partial download never leaves
 //! a file under the final name.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use atomic_file::AtomicFile;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checksum::Md5Stream;
@@ -87,7 +88,8 @@ fn fetch_to(
         .and_then(|v| v.trim().parse().ok());
     let mut reader = response.into_body().into_reader();
 
-    let mut out = File::create(part).map_err(|e| DatasetError::io("create", part, e))?;
+    let mut out =
+        AtomicFile::create_at(dest, part).map_err(|e| DatasetError::io("create", part, e))?;
     let bar = if progress {
         let bar = match content_length {
             Some(n) => ProgressBar::new(n),
@@ -146,9 +148,6 @@ fn fetch_to(
             expected,
         });
     }
-    out.sync_all()
-        .map_err(|e| DatasetError::io("flush", part, e))?;
-    drop(out);
     let actual = hasher.finish();
     if let Some(expected) = expected_md5
         && !expected.eq_ignore_ascii_case(&actual)
@@ -164,11 +163,7 @@ fn fetch_to(
             ),
         });
     }
-    fs::rename(part, dest).map_err(|e| DatasetError::io("rename into", dest, e))?;
-    if let Some(parent) = dest.parent()
-        && let Ok(d) = File::open(parent)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    // fsync, rename over `dest`, fsync of the directory; on failure `part` is removed.
+    out.commit()
+        .map_err(|e| DatasetError::io("flush and rename into", dest, e))
 }

@@ -19,7 +19,6 @@ mod buffer;
 mod device;
 mod error;
 pub mod kernels;
-pub mod philox;
 pub mod ptx;
 pub mod shape;
 pub mod testing;

@@ -27,13 +27,11 @@ pub enum PtxModule {
     Embedding,
     /// `kernels/lstm.cu`: LSTM cell gate math.
     Lstm,
-    /// `kernels/random.cu`: Philox uniform, Bernoulli masks, dropout.
-    Random,
 }
 
 impl PtxModule {
     /// Every module, in a fixed order (the index is the cache slot).
-    pub const ALL: [PtxModule; 10] = [
+    pub const ALL: [PtxModule; 9] = [
         PtxModule::Elementwise,
         PtxModule::Reduce,
         PtxModule::Gemm,
@@ -43,7 +41,6 @@ impl PtxModule {
         PtxModule::Softmax,
         PtxModule::Embedding,
         PtxModule::Lstm,
-        PtxModule::Random,
     ];
 
     /// The file stem (`kernels/<name>.cu`, `kernels/ptx/<name>.ptx`).
@@ -58,7 +55,6 @@ impl PtxModule {
             PtxModule::Softmax => "softmax",
             PtxModule::Embedding => "embedding",
             PtxModule::Lstm => "lstm",
-            PtxModule::Random => "random",
         }
     }
 
@@ -79,7 +75,6 @@ impl PtxModule {
             PtxModule::Softmax => include_str!("../kernels/ptx/softmax.ptx"),
             PtxModule::Embedding => include_str!("../kernels/ptx/embedding.ptx"),
             PtxModule::Lstm => include_str!("../kernels/ptx/lstm.ptx"),
-            PtxModule::Random => include_str!("../kernels/ptx/random.ptx"),
         }
     }
 

@@ -24,6 +24,7 @@ pub use conv::Conv2d;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use lstm::Lstm;
-pub use module::{Module, check_unique, join, prefixed};
+pub use module::{Module, join, prefixed};
 pub use param::Param;
+pub use param::check_unique;
 pub use serialize::{load_params, save_params};

@@ -4,7 +4,6 @@
 use crate::dtype::DType;
 use crate::error::Error;
 use crate::nn::param::Param;
-use std::collections::HashSet;
 use std::path::Path;
 
 /// A model or layer: something that owns named parameters.
@@ -145,22 +144,11 @@ pub fn prefixed(prefix: &str, params: Vec<Param>) -> Vec<Param> {
         .collect()
 }
 
-/// Returns the first name used twice, if any (parameter files and optimiser state are
-/// keyed by name, so names must be unique).
-pub fn check_unique(params: &[Param]) -> Result<(), String> {
-    let mut seen = HashSet::new();
-    for p in params {
-        if !seen.insert(p.name()) {
-            return Err(p.name().to_string());
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Tensor;
+    use crate::nn::check_unique;
 
     #[test]
     fn trainable_params_leave_buffers_out() {

@@ -200,6 +200,18 @@ fn wrap(value: &Tensor, trainable: bool) -> Tensor {
     }
 }
 
+/// Returns the first name used twice, if any (parameter files and optimiser state are
+/// keyed by name, so names must be unique).
+pub fn check_unique(params: &[Param]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for p in params {
+        if !seen.insert(p.name()) {
+            return Err(p.name().to_string());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

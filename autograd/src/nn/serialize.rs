@@ -49,14 +49,12 @@
 
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::nn::module::check_unique;
 use crate::nn::param::Param;
+use crate::nn::param::check_unique;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 /// Magic bytes of a parameter file.
 pub const PARAM_MAGIC: &[u8; 8] = b"NAOPARAM";
@@ -164,40 +162,9 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, `fsync`,
-/// rename, then (best effort) `fsync` of the directory.
+/// Writes `bytes` to `path` atomically (the workspace's one helper, [`atomic_file`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| format_err(path, "not a file path"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(
-        ".{file_name}.tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return result;
-    }
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    atomic_file::write_atomic(path, bytes).map_err(|e| io_err(path, e))
 }
 
 /// Serialises a container (magic, version, header, data) and writes it atomically.
@@ -541,7 +508,7 @@ mod tests {
         ps.iter().map(|p| p.get().to_vec::<f64>()).collect()
     }
 
-    fn saved() -> (tempfile::TempDir, PathBuf) {
+    fn saved() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.params");
         save_params(&path, &model(1.0)).unwrap();

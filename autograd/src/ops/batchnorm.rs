@@ -13,6 +13,8 @@
 use crate::dtype::Float;
 use crate::kernels::cpu::batchnorm::{BnLayout, bn_affine2, bn_batch_stats, bn_grad_sums};
 use crate::kernels::cpu::layout::standard_layout;
+use crate::kernels::cuda::CudaStorage;
+use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::{dispatch2, with_array};
 use ndarray::{ArrayD, IxDyn};
@@ -99,10 +101,8 @@ pub fn batch_norm(
     let mut all = vec![x];
     all.extend(gamma.into_iter().chain(beta));
     all.extend(running.into_iter().flat_map(|(a, b)| [a, b]));
-    if let Some(d) = crate::kernels::cuda::device_of("batch_norm", &all) {
-        return crate::kernels::cuda::norm::batch_norm(
-            &d, x, gamma, beta, running, mode, momentum, eps,
-        );
+    if crate::ops::device_of("batch_norm", &all).is_some() {
+        return batch_norm_gpu(x, gamma, beta, running, mode, momentum, eps);
     }
     let batch_stats = mode != BatchNormMode::Eval;
     let m = l.per_channel();
@@ -176,7 +176,7 @@ pub fn batch_norm(
         move |inp: &[Tensor], _: &Tensor, dy: &Tensor| {
             let x = &inp[0];
             let (sum_dy, sum_dyxc) = with_array!(x.storage(), |a| {
-                let d: &ArrayD<T> = Float::from_storage(dy.storage()).unwrap_or_else(|| {
+                let d: &ArrayD<T> = dy.storage().array().unwrap_or_else(|| {
                     panic!("batch_norm backward: dtype mismatch {}", dy.dtype())
                 });
                 let dyv = standard_layout(d);
@@ -239,6 +239,99 @@ pub fn batch_norm(
                     bb.is_tracked()
                         .then(|| Tensor::from_vec(sum_dy.clone(), &[l.c]).to_dtype(bb.dtype())),
                 );
+            }
+            grads
+        },
+    );
+    BatchNormOutput {
+        output,
+        running_mean,
+        running_var,
+    }
+}
+
+/// [`batch_norm`] for GPU tensors (arguments already checked): training statistics by the
+/// fused kernels of [`crate::kernels::cuda::norm`]; evaluation composed of tensor ops, so its
+/// gradient comes for free.
+fn batch_norm_gpu(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running: Option<(&Tensor, &Tensor)>,
+    mode: BatchNormMode,
+    momentum: f64,
+    eps: f64,
+) -> BatchNormOutput {
+    use crate::kernels::cuda::norm;
+    let s = x.shape();
+    let c = s[1];
+    if mode == BatchNormMode::Eval {
+        let (rm, rv) = running.unwrap_or_else(|| {
+            panic!("batch_norm: Eval mode needs running statistics (input {s:?})")
+        });
+        let mut cs = vec![1; s.len()];
+        cs[1] = c;
+        let invstd = rv.detach().add_scalar(eps).powf(-0.5);
+        let scale = match gamma {
+            Some(g) => g.mul(&invstd),
+            None => invstd,
+        };
+        let mut y = x.sub(&rm.detach().reshape(&cs)).mul(&scale.reshape(&cs));
+        if let Some(b) = beta {
+            y = y.add(&b.reshape(&cs));
+        }
+        return BatchNormOutput {
+            output: y,
+            running_mean: None,
+            running_var: None,
+        };
+    }
+    const OP: &str = "batch_norm";
+    let running = match (mode, running) {
+        (BatchNormMode::Train, Some((rm, rv))) => Some((rm.cuda(OP), rv.cuda(OP))),
+        _ => None,
+    };
+    let (y, saved, new_running) = norm::batch_norm_train(
+        x.cuda(OP),
+        gamma.map(|g| g.cuda(OP)),
+        beta.map(|b| b.cuda(OP)),
+        running,
+        momentum,
+        eps,
+    );
+    let (running_mean, running_var) = match new_running {
+        Some((m, v)) => (
+            Some(Tensor::from_storage(Storage::Cuda(m))),
+            Some(Tensor::from_storage(Storage::Cuda(v))),
+        ),
+        None => (None, None),
+    };
+    let mut inputs = vec![x];
+    inputs.extend(gamma);
+    inputs.extend(beta);
+    let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
+    let saved = std::sync::Arc::new(saved);
+    let output = Tensor::from_op(
+        Storage::Cuda(y),
+        &inputs,
+        "batch_norm",
+        move |inp: &[Tensor], _: &Tensor, dy: &Tensor| {
+            const OP: &str = "batch_norm backward";
+            let gamma = has_gamma.then(|| inp[1].cuda(OP));
+            let (dx, dgamma, dbeta) = norm::batch_norm_train_backward(
+                dy.cuda(OP),
+                inp[0].cuda(OP),
+                &saved,
+                gamma,
+                has_beta,
+            );
+            let wrap = |s: CudaStorage| Tensor::from_storage(Storage::Cuda(s));
+            let mut grads = vec![Some(wrap(dx))];
+            if has_gamma {
+                grads.push(dgamma.map(wrap));
+            }
+            if has_beta {
+                grads.push(dbeta.map(wrap));
             }
             grads
         },

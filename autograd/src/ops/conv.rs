@@ -57,28 +57,22 @@ fn backward<T: Float>(
     };
     let db = need
         .2
-        .then(|| T::into_storage(conv2d_bias_grad(gv).into_dyn()));
+        .then(|| Storage::from_array(conv2d_bias_grad(gv).into_dyn()));
     (
-        dx.map(|a| T::into_storage(a.into_dyn())),
-        dw.map(|a| T::into_storage(a.into_dyn())),
+        dx.map(|a| Storage::from_array(a.into_dyn())),
+        dw.map(|a| Storage::from_array(a.into_dyn())),
         db,
     )
 }
 
 /// [`Tensor::conv2d`] on a GPU: `ops-cuda`'s kernels forward and backward.
-fn conv2d_gpu(
-    d: &ops_cuda::CudaDevice,
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    p: Conv2dParams,
-) -> Tensor {
+fn conv2d_gpu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: Conv2dParams) -> Tensor {
     use crate::kernels::cuda::conv;
-    let out = conv::conv2d_forward(d, x, weight, bias, &p);
+    const OP: &str = "conv2d";
+    let out = conv::conv2d_forward(x.cuda(OP), weight.cuda(OP), bias.map(|b| b.cuda(OP)), &p);
     let inputs = [&[x, weight], bias.as_slice()].concat();
-    let d = d.clone();
     Tensor::from_op(
-        out,
+        Storage::Cuda(out),
         &inputs,
         "conv2d",
         move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
@@ -87,7 +81,12 @@ fn conv2d_gpu(
                 inp[1].is_tracked(),
                 inp.len() > 2 && inp[2].is_tracked(),
             );
-            let (dx, dw, db) = conv::conv2d_backward(&d, &inp[0], &inp[1], g, &p, need);
+            const OP: &str = "conv2d backward";
+            let (dx, dw, db) =
+                conv::conv2d_backward(inp[0].cuda(OP), inp[1].cuda(OP), g.cuda(OP), &p, need);
+            let wrap =
+                |s: crate::kernels::cuda::CudaStorage| Tensor::from_storage(Storage::Cuda(s));
+            let (dx, dw, db) = (dx.map(wrap), dw.map(wrap), db.map(wrap));
             let mut v = vec![dx, dw];
             if inp.len() > 2 {
                 v.push(db);
@@ -132,10 +131,8 @@ impl Tensor {
             );
         }
         let p = params;
-        if let Some(d) =
-            crate::kernels::cuda::device_of("conv2d", &[&[self, weight], bias.as_slice()].concat())
-        {
-            return conv2d_gpu(&d, self, weight, bias, p);
+        if crate::ops::device_of("conv2d", &[&[self, weight], bias.as_slice()].concat()).is_some() {
+            return conv2d_gpu(self, weight, bias, p);
         }
         let out = match (self.storage(), weight.storage(), bias.map(|b| b.storage())) {
             (Storage::F32(x), Storage::F32(w), None) => {

@@ -2,111 +2,20 @@
 //! `maximum`, `minimum`, and their scalar forms.
 //!
 //! **This file is the model for adding an op**: the public function computes the output
-//! storage with a CPU kernel, then `Tensor::from_op` records the inputs and the backward
-//! rule; the gradient check sits in the tests right below.
+//! storage with one [`Storage`] method (which picks the device and dtype, and the CPU or GPU
+//! kernel), then `Tensor::from_op` records the inputs and the one backward rule; the
+//! gradient check sits in the tests right below.
 //!
 //! Broadcasting follows numpy: shapes are aligned on the right, and each dimension must be
 //! equal or 1. Anything else panics with both shapes. The backward rule sums the output
 //! gradient back down to each input's shape ([`Tensor::sum_to_shape`]).
 
-use crate::dtype::Float;
-use crate::kernels::cuda::{self, elementwise as gpu};
+use crate::storage::{Binary, Storage, Unary};
 use crate::tensor::Tensor;
-use crate::{dispatch, dispatch2};
-use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
-/// The broadcast shape of `a` and `b`; panics naming both shapes (and `op`) when they are
-/// incompatible.
-pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
-    let n = a.len().max(b.len());
-    let mut out = vec![0; n];
-    for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
-        out[i] = match (da, db) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            _ => panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"),
-        };
-    }
-    out
-}
-
-/// Elementwise `f(a, b)` with broadcasting (CPU kernel). Large outputs run in parallel.
-pub fn zip_broadcast<T: Float>(
-    op: &str,
-    a: &ArrayD<T>,
-    b: &ArrayD<T>,
-    f: impl Fn(T, T) -> T + Sync + Send,
-) -> ArrayD<T> {
-    let shape = broadcast_shape(op, a.shape(), b.shape());
-    let av = a.broadcast(IxDyn(&shape)).unwrap();
-    let bv = b.broadcast(IxDyn(&shape)).unwrap();
-    if shape.iter().product::<usize>() >= PAR_THRESHOLD {
-        Zip::from(&av).and(&bv).par_map_collect(|&x, &y| f(x, y))
-    } else {
-        Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y))
-    }
-}
-
-/// Elementwise `f(a)` (CPU kernel). Large arrays run in parallel.
-pub fn map<T: Float>(a: &ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) -> ArrayD<T> {
-    if a.len() >= PAR_THRESHOLD {
-        Zip::from(a).par_map_collect(|&x| f(x))
-    } else {
-        a.mapv(f)
-    }
-}
-
-/// A row-major copy of `a` transformed in place by a slice function (the vectorised
-/// `T::exp_inplace` and friends); large arrays are split across rayon.
-pub fn map_slices<T: Float>(a: &ArrayD<T>, f: impl Fn(&mut [T]) + Sync + Send) -> ArrayD<T> {
-    use rayon::prelude::*;
-    let mut v = crate::kernels::cpu::layout::to_row_major(&a.view());
-    if v.len() >= PAR_THRESHOLD {
-        v.par_chunks_mut(PAR_THRESHOLD / 4).for_each(&f);
-    } else {
-        f(&mut v);
-    }
-    ArrayD::from_shape_vec(a.raw_dim(), v).unwrap()
-}
-
-/// Arrays with at least this many elements are processed with rayon.
-pub const PAR_THRESHOLD: usize = 1 << 16;
-
-/// Sums `a` down to `shape` (the adjoint of broadcasting `shape` up to `a.shape()`).
-pub fn sum_to_shape<T: Float>(a: &ArrayD<T>, shape: &[usize]) -> ArrayD<T> {
-    if a.shape() == shape {
-        return a.clone();
-    }
-    let lead = a.ndim() - shape.len();
-    let mut r = a.clone();
-    for _ in 0..lead {
-        r = r.sum_axis(Axis(0));
-    }
-    for (i, &d) in shape.iter().enumerate() {
-        if d == 1 && r.shape()[i] != 1 {
-            r = r.sum_axis(Axis(i)).insert_axis(Axis(i));
-        }
-    }
-    assert_eq!(
-        r.shape(),
-        shape,
-        "sum_to_shape: cannot reduce {:?} to {:?}",
-        a.shape(),
-        shape
-    );
-    r
-}
+pub use crate::kernels::cpu::elementwise::{
+    broadcast_shape, map, map_slices, sum_to_shape, zip_broadcast,
+};
 
 impl Tensor {
     /// Sums this tensor down to `shape` (undoes broadcasting). Differentiable.
@@ -114,13 +23,8 @@ impl Tensor {
         if self.shape() == shape {
             return self.clone();
         }
-        let target = shape.to_vec();
-        let out = match cuda::device_of("sum_to_shape", &[self]) {
-            Some(d) => gpu::sum_to_shape(&d, self, &target),
-            None => dispatch!(self.storage(), |a| sum_to_shape(a, &target)),
-        };
         Tensor::from_op(
-            out,
+            self.storage().sum_to_shape(shape),
             &[self],
             "sum_to_shape",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.broadcast_to(inp[0].shape()))],
@@ -140,35 +44,23 @@ impl Tensor {
             self.shape(),
             shape
         );
-        let out = match cuda::device_of("broadcast_to", &[self]) {
-            Some(d) => gpu::broadcast_to(&d, self, shape),
-            None => dispatch!(self.storage(), |a| a
-                .broadcast(IxDyn(shape))
-                .unwrap()
-                .to_owned()),
-        };
         Tensor::from_op(
-            out,
+            self.storage().broadcast_to(shape),
             &[self],
             "broadcast_to",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.sum_to_shape(inp[0].shape()))],
         )
     }
 
+    /// `op(self, other)` on the storages (device and dtype dispatch happen there).
+    fn binary(&self, op: Binary, other: &Tensor) -> Storage {
+        self.storage().binary(op, other.storage())
+    }
+
     /// `self + other`, broadcasting.
     pub fn add(&self, other: &Tensor) -> Tensor {
-        let gpu_out = cuda::device_of("add", &[self, other])
-            .map(|d| gpu::binary(&d, "add", gpu::BinaryOp::Add, self, other));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch2!(
-                "add",
-                self.storage(),
-                other.storage(),
-                |a, b| zip_broadcast("add", a, b, |x, y| x + y)
-            )
-        });
         Tensor::from_op(
-            out,
+            self.binary(Binary::Add, other),
             &[self, other],
             "add",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| {
@@ -182,18 +74,8 @@ impl Tensor {
 
     /// `self - other`, broadcasting.
     pub fn sub(&self, other: &Tensor) -> Tensor {
-        let gpu_out = cuda::device_of("sub", &[self, other])
-            .map(|d| gpu::binary(&d, "sub", gpu::BinaryOp::Sub, self, other));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch2!(
-                "sub",
-                self.storage(),
-                other.storage(),
-                |a, b| zip_broadcast("sub", a, b, |x, y| x - y)
-            )
-        });
         Tensor::from_op(
-            out,
+            self.binary(Binary::Sub, other),
             &[self, other],
             "sub",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| {
@@ -207,18 +89,8 @@ impl Tensor {
 
     /// `self * other` (elementwise), broadcasting.
     pub fn mul(&self, other: &Tensor) -> Tensor {
-        let gpu_out = cuda::device_of("mul", &[self, other])
-            .map(|d| gpu::binary(&d, "mul", gpu::BinaryOp::Mul, self, other));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch2!(
-                "mul",
-                self.storage(),
-                other.storage(),
-                |a, b| zip_broadcast("mul", a, b, |x, y| x * y)
-            )
-        });
         Tensor::from_op(
-            out,
+            self.binary(Binary::Mul, other),
             &[self, other],
             "mul",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| {
@@ -236,18 +108,8 @@ impl Tensor {
 
     /// `self / other` (elementwise), broadcasting.
     pub fn div(&self, other: &Tensor) -> Tensor {
-        let gpu_out = cuda::device_of("div", &[self, other])
-            .map(|d| gpu::binary(&d, "div", gpu::BinaryOp::Div, self, other));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch2!(
-                "div",
-                self.storage(),
-                other.storage(),
-                |a, b| zip_broadcast("div", a, b, |x, y| x / y)
-            )
-        });
         Tensor::from_op(
-            out,
+            self.binary(Binary::Div, other),
             &[self, other],
             "div",
             |inp: &[Tensor], out: &Tensor, g: &Tensor| {
@@ -264,15 +126,8 @@ impl Tensor {
 
     /// Elementwise maximum, broadcasting. At ties the gradient goes to `self`.
     pub fn maximum(&self, other: &Tensor) -> Tensor {
-        let gpu_out = cuda::device_of("maximum", &[self, other])
-            .map(|d| gpu::binary(&d, "maximum", gpu::BinaryOp::Maximum, self, other));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch2!("maximum", self.storage(), other.storage(), |a, b| {
-                zip_broadcast("maximum", a, b, |x, y| if x >= y { x } else { y })
-            })
-        });
         Tensor::from_op(
-            out,
+            self.binary(Binary::Maximum, other),
             &[self, other],
             "maximum",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| {
@@ -292,48 +147,18 @@ impl Tensor {
 
     /// 1.0 where `self >= other`, else 0.0 (a constant; broadcasting).
     pub fn ge_mask(&self, other: &Tensor) -> Tensor {
-        if let Some(d) = cuda::device_of("ge_mask", &[self, other]) {
-            return Tensor::from_storage(gpu::binary(
-                &d,
-                "ge_mask",
-                gpu::BinaryOp::Ge,
-                self,
-                other,
-            ));
-        }
-        let out = dispatch2!("ge_mask", self.storage(), other.storage(), |a, b| {
-            zip_broadcast(
-                "ge_mask",
-                a,
-                b,
-                |x, y| if x >= y { T::one() } else { T::zero() },
-            )
-        });
-        Tensor::from_storage(out)
+        Tensor::from_storage(self.binary(Binary::Ge, other))
     }
 
     /// `1 - self` for masks (a constant).
     fn one_minus(&self) -> Tensor {
-        if let Some(d) = cuda::device_of("one_minus", &[self]) {
-            let neg = Tensor::from_storage(gpu::unary(&d, "one_minus", gpu::UnaryOp::Neg, self));
-            return Tensor::from_storage(gpu::unary(
-                &d,
-                "one_minus",
-                gpu::UnaryOp::AddScalar(1.0),
-                &neg,
-            ));
-        }
-        Tensor::from_storage(dispatch!(self.storage(), |a| a.mapv(|v| T::one() - v)))
+        Tensor::from_storage(self.storage().unary(Unary::OneMinus))
     }
 
     /// `self + c`.
     pub fn add_scalar(&self, c: f64) -> Tensor {
-        let gpu_out = cuda::device_of("add_scalar", &[self])
-            .map(|d| gpu::unary(&d, "add_scalar", gpu::UnaryOp::AddScalar(c as f32), self));
-        let out =
-            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x + T::of(c))));
         Tensor::from_op(
-            out,
+            self.storage().unary(Unary::AddScalar(c)),
             &[self],
             "add_scalar",
             |_: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.clone())],
@@ -342,12 +167,8 @@ impl Tensor {
 
     /// `self * c`.
     pub fn mul_scalar(&self, c: f64) -> Tensor {
-        let gpu_out = cuda::device_of("mul_scalar", &[self])
-            .map(|d| gpu::unary(&d, "mul_scalar", gpu::UnaryOp::MulScalar(c as f32), self));
-        let out =
-            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x * T::of(c))));
         Tensor::from_op(
-            out,
+            self.storage().unary(Unary::MulScalar(c)),
             &[self],
             "mul_scalar",
             move |_: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.mul_scalar(c))],
@@ -356,11 +177,8 @@ impl Tensor {
 
     /// `-self`.
     pub fn neg(&self) -> Tensor {
-        let gpu_out =
-            cuda::device_of("neg", &[self]).map(|d| gpu::unary(&d, "neg", gpu::UnaryOp::Neg, self));
-        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| -x)));
         Tensor::from_op(
-            out,
+            self.storage().unary(Unary::Neg),
             &[self],
             "neg",
             |_: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.neg())],

@@ -42,8 +42,8 @@ impl Tensor {
         }
         let mut out_shape = shape.to_vec();
         out_shape.push(d);
-        if let Some(dv) = crate::kernels::cuda::device_of("embedding", &[self]) {
-            return crate::kernels::cuda::index::embedding(&dv, self, ids, &out_shape);
+        if let Some(dv) = crate::ops::device_of("embedding", &[self]) {
+            return embedding_gpu(&dv, self, ids, &out_shape);
         }
         let ids = ids.to_vec();
         let out = dispatch!(self.storage(), |a| {
@@ -67,6 +67,30 @@ impl Tensor {
             },
         )
     }
+}
+
+/// [`Tensor::embedding`] on a GPU: a gather of rows, and a scatter-add (atomics) of the
+/// gradient's rows.
+fn embedding_gpu(
+    dev: &ops_cuda::CudaDevice,
+    w: &Tensor,
+    ids: &[usize],
+    out_shape: &[usize],
+) -> Tensor {
+    use crate::kernels::cuda::{self, index};
+    const OP: &str = "embedding";
+    let (v, d) = (w.shape()[0], w.shape()[1]);
+    let idx = std::sync::Arc::new(cuda::upload_indices(dev, OP, ids));
+    let out = index::embedding_forward(w.cuda(OP), &idx, out_shape);
+    Tensor::from_op(
+        crate::Storage::Cuda(out),
+        &[w],
+        OP,
+        move |_: &[Tensor], _: &Tensor, g: &Tensor| {
+            let dw = index::embedding_backward(g.cuda("embedding backward"), &idx, v, d);
+            vec![Some(Tensor::from_storage(crate::Storage::Cuda(dw)))]
+        },
+    )
 }
 
 #[cfg(test)]

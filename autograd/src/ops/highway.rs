@@ -58,7 +58,7 @@ pub fn highway_composed(sp: &Tensor, pre: &Tensor, act: HighwayAct) -> Tensor {
 /// ```
 pub fn highway(sp: &Tensor, pre: &Tensor, act: HighwayAct) -> Tensor {
     check_shapes(sp, pre);
-    if crate::kernels::cuda::device_of("highway", &[sp, pre]).is_some() {
+    if crate::ops::device_of("highway", &[sp, pre]).is_some() {
         return highway_composed(sp, pre, act);
     }
     let (bs, h) = (sp.shape()[0], sp.shape()[1]);
@@ -86,7 +86,7 @@ pub fn highway(sp: &Tensor, pre: &Tensor, act: HighwayAct) -> Tensor {
                 gate.storage(),
                 actv.storage(),
                 |gg, ga, aa| {
-                    let spv = T::from_storage(inp[0].storage()).unwrap();
+                    let spv = inp[0].storage().array::<T>().unwrap();
                     let mut dsp = vec![T::zero(); bs * h];
                     let mut dpre = vec![T::zero(); bs * 2 * h];
                     kernel::highway_backward(

@@ -8,6 +8,7 @@
 //! the kernels in [`crate::kernels::cpu::gather_scatter`]. Out-of-range indices panic with
 //! the index and the size.
 
+use crate::Storage::Cuda;
 use crate::dispatch;
 use crate::dtype::Float;
 use crate::kernels::cpu::gather_scatter;
@@ -42,8 +43,8 @@ impl Tensor {
         if start == 0 && len == n {
             return self.clone();
         }
-        let out = match cuda::device_of("narrow", &[self]) {
-            Some(d) => cuda::index::narrow(&d, self, ax, start, len),
+        let out = match crate::ops::device_of("narrow", &[self]) {
+            Some(_) => Cuda(cuda::index::narrow(self.cuda("narrow"), ax, start, len)),
             None => dispatch!(self.storage(), |a| to_standard(
                 a.slice_axis(Axis(ax), Slice::from(start..start + len))
             )),
@@ -68,12 +69,11 @@ impl Tensor {
             "select: index {index} out of bounds for axis {ax} of shape {:?}",
             self.shape()
         );
-        let out = match cuda::device_of("select", &[self]) {
-            Some(d) => {
+        let out = match crate::ops::device_of("select", &[self]) {
+            Some(_) => {
                 let mut shape = self.shape().to_vec();
                 shape.remove(ax);
-                let s = cuda::index::narrow(&d, self, ax, index, 1);
-                cuda::shape::reshape(&Tensor::from_storage(s), &shape)
+                Cuda(cuda::index::narrow(self.cuda("select"), ax, index, 1).reshaped(&shape))
             }
             None => dispatch!(self.storage(), |a| to_standard(
                 a.index_axis(Axis(ax), index)
@@ -163,8 +163,8 @@ impl Tensor {
         let parts: Vec<Tensor> = tensors
             .iter()
             .map(|t| {
-                if t.storage().is_cuda() {
-                    return Tensor::from_storage(cuda::shape::reshape(t, &unsq));
+                if let Some(c) = t.storage().as_cuda() {
+                    return Tensor::from_storage(Cuda(c.reshaped(&unsq)));
                 }
                 Tensor::from_storage(dispatch!(t.storage(), |a| a
                     .view()
@@ -197,22 +197,19 @@ impl Tensor {
         out_shape[ax] = indices.len();
         let idx = indices.to_vec();
         let os = out_shape.clone();
-        if let Some(d) = cuda::device_of("index_select", &[self]) {
+        if crate::ops::device_of("index_select", &[self]).is_some() {
+            const OP: &str = "index_select";
             let pos = cuda::index::index_select_positions(self.shape(), ax, indices);
-            let out = cuda::index::gather(&d, "index_select", self, &pos, &out_shape);
+            let out = cuda::index::gather(OP, self.cuda(OP), &pos, &out_shape);
             return Tensor::from_op(
-                out,
+                Cuda(out),
                 &[self],
-                "index_select",
+                OP,
                 move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    const OP: &str = "index_select backward";
                     let s = inp[0].shape();
-                    vec![Some(cuda::index::scatter_add(
-                        &d,
-                        "index_select backward",
-                        g,
-                        &pos,
-                        s,
-                    ))]
+                    let dx = cuda::index::scatter_add(OP, g.cuda(OP), &pos, s);
+                    vec![Some(Tensor::from_storage(Cuda(dx)))]
                 },
             );
         }
@@ -266,22 +263,19 @@ impl Tensor {
         let k = index_shape[ax];
         let idx = index.to_vec();
         let os = index_shape.to_vec();
-        if let Some(d) = cuda::device_of("gather", &[self]) {
+        if crate::ops::device_of("gather", &[self]).is_some() {
+            const OP: &str = "gather";
             let pos = cuda::index::gather_positions(self.shape(), ax, index, k);
-            let out = cuda::index::gather(&d, "gather", self, &pos, index_shape);
+            let out = cuda::index::gather(OP, self.cuda(OP), &pos, index_shape);
             return Tensor::from_op(
-                out,
+                Cuda(out),
                 &[self],
-                "gather",
+                OP,
                 move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    const OP: &str = "gather backward";
                     let s = inp[0].shape();
-                    vec![Some(cuda::index::scatter_add(
-                        &d,
-                        "gather backward",
-                        g,
-                        &pos,
-                        s,
-                    ))]
+                    let dx = cuda::index::scatter_add(OP, g.cuda(OP), &pos, s);
+                    vec![Some(Tensor::from_storage(Cuda(dx)))]
                 },
             );
         }
@@ -327,8 +321,8 @@ impl Tensor {
             .map(|(&d, &(b, a))| d + b + a)
             .collect();
         let p = pads.to_vec();
-        let out = match cuda::device_of("pad", &[self]) {
-            Some(d) => cuda::index::pad(&d, self, pads),
+        let out = match crate::ops::device_of("pad", &[self]) {
+            Some(_) => Cuda(cuda::index::pad(self.cuda("pad"), pads)),
             None => dispatch!(self.storage(), |a| {
                 let mut o = ArrayD::<T>::zeros(IxDyn(&out_shape));
                 let mut view = o.view_mut();
@@ -364,8 +358,9 @@ impl Tensor {
 }
 
 fn concat_storage(tensors: &[&Tensor], ax: usize) -> crate::Storage {
-    if let Some(d) = cuda::device_of("concat", tensors) {
-        return cuda::index::concat(&d, tensors, ax);
+    if crate::ops::device_of("concat", tensors).is_some() {
+        let parts: Vec<_> = tensors.iter().map(|t| t.cuda("concat")).collect();
+        return Cuda(cuda::index::concat(&parts, ax));
     }
     match tensors[0].storage() {
         crate::Storage::F32(_) => crate::Storage::F32(concat_arrays::<f32>(tensors, ax)),
@@ -378,7 +373,8 @@ fn concat_arrays<T: Float>(tensors: &[&Tensor], ax: usize) -> ArrayD<T> {
     let views: Vec<_> = tensors
         .iter()
         .map(|t| {
-            T::from_storage(t.storage())
+            t.storage()
+                .array::<T>()
                 .unwrap_or_else(|| panic!("concat: dtype mismatch: {} vs {}", T::DTYPE, t.dtype()))
                 .view()
         })
@@ -413,7 +409,7 @@ fn concat_blocks<T: Float>(views: &[ndarray::ArrayViewD<T>], ax: usize) -> Array
     };
     if row > 0 {
         let dst = &mut out.spare_capacity_mut()[..len];
-        if len >= crate::ops::elementwise::PAR_THRESHOLD && outer > 1 {
+        if len >= crate::kernels::cpu::par::ELEMENTWISE_MIN && outer > 1 {
             dst.par_chunks_mut(row).enumerate().for_each(fill);
         } else {
             dst.chunks_mut(row).enumerate().for_each(fill);

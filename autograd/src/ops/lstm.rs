@@ -109,8 +109,8 @@ pub fn lstm_gates(pre: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
         c.shape()
     );
     let (bs, hs) = (c.shape()[0], c.shape()[1]);
-    if let Some(d) = crate::kernels::cuda::device_of("lstm_gates", &[pre, c]) {
-        let packed = crate::kernels::cuda::lstm::lstm_gates_packed(&d, pre, c);
+    if crate::ops::device_of("lstm_gates", &[pre, c]).is_some() {
+        let packed = lstm_gates_packed_gpu(pre, c);
         return (packed.narrow(1, 0, hs), packed.narrow(1, hs, hs));
     }
     let saved;
@@ -146,7 +146,7 @@ pub fn lstm_gates(pre: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
                 tanh_c.storage(),
                 g.storage(),
                 |a, tc, gg| {
-                    let cprev = T::from_storage(inp[1].storage()).unwrap();
+                    let cprev = inp[1].storage().array::<T>().unwrap();
                     let cs = standard(cprev);
                     let gs = standard(gg);
                     let mut dh = Vec::with_capacity(bs * hs);
@@ -207,7 +207,7 @@ pub fn lstm(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> (Tensor, 
     let t = xs.shape()[0];
     check_cell(&xs.shape()[1..], h0, c0, &w.w_ih, &w.w_hh, &w.bias);
     let all = [xs, h0, c0, &w.w_ih, &w.w_hh, &w.bias];
-    if crate::kernels::cuda::device_of("lstm", &all).is_some() {
+    if crate::ops::device_of("lstm", &all).is_some() {
         return lstm_steps(xs, h0, c0, w);
     }
     let packed = lstm_seq(xs, h0, c0, w);
@@ -384,7 +384,7 @@ pub fn lstm_projected(
     w_hh: &Tensor,
 ) -> (Tensor, (Tensor, Tensor)) {
     check_projected(pre, h0, c0, w_hh);
-    if crate::kernels::cuda::device_of("lstm_projected", &[pre, h0, c0, w_hh]).is_some() {
+    if crate::ops::device_of("lstm_projected", &[pre, h0, c0, w_hh]).is_some() {
         return lstm_projected_steps(pre, h0, c0, w_hh);
     }
     let t = pre.shape()[0];
@@ -399,8 +399,7 @@ pub fn lstm_projected(
 /// attention and per-step normalisation over `(B, T, H)` want, without a transposed copy).
 pub fn lstm_projected_batch_first(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Tensor {
     check_projected(pre, h0, c0, w_hh);
-    if crate::kernels::cuda::device_of("lstm_projected_batch_first", &[pre, h0, c0, w_hh]).is_some()
-    {
+    if crate::ops::device_of("lstm_projected_batch_first", &[pre, h0, c0, w_hh]).is_some() {
         // the GPU permute is a row-major copy
         return lstm_projected_steps(pre, h0, c0, w_hh)
             .0
@@ -633,7 +632,7 @@ pub fn lstm_table_batch_first(
         h0.shape()
     );
     let t = ids.len() / b;
-    if crate::kernels::cuda::device_of("lstm_table_batch_first", &[table, h0, c0, w_hh]).is_some() {
+    if crate::ops::device_of("lstm_table_batch_first", &[table, h0, c0, w_hh]).is_some() {
         return lstm_projected_batch_first(&table.embedding(ids, &[t, b]), h0, c0, w_hh);
     }
     let shape = [t, b, table.shape()[1]];
@@ -644,6 +643,35 @@ pub fn lstm_table_batch_first(
         c0,
         w_hh,
         true,
+    )
+}
+
+/// [`lstm_gates`] on a GPU: `[h' | c']` as one `(B, 2H)` tensor from `ops-cuda`'s fused
+/// cell kernels, with their fused backward (the caller splits it, as on the CPU).
+fn lstm_gates_packed_gpu(pre: &Tensor, c: &Tensor) -> Tensor {
+    use crate::Storage::Cuda;
+    use crate::kernels::cuda::{index, lstm};
+    const OP: &str = "lstm_gates";
+    let (h, c_new, act) = lstm::lstm_cell_forward(pre.cuda(OP), c.cuda(OP));
+    let packed = index::concat(&[&h, &c_new], 1);
+    let hs = h.shape[1];
+    let saved = std::sync::Arc::new((act, c_new));
+    Tensor::from_op(
+        Cuda(packed),
+        &[pre, c],
+        OP,
+        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            const OP: &str = "lstm_gates backward";
+            let g = g.cuda(OP);
+            let dh = index::narrow(g, 1, 0, hs);
+            let dc = index::narrow(g, 1, hs, hs);
+            let (dpre, dcp) =
+                lstm::lstm_cell_backward(&dh, &dc, &saved.0, &saved.1, inp[1].cuda(OP));
+            vec![
+                Some(Tensor::from_storage(Cuda(dpre))),
+                Some(Tensor::from_storage(Cuda(dcp))),
+            ]
+        },
     )
 }
 

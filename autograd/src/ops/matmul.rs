@@ -172,8 +172,8 @@ fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool) -> 
 
 /// `op(a) · op(b)` on the inputs' device (the forward's storage).
 fn mm_storage(name: &str, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> crate::Storage {
-    match cuda::device_of(name, &[a, b]) {
-        Some(d) => cuda::matmul::matmul(&d, a, ta, b, tb),
+    match crate::ops::device_of(name, &[a, b]) {
+        Some(_) => crate::Storage::Cuda(cuda::matmul::matmul(a.cuda(name), ta, b.cuda(name), tb)),
         None => dispatch2!(name, a.storage(), b.storage(), |x, y| {
             matmul_kernel(x, ta, y, tb)
         }),

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod batchnorm;
 pub mod conv;
+pub mod decode;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
@@ -18,3 +19,25 @@ pub mod reduce;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
+
+use crate::Device;
+use crate::tensor::Tensor;
+use ops_cuda::CudaDevice;
+
+/// The GPU the inputs live on, or `None` when all are on the CPU, for the op families whose
+/// device dispatch is still in the op (the elementwise family dispatches in
+/// [`crate::Storage`]). Panics when they are on different devices: `op NAME: inputs on
+/// different devices: cuda:0 and cpu — move one with .to(&device)`.
+#[track_caller]
+pub fn device_of(op: &str, inputs: &[&Tensor]) -> Option<CudaDevice> {
+    let first = inputs.first()?.device();
+    for t in &inputs[1..] {
+        if t.device() != first {
+            crate::kernels::cuda::mixed_devices(op, first, t.device());
+        }
+    }
+    match first {
+        Device::Cpu => None,
+        Device::Cuda(d) => Some(d.clone()),
+    }
+}

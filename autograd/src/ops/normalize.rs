@@ -18,7 +18,7 @@ impl Tensor {
     pub fn l2_normalize(&self, axis: isize, eps: f64) -> Tensor {
         assert!(eps > 0.0, "l2_normalize: eps must be positive, got {eps}");
         let ax = self.axis(axis);
-        if crate::kernels::cuda::device_of("l2_normalize", &[self]).is_some() {
+        if crate::ops::device_of("l2_normalize", &[self]).is_some() {
             // x / max(||x||, eps), composed (the GPU path).
             let norm = self.square().sum_axes(&[ax as isize], true).sqrt();
             let norm = norm.maximum(&norm.full_like(eps));

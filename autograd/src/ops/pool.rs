@@ -36,27 +36,23 @@ impl Tensor {
             padding,
         };
         p.out_hw("max_pool2d", self.shape());
-        if let Some(d) = cuda::device_of("max_pool2d", &[self]) {
-            let (out, arg) = cuda::conv::max_pool2d(&d, self, &p);
+        if crate::ops::device_of("max_pool2d", &[self]).is_some() {
+            let (out, arg) = cuda::conv::max_pool2d(self.cuda("max_pool2d"), &p);
             let arg = Arc::new(arg);
             return Tensor::from_op(
-                out,
+                Storage::Cuda(out),
                 &[self],
                 "max_pool2d",
                 move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    vec![Some(cuda::conv::max_pool2d_backward(
-                        &d,
-                        g,
-                        &arg,
-                        inp[0].shape(),
-                        &p,
-                    ))]
+                    let g = g.cuda("max_pool2d backward");
+                    let dx = cuda::conv::max_pool2d_backward(g, &arg, inp[0].shape(), &p);
+                    vec![Some(Tensor::from_storage(Storage::Cuda(dx)))]
                 },
             );
         }
         let (out, idx) = with_array!(self.storage(), |a| {
             let (o, i) = max_pool2d_forward(a.view().into_dimensionality::<Ix4>().unwrap(), &p);
-            (T::into_storage(o.into_dyn()), i)
+            (crate::Storage::from_array(o.into_dyn()), i)
         });
         let idx = Arc::new(idx);
         Tensor::from_op(
@@ -100,18 +96,15 @@ impl Tensor {
             padding,
         };
         p.out_hw("avg_pool2d", self.shape());
-        if let Some(d) = cuda::device_of("avg_pool2d", &[self]) {
+        if crate::ops::device_of("avg_pool2d", &[self]).is_some() {
             return Tensor::from_op(
-                cuda::conv::avg_pool2d(&d, self, &p),
+                Storage::Cuda(cuda::conv::avg_pool2d(self.cuda("avg_pool2d"), &p)),
                 &[self],
                 "avg_pool2d",
                 move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    vec![Some(cuda::conv::avg_pool2d_backward(
-                        &d,
-                        g,
-                        inp[0].shape(),
-                        &p,
-                    ))]
+                    let g = g.cuda("avg_pool2d backward");
+                    let dx = cuda::conv::avg_pool2d_backward(g, inp[0].shape(), &p);
+                    vec![Some(Tensor::from_storage(Storage::Cuda(dx)))]
                 },
             );
         }
@@ -145,17 +138,15 @@ impl Tensor {
             "global_avg_pool: input {:?} is not 4-d (N, C, H, W)",
             self.shape()
         );
-        if let Some(d) = cuda::device_of("global_avg_pool", &[self]) {
+        if crate::ops::device_of("global_avg_pool", &[self]).is_some() {
             return Tensor::from_op(
-                cuda::conv::global_avg_pool(&d, self),
+                Storage::Cuda(cuda::conv::global_avg_pool(self.cuda("global_avg_pool"))),
                 &[self],
                 "global_avg_pool",
                 move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    vec![Some(cuda::conv::global_avg_pool_backward(
-                        &d,
-                        g,
-                        inp[0].shape(),
-                    ))]
+                    let g = g.cuda("global_avg_pool backward");
+                    let dx = cuda::conv::global_avg_pool_backward(g, inp[0].shape());
+                    vec![Some(Tensor::from_storage(Storage::Cuda(dx)))]
                 },
             );
         }

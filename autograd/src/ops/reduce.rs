@@ -1,6 +1,7 @@
 //! Reductions: `sum`, `mean` (over everything or over axes), `max_axis` (with the gradient
 //! going to the first maximum).
 
+use crate::Storage::Cuda;
 use crate::kernels::cuda;
 use crate::tensor::Tensor;
 use crate::{dispatch, with_array};
@@ -9,12 +10,8 @@ use ndarray::{ArrayD, Axis, IxDyn};
 impl Tensor {
     /// Sum of all elements (a 0-d tensor).
     pub fn sum(&self) -> Tensor {
-        let gpu_out = cuda::device_of("sum", &[self]).map(|d| cuda::reduce::sum_all(&d, self));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch!(self.storage(), |a| ArrayD::from_elem(IxDyn(&[]), a.sum()))
-        });
         Tensor::from_op(
-            out,
+            self.storage().sum_all(),
             &[self],
             "sum",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.broadcast_to(inp[0].shape()))],
@@ -47,20 +44,8 @@ impl Tensor {
                 .map(|(_, &d)| d)
                 .collect()
         };
-        let axc = ax.clone();
-        let gpu_out = cuda::device_of("sum_axes", &[self])
-            .map(|d| cuda::reduce::sum_axes(&d, self, &axc, &out_shape));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch!(self.storage(), |a| {
-                let mut r = a.clone();
-                for &i in axc.iter().rev() {
-                    r = r.sum_axis(Axis(i));
-                }
-                r.into_shape_with_order(IxDyn(&out_shape)).unwrap()
-            })
-        });
         Tensor::from_op(
-            out,
+            self.storage().sum_axes(&ax, &out_shape),
             &[self],
             "sum_axes",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
@@ -81,26 +66,22 @@ impl Tensor {
         let ax = self.axis(axis);
         let mut keep_shape = self.shape().to_vec();
         keep_shape[ax] = 1;
-        if let Some(d) = cuda::device_of("max_axis", &[self]) {
+        if crate::ops::device_of("max_axis", &[self]).is_some() {
             let mut out_shape = keep_shape.clone();
             if !keepdim {
                 out_shape.remove(ax);
             }
-            let (out, idx) = cuda::reduce::max_axis(&d, self, ax, &out_shape);
+            let (out, idx) = cuda::reduce::max_axis(self.cuda("max_axis"), ax, &out_shape);
             let pos = cuda::reduce::argmax_positions(self.shape(), ax, &idx);
             return Tensor::from_op(
-                out,
+                Cuda(out),
                 &[self],
                 "max_axis",
                 move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+                    const OP: &str = "max_axis backward";
                     let s = inp[0].shape();
-                    vec![Some(cuda::index::scatter_add(
-                        &d,
-                        "max_axis backward",
-                        g,
-                        &pos,
-                        s,
-                    ))]
+                    let dx = cuda::index::scatter_add(OP, g.cuda(OP), &pos, s);
+                    vec![Some(Tensor::from_storage(Cuda(dx)))]
                 },
             );
         }
@@ -136,10 +117,10 @@ impl Tensor {
     /// Index of the (first) maximum along `axis`, in the order of the other axes' lanes.
     pub fn argmax_axis(&self, axis: isize) -> Vec<usize> {
         let ax = self.axis(axis);
-        if let Some(d) = cuda::device_of("argmax_axis", &[self]) {
+        if crate::ops::device_of("argmax_axis", &[self]).is_some() {
             let mut out_shape = self.shape().to_vec();
             out_shape.remove(ax);
-            return cuda::reduce::max_axis(&d, self, ax, &out_shape).1;
+            return cuda::reduce::max_axis(self.cuda("argmax_axis"), ax, &out_shape).1;
         }
         with_array!(self.storage(), |a| a
             .lanes(Axis(ax))

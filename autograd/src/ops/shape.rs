@@ -4,11 +4,7 @@
 //! layout copy lazily through `as_standard_layout`. This is how non-contiguous inputs
 //! reach the other ops, and the gradient-check suite exercises it.
 
-use crate::dispatch;
-use crate::kernels::cpu::layout::to_standard;
-use crate::kernels::cuda;
 use crate::tensor::Tensor;
-use ndarray::IxDyn;
 
 impl Tensor {
     /// Same elements in row-major order, new shape (one dimension may be `usize::MAX`
@@ -29,18 +25,8 @@ impl Tensor {
         if shape == self.shape() {
             return self.clone();
         }
-        let s2 = shape.clone();
-        let gpu_out = self
-            .storage()
-            .is_cuda()
-            .then(|| cuda::shape::reshape(self, &s2));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch!(self.storage(), |a| to_standard(a.view())
-                .into_shape_with_order(IxDyn(&s2))
-                .unwrap())
-        });
         Tensor::from_op(
-            out,
+            self.storage().reshape(&shape),
             &[self],
             "reshape",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.reshape(inp[0].shape()))],
@@ -56,11 +42,7 @@ impl Tensor {
             "permute: {perm:?} is not a permutation of the axes of shape {:?}",
             self.shape()
         );
-        let p = perm.to_vec();
-        let gpu_out =
-            cuda::device_of("permute", &[self]).map(|d| cuda::shape::permute(&d, self, &p));
-        let out = gpu_out
-            .unwrap_or_else(|| dispatch!(self.storage(), |a| a.clone().permuted_axes(IxDyn(&p))));
+        let out = self.storage().permute(perm);
         let mut inverse = vec![0; perm.len()];
         for (i, &pi) in perm.iter().enumerate() {
             inverse[pi] = i;
@@ -83,10 +65,8 @@ impl Tensor {
 
     /// A copy in row-major layout (differentiable identity).
     pub fn contiguous(&self) -> Tensor {
-        let gpu_out = self.storage().is_cuda().then(|| self.storage().clone());
-        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| to_standard(a.view())));
         Tensor::from_op(
-            out,
+            self.storage().contiguous(),
             &[self],
             "contiguous",
             |_: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.clone())],

@@ -7,6 +7,7 @@
 //! `cross_entropy` is ONE op: its forward computes the softmax probabilities once and
 //! saves them; its backward is `(softmax - onehot) / N` scaled by the incoming gradient.
 
+use crate::Storage::Cuda;
 use crate::dispatch;
 use crate::kernels::cpu::lanes::{self, split_at_axis};
 use crate::kernels::cuda;
@@ -18,13 +19,16 @@ fn softmax_op(x: &Tensor, axis: isize, log: bool) -> Tensor {
     let ax = x.axis(axis);
     let shape = x.shape().to_vec();
     let (_, n, inner) = split_at_axis(&shape, ax);
-    if let Some(d) = cuda::device_of(if log { "log_softmax" } else { "softmax" }, &[x]) {
+    let name = if log { "log_softmax" } else { "softmax" };
+    if crate::ops::device_of(name, &[x]).is_some() {
         return Tensor::from_op(
-            cuda::softmax::softmax(&d, x, ax, log),
+            Cuda(cuda::softmax::softmax(x.cuda(name), ax, log)),
             &[x],
-            if log { "log_softmax" } else { "softmax" },
+            name,
             move |_: &[Tensor], out: &Tensor, g: &Tensor| {
-                vec![Some(cuda::softmax::softmax_backward(&d, out, g, ax, log))]
+                const OP: &str = "softmax backward";
+                let dx = cuda::softmax::softmax_backward(out.cuda(OP), g.cuda(OP), ax, log);
+                vec![Some(Tensor::from_storage(Cuda(dx)))]
             },
         );
     }
@@ -79,8 +83,8 @@ impl Tensor {
         if let Some(&bad) = labels.iter().find(|&&l| l >= c) {
             panic!("cross_entropy: label {bad} out of range for {c} classes");
         }
-        if let Some(d) = cuda::device_of("cross_entropy", &[self]) {
-            return cuda::softmax::cross_entropy(&d, self, labels);
+        if let Some(d) = crate::ops::device_of("cross_entropy", &[self]) {
+            return cross_entropy_gpu(&d, self, labels);
         }
         let labels = labels.to_vec();
         let shape = self.shape().to_vec();
@@ -120,7 +124,7 @@ impl Tensor {
             self.shape(),
             target.shape()
         );
-        if cuda::device_of("mse", &[self, target]).is_some() {
+        if crate::ops::device_of("mse", &[self, target]).is_some() {
             return self.sub(target).square().mean();
         }
         let n = self.numel().max(1) as f64;
@@ -152,6 +156,29 @@ impl Tensor {
             },
         )
     }
+}
+
+/// [`Tensor::cross_entropy`] on a GPU: the per-row kernel, a mean, and the fused
+/// `(softmax - onehot) * g / rows` backward.
+fn cross_entropy_gpu(dev: &ops_cuda::CudaDevice, logits: &Tensor, labels: &[usize]) -> Tensor {
+    const OP: &str = "cross_entropy";
+    let rows = logits.shape()[0];
+    let lab = std::sync::Arc::new(cuda::upload_indices(dev, OP, labels));
+    let per_row = cuda::softmax::cross_entropy_rows(logits.cuda(OP), &lab);
+    let mean = Tensor::from_storage(Cuda(cuda::reduce::sum_all(&per_row)))
+        .mul_scalar(1.0 / rows.max(1) as f64);
+    Tensor::from_op(
+        mean.storage().clone(),
+        &[logits],
+        OP,
+        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            const OP: &str = "cross_entropy backward";
+            let dloss = g.mul_scalar(1.0 / rows.max(1) as f64).broadcast_to(&[rows]);
+            let dx =
+                cuda::softmax::cross_entropy_rows_backward(inp[0].cuda(OP), &lab, dloss.cuda(OP));
+            vec![Some(Tensor::from_storage(Cuda(dx)))]
+        },
+    )
 }
 
 #[cfg(test)]

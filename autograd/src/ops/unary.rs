@@ -5,62 +5,41 @@
 //! `sqrt`). Kinks (`relu` at 0, `abs` at 0, `clamp` at its bounds) take the one-sided
 //! derivative: 0 for relu at 0, 0 for abs at 0, 1 inside `[lo, hi]` for clamp.
 
-use crate::dispatch;
-use crate::kernels::cuda::{self, elementwise as gpu, elementwise::UnaryOp};
-use crate::ops::elementwise::{map, map_slices};
+use crate::graph::Backward;
+use crate::storage::Unary;
 use crate::tensor::Tensor;
 
 impl Tensor {
+    /// `op(self)` elementwise, recorded with `backward`.
+    fn unary(&self, op: Unary, backward: impl Backward + 'static) -> Tensor {
+        Tensor::from_op(self.storage().unary(op), &[self], op.name(), backward)
+    }
+
     /// `e^x`.
     pub fn exp(&self) -> Tensor {
-        let gpu_out =
-            cuda::device_of("exp", &[self]).map(|d| gpu::unary(&d, "exp", UnaryOp::Exp, self));
-        let out =
-            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map_slices(a, T::exp_inplace)));
-        Tensor::from_op(
-            out,
-            &[self],
-            "exp",
-            |_: &[Tensor], out: &Tensor, g: &Tensor| vec![Some(g.mul(out))],
-        )
+        self.unary(Unary::Exp, |_: &[Tensor], out: &Tensor, g: &Tensor| {
+            vec![Some(g.mul(out))]
+        })
     }
 
     /// Natural logarithm.
     pub fn log(&self) -> Tensor {
-        let gpu_out =
-            cuda::device_of("log", &[self]).map(|d| gpu::unary(&d, "log", UnaryOp::Log, self));
-        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.ln())));
-        Tensor::from_op(
-            out,
-            &[self],
-            "log",
-            |inp: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.div(&inp[0]))],
-        )
+        self.unary(Unary::Log, |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            vec![Some(g.div(&inp[0]))]
+        })
     }
 
     /// Square root.
     pub fn sqrt(&self) -> Tensor {
-        let gpu_out =
-            cuda::device_of("sqrt", &[self]).map(|d| gpu::unary(&d, "sqrt", UnaryOp::Sqrt, self));
-        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.sqrt())));
-        Tensor::from_op(
-            out,
-            &[self],
-            "sqrt",
-            |_: &[Tensor], out: &Tensor, g: &Tensor| vec![Some(g.div(&out.mul_scalar(2.0)))],
-        )
+        self.unary(Unary::Sqrt, |_: &[Tensor], out: &Tensor, g: &Tensor| {
+            vec![Some(g.div(&out.mul_scalar(2.0)))]
+        })
     }
 
     /// `x^p` for a constant exponent `p`.
     pub fn powf(&self, p: f64) -> Tensor {
-        let gpu_out = cuda::device_of("powf", &[self])
-            .map(|d| gpu::unary(&d, "powf", UnaryOp::Powf(p as f32), self));
-        let out =
-            gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.powf(T::of(p)))));
-        Tensor::from_op(
-            out,
-            &[self],
-            "powf",
+        self.unary(
+            Unary::Powf(p),
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
                 vec![Some(g.mul(&inp[0].powf(p - 1.0).mul_scalar(p)))]
             },
@@ -69,196 +48,47 @@ impl Tensor {
 
     /// `x^2`.
     pub fn square(&self) -> Tensor {
-        let gpu_out = cuda::device_of("square", &[self])
-            .map(|d| gpu::unary(&d, "square", UnaryOp::Square, self));
-        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x * x)));
-        Tensor::from_op(
-            out,
-            &[self],
-            "square",
-            |inp: &[Tensor], _: &Tensor, g: &Tensor| vec![Some(g.mul(&inp[0]).mul_scalar(2.0))],
-        )
+        self.unary(Unary::Square, |inp: &[Tensor], _: &Tensor, g: &Tensor| {
+            vec![Some(g.mul(&inp[0]).mul_scalar(2.0))]
+        })
     }
 
     /// `|x|` (gradient 0 at 0).
     pub fn abs(&self) -> Tensor {
-        let gpu_out =
-            cuda::device_of("abs", &[self]).map(|d| gpu::unary(&d, "abs", UnaryOp::Abs, self));
-        let out = gpu_out.unwrap_or_else(|| dispatch!(self.storage(), |a| map(a, |x| x.abs())));
-        Tensor::from_op(
-            out,
-            &[self],
-            "abs",
-            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
-                if let Some(d) = cuda::device_of("abs backward", &[g, &inp[0]]) {
-                    return vec![Some(gpu::unary_backward(
-                        &d,
-                        "abs backward",
-                        UnaryOp::Abs,
-                        g,
-                        &inp[0],
-                        out,
-                    ))];
-                }
-                let sign = Tensor::from_storage(dispatch!(inp[0].storage(), |a| map(a, |x| {
-                    if x > T::zero() {
-                        T::one()
-                    } else if x < T::zero() {
-                        -T::one()
-                    } else {
-                        T::zero()
-                    }
-                })));
-                vec![Some(g.mul(&sign))]
-            },
-        )
+        self.unary(Unary::Abs, fused_backward(Unary::Abs))
     }
 
     /// `max(x, 0)` (gradient 0 at 0).
     pub fn relu(&self) -> Tensor {
-        let gpu_out =
-            cuda::device_of("relu", &[self]).map(|d| gpu::unary(&d, "relu", UnaryOp::Relu, self));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch!(self.storage(), |a| map(a, |x| if x > T::zero() {
-                x
-            } else {
-                T::zero()
-            }))
-        });
-        Tensor::from_op(
-            out,
-            &[self],
-            "relu",
-            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
-                if let Some(d) = cuda::device_of("relu backward", &[g, out]) {
-                    return vec![Some(gpu::unary_backward(
-                        &d,
-                        "relu backward",
-                        UnaryOp::Relu,
-                        g,
-                        &inp[0],
-                        out,
-                    ))];
-                }
-                let out_g =
-                    crate::dispatch2!("relu_backward", out.storage(), g.storage(), |o, gg| {
-                        crate::ops::elementwise::zip_broadcast("relu_backward", o, gg, |o, gg| {
-                            if o > T::zero() { gg } else { T::zero() }
-                        })
-                    });
-                vec![Some(Tensor::from_storage(out_g))]
-            },
-        )
+        self.unary(Unary::Relu, fused_backward(Unary::Relu))
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Tensor {
-        let gpu_out =
-            cuda::device_of("tanh", &[self]).map(|d| gpu::unary(&d, "tanh", UnaryOp::Tanh, self));
-        let out = gpu_out
-            .unwrap_or_else(|| dispatch!(self.storage(), |a| map_slices(a, T::tanh_inplace)));
-        Tensor::from_op(
-            out,
-            &[self],
-            "tanh",
-            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
-                if let Some(d) = cuda::device_of("tanh backward", &[g, out]) {
-                    return vec![Some(gpu::unary_backward(
-                        &d,
-                        "tanh backward",
-                        UnaryOp::Tanh,
-                        g,
-                        &inp[0],
-                        out,
-                    ))];
-                }
-                let d = crate::dispatch2!("tanh_backward", out.storage(), g.storage(), |o, gg| {
-                    crate::ops::elementwise::zip_broadcast("tanh_backward", o, gg, |o, gg| {
-                        gg * (T::one() - o * o)
-                    })
-                });
-                vec![Some(Tensor::from_storage(d))]
-            },
-        )
+        self.unary(Unary::Tanh, fused_backward(Unary::Tanh))
     }
 
     /// Logistic sigmoid `1 / (1 + e^-x)` (computed stably for large |x|).
     pub fn sigmoid(&self) -> Tensor {
-        let gpu_out = cuda::device_of("sigmoid", &[self])
-            .map(|d| gpu::unary(&d, "sigmoid", UnaryOp::Sigmoid, self));
-        let out = gpu_out
-            .unwrap_or_else(|| dispatch!(self.storage(), |a| map_slices(a, T::sigmoid_inplace)));
-        Tensor::from_op(
-            out,
-            &[self],
-            "sigmoid",
-            |inp: &[Tensor], out: &Tensor, g: &Tensor| {
-                if let Some(d) = cuda::device_of("sigmoid backward", &[g, out]) {
-                    return vec![Some(gpu::unary_backward(
-                        &d,
-                        "sigmoid backward",
-                        UnaryOp::Sigmoid,
-                        g,
-                        &inp[0],
-                        out,
-                    ))];
-                }
-                let d =
-                    crate::dispatch2!("sigmoid_backward", out.storage(), g.storage(), |o, gg| {
-                        crate::ops::elementwise::zip_broadcast(
-                            "sigmoid_backward",
-                            o,
-                            gg,
-                            |o, gg| gg * o * (T::one() - o),
-                        )
-                    });
-                vec![Some(Tensor::from_storage(d))]
-            },
-        )
+        self.unary(Unary::Sigmoid, fused_backward(Unary::Sigmoid))
     }
 
     /// Clamps into `[lo, hi]`; the gradient passes where `lo <= x <= hi`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Tensor {
         assert!(lo <= hi, "clamp: lo {lo} > hi {hi}");
-        let clamp_op = UnaryOp::Clamp {
-            min: lo as f32,
-            max: hi as f32,
-        };
-        let gpu_out =
-            cuda::device_of("clamp", &[self]).map(|d| gpu::unary(&d, "clamp", clamp_op, self));
-        let out = gpu_out.unwrap_or_else(|| {
-            dispatch!(self.storage(), |a| map(a, |x| x
-                .max(T::of(lo))
-                .min(T::of(hi))))
-        });
-        Tensor::from_op(
-            out,
-            &[self],
-            "clamp",
-            move |inp: &[Tensor], out: &Tensor, g: &Tensor| {
-                if let Some(d) = cuda::device_of("clamp backward", &[g, out]) {
-                    return vec![Some(gpu::unary_backward(
-                        &d,
-                        "clamp backward",
-                        clamp_op,
-                        g,
-                        &inp[0],
-                        out,
-                    ))];
-                }
-                let d =
-                    crate::dispatch2!("clamp_backward", inp[0].storage(), g.storage(), |x, gg| {
-                        crate::ops::elementwise::zip_broadcast("clamp_backward", x, gg, |x, gg| {
-                            if x >= T::of(lo) && x <= T::of(hi) {
-                                gg
-                            } else {
-                                T::zero()
-                            }
-                        })
-                    });
-                vec![Some(Tensor::from_storage(d))]
-            },
-        )
+        let op = Unary::Clamp { lo, hi };
+        self.unary(op, fused_backward(op))
+    }
+}
+
+/// The backward rule of the ops whose derivative is one kernel
+/// ([`crate::Storage::unary_backward`]): `dx = op'(x, y) * g`.
+fn fused_backward(op: Unary) -> impl Backward + 'static {
+    move |inp: &[Tensor], out: &Tensor, g: &Tensor| {
+        let dx = g
+            .storage()
+            .unary_backward(op, inp[0].storage(), out.storage());
+        vec![Some(Tensor::from_storage(dx))]
     }
 }
 

@@ -109,19 +109,7 @@ pub fn clip_grad_norm(grads: &mut Gradients, params: &[Param], max_norm: f64) ->
         .collect();
     let norm = targets
         .iter()
-        .map(|t| {
-            let g = grads.get(t).unwrap();
-            if let crate::Device::Cuda(d) = g.device() {
-                return crate::kernels::cuda::sum_squares(d, g);
-            }
-            crate::with_array!(g.storage(), |a| a
-                .iter()
-                .map(|v| {
-                    let x = v.to_f64().unwrap();
-                    x * x
-                })
-                .sum::<f64>())
-        })
+        .map(|t| grads.get(t).unwrap().storage().sum_squares())
         .sum::<f64>()
         .sqrt();
     if norm > max_norm {

@@ -15,7 +15,7 @@
 //! `cross_entropy`, each of which has a GPU path; the value and gradients are the same.
 
 use autograd::kernels::cpu::gemm;
-use autograd::kernels::cuda::device_of;
+use autograd::ops::device_of;
 use autograd::{Float, Storage, Tensor, dispatch, is_grad_enabled, no_grad};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -156,9 +156,15 @@ pub fn linear_cross_entropy(x: &Tensor, w: &Tensor, b: &Tensor, labels: &[usize]
     let mut total = 0.0;
     no_grad(|| {
         let _ = dispatch!(xs.storage(), |xa| {
-            let wa = T::from_storage(ws.storage()).expect("linear_cross_entropy: dtype mismatch");
+            let wa = ws
+                .storage()
+                .array::<T>()
+                .expect("linear_cross_entropy: dtype mismatch");
             let bc = b.contiguous();
-            let ba = T::from_storage(bc.storage()).expect("linear_cross_entropy: dtype mismatch");
+            let ba = bc
+                .storage()
+                .array::<T>()
+                .expect("linear_cross_entropy: dtype mismatch");
             let (t, s) = forward(
                 xa.as_slice().unwrap(),
                 wa.as_slice().unwrap(),

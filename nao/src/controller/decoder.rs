@@ -8,16 +8,12 @@
 //! Greedy decoding ([`Decoder::greedy`]) runs step by step under the space's masks.
 
 use super::config::ControllerConfig;
-use autograd::kernels::cpu::gemm;
-use autograd::kernels::cpu::lstm_seq::{lstm_gate_rows, row_chunk};
-use autograd::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
 use autograd::nn::{Embedding, Linear, Lstm, Module, Param};
+use autograd::ops::decode::{AttnDecoderWeights, greedy_attention_decode};
 use autograd::ops::lstm::lstm_table_batch_first;
-use autograd::{DType, Float, Tensor};
+use autograd::{DType, Tensor};
 use models::space::{SOS, SearchSpace};
-use ndarray::{Array2, s};
 use rand_pcg::Pcg64Mcg;
-use rayon::prelude::*;
 
 /// Embedding + LSTM + attention + output projection.
 pub struct Decoder {
@@ -157,17 +153,10 @@ impl Decoder {
         }
         archs
     }
-    /// [`Decoder::greedy`] in f32 on plain buffers, without a graph: the same model, with
-    /// the products regrouped (same tokens up to rounding):
-    ///
-    /// * the input projection of a token, `E[tok] W_ih^T + b`, is a row of a `(vocab, 4H)`
-    ///   table computed once;
-    /// * `scores_j = (W_in h) . m_j = h . (m_j W_in)` and `W_out[:, :H] context =
-    ///   sum_j a_j (W_out[:, :H] m_j)`, with `m W_in` and `m W_out[:, :H]^T` computed once
-    ///   per call;
-    /// * the recurrent, output and logit products use weights packed once
-    ///   ([`PackedB`]); rows are split across the rayon pool (each row's arithmetic does not
-    ///   depend on the split).
+    /// [`Decoder::greedy`] in f32 on plain buffers, without a graph: autograd's no-graph op
+    /// [`greedy_attention_decode`] with this decoder's weights (same tokens as
+    /// [`Decoder::greedy_graph`] up to rounding; the op's docs say how the products are
+    /// regrouped).
     ///
     /// It runs on the CPU whatever the device of the decoder and its inputs: the weights,
     /// embeddings and memories are copied to the host (`to_vec`) once per call.
@@ -177,8 +166,8 @@ impl Decoder {
         embedding: &Tensor,
         memory: &Tensor,
     ) -> Vec<Vec<usize>> {
-        let (b, s_len, h) = (memory.shape()[0], memory.shape()[1], memory.shape()[2]);
-        let (v, l) = (self.cfg.vocab, self.cfg.seq_len);
+        let (b, h) = (memory.shape()[0], memory.shape()[2]);
+        let l = self.cfg.seq_len;
         assert!(
             embedding.shape() == [b, h] && h == self.cfg.hidden,
             "greedy: embedding {:?} does not fit memory {:?} (hidden {})",
@@ -186,172 +175,30 @@ impl Decoder {
             memory.shape(),
             self.cfg.hidden
         );
-        let arr = |t: &Tensor, r: usize, c: usize| {
-            Array2::from_shape_vec((r, c), t.to_vec::<f32>()).expect("shape checked")
-        };
-        let emb = arr(&self.embedding.weight.get(), v, h);
-        let w_ih = arr(&self.lstm.w_ih.get(), 4 * h, h);
-        let w_hh = arr(&self.lstm.w_hh.get(), 4 * h, h);
-        let bias = self.lstm.bias.get().to_vec::<f32>();
-        let w_in = arr(&self.attn_in.weight.get(), h, h);
-        let w_out = arr(&self.attn_out.weight.get(), h, 2 * h);
-        let w_o = arr(&self.out.weight.get(), v, h);
-        let b_o = match &self.out.bias {
-            Some(p) => p.get().to_vec::<f32>(),
-            None => vec![0.0; v],
-        };
-        let mem = arr(memory, b * s_len, h);
-        let mut table = Array2::from_shape_fn((v, 4 * h), |(_, j)| bias[j]);
-        gemm(
-            1.0,
-            emb.view(),
-            false,
-            w_ih.view(),
-            true,
-            1.0,
-            table.view_mut(),
+        let (embedding_w, w_ih, w_hh, bias) = (
+            self.embedding.weight.get(),
+            self.lstm.w_ih.get(),
+            self.lstm.w_hh.get(),
+            self.lstm.bias.get(),
         );
-        let mut mq = Array2::<f32>::zeros((b * s_len, h));
-        gemm(
-            1.0,
-            mem.view(),
-            false,
-            w_in.view(),
-            false,
-            0.0,
-            mq.view_mut(),
+        let (attn_in, attn_out, out) = (
+            self.attn_in.weight.get(),
+            self.attn_out.weight.get(),
+            self.out.weight.get(),
         );
-        let mut mo = Array2::<f32>::zeros((b * s_len, h));
-        gemm(
-            1.0,
-            mem.view(),
-            false,
-            w_out.slice(s![.., ..h]),
-            true,
-            0.0,
-            mo.view_mut(),
-        );
-        let fast = FastDecoder {
-            h,
-            v,
-            s_len,
-            table: table.as_slice().expect("fresh array"),
-            w_hh: PackedB::new(w_hh.t()),
-            w_oh: PackedB::new(w_out.slice(s![.., h..]).t()),
-            w_o: PackedB::new(w_o.t()),
-            b_o: &b_o,
-            mq: mq.as_slice().expect("fresh array"),
-            mo: mo.as_slice().expect("fresh array"),
-            allowed: (0..l).map(|pos| space.allowed(pos)).collect(),
+        let out_bias = self.out.bias.as_ref().map(|p| p.get());
+        let weights = AttnDecoderWeights {
+            embedding: &embedding_w,
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            bias: &bias,
+            attn_in: &attn_in,
+            attn_out: &attn_out,
+            out: &out,
+            out_bias: out_bias.as_ref(),
         };
-        let e = embedding.to_vec::<f32>();
-        let chunk = row_chunk(l, b, h);
-        let starts: Vec<usize> = (0..b).step_by(chunk.max(1)).collect();
-        let run = |&r0: &usize| fast.decode_rows(r0, (r0 + chunk).min(b), &e);
-        let parts: Vec<Vec<Vec<usize>>> = if starts.len() > 1 {
-            starts.par_iter().map(run).collect()
-        } else {
-            starts.iter().map(run).collect()
-        };
-        parts.into_iter().flatten().collect()
-    }
-}
-
-/// A dot product with 16 independent accumulators (vectorises; fixed order, so the
-/// same bits whatever the thread split).
-fn dot16(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (xc, yc) = (x.chunks_exact(16), y.chunks_exact(16));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for l in 0..16 {
-            acc[l] += a[l] * b[l];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (a, b) in xr.iter().zip(yr) {
-        s += a * b;
-    }
-    s
-}
-
-/// What [`Decoder::greedy_fast`] precomputes for one call.
-struct FastDecoder<'a> {
-    h: usize,
-    v: usize,
-    s_len: usize,
-    /// `E W_ih^T + b`, `(vocab, 4H)`.
-    table: &'a [f32],
-    /// `W_hh^T`.
-    w_hh: PackedB<f32>,
-    /// `W_out[:, H..]^T` (the part applied to the LSTM output).
-    w_oh: PackedB<f32>,
-    /// The logit layer's `W^T`.
-    w_o: PackedB<f32>,
-    b_o: &'a [f32],
-    /// `m W_in`, `(B * S, H)`.
-    mq: &'a [f32],
-    /// `m W_out[:, ..H]^T`, `(B * S, H)`.
-    mo: &'a [f32],
-    allowed: Vec<std::ops::RangeInclusive<usize>>,
-}
-
-impl FastDecoder<'_> {
-    /// Decodes rows `r0..r1` from the embeddings `e (B, H)`.
-    fn decode_rows(&self, r0: usize, r1: usize, e: &[f32]) -> Vec<Vec<usize>> {
-        let (h, v, s_len) = (self.h, self.v, self.s_len);
-        let nb = r1 - r0;
-        let mut hs = e[r0 * h..r1 * h].to_vec();
-        let mut cs = hs.clone();
-        let mut h_next = vec![0f32; nb * h];
-        let mut c_next = vec![0f32; nb * h];
-        let mut gates = vec![0f32; nb * 4 * h];
-        let mut mixed = vec![0f32; nb * h];
-        let mut logits = vec![0f32; nb * v];
-        let mut scores = vec![0f32; s_len];
-        let mut prev = vec![SOS; nb];
-        let mut archs = vec![Vec::with_capacity(self.allowed.len()); nb];
-        for allowed in &self.allowed {
-            for (i, &tok) in prev.iter().enumerate() {
-                gates[i * 4 * h..(i + 1) * 4 * h]
-                    .copy_from_slice(&self.table[tok * 4 * h..(tok + 1) * 4 * h]);
-            }
-            gemm_packed(&hs, h, nb, &self.w_hh, true, &mut gates, 4 * h);
-            lstm_gate_rows(&mut gates, &cs, &mut c_next, &mut h_next, h);
-            std::mem::swap(&mut hs, &mut h_next);
-            std::mem::swap(&mut cs, &mut c_next);
-            gemm_packed(&hs, h, nb, &self.w_oh, false, &mut mixed, h);
-            for i in 0..nb {
-                let hi = &hs[i * h..(i + 1) * h];
-                let row0 = (r0 + i) * s_len;
-                for (j, sc) in scores.iter_mut().enumerate() {
-                    let m = &self.mq[(row0 + j) * h..(row0 + j + 1) * h];
-                    *sc = dot16(hi, m);
-                }
-                let max = scores.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-                scores.iter_mut().for_each(|x| *x -= max);
-                f32::exp_inplace(&mut scores);
-                let inv = 1.0 / scores.iter().sum::<f32>();
-                let mi = &mut mixed[i * h..(i + 1) * h];
-                for (j, &a) in scores.iter().enumerate() {
-                    let a = a * inv;
-                    let m = &self.mo[(row0 + j) * h..(row0 + j + 1) * h];
-                    mi.iter_mut().zip(m).for_each(|(o, &x)| *o += a * x);
-                }
-            }
-            f32::tanh_inplace(&mut mixed);
-            gemm_packed(&mixed, h, nb, &self.w_o, false, &mut logits, v);
-            for (i, arch) in archs.iter_mut().enumerate() {
-                let row = &logits[i * v..(i + 1) * v];
-                let score = |t: usize| row[t] + self.b_o[t];
-                let best = allowed.clone().fold(*allowed.start(), |best, t| {
-                    if score(t) > score(best) { t } else { best }
-                });
-                arch.push(best);
-                prev[i] = best;
-            }
-        }
-        archs
+        let allowed: Vec<_> = (0..l).map(|pos| space.allowed(pos)).collect();
+        greedy_attention_decode(&weights, embedding, memory, &allowed, SOS)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Crash-safe file writes: whole files by temp-file-and-rename, lines by one write + fsync.
+//! Crash-safe file writes: whole files by temp-file-and-rename (the [`atomic_file`] crate),
+//! lines by one write + fsync.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -6,27 +7,11 @@ use std::path::Path;
 
 use crate::error::{Result, io_err};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
-/// rename over `path`, fsync of the directory. A reader sees the old or the new file, never
-/// a part.
+/// Writes `bytes` to `path` atomically (the workspace's one helper, [`atomic_file`]): a
+/// temporary file in the same directory, fsync, rename over `path`, fsync of the directory.
+/// A reader sees the old or the new file, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp).map_err(io_err("cannot create", &tmp))?;
-        f.write_all(bytes).map_err(io_err("cannot write", &tmp))?;
-        f.sync_all().map_err(io_err("cannot sync", &tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err("cannot rename into", path))?;
-    sync_dir(dir);
-    Ok(())
+    atomic_file::write_atomic(path, bytes).map_err(io_err("cannot write", path))
 }
 
 /// Writes `value` as pretty JSON (with a final newline) atomically.
@@ -37,11 +22,7 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 }
 
 /// Fsyncs a directory so that renames in it are durable (ignored where unsupported).
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
+pub use atomic_file::sync_dir;
 
 /// A JSON-lines file opened for appending; each line is written whole, flushed and fsynced.
 #[derive(Debug)]

@@ -12,7 +12,6 @@ pub mod gemm;
 pub mod lstm;
 pub mod norm;
 pub mod pool;
-pub mod random;
 pub mod reduce;
 pub mod softmax;
 

@@ -54,15 +54,11 @@ impl Conv2dParams {
     }
 }
 
-/// Output length of a convolution or pooling window along one axis; `None` when the
-/// (dilated) window does not fit into the padded input or the stride is 0.
-pub fn out_size(len: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Option<usize> {
-    let span = dil * (k.max(1) - 1) + 1;
-    if stride == 0 || k == 0 || len + 2 * pad < span {
-        return None;
-    }
-    Some((len + 2 * pad - span) / stride + 1)
-}
+/// Output length of a convolution or pooling window along one axis,
+/// `out_size(len, k, stride, pad, dil)`; `None` when the (dilated) window does not fit into
+/// the padded input or the stride is 0. One definition for the CPU and GPU paths:
+/// [`ops_cuda::shape::conv_out_dim`].
+pub use ops_cuda::shape::conv_out_dim as out_size;
 
 /// The output positions `lo..hi` (of `out` positions) whose input index
 /// `o * stride + off - pad` lies inside `0..len`.

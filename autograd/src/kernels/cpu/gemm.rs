@@ -15,7 +15,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
 use rayon::prelude::*;
 
 /// Products with at least this many multiply-adds are split across threads.
-const PAR_FLOPS: usize = 1 << 22;
+const PAR_FLOPS: usize = super::par::GEMM_MIN_FLOPS;
 
 /// `c = alpha * op(a) * op(b) + beta * c`.
 ///

@@ -41,7 +41,7 @@ fn sigmoid<T: Float>(x: T) -> T {
 /// Rows per rayon task; below two tasks' worth the kernel runs on the calling thread.
 const ROWS_PER_TASK: usize = 32;
 /// Batches with fewer elements than this run on the calling thread.
-const PAR_ELEMS: usize = 1 << 14;
+const PAR_ELEMS: usize = super::par::HIGHWAY_MIN;
 
 fn forward_rows<T: Float>(
     sp: &[T],

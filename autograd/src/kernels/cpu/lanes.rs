@@ -15,7 +15,7 @@ use crate::dtype::Float;
 use rayon::prelude::*;
 
 /// Arrays with at least this many elements are processed with rayon.
-const PAR_THRESHOLD: usize = 1 << 15;
+const PAR_THRESHOLD: usize = super::par::LANES_MIN;
 
 /// `(outer, n, inner)` of `shape` around `axis` (see the module docs).
 pub fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {

@@ -141,7 +141,7 @@ pub fn gemm_packed_at<T: Float>(
 const KC: usize = 512;
 
 /// Products with at least this many multiply-adds split the rows of `C` across the pool.
-const PAR_FLOPS: usize = 1 << 22;
+const PAR_FLOPS: usize = super::par::GEMM_MIN_FLOPS;
 
 /// Rows of `C` per task when a product of `m x n x k` is split across the rayon pool (a
 /// multiple of 8), or `m` when it runs on this thread: only outside the pool, with more

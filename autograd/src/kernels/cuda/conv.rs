@@ -1,15 +1,13 @@
 //! Convolutions and pooling on the GPU: `ops-cuda`'s im2col + SGEMM convolution (it picks
 //! its direct depthwise kernels itself for `groups == c_in`), max/average/global pooling.
 
-use super::{buf, check, wrap};
+use super::{CudaStorage, check, wrap};
 use crate::kernels::cpu::conv::Conv2dParams;
 use crate::kernels::cpu::pool::Pool2dParams;
-use crate::storage::Storage;
-use crate::tensor::Tensor;
+use ops_cuda::CudaBuffer;
 use ops_cuda::kernels::conv::{self as k, Conv2dShape};
 use ops_cuda::kernels::pool::{self as pk, Pool2dShape};
 use ops_cuda::kernels::reduce::{self, ReduceOp};
-use ops_cuda::{CudaBuffer, CudaDevice};
 
 /// The `ops-cuda` description of a convolution of `x` (NCHW) by `w`.
 pub fn conv_shape(x: &[usize], w: &[usize], p: &Conv2dParams) -> Conv2dShape {
@@ -30,53 +28,50 @@ pub fn conv_shape(x: &[usize], w: &[usize], p: &Conv2dParams) -> Conv2dShape {
 
 /// Convolution forward, `(n, c_out, oh, ow)`.
 pub fn conv2d_forward(
-    dev: &CudaDevice,
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
+    x: &CudaStorage,
+    w: &CudaStorage,
+    b: Option<&CudaStorage>,
     p: &Conv2dParams,
-) -> Storage {
+) -> CudaStorage {
     const OP: &str = "conv2d";
-    let s = conv_shape(x.shape(), w.shape(), p);
+    let s = conv_shape(&x.shape, &w.shape, p);
     let (oh, ow) = check(OP, s.out_hw());
     let out = check(
         OP,
-        k::conv2d_forward(dev, buf(OP, x), buf(OP, w), b.map(|b| buf(OP, b)), &s),
+        k::conv2d_forward(x.device(), &x.buf, &w.buf, b.map(|b| &*b.buf), &s),
     );
     wrap(out, &[s.n, s.c_out, oh, ow])
 }
 
 /// Gradients of input, weight and bias (each when `need` says so) from `g`.
 pub fn conv2d_backward(
-    dev: &CudaDevice,
-    x: &Tensor,
-    w: &Tensor,
-    g: &Tensor,
+    x: &CudaStorage,
+    w: &CudaStorage,
+    g: &CudaStorage,
     p: &Conv2dParams,
     need: (bool, bool, bool),
-) -> (Option<Tensor>, Option<Tensor>, Option<Tensor>) {
+) -> (
+    Option<CudaStorage>,
+    Option<CudaStorage>,
+    Option<CudaStorage>,
+) {
     const OP: &str = "conv2d backward";
-    let s = conv_shape(x.shape(), w.shape(), p);
+    let dev = g.device();
+    let s = conv_shape(&x.shape, &w.shape, p);
     let dx = need.0.then(|| {
-        let d = check(
-            OP,
-            k::conv2d_backward_input(dev, buf(OP, g), buf(OP, w), &s),
-        );
-        Tensor::from_storage(wrap(d, x.shape()))
+        let d = check(OP, k::conv2d_backward_input(dev, &g.buf, &w.buf, &s));
+        wrap(d, &x.shape)
     });
     let dw = need.1.then(|| {
-        let d = check(
-            OP,
-            k::conv2d_backward_weight(dev, buf(OP, g), buf(OP, x), &s),
-        );
-        Tensor::from_storage(wrap(d, w.shape()))
+        let d = check(OP, k::conv2d_backward_weight(dev, &g.buf, &x.buf, &s));
+        wrap(d, &w.shape)
     });
     let db = need.2.then(|| {
         let d = check(
             OP,
-            reduce::reduce(dev, ReduceOp::Sum, buf(OP, g), g.shape(), &[0, 2, 3]),
+            reduce::reduce(dev, ReduceOp::Sum, &g.buf, &g.shape, &[0, 2, 3]),
         );
-        Tensor::from_storage(wrap(d, &[s.c_out]))
+        wrap(d, &[s.c_out])
     });
     (dx, dw, db)
 }
@@ -100,69 +95,57 @@ fn out_shape(s: &Pool2dShape) -> Vec<usize> {
 }
 
 /// Max pooling forward: the output and the argmax of every window (for the backward).
-pub fn max_pool2d(dev: &CudaDevice, x: &Tensor, p: &Pool2dParams) -> (Storage, CudaBuffer<i32>) {
-    let s = pool_shape(x.shape(), p);
-    let (y, arg) = check(
-        "max_pool2d",
-        pk::maxpool2d_forward(dev, buf("max_pool2d", x), &s),
-    );
+pub fn max_pool2d(x: &CudaStorage, p: &Pool2dParams) -> (CudaStorage, CudaBuffer<i32>) {
+    let s = pool_shape(&x.shape, p);
+    let (y, arg) = check("max_pool2d", pk::maxpool2d_forward(x.device(), &x.buf, &s));
     (wrap(y, &out_shape(&s)), arg)
 }
 
 /// Max pooling backward: `g` to the saved argmax positions.
 pub fn max_pool2d_backward(
-    dev: &CudaDevice,
-    g: &Tensor,
+    g: &CudaStorage,
     arg: &CudaBuffer<i32>,
     x_shape: &[usize],
     p: &Pool2dParams,
-) -> Tensor {
+) -> CudaStorage {
     const OP: &str = "max_pool2d backward";
     let s = pool_shape(x_shape, p);
-    let dx = check(OP, pk::maxpool2d_backward(dev, buf(OP, g), arg, &s));
-    Tensor::from_storage(wrap(dx, x_shape))
+    let dx = check(OP, pk::maxpool2d_backward(g.device(), &g.buf, arg, &s));
+    wrap(dx, x_shape)
 }
 
 /// Average pooling forward (padding excluded from the divisor).
-pub fn avg_pool2d(dev: &CudaDevice, x: &Tensor, p: &Pool2dParams) -> Storage {
-    let s = pool_shape(x.shape(), p);
-    let y = check(
-        "avg_pool2d",
-        pk::avgpool2d_forward(dev, buf("avg_pool2d", x), &s),
-    );
+pub fn avg_pool2d(x: &CudaStorage, p: &Pool2dParams) -> CudaStorage {
+    let s = pool_shape(&x.shape, p);
+    let y = check("avg_pool2d", pk::avgpool2d_forward(x.device(), &x.buf, &s));
     wrap(y, &out_shape(&s))
 }
 
 /// Average pooling backward.
-pub fn avg_pool2d_backward(
-    dev: &CudaDevice,
-    g: &Tensor,
-    x_shape: &[usize],
-    p: &Pool2dParams,
-) -> Tensor {
+pub fn avg_pool2d_backward(g: &CudaStorage, x_shape: &[usize], p: &Pool2dParams) -> CudaStorage {
     const OP: &str = "avg_pool2d backward";
     let s = pool_shape(x_shape, p);
-    let dx = check(OP, pk::avgpool2d_backward(dev, buf(OP, g), &s));
-    Tensor::from_storage(wrap(dx, x_shape))
+    let dx = check(OP, pk::avgpool2d_backward(g.device(), &g.buf, &s));
+    wrap(dx, x_shape)
 }
 
 /// Global average pooling `(n, c, h, w) -> (n, c)`.
-pub fn global_avg_pool(dev: &CudaDevice, x: &Tensor) -> Storage {
-    let s = x.shape();
+pub fn global_avg_pool(x: &CudaStorage) -> CudaStorage {
+    let s = &x.shape;
     let y = check(
         "global_avg_pool",
-        pk::global_avgpool_forward(dev, buf("global_avg_pool", x), s[0], s[1], s[2] * s[3]),
+        pk::global_avgpool_forward(x.device(), &x.buf, s[0], s[1], s[2] * s[3]),
     );
     wrap(y, &s[..2])
 }
 
 /// Global average pooling backward: `g / (h * w)` over every plane.
-pub fn global_avg_pool_backward(dev: &CudaDevice, g: &Tensor, x_shape: &[usize]) -> Tensor {
+pub fn global_avg_pool_backward(g: &CudaStorage, x_shape: &[usize]) -> CudaStorage {
     const OP: &str = "global_avg_pool backward";
     let s = x_shape;
     let dx = check(
         OP,
-        pk::global_avgpool_backward(dev, buf(OP, g), s[0], s[1], s[2] * s[3]),
+        pk::global_avgpool_backward(g.device(), &g.buf, s[0], s[1], s[2] * s[3]),
     );
-    Tensor::from_storage(wrap(dx, x_shape))
+    wrap(dx, x_shape)
 }

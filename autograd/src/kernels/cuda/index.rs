@@ -1,37 +1,32 @@
-//! Indexing ops on the GPU: `narrow`/`select` are strided copies, `concat` copies blocks
-//! (through a permute when the axis is not the outermost one), `pad` concatenates zeros,
-//! and `index_select`/`gather` gather and scatter-add through flat `i32` indices.
+//! Indexing kernels on the GPU: `narrow`/`select` are strided copies, `concat` copies
+//! blocks (through a permute when the axis is not the outermost one), `pad` concatenates
+//! zeros, and `index_select`/`gather` gather and scatter-add through flat `i32` indices.
 
-use super::{buf, check, gather_flat, scatter_add_flat, wrap};
-use crate::storage::Storage;
-use crate::tensor::Tensor;
-use ops_cuda::{CudaBuffer, CudaDevice};
+use super::{CudaStorage, check, gather_flat, scatter_add_flat, wrap};
+use ops_cuda::CudaBuffer;
 
-/// `x` sliced to `start..start + len` along `ax`; with `drop_axis` the axis (of length
-/// one) is removed (`select`).
-pub fn narrow(dev: &CudaDevice, x: &Tensor, ax: usize, start: usize, len: usize) -> Storage {
-    let strides = ops_cuda::shape::contiguous_strides(x.shape());
-    let mut shape = x.shape().to_vec();
+/// `x` sliced to `start..start + len` along `ax`.
+pub fn narrow(x: &CudaStorage, ax: usize, start: usize, len: usize) -> CudaStorage {
+    let strides = ops_cuda::shape::contiguous_strides(&x.shape);
+    let mut shape = x.shape.clone();
     shape[ax] = len;
-    super::shape::strided(dev, "narrow", x, start * strides[ax], &shape, &strides)
+    super::shape::strided("narrow", x, start * strides[ax], &shape, &strides)
 }
 
-/// Joins same-rank tensors along `ax` (shapes checked by the caller).
-pub fn concat(dev: &CudaDevice, tensors: &[&Tensor], ax: usize) -> Storage {
-    let first = tensors[0].shape();
+/// Joins same-rank storages along `ax` (shapes checked by the caller).
+pub fn concat(parts: &[&CudaStorage], ax: usize) -> CudaStorage {
+    let dev = parts[0].device();
+    let first = &parts[0].shape;
     let outer: usize = first[..ax].iter().product();
-    let total: usize = tensors.iter().map(|t| t.shape()[ax]).sum();
-    let mut out_shape = first.to_vec();
+    let total: usize = parts.iter().map(|t| t.shape[ax]).sum();
+    let mut out_shape = first.clone();
     out_shape[ax] = total;
     if outer <= 1 {
         let n: usize = out_shape.iter().product();
         let mut out = check("concat", CudaBuffer::uninit(dev, n));
         let mut off = 0;
-        for t in tensors {
-            check(
-                "concat",
-                out.copy_within_from(off, buf("concat", t), 0, t.numel()),
-            );
+        for t in parts {
+            check("concat", out.copy_within_from(off, &t.buf, 0, t.numel()));
             off += t.numel();
         }
         return wrap(out, &out_shape);
@@ -39,44 +34,45 @@ pub fn concat(dev: &CudaDevice, tensors: &[&Tensor], ax: usize) -> Storage {
     // Bring `ax` to the front, join there, and move it back.
     let mut perm: Vec<usize> = vec![ax];
     perm.extend((0..first.len()).filter(|&d| d != ax));
-    let moved: Vec<Tensor> = tensors
+    let moved: Vec<CudaStorage> = parts
         .iter()
-        .map(|t| Tensor::from_storage(super::shape::permute(dev, t, &perm)))
+        .map(|t| super::shape::permute(t, &perm))
         .collect();
-    let refs: Vec<&Tensor> = moved.iter().collect();
-    let joined = Tensor::from_storage(concat(dev, &refs, 0));
+    let refs: Vec<&CudaStorage> = moved.iter().collect();
+    let joined = concat(&refs, 0);
     let mut inverse = vec![0; perm.len()];
     for (i, &p) in perm.iter().enumerate() {
         inverse[p] = i;
     }
-    super::shape::permute(dev, &joined, &inverse)
+    super::shape::permute(&joined, &inverse)
 }
 
 /// Zero padding: `pads[d] = (before, after)`.
-pub fn pad(dev: &CudaDevice, x: &Tensor, pads: &[(usize, usize)]) -> Storage {
+pub fn pad(x: &CudaStorage, pads: &[(usize, usize)]) -> CudaStorage {
+    let dev = x.device().clone();
     let mut cur = x.clone();
     for (d, &(b, a)) in pads.iter().enumerate() {
         if b == 0 && a == 0 {
             continue;
         }
-        let zeros = |n: usize| {
-            let mut s = cur.shape().to_vec();
+        let zeros = |cur: &CudaStorage, n: usize| {
+            let mut s = cur.shape.clone();
             s[d] = n;
-            Tensor::from_storage(super::full(dev, &s, 0.0))
+            CudaStorage::full(&dev, &s, 0.0)
         };
-        let (before, after) = (zeros(b), zeros(a));
+        let (before, after) = (zeros(&cur, b), zeros(&cur, a));
         // Empty pieces are left out (the kernels need no zero-size launches).
-        let refs: Vec<&Tensor> = [&before, &cur, &after]
+        let refs: Vec<&CudaStorage> = [&before, &cur, &after]
             .into_iter()
             .filter(|t| t.numel() > 0)
             .collect();
         cur = if refs.is_empty() {
-            zeros(b + cur.shape()[d] + a)
+            zeros(&cur, b + cur.shape[d] + a)
         } else {
-            Tensor::from_storage(concat(dev, &refs, d))
+            concat(&refs, d)
         };
     }
-    cur.storage().clone()
+    cur
 }
 
 /// Flat positions for `index_select` along `ax` of `shape` (`outer, n, inner` split).
@@ -113,57 +109,45 @@ fn split(shape: &[usize], ax: usize) -> (usize, usize, usize) {
 }
 
 /// `src` gathered at flat `positions`, shaped `shape`.
-pub fn gather(
-    dev: &CudaDevice,
-    op: &str,
-    src: &Tensor,
-    positions: &[usize],
-    shape: &[usize],
-) -> Storage {
-    gather_flat(dev, op, src, positions, shape)
+pub fn gather(op: &str, src: &CudaStorage, positions: &[usize], shape: &[usize]) -> CudaStorage {
+    gather_flat(op, src, positions, shape)
 }
 
 /// The adjoint of [`gather`]: `g` scatter-added into zeros of `shape`.
-pub fn scatter_add(
-    dev: &CudaDevice,
-    op: &str,
-    g: &Tensor,
-    positions: &[usize],
-    shape: &[usize],
-) -> Tensor {
-    Tensor::from_storage(scatter_add_flat(dev, op, g, positions, shape))
+pub fn scatter_add(op: &str, g: &CudaStorage, positions: &[usize], shape: &[usize]) -> CudaStorage {
+    scatter_add_flat(op, g, positions, shape)
 }
 
-/// Embedding lookup: rows `ids` of the `(V, D)` table `w`, shaped `out_shape` (`.., D`);
-/// the backward scatter-adds the rows of the gradient (atomics).
-pub fn embedding(dev: &CudaDevice, w: &Tensor, ids: &[usize], out_shape: &[usize]) -> Tensor {
+/// Embedding lookup: rows `ids` (uploaded as `idx`) of the `(V, D)` table `w`, shaped
+/// `out_shape` (`.., D`).
+pub fn embedding_forward(
+    w: &CudaStorage,
+    idx: &CudaBuffer<i32>,
+    out_shape: &[usize],
+) -> CudaStorage {
     const OP: &str = "embedding";
-    let (v, d) = (w.shape()[0], w.shape()[1]);
-    let idx = std::sync::Arc::new(super::upload_indices(dev, OP, ids));
+    let (v, d) = (w.shape[0], w.shape[1]);
     let out = check(
         OP,
-        ops_cuda::kernels::embedding::embedding_forward(dev, buf(OP, w), &idx, v, d),
+        ops_cuda::kernels::embedding::embedding_forward(w.device(), &w.buf, idx, v, d),
     );
-    let dv = dev.clone();
-    Tensor::from_op(
-        wrap(out, out_shape),
-        &[w],
+    wrap(out, out_shape)
+}
+
+/// The table gradient of [`embedding_forward`]: the rows of `g` scatter-added (atomics)
+/// into zeros of `(v, d)`.
+pub fn embedding_backward(
+    g: &CudaStorage,
+    idx: &CudaBuffer<i32>,
+    v: usize,
+    d: usize,
+) -> CudaStorage {
+    const OP: &str = "embedding backward";
+    let dev = g.device();
+    let mut dw = check(OP, CudaBuffer::zeros(dev, v * d));
+    check(
         OP,
-        move |_: &[Tensor], _: &Tensor, g: &Tensor| {
-            const OP: &str = "embedding backward";
-            let mut dw = check(OP, CudaBuffer::zeros(&dv, v * d));
-            check(
-                OP,
-                ops_cuda::kernels::embedding::embedding_backward(
-                    &dv,
-                    &mut dw,
-                    buf(OP, g),
-                    &idx,
-                    v,
-                    d,
-                ),
-            );
-            vec![Some(Tensor::from_storage(wrap(dw, &[v, d])))]
-        },
-    )
+        ops_cuda::kernels::embedding::embedding_backward(dev, &mut dw, &g.buf, idx, v, d),
+    );
+    wrap(dw, &[v, d])
 }

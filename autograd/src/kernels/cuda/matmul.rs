@@ -1,17 +1,16 @@
 //! Matrix products on the GPU through `ops-cuda`'s SGEMM: 2-D x 2-D, batched 3-D x 3-D and
 //! 3-D x 2-D (one `B` shared by the batch), with either operand read transposed.
 
-use super::{buf, check, wrap};
-use crate::storage::Storage;
-use crate::tensor::Tensor;
+use super::{CudaStorage, check, wrap};
+use ops_cuda::CudaBuffer;
 use ops_cuda::kernels::gemm::{self, GemmDesc};
-use ops_cuda::{CudaBuffer, CudaDevice};
 
 /// `op(a) · op(b)` with the same shape rules as the CPU `matmul_kernel`: `op` transposes
 /// the last two axes when `ta` / `tb`.
-pub fn matmul(dev: &CudaDevice, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Storage {
+pub fn matmul(a: &CudaStorage, ta: bool, b: &CudaStorage, tb: bool) -> CudaStorage {
     const OP: &str = "matmul";
-    let (sa, sb) = (a.shape(), b.shape());
+    let dev = a.device();
+    let (sa, sb) = (&a.shape[..], &b.shape[..]);
     let last2 = |s: &[usize], t: bool| {
         let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
         if t { (c, r) } else { (r, c) }
@@ -20,10 +19,7 @@ pub fn matmul(dev: &CudaDevice, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> S
         (2, 2) => {
             let (m, k) = last2(sa, ta);
             let (_, n) = last2(sb, tb);
-            let c = check(
-                OP,
-                gemm::matmul(dev, buf(OP, a), buf(OP, b), m, k, n, ta, tb),
-            );
+            let c = check(OP, gemm::matmul(dev, &a.buf, &b.buf, m, k, n, ta, tb));
             wrap(c, &[m, n])
         }
         (3, 3) | (3, 2) => {
@@ -43,7 +39,7 @@ pub fn matmul(dev: &CudaDevice, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> S
                 },
             );
             if k > 0 {
-                check(OP, gemm::sgemm(dev, &d, buf(OP, a), buf(OP, b), &mut c));
+                check(OP, gemm::sgemm(dev, &d, &a.buf, &b.buf, &mut c));
             }
             wrap(c, &[batch, m, n])
         }

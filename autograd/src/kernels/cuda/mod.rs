@@ -1,12 +1,12 @@
-//! GPU implementations of the ops, on top of the `ops-cuda` launch wrappers; one file per
-//! op family, mirroring [`crate::kernels::cpu`].
+//! GPU kernels: thin adapters over the `ops-cuda` launch wrappers, one file per kernel
+//! family, mirroring [`crate::kernels::cpu`]. **Kernels never see `Tensor`**: every function
+//! here takes [`CudaStorage`] (and shapes, parameters) and returns [`CudaStorage`]; device
+//! and dtype dispatch happens one layer up, in [`crate::Storage`], and the graph (inputs,
+//! backward rules) one layer above that, in [`crate::ops`].
 //!
-//! GPU tensors are f32 only and always contiguous row-major ([`CudaStorage`]). An op's
-//! forward calls [`device_of`] on its inputs: `None` means all are on the CPU (the CPU code
-//! runs unchanged); `Some(dev)` means all are on the same GPU, and the op computes its output
-//! storage here. Mixing devices panics naming both. Backward rules are mostly written with
-//! tensor ops, which dispatch by themselves; the few that call CPU kernels directly have a
-//! GPU branch that calls these functions.
+//! GPU storage is f32 only and always contiguous row-major ([`CudaStorage`]). A failing
+//! launch (out of memory, a driver error, a shape the kernel rejects) panics naming the op,
+//! like a shape mismatch on the CPU.
 //!
 //! Everything here compiles without the `cuda` feature; it is then unreachable, because no
 //! [`ops_cuda::CudaDevice`] can be made.
@@ -21,9 +21,7 @@ pub mod reduce;
 pub mod shape;
 pub mod softmax;
 
-use crate::Device;
-use crate::storage::Storage;
-use crate::tensor::Tensor;
+use crate::device::Device;
 use ndarray::{ArrayD, IxDyn};
 use ops_cuda::{CudaBuffer, CudaDevice, CudaError};
 use std::sync::Arc;
@@ -53,10 +51,39 @@ impl CudaStorage {
         self.buf.device()
     }
 
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The same buffer under a new shape (same element count).
+    pub fn reshaped(&self, shape: &[usize]) -> CudaStorage {
+        CudaStorage {
+            buf: self.buf.clone(),
+            shape: shape.to_vec(),
+        }
+    }
+
     /// Copies the numbers to the host as an array (synchronises the device's stream).
     pub fn to_array(&self) -> ArrayD<f32> {
         let v = check("copy to host", self.buf.to_vec());
         ArrayD::from_shape_vec(IxDyn(&self.shape), v).expect("GPU buffer length matches shape")
+    }
+
+    /// Copies a row-major host slice of `shape` to `dev`.
+    pub fn upload(dev: &CudaDevice, v: &[f32], shape: &[usize]) -> Result<CudaStorage, CudaError> {
+        Ok(CudaStorage::new(CudaBuffer::from_slice(dev, v)?, shape))
+    }
+
+    /// A GPU buffer of `shape` filled with `v`.
+    pub fn full(dev: &CudaDevice, shape: &[usize], v: f32) -> CudaStorage {
+        let n = shape.iter().product();
+        CudaStorage::new(check("full", CudaBuffer::filled(dev, n, v)), shape)
     }
 }
 
@@ -77,23 +104,6 @@ pub fn check<T>(op: &str, r: Result<T, CudaError>) -> T {
     r.unwrap_or_else(|e| panic!("{op} on the GPU failed: {e}"))
 }
 
-/// The GPU the inputs live on, or `None` when all are on the CPU. Panics when they are on
-/// different devices: `op NAME: inputs on different devices: cuda:0 and cpu — move one with
-/// .to(&device)`.
-#[track_caller]
-pub fn device_of(op: &str, inputs: &[&Tensor]) -> Option<CudaDevice> {
-    let first = inputs.first()?.device();
-    for t in &inputs[1..] {
-        if t.device() != first {
-            mixed_devices(op, first, t.device());
-        }
-    }
-    match first {
-        Device::Cpu => None,
-        Device::Cuda(d) => Some(d.clone()),
-    }
-}
-
 /// Panics for inputs of one op on two devices, naming both.
 #[track_caller]
 #[cold]
@@ -101,41 +111,9 @@ pub fn mixed_devices(op: &str, a: &Device, b: &Device) -> ! {
     panic!("op {op}: inputs on different devices: {a} and {b} — move one with .to(&device)")
 }
 
-/// The GPU storage of `t`; panics (naming `op`) when `t` is on the CPU.
-#[track_caller]
-pub fn gpu<'a>(op: &str, t: &'a Tensor) -> &'a CudaStorage {
-    match t.storage() {
-        Storage::Cuda(c) => c,
-        _ => panic!("{op}: expected a GPU tensor, got one on the CPU"),
-    }
-}
-
-/// The device buffer of `t` (which must be on the GPU).
-#[track_caller]
-pub fn buf<'a>(op: &str, t: &'a Tensor) -> &'a CudaBuffer {
-    &gpu(op, t).buf
-}
-
 /// Wraps a buffer as GPU storage of `shape`.
-pub fn wrap(buf: CudaBuffer, shape: &[usize]) -> Storage {
-    Storage::Cuda(CudaStorage::new(buf, shape))
-}
-
-/// A GPU tensor of `shape` filled with `v`.
-pub fn full(dev: &CudaDevice, shape: &[usize], v: f32) -> Storage {
-    let n = shape.iter().product();
-    wrap(check("full", CudaBuffer::filled(dev, n, v)), shape)
-}
-
-/// Copies CPU storage to `dev`; GPU tensors hold f32 only.
-pub fn upload(dev: &CudaDevice, s: &Storage) -> Result<Storage, crate::Error> {
-    let a = match s {
-        Storage::F32(a) => a,
-        Storage::F64(_) => return Err(crate::Error::GpuDtype(crate::DType::F64)),
-        Storage::Cuda(c) => &c.to_array(),
-    };
-    let v = crate::kernels::cpu::layout::to_row_major(&a.view());
-    Ok(wrap(CudaBuffer::from_slice(dev, &v)?, a.shape()))
+pub fn wrap(buf: CudaBuffer, shape: &[usize]) -> CudaStorage {
+    CudaStorage::new(buf, shape)
 }
 
 /// `i32` indices on the device (for gathers, scatters and labels); panics when an index
@@ -150,17 +128,12 @@ pub fn upload_indices(dev: &CudaDevice, op: &str, idx: &[usize]) -> CudaBuffer<i
 
 /// `out[i] = src[idx[i]]` over the flattened `src`, shaped `shape` (`idx.len()` elements):
 /// the GPU gather behind `index_select`, `gather`, `narrow` and friends.
-pub fn gather_flat(
-    dev: &CudaDevice,
-    op: &str,
-    src: &Tensor,
-    idx: &[usize],
-    shape: &[usize],
-) -> Storage {
+pub fn gather_flat(op: &str, src: &CudaStorage, idx: &[usize], shape: &[usize]) -> CudaStorage {
+    let dev = src.device();
     let i = upload_indices(dev, op, idx);
     let out = check(
         op,
-        ops_cuda::kernels::embedding::embedding_forward(dev, buf(op, src), &i, src.numel(), 1),
+        ops_cuda::kernels::embedding::embedding_forward(dev, &src.buf, &i, src.numel(), 1),
     );
     wrap(out, shape)
 }
@@ -168,28 +141,24 @@ pub fn gather_flat(
 /// `out[idx[i]] += g[i]` into zeros of `shape` (`idx` indexes the flattened output): the
 /// adjoint of [`gather_flat`]. Duplicate indices add with atomics, so their order of
 /// summation (and the last bits) may vary between runs.
-pub fn scatter_add_flat(
-    dev: &CudaDevice,
-    op: &str,
-    g: &Tensor,
-    idx: &[usize],
-    shape: &[usize],
-) -> Storage {
+pub fn scatter_add_flat(op: &str, g: &CudaStorage, idx: &[usize], shape: &[usize]) -> CudaStorage {
+    let dev = g.device();
     let n: usize = shape.iter().product();
     let i = upload_indices(dev, op, idx);
     let mut out = check(op, CudaBuffer::zeros(dev, n));
     check(
         op,
-        ops_cuda::kernels::embedding::embedding_backward(dev, &mut out, buf(op, g), &i, n, 1),
+        ops_cuda::kernels::embedding::embedding_backward(dev, &mut out, &g.buf, &i, n, 1),
     );
     wrap(out, shape)
 }
 
-/// The sum of squares of a GPU tensor's elements, on the host (for gradient norms).
-pub fn sum_squares(dev: &CudaDevice, t: &Tensor) -> f64 {
+/// The sum of squares of the elements, on the host (for gradient norms).
+pub fn sum_squares(x: &CudaStorage) -> f64 {
+    let dev = x.device();
     let sq = check(
         "sum of squares",
-        ops_cuda::kernels::elementwise::unary(dev, elementwise::UnaryOp::Square, buf("norm", t)),
+        ops_cuda::kernels::elementwise::unary(dev, elementwise::UnaryOp::Square, &x.buf),
     );
     let s = check(
         "sum of squares",
@@ -203,7 +172,7 @@ mod tests {
     //! The host-side index arithmetic of the GPU paths, checked against the CPU ops on
     //! `arange` inputs (whose values are their flat positions). The kernels themselves are
     //! checked on a GPU by `autograd/tests/cuda_parity`.
-    use crate::Tensor;
+    use crate::tensor::Tensor;
 
     fn arange(shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();

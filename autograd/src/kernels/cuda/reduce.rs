@@ -1,40 +1,32 @@
 //! Reductions on the GPU: full and per-axis sums, the maximum along an axis with its
-//! argmax, and the maximum's backward (a scatter of the gradient to the argmax positions).
+//! argmax.
 
-use super::{buf, check, wrap};
-use crate::storage::Storage;
-use crate::tensor::Tensor;
-use ops_cuda::CudaDevice;
+use super::{CudaStorage, check, wrap};
 use ops_cuda::kernels::reduce::{self, ReduceOp};
 
 /// Sum of all elements, shaped `[]`.
-pub fn sum_all(dev: &CudaDevice, x: &Tensor) -> Storage {
+pub fn sum_all(x: &CudaStorage) -> CudaStorage {
     if x.numel() == 0 {
-        return super::full(dev, &[], 0.0);
+        return CudaStorage::full(x.device(), &[], 0.0);
     }
-    wrap(check("sum", reduce::sum_all(dev, buf("sum", x))), &[])
+    wrap(check("sum", reduce::sum_all(x.device(), &x.buf)), &[])
 }
 
 /// Sum over the (sorted, unique) axes `axes`, shaped `out_shape`.
-pub fn sum_axes(dev: &CudaDevice, x: &Tensor, axes: &[usize], out_shape: &[usize]) -> Storage {
+pub fn sum_axes(x: &CudaStorage, axes: &[usize], out_shape: &[usize]) -> CudaStorage {
     let out = check(
         "sum_axes",
-        reduce::reduce(dev, ReduceOp::Sum, buf("sum_axes", x), x.shape(), axes),
+        reduce::reduce(x.device(), ReduceOp::Sum, &x.buf, &x.shape, axes),
     );
     wrap(out, out_shape)
 }
 
 /// Maximum along `axis` (shaped `out_shape`) and, on the host, the index of the first
 /// maximum of each lane in the order of the other axes (what `argmax_axis` returns).
-pub fn max_axis(
-    dev: &CudaDevice,
-    x: &Tensor,
-    axis: usize,
-    out_shape: &[usize],
-) -> (Storage, Vec<usize>) {
+pub fn max_axis(x: &CudaStorage, axis: usize, out_shape: &[usize]) -> (CudaStorage, Vec<usize>) {
     let (m, idx) = check(
         "max_axis",
-        reduce::max_with_argmax(dev, buf("max_axis", x), x.shape(), axis),
+        reduce::max_with_argmax(x.device(), &x.buf, &x.shape, axis),
     );
     let idx = check("max_axis", idx.to_vec());
     (
