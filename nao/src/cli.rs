@@ -569,7 +569,7 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
                 n.noise = v;
             }
             if let Some(v) = a.eta_step {
-                if !(v > 0.0) {
+                if v.is_nan() || v <= 0.0 {
                     bail!("--eta-step must be positive, got {v}");
                 }
                 n.eta_step = v;
@@ -660,7 +660,7 @@ fn compare(a: CompareArgs) -> Result<i32> {
         }
         (Some(_), _) => bail!("--report-metric needs a --table"),
     };
-    let mut results: Vec<(String, Vec<f64>, Option<Vec<f64>>)> = Vec::new();
+    let mut results: Vec<AlgoResults> = Vec::new();
     for name in &a.algos {
         let config = SearchConfig {
             space,
@@ -727,6 +727,10 @@ fn compare(a: CompareArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// One algorithm's results in `nao compare`: its name, the best searched score per seed and
+/// (with `--report-metric`) the chosen cells' reported values.
+type AlgoResults = (String, Vec<f64>, Option<Vec<f64>>);
+
 /// The comparison as a Markdown table: per algorithm mean +- std of the search metric and
 /// (if any) of the report metric, and the first algorithm against each other one on the
 /// report metric (else the search metric): wins-losses-ties and exact p-values.
@@ -735,7 +739,7 @@ fn compare_table(
     budget: usize,
     metric: &str,
     best_possible: Option<f64>,
-    results: &[(String, Vec<f64>, Option<Vec<f64>>)],
+    results: &[AlgoResults],
 ) -> String {
     use std::fmt::Write;
     let mut t = String::new();

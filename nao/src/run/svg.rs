@@ -250,7 +250,9 @@ pub fn predictor_quality(rounds: &[serde_json::Value]) -> Option<String> {
             .filter_map(|r| Some((r["round"].as_f64()?, r[key].as_f64()?)))
             .collect()
     };
-    let series: Vec<(&str, &str, Vec<(f64, f64)>)> = SERIES
+    /// (label, colour, points).
+    type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+    let series: Vec<Series> = SERIES
         .iter()
         .map(|(k, label, colour)| (*label, *colour, points(k)))
         .filter(|s| !s.2.is_empty())
