@@ -15,6 +15,7 @@ use models::space::{Arch, SpaceKind, space};
 use nao::controller::{Controller, ControllerConfig};
 use nao::evaluator::table::TableEvaluator;
 use nao::search::diagnostics::kendall_tau;
+use nao::search::nao::{LabelScale, labels};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_pcg::Pcg64Mcg;
@@ -63,23 +64,6 @@ fn parse(s: &str) -> Setting {
     st
 }
 
-fn labels(scores: &[f64], rank: bool) -> Vec<f64> {
-    let n = scores.len();
-    if rank {
-        let mut o: Vec<usize> = (0..n).collect();
-        o.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-        let mut y = vec![0.0; n];
-        for (r, &i) in o.iter().enumerate() {
-            y[i] = r as f64 / (n - 1) as f64;
-        }
-        y
-    } else {
-        let lo = scores.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        scores.iter().map(|s| (s - lo) / (hi - lo)).collect()
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (table, metric) = (&args[1], &args[2]);
@@ -108,10 +92,12 @@ fn main() {
                     break;
                 }
             }
-            let y = labels(
-                &train.iter().map(|d| d.1).collect::<Vec<_>>(),
-                st.rank_labels,
-            );
+            let scale = if st.rank_labels {
+                LabelScale::Rank
+            } else {
+                LabelScale::MinMax
+            };
+            let (y, _) = labels(&train.iter().map(|d| d.1).collect::<Vec<_>>(), scale);
             let data: Vec<(Arch, f64)> = train.iter().map(|d| d.0.clone()).zip(y).collect();
             let mut preds = vec![0.0; ref_archs.len()];
             if st.linear {

@@ -288,25 +288,12 @@ impl Controller {
         seen: &HashSet<Arch>,
         max_eta: usize,
     ) -> Vec<(Arch, f64)> {
-        self.generate_noisy(seeds, how_many, seen, max_eta, 0.0, None)
+        self.generate_with(seeds, how_many, seen, max_eta as f64, 1.0, 0.0, None)
     }
 
-    /// As [`generate`](Self::generate), each step perturbed as
-    /// [`move_and_decode_noisy`](Self::move_and_decode_noisy) says.
-    pub fn generate_noisy(
-        &self,
-        seeds: &[Arch],
-        how_many: usize,
-        seen: &HashSet<Arch>,
-        max_eta: usize,
-        noise: f64,
-        rng: Option<&mut Pcg64Mcg>,
-    ) -> Vec<(Arch, f64)> {
-        self.generate_with(seeds, how_many, seen, max_eta as f64, 1.0, noise, rng)
-    }
-
-    /// As [`generate_noisy`](Self::generate_noisy), with step sizes `eta = eta_step,
-    /// 2 eta_step, ...` up to `max_eta` (the spec: `eta_step` 1). A finer schedule finds the
+    /// As [`generate`](Self::generate), with step sizes `eta = eta_step, 2 eta_step, ...`
+    /// up to `max_eta` (the spec: `eta_step` 1), each step perturbed as
+    /// [`move_and_decode_noisy`](Self::move_and_decode_noisy) says with `noise` and `rng`. A finer schedule finds the
     /// smallest moves that decode to a new architecture, so more of the generated
     /// architectures stay close to their seeds.
     #[allow(clippy::too_many_arguments)]

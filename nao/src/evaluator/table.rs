@@ -39,6 +39,8 @@ pub struct TableEvaluator {
     path: PathBuf,
     metric: String,
     columns: Vec<String>,
+    /// Index of the `arch` column.
+    arch_col: usize,
     rows: Vec<Vec<String>>,
     /// The parsed architecture of each row.
     archs: Vec<Arch>,
@@ -101,6 +103,7 @@ impl TableEvaluator {
             path: path.to_path_buf(),
             metric: metric.to_string(),
             columns,
+            arch_col,
             rows: Vec::new(),
             archs: Vec::new(),
             scores: Vec::new(),
@@ -237,7 +240,7 @@ impl TableEvaluator {
                         msg: format!(
                             "row {} ({}), column `{column}`: {raw:?} is not a finite number",
                             i + 1,
-                            row.iter().find(|f| f.contains('|')).map_or("", |s| s)
+                            row[self.arch_col]
                         ),
                     });
                 }

@@ -186,7 +186,7 @@ impl NaoConfig {
 }
 
 /// Labels of `scores` under `scale`, and the map from a predicted label back to score units.
-fn labels(scores: &[f64], scale: LabelScale) -> (Vec<f64>, Box<dyn Fn(f64) -> f64>) {
+pub fn labels(scores: &[f64], scale: LabelScale) -> (Vec<f64>, Box<dyn Fn(f64) -> f64>) {
     let lo = scores.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     match scale {
@@ -324,10 +324,12 @@ impl Algorithm for Nao {
             .map(|i| pool_archs[i * pool_archs.len() / k].clone())
             .collect();
         let recon = reconstruction(&sample, &self.surrogate.reconstruct(&sample));
-        let (ref_tau, ref_acc) = match ctx
-            .reference_sample(self.config.reference)
-            .filter(|r| self.config.reference > 0 && r.len() >= 2)
-        {
+        let reference = if self.config.reference > 0 {
+            ctx.reference_sample(self.config.reference)
+        } else {
+            None
+        };
+        let (ref_tau, ref_acc) = match reference.filter(|r| r.len() >= 2) {
             Some(reference) => {
                 let archs: Vec<Arch> = reference.iter().map(|r| form(&r.0)).collect();
                 let truth: Vec<f64> = reference.iter().map(|r| r.1).collect();
