@@ -265,6 +265,14 @@ struct AlgoArgs {
     /// (relative to the unit-length encoder outputs) [default: 0].
     #[arg(long, help_heading = "NAO")]
     noise: Option<f64>,
+    /// NAO: sample each decoded token from the decoder's distribution at this temperature
+    /// instead of taking the most likely (0 = greedy, the paper) [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    temperature: Option<f64>,
+    /// NAO: keep only decoded architectures within this many tokens of their seed (a
+    /// trust region; 0 = off, the paper) [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    trust_radius: Option<usize>,
     /// NAO: train a fresh controller every round instead of continuing the last one.
     #[arg(long, help_heading = "NAO")]
     fresh: bool,
@@ -567,6 +575,15 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
             }
             if let Some(v) = a.noise {
                 n.noise = v;
+            }
+            if let Some(v) = a.temperature {
+                if v.is_nan() || v < 0.0 {
+                    bail!("--temperature must be 0 (greedy) or positive, got {v}");
+                }
+                n.temperature = v;
+            }
+            if let Some(v) = a.trust_radius {
+                n.trust_radius = v;
             }
             if let Some(v) = a.eta_step {
                 if v.is_nan() || v <= 0.0 {

@@ -7,8 +7,64 @@ use crate::kernels::cpu::lstm_seq::{lstm_gate_rows, row_chunk};
 use crate::kernels::cpu::packed_gemm::{PackedB, gemm_packed};
 use crate::tensor::Tensor;
 use ndarray::{Array2, s};
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use std::ops::RangeInclusive;
+
+/// How a decoding step picks its token among the tokens allowed at that position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pick {
+    /// The highest-scoring token (the first at ties).
+    Greedy,
+    /// A draw from `softmax(logits / temperature)` over the allowed tokens. Row `r` of the
+    /// batch draws from its own generator, [`row_rng`]`(seed, r)`, so the tokens do not
+    /// depend on how rows are split across threads.
+    Sample {
+        /// Softmax temperature (> 0; small values approach greedy decoding).
+        temperature: f64,
+        /// Seed of the per-row generators.
+        seed: u64,
+    },
+}
+
+/// The generator of batch row `row` under [`Pick::Sample`] with `seed`.
+pub fn row_rng(seed: u64, row: usize) -> Pcg64Mcg {
+    Pcg64Mcg::seed_from_u64(seed ^ (row as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The token `pick` takes among `allowed`, whose logits `score(t)` gives; `rng` is the
+/// row's generator ([`row_rng`]), used only by [`Pick::Sample`].
+pub fn pick_token(
+    pick: Pick,
+    allowed: &RangeInclusive<usize>,
+    score: impl Fn(usize) -> f64,
+    rng: &mut Pcg64Mcg,
+) -> usize {
+    let best = allowed.clone().fold(*allowed.start(), |best, t| {
+        if score(t) > score(best) { t } else { best }
+    });
+    let Pick::Sample { temperature, .. } = pick else {
+        return best;
+    };
+    assert!(
+        temperature > 0.0,
+        "decode: sampling temperature {temperature} must be positive"
+    );
+    let top = score(best);
+    let weights: Vec<f64> = allowed
+        .clone()
+        .map(|t| ((score(t) - top) / temperature).exp())
+        .collect();
+    let mut u = rng.random::<f64>() * weights.iter().sum::<f64>();
+    for (t, w) in allowed.clone().zip(&weights) {
+        if u < *w {
+            return t;
+        }
+        u -= w;
+    }
+    best
+}
 
 /// The weights of an LSTM decoder with attention: token embedding `(V, H)`; LSTM `w_ih`,
 /// `w_hh` `(4H, H)` (gates i, f, g, o) and `bias` `(4H)`; attention `attn_in` `(H, H)`
@@ -34,10 +90,10 @@ pub struct AttnDecoderWeights<'a> {
     pub out_bias: Option<&'a Tensor>,
 }
 
-/// Greedy decoding of `B` sequences by the decoder `w`, in f32 on the CPU, without a graph:
+/// Decoding of `B` sequences by the decoder `w`, in f32 on the CPU, without a graph:
 /// the LSTM starts from `h = c = embedding (B, H)` and the token `sos`, attends over
-/// `memory (B, S, H)`, and at step `t` takes the highest-scoring token in `allowed[t]`
-/// (the first at ties). The products are regrouped (same tokens as the step-by-step graph
+/// `memory (B, S, H)`, and at step `t` takes a token in `allowed[t]` as `pick` says (greedy:
+/// the highest-scoring, the first at ties; or sampled). The products are regrouped (same tokens as the step-by-step graph
 /// ops up to rounding):
 ///
 /// * the input projection of a token, `E[tok] W_ih^T + b`, is a row of a `(V, 4H)`
@@ -50,12 +106,13 @@ pub struct AttnDecoderWeights<'a> {
 ///   depend on the split).
 ///
 /// Tensors on any device are copied to the host (`to_vec`) once per call.
-pub fn greedy_attention_decode(
+pub fn attention_decode(
     w: &AttnDecoderWeights<'_>,
     embedding: &Tensor,
     memory: &Tensor,
     allowed: &[RangeInclusive<usize>],
     sos: usize,
+    pick: Pick,
 ) -> Vec<Vec<usize>> {
     let (b, s_len, h) = (memory.shape()[0], memory.shape()[1], memory.shape()[2]);
     let (v, l) = (w.embedding.shape()[0], allowed.len());
@@ -124,6 +181,7 @@ pub fn greedy_attention_decode(
         mo: mo.as_slice().expect("fresh array"),
         allowed: allowed.to_vec(),
         sos,
+        pick,
     };
     let e = embedding.to_vec::<f32>();
     let chunk = row_chunk(l, b, h);
@@ -155,7 +213,7 @@ fn dot16(x: &[f32], y: &[f32]) -> f32 {
     s
 }
 
-/// What [`greedy_attention_decode`] precomputes for one call.
+/// What [`attention_decode`] precomputes for one call.
 struct FastDecoder<'a> {
     h: usize,
     v: usize,
@@ -176,6 +234,7 @@ struct FastDecoder<'a> {
     allowed: Vec<RangeInclusive<usize>>,
     /// The start token fed at the first step.
     sos: usize,
+    pick: Pick,
 }
 
 impl FastDecoder<'_> {
@@ -193,6 +252,11 @@ impl FastDecoder<'_> {
         let mut scores = vec![0f32; s_len];
         let mut prev = vec![self.sos; nb];
         let mut archs = vec![Vec::with_capacity(self.allowed.len()); nb];
+        let seed = match self.pick {
+            Pick::Sample { seed, .. } => seed,
+            Pick::Greedy => 0,
+        };
+        let mut rngs: Vec<Pcg64Mcg> = (r0..r1).map(|r| row_rng(seed, r)).collect();
         for allowed in &self.allowed {
             for (i, &tok) in prev.iter().enumerate() {
                 gates[i * 4 * h..(i + 1) * 4 * h]
@@ -223,16 +287,64 @@ impl FastDecoder<'_> {
             }
             f32::tanh_inplace(&mut mixed);
             gemm_packed(&mixed, h, nb, &self.w_o, false, &mut logits, v);
-            for (i, arch) in archs.iter_mut().enumerate() {
+            for (i, (arch, rng)) in archs.iter_mut().zip(&mut rngs).enumerate() {
                 let row = &logits[i * v..(i + 1) * v];
-                let score = |t: usize| row[t] + self.b_o[t];
-                let best = allowed.clone().fold(*allowed.start(), |best, t| {
-                    if score(t) > score(best) { t } else { best }
-                });
-                arch.push(best);
-                prev[i] = best;
+                let score = |t: usize| f64::from(row[t] + self.b_o[t]);
+                let tok = pick_token(self.pick, allowed, score, rng);
+                arch.push(tok);
+                prev[i] = tok;
             }
         }
         archs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Greedy takes the first best; sampling draws each token with its softmax probability
+    /// (logits 0, ln 2, ln 3 at temperature 1: 1/6, 2/6, 3/6), and a tiny temperature is
+    /// greedy.
+    #[test]
+    fn pick_token_greedy_and_sampled() {
+        let logits = [5.0, 0.0, 2f64.ln(), 3f64.ln(), 3f64.ln()];
+        let score = |t: usize| logits[t];
+        let mut rng = row_rng(1, 0);
+        assert_eq!(pick_token(Pick::Greedy, &(1..=4), score, &mut rng), 3);
+        let sample = Pick::Sample {
+            temperature: 1.0,
+            seed: 0,
+        };
+        let n = 60_000;
+        let mut counts = [0usize; 5];
+        for _ in 0..n {
+            counts[pick_token(sample, &(1..=3), score, &mut rng)] += 1;
+        }
+        assert_eq!(
+            counts[0] + counts[4],
+            0,
+            "outside the allowed range: {counts:?}"
+        );
+        for (t, want) in [(1, 1.0 / 6.0), (2, 2.0 / 6.0), (3, 3.0 / 6.0)] {
+            let got = counts[t] as f64 / n as f64;
+            assert!((got - want).abs() < 0.01, "token {t}: {got} vs {want}");
+        }
+        let cold = Pick::Sample {
+            temperature: 1e-3,
+            seed: 0,
+        };
+        for _ in 0..100 {
+            assert_eq!(pick_token(cold, &(0..=3), score, &mut rng), 0);
+        }
+    }
+
+    /// Rows have distinct generators, and the same (seed, row) gives the same stream.
+    #[test]
+    fn row_generators_are_distinct_and_repeatable() {
+        let draw = |seed, row| row_rng(seed, row).random::<u64>();
+        assert_eq!(draw(3, 7), draw(3, 7));
+        assert_ne!(draw(3, 7), draw(3, 8));
+        assert_ne!(draw(3, 7), draw(4, 7));
     }
 }

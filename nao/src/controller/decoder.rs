@@ -9,7 +9,7 @@
 
 use super::config::ControllerConfig;
 use autograd::nn::{Embedding, Linear, Lstm, Module, Param};
-use autograd::ops::decode::{AttnDecoderWeights, greedy_attention_decode};
+use autograd::ops::decode::{AttnDecoderWeights, Pick, attention_decode, pick_token, row_rng};
 use autograd::ops::lstm::lstm_table_batch_first;
 use autograd::{DType, Tensor};
 use models::space::{SOS, SearchSpace};
@@ -102,34 +102,53 @@ impl Decoder {
 
     /// Greedy decoding of `B` architectures from embeddings `(B, H)` and memories
     /// `(B, S, H)`, taking at each position the most likely token the space allows there.
-    ///
-    /// f32 decoders take a graph-free path on the CPU ([`Decoder::greedy_fast`], also for a
-    /// decoder on a GPU: it copies what it needs to the host); others build the graph step
-    /// by step ([`Decoder::greedy_graph`], on the device of the weights).
     pub fn greedy(
         &self,
         space: &dyn SearchSpace,
         embedding: &Tensor,
         memory: &Tensor,
     ) -> Vec<Vec<usize>> {
-        if self.lstm.w_hh.dtype() == DType::F32
-            && embedding.dtype() == DType::F32
-            && memory.dtype() == DType::F32
-        {
-            self.greedy_fast(space, embedding, memory)
-        } else {
-            self.greedy_graph(space, embedding, memory)
-        }
+        self.decode(space, embedding, memory, Pick::Greedy)
     }
 
-    /// [`Decoder::greedy`] through the autograd ops, one step at a time (the reference).
-    pub fn greedy_graph(
+    /// Decoding of `B` architectures from embeddings `(B, H)` and memories `(B, S, H)`,
+    /// picking each token among those the space allows as `pick` says (greedy, or sampled
+    /// from the decoder's distribution at a temperature).
+    ///
+    /// f32 decoders take a graph-free path on the CPU ([`Decoder::decode_fast`], also for a
+    /// decoder on a GPU: it copies what it needs to the host); others build the graph step
+    /// by step ([`Decoder::decode_graph`], on the device of the weights).
+    pub fn decode(
         &self,
         space: &dyn SearchSpace,
         embedding: &Tensor,
         memory: &Tensor,
+        pick: Pick,
+    ) -> Vec<Vec<usize>> {
+        if self.lstm.w_hh.dtype() == DType::F32
+            && embedding.dtype() == DType::F32
+            && memory.dtype() == DType::F32
+        {
+            self.decode_fast(space, embedding, memory, pick)
+        } else {
+            self.decode_graph(space, embedding, memory, pick)
+        }
+    }
+
+    /// [`Decoder::decode`] through the autograd ops, one step at a time (the reference).
+    pub fn decode_graph(
+        &self,
+        space: &dyn SearchSpace,
+        embedding: &Tensor,
+        memory: &Tensor,
+        pick: Pick,
     ) -> Vec<Vec<usize>> {
         let b = embedding.shape()[0];
+        let seed = match pick {
+            Pick::Sample { seed, .. } => seed,
+            Pick::Greedy => 0,
+        };
+        let mut rngs: Vec<_> = (0..b).map(|r| row_rng(seed, r)).collect();
         let mut state = (embedding.clone(), embedding.clone());
         let mut prev = vec![SOS; b];
         let mut archs = vec![Vec::with_capacity(self.cfg.seq_len); b];
@@ -142,29 +161,28 @@ impl Decoder {
                 .reshape(&[b, self.cfg.vocab])
                 .to_vec::<f64>();
             let allowed = space.allowed(pos);
-            for (i, arch) in archs.iter_mut().enumerate() {
+            for (i, (arch, rng)) in archs.iter_mut().zip(&mut rngs).enumerate() {
                 let row = &logits[i * self.cfg.vocab..(i + 1) * self.cfg.vocab];
-                let best = allowed.clone().fold(*allowed.start(), |best, t| {
-                    if row[t] > row[best] { t } else { best }
-                });
-                arch.push(best);
-                prev[i] = best;
+                let tok = pick_token(pick, &allowed, |t| row[t], rng);
+                arch.push(tok);
+                prev[i] = tok;
             }
         }
         archs
     }
-    /// [`Decoder::greedy`] in f32 on plain buffers, without a graph: autograd's no-graph op
-    /// [`greedy_attention_decode`] with this decoder's weights (same tokens as
-    /// [`Decoder::greedy_graph`] up to rounding; the op's docs say how the products are
+    /// [`Decoder::decode`] in f32 on plain buffers, without a graph: autograd's no-graph op
+    /// [`attention_decode`] with this decoder's weights (same tokens as
+    /// [`Decoder::decode_graph`] up to rounding; the op's docs say how the products are
     /// regrouped).
     ///
     /// It runs on the CPU whatever the device of the decoder and its inputs: the weights,
     /// embeddings and memories are copied to the host (`to_vec`) once per call.
-    pub fn greedy_fast(
+    pub fn decode_fast(
         &self,
         space: &dyn SearchSpace,
         embedding: &Tensor,
         memory: &Tensor,
+        pick: Pick,
     ) -> Vec<Vec<usize>> {
         let (b, h) = (memory.shape()[0], memory.shape()[2]);
         let l = self.cfg.seq_len;
@@ -198,7 +216,7 @@ impl Decoder {
             out_bias: out_bias.as_ref(),
         };
         let allowed: Vec<_> = (0..l).map(|pos| space.allowed(pos)).collect();
-        greedy_attention_decode(&weights, embedding, memory, &allowed, SOS)
+        attention_decode(&weights, embedding, memory, &allowed, SOS, pick)
     }
 }
 
@@ -220,10 +238,11 @@ mod tests {
     use models::space::{SpaceKind, space};
     use rand::SeedableRng;
 
-    /// The graph-free f32 path decodes the same tokens as the graph path, with the batch
-    /// split across threads (37 rows) and not (3 rows).
+    /// The graph-free f32 path decodes the same tokens as the graph path, greedy and
+    /// sampled (the same per-row generators), with the batch split across threads (37 rows)
+    /// and not (3 rows).
     #[test]
-    fn fast_greedy_matches_the_graph_path() {
+    fn fast_decoding_matches_the_graph_path() {
         let s = space(SpaceKind::CnnWs);
         let cfg = ControllerConfig::for_space(s.as_ref());
         let mut rng = Pcg64Mcg::seed_from_u64(11);
@@ -232,9 +251,21 @@ mod tests {
         for n in [37, 3] {
             let archs: Vec<Vec<usize>> = (0..n).map(|_| s.sample(&mut rng)).collect();
             let e = autograd::no_grad(|| enc.forward(&archs));
-            let want = autograd::no_grad(|| dec.greedy_graph(s.as_ref(), &e.embedding, &e.outputs));
-            let got = dec.greedy_fast(s.as_ref(), &e.embedding, &e.outputs);
-            assert_eq!(got, want);
+            let sample = Pick::Sample {
+                temperature: 1.0,
+                seed: 5,
+            };
+            for pick in [Pick::Greedy, sample] {
+                let want = autograd::no_grad(|| {
+                    dec.decode_graph(s.as_ref(), &e.embedding, &e.outputs, pick)
+                });
+                let got = dec.decode_fast(s.as_ref(), &e.embedding, &e.outputs, pick);
+                assert_eq!(got, want, "{pick:?}");
+            }
+            // An untrained decoder is nearly uniform: sampling departs from greedy.
+            let greedy = dec.greedy(s.as_ref(), &e.embedding, &e.outputs);
+            let sampled = dec.decode(s.as_ref(), &e.embedding, &e.outputs, sample);
+            assert_ne!(greedy, sampled);
         }
     }
 }

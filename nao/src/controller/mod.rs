@@ -21,12 +21,14 @@ pub use encoder::{Encoded, Encoder};
 pub use predictor::Predictor;
 pub use surrogate::{ControllerSurrogate, SurrogateOptions};
 
+use crate::search::diagnostics::hamming;
 use autograd::nn::{Module, Param};
+use autograd::ops::decode::Pick;
 use autograd::optim::{Adam, Optimizer};
 use autograd::{DType, Device, Tensor, no_grad};
 use models::space::{Arch, SearchSpace, SpaceKind, space};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use std::collections::HashSet;
 
@@ -84,7 +86,7 @@ impl Controller {
     /// moments are created there on the first step (or, loaded from a file, move there on
     /// first use). Results (losses, predictions, architectures) come back to the host.
     ///
-    /// Greedy decoding of an f32 controller ([`Decoder::greedy_fast`]) runs on the CPU from
+    /// Greedy decoding of an f32 controller ([`Decoder::decode_fast`]) runs on the CPU from
     /// any device: it copies the decoder weights and the encoder outputs to the host once per
     /// call.
     pub fn to_device(&self, device: &Device) -> Result<(), autograd::Error> {
@@ -241,19 +243,26 @@ impl Controller {
 
     /// One gradient step of size `eta` from each seed, then greedy decoding (spec 4.1).
     pub fn move_and_decode(&self, seeds: &[Arch], eta: f64) -> Vec<Arch> {
-        self.move_and_decode_noisy(seeds, eta, 0.0, None)
+        self.move_and_decode_with(seeds, eta, &Generation::spec(0.0), None)
     }
 
-    /// As [`move_and_decode`](Self::move_and_decode), with each moved encoder output
-    /// additionally perturbed by `noise` times a random direction of unit expected length
-    /// (N(0, I / hidden), drawn from `rng`) before re-normalising: the decoder then reads
-    /// points around the gradient step, not only on it. `noise` 0 (or no `rng`) is the spec.
-    pub fn move_and_decode_noisy(
+    /// As [`move_and_decode`](Self::move_and_decode), with `how`'s departures from the spec,
+    /// random choices drawn from `rng` (without one, or with `how`'s `noise` and
+    /// `temperature` 0, the spec):
+    ///
+    /// * `noise`: each moved encoder output is perturbed by `noise` times a random
+    ///   direction of unit expected length (N(0, I / hidden)) before re-normalising, so the
+    ///   decoder reads points around the gradient step, not only on it;
+    /// * `temperature`: each token is drawn from the decoder's distribution at the moved
+    ///   point (softmax of its logits / `temperature`, within the space's masks) instead of
+    ///   taken greedily, so the decoder proposes the architectures it finds likely there, not
+    ///   only the most likely one.
+    pub fn move_and_decode_with(
         &self,
         seeds: &[Arch],
         eta: f64,
-        noise: f64,
-        rng: Option<&mut Pcg64Mcg>,
+        how: &Generation,
+        mut rng: Option<&mut Pcg64Mcg>,
     ) -> Vec<Arch> {
         let enc = no_grad(|| self.encoder.forward(seeds));
         // The normalised outputs become a leaf: d(prediction)/d(outputs) for every step.
@@ -266,14 +275,21 @@ impl Controller {
             .clone();
         no_grad(|| {
             let mut moved = h.detach().add(&g.mul_scalar(eta));
-            if let Some(rng) = rng.filter(|_| noise > 0.0) {
-                let std = noise / (self.cfg.hidden as f64).sqrt();
+            if let Some(rng) = rng.as_deref_mut().filter(|_| how.noise > 0.0) {
+                let std = how.noise / (self.cfg.hidden as f64).sqrt();
                 let xi = autograd::nn::init::normal(h.shape(), std, h.dtype(), rng);
                 moved = moved.add(&xi.to(h.device()));
             }
             let moved = moved.l2_normalize(-1, encoder::NORM_EPS);
             let emb = encoder::embed(&moved);
-            self.decoder.greedy(self.space.as_ref(), &emb, &moved)
+            let pick = match rng.filter(|_| how.temperature > 0.0) {
+                Some(rng) => Pick::Sample {
+                    temperature: how.temperature,
+                    seed: rng.random(),
+                },
+                None => Pick::Greedy,
+            };
+            self.decoder.decode(self.space.as_ref(), &emb, &moved, pick)
         })
     }
 
@@ -288,36 +304,42 @@ impl Controller {
         seen: &HashSet<Arch>,
         max_eta: usize,
     ) -> Vec<(Arch, f64)> {
-        self.generate_with(seeds, how_many, seen, max_eta as f64, 1.0, 0.0, None)
+        self.generate_with(
+            seeds,
+            how_many,
+            seen,
+            &Generation::spec(max_eta as f64),
+            None,
+        )
     }
 
     /// As [`generate`](Self::generate), with step sizes `eta = eta_step, 2 eta_step, ...`
-    /// up to `max_eta` (the spec: `eta_step` 1), each step perturbed as
-    /// [`move_and_decode_noisy`](Self::move_and_decode_noisy) says with `noise` and `rng`. A finer schedule finds the
-    /// smallest moves that decode to a new architecture, so more of the generated
-    /// architectures stay close to their seeds.
-    #[allow(clippy::too_many_arguments)]
+    /// up to `how.max_eta` (the spec: `eta_step` 1), each pass moved and decoded as
+    /// [`move_and_decode_with`](Self::move_and_decode_with) says with `how` and `rng`. A
+    /// finer schedule finds the smallest moves that decode to a new architecture, so more of
+    /// the generated architectures stay close to their seeds. With `how.radius` > 0, an
+    /// architecture that decodes more than `radius` tokens away from its own seed (between
+    /// canonical forms) is dropped: a trust region around the seeds.
     pub fn generate_with(
         &self,
         seeds: &[Arch],
         how_many: usize,
         seen: &HashSet<Arch>,
-        max_eta: f64,
-        eta_step: f64,
-        noise: f64,
+        how: &Generation,
         mut rng: Option<&mut Pcg64Mcg>,
     ) -> Vec<(Arch, f64)> {
         assert!(
-            eta_step > 0.0,
-            "generate: eta_step {eta_step} must be positive"
+            how.eta_step > 0.0,
+            "generate: eta_step {} must be positive",
+            how.eta_step
         );
         let mut found: Vec<(Arch, f64)> = Vec::new();
         let mut taken: HashSet<Arch> = HashSet::new();
-        let passes = (max_eta / eta_step).round() as usize;
+        let passes = (how.max_eta / how.eta_step).round() as usize;
         for k in 1..=passes {
-            let eta = k as f64 * eta_step;
-            let decoded = self.move_and_decode_noisy(seeds, eta, noise, rng.as_deref_mut());
-            for arch in decoded {
+            let eta = k as f64 * how.eta_step;
+            let decoded = self.move_and_decode_with(seeds, eta, how, rng.as_deref_mut());
+            for (arch, seed) in decoded.into_iter().zip(seeds) {
                 if found.len() >= how_many {
                     return found;
                 }
@@ -325,6 +347,9 @@ impl Controller {
                     continue;
                 }
                 let canon = self.space.canonical(&arch);
+                if how.radius > 0 && hamming(&canon, &self.space.canonical(seed)) > how.radius {
+                    continue;
+                }
                 if seen.contains(&canon) || !taken.insert(canon) {
                     continue;
                 }
@@ -335,6 +360,35 @@ impl Controller {
             }
         }
         found
+    }
+}
+
+/// How [`Controller::generate_with`] moves and decodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Generation {
+    /// Largest step size.
+    pub max_eta: f64,
+    /// Step-size increment (1 = the spec).
+    pub eta_step: f64,
+    /// Perturbation of each moved point (0 = the spec).
+    pub noise: f64,
+    /// Sampling temperature of the decoder (0 = greedy, the spec).
+    pub temperature: f64,
+    /// Trust region: the largest token distance from its seed (canonical forms) at which a
+    /// decoded architecture is kept (0 = any distance, the spec).
+    pub radius: usize,
+}
+
+impl Generation {
+    /// The spec's generation up to `max_eta`: eta = 1, 2, ..., no noise, greedy decoding.
+    pub fn spec(max_eta: f64) -> Generation {
+        Generation {
+            max_eta,
+            eta_step: 1.0,
+            noise: 0.0,
+            temperature: 0.0,
+            radius: 0,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The controller as the NAO search's [`Surrogate`].
 
-use super::{Controller, ControllerConfig};
+use super::{Controller, ControllerConfig, Generation};
 use crate::search::surrogate::{FitStats, Surrogate, SurrogateError};
 use autograd::nn::{Module, load_params, save_params};
 use autograd::optim::Optimizer;
@@ -27,8 +27,15 @@ pub struct SurrogateOptions {
     /// Weight of the pairwise hinge ranking loss (0 = off, the spec).
     pub rank_weight: f64,
     /// Noise added to each gradient step in generation
-    /// ([`Controller::move_and_decode_noisy`]; 0 = the spec).
+    /// ([`Controller::move_and_decode_with`]; 0 = the spec).
     pub noise: f64,
+    /// Sampling temperature of the decoder in generation
+    /// ([`Controller::move_and_decode_with`]; 0 = greedy, the spec).
+    #[serde(default)]
+    pub temperature: f64,
+    /// Trust radius of generation ([`Generation::radius`]; 0 = off, the spec).
+    #[serde(default)]
+    pub radius: usize,
     /// Step-size increment of generation ([`Controller::generate_with`]; 1 = the spec).
     pub eta_step: f64,
     /// Re-initialise the controllers (new weights from the run's generator, fresh
@@ -44,6 +51,8 @@ impl SurrogateOptions {
             ensemble: 1,
             rank_weight: 0.0,
             noise: 0.0,
+            temperature: 0.0,
+            radius: 0,
             eta_step: 1.0,
             fresh: false,
         }
@@ -63,6 +72,8 @@ pub struct ControllerSurrogate {
     cfg: ControllerConfig,
     ensemble: usize,
     noise: f64,
+    temperature: f64,
+    radius: usize,
     eta_step: f64,
     fresh: bool,
     pub(crate) members: Vec<Controller>,
@@ -109,6 +120,8 @@ impl ControllerSurrogate {
             cfg,
             ensemble: opts.ensemble.max(1),
             noise: opts.noise,
+            temperature: opts.temperature,
+            radius: opts.radius,
             eta_step: opts.eta_step,
             fresh: opts.fresh,
             members: Vec::new(),
@@ -150,6 +163,8 @@ impl Surrogate for ControllerSurrogate {
             "name": "nao",
             "ensemble": self.ensemble,
             "noise": self.noise,
+            "temperature": self.temperature,
+            "radius": self.radius,
             "eta_step": self.eta_step,
             "fresh": self.fresh,
             "controller": self.cfg,
@@ -223,7 +238,7 @@ impl Surrogate for ControllerSurrogate {
     }
 
     /// Each member generates from the seeds along its own predictor's gradient (with the
-    /// configured noise, each member from its own generator drawn from `rng`); their
+    /// configured noise and temperature, each member from its own generator drawn from `rng`); their
     /// outputs are interleaved (member 0's first, member 1's first, ...) and de-duplicated
     /// by canonical form, up to `how_many`.
     fn generate(
@@ -237,22 +252,18 @@ impl Surrogate for ControllerSurrogate {
         let rngs: Vec<Pcg64Mcg> = (0..self.members.len())
             .map(|_| Pcg64Mcg::seed_from_u64(rng.random()))
             .collect();
-        let (noise, step) = (self.noise, self.eta_step);
+        let how = Generation {
+            max_eta: max_eta as f64,
+            eta_step: self.eta_step,
+            noise: self.noise,
+            temperature: self.temperature,
+            radius: self.radius,
+        };
         let lists: Vec<Vec<(Arch, f64)>> = self
             .members
             .par_iter()
             .zip(rngs)
-            .map(|(c, mut r)| {
-                c.generate_with(
-                    seeds,
-                    how_many,
-                    seen,
-                    max_eta as f64,
-                    step,
-                    noise,
-                    Some(&mut r),
-                )
-            })
+            .map(|(c, mut r)| c.generate_with(seeds, how_many, seen, &how, Some(&mut r)))
             .collect();
         let space = self.first().space();
         let mut taken = HashSet::new();

@@ -183,6 +183,8 @@ fn ensemble_surrogate_averages_members_and_round_trips() {
         ensemble: 3,
         rank_weight: 0.5,
         noise: 0.2,
+        temperature: 0.5,
+        radius: 0,
         eta_step: 0.5,
         fresh: false,
     };
@@ -251,4 +253,90 @@ fn fresh_reinitialises_every_fit() {
         sur.fit(&data, &mut rng);
         assert_eq!(sur.init_seeds != first, fresh, "fresh = {fresh}");
     }
+}
+
+/// Sampling the decoder (`temperature` > 0) proposes new architectures around seeds that
+/// greedy decoding of a small move only reconstructs, and it is repeatable from the same
+/// generator.
+#[test]
+fn decoder_sampling_proposes_around_the_seeds() {
+    let s = space(SpaceKind::Nb201);
+    let mut rng = Pcg64Mcg::seed_from_u64(4);
+    let archs: Vec<Arch> = (0..30).map(|_| s.canonical(&s.sample(&mut rng))).collect();
+    let labels: Vec<f64> = (0..30).map(|i| i as f64 / 29.0).collect();
+    let data: Vec<(Arch, f64)> = archs.iter().cloned().zip(labels).collect();
+    let mut c = Controller::new(
+        SpaceKind::Nb201,
+        ControllerConfig::for_space(s.as_ref()),
+        DType::F32,
+        1,
+    );
+    c.train(&data, 150, &mut rng, |_, _| {});
+    let seeds = &archs[..10];
+    let seen: HashSet<Arch> = archs.iter().map(|a| s.canonical(a)).collect();
+    let small = |temperature| Generation {
+        max_eta: 0.1,
+        eta_step: 0.1,
+        temperature,
+        ..Generation::spec(0.1)
+    };
+    let greedy = c.generate_with(seeds, 100, &seen, &small(0.0), Some(&mut rng.clone()));
+    let draw = |seed| {
+        c.generate_with(
+            seeds,
+            100,
+            &seen,
+            &small(2.0),
+            Some(&mut Pcg64Mcg::seed_from_u64(seed)),
+        )
+    };
+    let sampled = draw(9);
+    assert!(
+        sampled.len() > greedy.len(),
+        "sampled {} new, greedy {}",
+        sampled.len(),
+        greedy.len()
+    );
+    assert_eq!(draw(9), sampled);
+    assert_ne!(draw(10), sampled);
+}
+
+/// A trust radius keeps only architectures decoded within that many tokens of their seed;
+/// without it, generation reaches further.
+#[test]
+fn trust_radius_keeps_generation_near_the_seeds() {
+    use crate::search::diagnostics::hamming;
+    let s = space(SpaceKind::Nb201);
+    let mut rng = Pcg64Mcg::seed_from_u64(6);
+    let archs: Vec<Arch> = (0..30).map(|_| s.canonical(&s.sample(&mut rng))).collect();
+    let data: Vec<(Arch, f64)> = archs
+        .iter()
+        .cloned()
+        .zip((0..30).map(|i| i as f64 / 29.0))
+        .collect();
+    let cfg = ControllerConfig::for_space(s.as_ref());
+    let mut c = Controller::new(SpaceKind::Nb201, cfg, DType::F32, 2);
+    c.train(&data, 100, &mut rng, |_, _| {});
+    let seeds = &archs[..10];
+    let seen: HashSet<Arch> = archs.iter().cloned().collect();
+    let farthest = |radius| {
+        let how = Generation {
+            temperature: 2.0,
+            radius,
+            ..Generation::spec(20.0)
+        };
+        let mut r = Pcg64Mcg::seed_from_u64(3);
+        let found = c.generate_with(seeds, 40, &seen, &how, Some(&mut r));
+        assert!(!found.is_empty(), "radius {radius}: nothing generated");
+        found
+            .iter()
+            .map(|(a, _)| {
+                let a = s.canonical(a);
+                seeds.iter().map(|x| hamming(x, &a)).min().unwrap()
+            })
+            .max()
+            .unwrap()
+    };
+    assert!(farthest(1) <= 1);
+    assert!(farthest(0) > 1);
 }

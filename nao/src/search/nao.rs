@@ -93,6 +93,20 @@ pub struct NaoConfig {
     /// decoder proposes more distinct architectures around each seed.
     #[serde(default)]
     pub noise: f64,
+    /// Generation samples each token from the decoder's distribution at the moved point
+    /// (softmax of its logits divided by this temperature, within the space's masks)
+    /// instead of taking the most likely one (0 = greedy, the spec). The decoder then
+    /// proposes several architectures it finds likely around each moved seed, not only
+    /// the one it reconstructs; screening picks among them.
+    #[serde(default)]
+    pub temperature: f64,
+    /// Trust region of generation: a decoded architecture more than this many tokens away
+    /// from the seed it was moved from (canonical forms) is dropped, and generation goes on
+    /// to further steps (and, when sampling, further draws) until enough are found
+    /// (0 = off, the spec). It keeps the evaluated architectures near the best measured,
+    /// where the landscape is locally smooth, and the predictor chooses among them.
+    #[serde(default)]
+    pub trust_radius: usize,
     /// Semi-supervised fitting (SemiNAS, Luo et al., NeurIPS 2020): after each round's fit,
     /// this many random architectures (not queried, not counted against the budget) get the
     /// controller's predictions as pseudo-labels, and the controller trains
@@ -159,6 +173,8 @@ impl NaoConfig {
             rank_weight: 0.0,
             labels: LabelScale::MinMax,
             noise: 0.0,
+            temperature: 0.0,
+            trust_radius: 0,
             eta_step: 1.0,
             fresh: false,
             pseudo: 0,
@@ -553,9 +569,10 @@ mod tests {
         assert!(!p.fit_canonical);
         assert_eq!(p.surrogate, "nao:1000");
         assert_eq!(
-            (p.ensemble, p.rank_weight, p.explore, p.noise),
-            (1, 0.0, 0.0, 0.0)
+            (p.ensemble, p.rank_weight, p.explore, p.noise, p.temperature),
+            (1, 0.0, 0.0, 0.0, 0.0)
         );
+        assert_eq!(p.trust_radius, 0);
         assert_eq!(p.labels, LabelScale::MinMax);
         assert!(p.top_up);
     }

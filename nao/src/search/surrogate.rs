@@ -86,7 +86,7 @@ pub const DEFAULT_CONTROLLER_EPOCHS: usize = 200;
 
 /// Builds NAO's surrogate as `config` says: `config.surrogate` names it (`nao`, the
 /// controller with [`DEFAULT_CONTROLLER_EPOCHS`] epochs per round; `nao:EPOCHS`; or
-/// `linear`); the controller's ensemble size, ranking-loss weight and generation noise come
+/// `linear`); the controller's ensemble size, ranking-loss weight and generation settings come
 /// from the same settings.
 pub fn build_surrogate(
     config: &super::NaoConfig,
@@ -100,6 +100,8 @@ pub fn build_surrogate(
                 ensemble: config.ensemble,
                 rank_weight: config.rank_weight,
                 noise: config.noise,
+                temperature: config.temperature,
+                radius: config.trust_radius,
                 eta_step: config.eta_step,
                 fresh: config.fresh,
             },
