@@ -226,16 +226,16 @@ struct AlgoArgs {
     /// tokens, a cheap baseline).
     #[arg(long, default_value = "nao", help_heading = "NAO")]
     surrogate: String,
-    /// NAO: random architectures before the first round [default: max(10, 0.3 budget)].
+    /// NAO: random architectures before the first round [default: max(10, 0.15 budget); paper: max(10, 0.3 budget)].
     #[arg(long, help_heading = "NAO")]
     initial: Option<usize>,
     /// NAO: new architectures per round [default: max(5, budget/10)].
     #[arg(long, help_heading = "NAO")]
     per_round: Option<usize>,
-    /// NAO: seeds = top K by measured score [default: clamp(initial, 5, 100)].
+    /// NAO: seeds = top K by measured score [default: clamp(initial, 5, 10); paper: 100].
     #[arg(long, help_heading = "NAO")]
     top_k: Option<usize>,
-    /// NAO: largest step size eta [default: 50].
+    /// NAO: largest step size eta [default: 5; paper: 50].
     #[arg(long, help_heading = "NAO")]
     max_eta: Option<usize>,
     /// NAO: generate up to this many new architectures per round and evaluate only the
@@ -266,18 +266,18 @@ struct AlgoArgs {
     #[arg(long, help_heading = "NAO")]
     noise: Option<f64>,
     /// NAO: sample each decoded token from the decoder's distribution at this temperature
-    /// instead of taking the most likely (0 = greedy, the paper) [default: 0].
+    /// instead of taking the most likely (0 = greedy, the paper) [default: 4; paper: 0].
     #[arg(long, help_heading = "NAO")]
     temperature: Option<f64>,
     /// NAO: keep only decoded architectures within this many tokens of their seed (a
-    /// trust region; 0 = off, the paper) [default: 0].
+    /// trust region; 0 = off, the paper) [default: 1; paper: 0].
     #[arg(long, help_heading = "NAO")]
     trust_radius: Option<usize>,
     /// NAO: train a fresh controller every round instead of continuing the last one.
     #[arg(long, help_heading = "NAO")]
     fresh: bool,
     /// NAO: step-size increment of generation (eta = S, 2S, ... up to --max-eta)
-    /// [default: 1].
+    /// [default: 0.1; paper: 1].
     #[arg(long, help_heading = "NAO")]
     eta_step: Option<f64>,
     /// NAO: SemiNAS pseudo-labels: this many random unqueried architectures labelled by the
