@@ -7,7 +7,9 @@
 //! with respect to the normalised encoder outputs of each seed, moves them by `+ eta * grad`,
 //! re-normalises, and decodes greedily under the space's masks; `eta` grows 1, 2, 3, ...
 //! after each pass over the seeds until enough new architectures (by canonical form) are
-//! found or `eta` passes its cap.
+//! found or `eta` passes its cap. [`Controller::generate_with`] refines this as a
+//! [`Generation`] says: finer step sizes, a sampled instead of greedy decoder, a trust region
+//! around each seed (the NAO search's defaults; `--variant paper` keeps the spec's).
 
 pub mod config;
 pub mod decoder;

@@ -179,7 +179,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The evaluator's fixed reference sample (see
-    /// [`Evaluator::reference_sample`](crate::evaluator::Evaluator::reference_sample)): for
+    /// [`Evaluator::reference_sample`]): for
     /// diagnostics only; it is not a query.
     pub fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
         self.evaluator.reference_sample(n)

@@ -4,8 +4,9 @@
 //! round: fit the surrogate on every successful evaluation so far (on their canonical forms
 //! when `fit_canonical`), labels min-max normalised over that pool (failed evaluations
 //! excluded); take the `top_k` architectures by measured score as seeds; generate up to
-//! `per_round` new ones with step sizes eta = 1..=`max_eta` (or up to `candidates` and keep
-//! the `per_round` best predicted); predict their scores (before evaluating: a held-out
+//! `per_round` new ones with step sizes eta = `eta_step`, 2 `eta_step`, ... up to `max_eta`
+//! (greedy decoding, or sampled at `temperature`; within `trust_radius` tokens of their seed
+//! when set), or up to `candidates` and keep the `per_round` best predicted; predict their scores (before evaluating: a held-out
 //! test of the predictor); evaluate them. If generation yields fewer than asked, random unseen architectures top the round up
 //! (recorded as `top_up`). Diagnostics per round: predictor pairwise accuracy on the pool
 //! and on the new batch, reconstruction exact-match rate and Hamming distance, mean

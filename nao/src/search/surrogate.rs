@@ -63,7 +63,9 @@ pub trait Surrogate {
     /// Up to `how_many` new valid architectures whose canonical forms
     /// ([`SearchSpace::canonical`]) are neither in `seen` (which holds canonical forms) nor
     /// among each other, found from `seeds` with a global step size eta = 1, 2, ... up to
-    /// `max_eta` (one pass over all seeds per eta); each with the eta that produced it.
+    /// `max_eta` (one pass over all seeds per eta; the controller's settings may refine the
+    /// schedule, sample the decoder and keep a trust region:
+    /// [`Generation`](crate::controller::Generation)); each with the eta that produced it.
     /// Random choices (if the surrogate makes any) come from `rng`.
     fn generate(
         &self,
