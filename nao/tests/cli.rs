@@ -369,3 +369,47 @@ fn a_search_without_one_success_exits_non_zero() {
     let log = std::fs::read_to_string(d.join("r/archs.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 4);
 }
+
+/// Generation settings that make no sense are user errors naming the flag; the chosen
+/// ones reach the run's config.json.
+#[test]
+fn generation_flags_are_checked_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_table(d);
+    let base = [
+        "search",
+        "--space",
+        "nb201",
+        "--algo",
+        "nao",
+        "--budget",
+        "12",
+        "--table",
+        "t.csv",
+        "--metric",
+        "valid_acc",
+        "--surrogate",
+        "linear",
+    ];
+    let o = nao(
+        &[&base[..], &["--out", "bad", "--temperature=-1"]].concat(),
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--temperature"), "{}", stderr(&o));
+    let o = nao(
+        &[
+            &base[..],
+            &["--out", "ok", "--temperature", "2.5", "--trust-radius", "2"],
+        ]
+        .concat(),
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = std::fs::read_to_string(d.join("ok").join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let nao = &config["algo"];
+    assert_eq!(nao["temperature"], 2.5, "{config}");
+    assert_eq!(nao["trust_radius"], 2, "{config}");
+}
