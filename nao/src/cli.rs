@@ -258,7 +258,8 @@ struct AlgoArgs {
     /// NAO: weight of the pairwise hinge ranking loss in the controller loss [default: 0].
     #[arg(long, help_heading = "NAO")]
     rank_weight: Option<f64>,
-    /// NAO: labels from scores: `minmax` (the paper) or `rank` (pool quantiles).
+    /// NAO: labels from scores: `minmax` (the paper) or `rank` (pool quantiles)
+    /// [default: rank; paper: minmax].
     #[arg(long, value_parser = ["minmax", "rank"], help_heading = "NAO")]
     labels: Option<String>,
     /// NAO: perturb each gradient step in the embedding space by this much before decoding
@@ -273,6 +274,18 @@ struct AlgoArgs {
     /// trust region; 0 = off, the paper) [default: 1; paper: 0].
     #[arg(long, help_heading = "NAO")]
     trust_radius: Option<usize>,
+    /// NAO: when generation falls short of the round's quota, take seeds from the top N
+    /// (if more than --top-k) before random top-ups (0 = off, the paper) [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    expand_seeds: Option<usize>,
+    /// NAO: when generation falls short, widen the trust radius by up to this many tokens,
+    /// one at a time, before random top-ups (0 = off, the paper) [default: 2; paper: 0].
+    #[arg(long, help_heading = "NAO")]
+    expand_radius: Option<usize>,
+    /// NAO: passes over the step-size schedule per trust region while candidates are short
+    /// (further decoder samples; 1 = the paper's single pass) [default: 1].
+    #[arg(long, help_heading = "NAO")]
+    draws: Option<usize>,
     /// NAO: train a fresh controller every round instead of continuing the last one.
     #[arg(long, help_heading = "NAO")]
     fresh: bool,
@@ -584,6 +597,18 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
             }
             if let Some(v) = a.trust_radius {
                 n.trust_radius = v;
+            }
+            if let Some(v) = a.expand_seeds {
+                n.expand_seeds = v;
+            }
+            if let Some(v) = a.expand_radius {
+                n.expand_radius = v;
+            }
+            if let Some(v) = a.draws {
+                if v == 0 {
+                    bail!("--draws must be at least 1");
+                }
+                n.draws = v;
             }
             if let Some(v) = a.eta_step {
                 if v.is_nan() || v <= 0.0 {

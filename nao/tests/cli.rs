@@ -398,10 +398,26 @@ fn generation_flags_are_checked_and_recorded() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--temperature"), "{}", stderr(&o));
+    let o = nao(&[&base[..], &["--out", "bad", "--draws", "0"]].concat(), d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--draws"), "{}", stderr(&o));
     let o = nao(
         &[
             &base[..],
-            &["--out", "ok", "--temperature", "2.5", "--trust-radius", "2"],
+            &[
+                "--out",
+                "ok",
+                "--temperature",
+                "2.5",
+                "--trust-radius",
+                "2",
+                "--expand-seeds",
+                "7",
+                "--expand-radius",
+                "3",
+                "--draws",
+                "4",
+            ],
         ]
         .concat(),
         d,
@@ -412,4 +428,7 @@ fn generation_flags_are_checked_and_recorded() {
     let nao = &config["algo"];
     assert_eq!(nao["temperature"], 2.5, "{config}");
     assert_eq!(nao["trust_radius"], 2, "{config}");
+    assert_eq!(nao["expand_seeds"], 7, "{config}");
+    assert_eq!(nao["expand_radius"], 3, "{config}");
+    assert_eq!(nao["draws"], 4, "{config}");
 }

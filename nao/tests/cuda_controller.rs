@@ -210,6 +210,7 @@ fn surrogate_trains_saves_and_reloads_on_the_gpu() {
                 4,
                 &HashSet::new(),
                 3,
+                0,
                 &mut Pcg64Mcg::seed_from_u64(0)
             )
             .is_empty()

@@ -168,6 +168,8 @@ struct SpyLog {
     /// (data size, epochs) of every `fit_epochs` call.
     extra_fits: Vec<(usize, usize)>,
     candidates: Vec<Vec<Arch>>,
+    /// (seed count, trust radius) of every `generate` call.
+    generate_calls: Vec<(usize, usize)>,
     /// Generation yields at most this many (0 = no limit).
     limit: usize,
 }
@@ -215,12 +217,17 @@ impl nao::search::Surrogate for Spy {
     }
     fn generate(
         &self,
-        _seeds: &[Arch],
+        seeds: &[Arch],
         how_many: usize,
         seen: &HashSet<Arch>,
         _max_eta: usize,
+        radius: usize,
         _rng: &mut rand_pcg::Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
+        self.0
+            .borrow_mut()
+            .generate_calls
+            .push((seeds.len(), radius));
         let mut out: Vec<Arch> = Vec::new();
         let mut taken = HashSet::new();
         let limit = self.0.borrow().limit;
@@ -359,8 +366,11 @@ fn nao_explore_screens_by_spread() {
 /// with them, random architectures fill it, recorded as `top_up`.
 #[test]
 fn nao_top_up_is_an_option() {
-    let (_, with) = spy_run_with(0, true, 2, |_| {});
-    let (_, without) = spy_run_with(0, true, 2, |n| n.top_up = false);
+    let (_, with) = spy_run_with(0, true, 2, |n| n.expand_radius = 0);
+    let (_, without) = spy_run_with(0, true, 2, |n| {
+        n.expand_radius = 0;
+        n.top_up = false;
+    });
     let count = |recs: &[nao::search::Record], src: Source| {
         recs.iter()
             .filter(|r| r.round == 1 && r.source == src)
@@ -370,6 +380,63 @@ fn nao_top_up_is_an_option() {
     assert_eq!(count(&with, Source::TopUp), 3);
     assert_eq!(count(&without, Source::Generated), 2);
     assert_eq!(count(&without, Source::TopUp), 0);
+}
+
+/// When generation falls short of the round's quota, the trust region widens before any
+/// random top-up: first more seeds (`expand_seeds`), then a larger radius, one token at a
+/// time (`expand_radius`), and only as far as the quota needs.
+#[test]
+fn nao_widens_the_trust_region_when_generation_falls_short() {
+    // The spy yields at most 2 per call; rounds ask for 5 from the top 4 within 1 token.
+    let (log, recs) = spy_run_with(0, true, 2, |n| {
+        n.top_k = 4;
+        n.trust_radius = 1;
+        n.expand_seeds = 12;
+        n.expand_radius = 3;
+    });
+    assert_eq!(
+        log.generate_calls[..3],
+        [(4, 1), (12, 1), (12, 2)],
+        "{:?}",
+        log.generate_calls
+    );
+    let count = |recs: &[nao::search::Record], src: Source| {
+        recs.iter()
+            .filter(|r| r.round == 1 && r.source == src)
+            .count()
+    };
+    assert_eq!(count(&recs, Source::Generated), 5);
+    assert_eq!(count(&recs, Source::TopUp), 0);
+    // Off, one call per round and the rest random.
+    let (log, recs) = spy_run_with(0, true, 2, |n| {
+        n.top_k = 4;
+        n.trust_radius = 1;
+        n.expand_radius = 0;
+    });
+    assert_eq!(log.generate_calls[0], (4, 1));
+    assert_eq!(log.generate_calls.len(), 2, "{:?}", log.generate_calls);
+    assert_eq!(count(&recs, Source::TopUp), 3);
+}
+
+/// `draws`: generation passes again over the same seeds and radius while candidates are
+/// short, before the region is widened or topped up.
+#[test]
+fn nao_draws_pass_again_before_widening() {
+    let (log, recs) = spy_run_with(0, true, 2, |n| {
+        n.top_k = 4;
+        n.trust_radius = 1;
+        n.expand_radius = 1;
+        n.draws = 2;
+    });
+    assert_eq!(
+        log.generate_calls[..3],
+        [(4, 1), (4, 1), (4, 2)],
+        "{:?}",
+        log.generate_calls
+    );
+    let round1 = recs.iter().filter(|r| r.round == 1);
+    assert!(round1.clone().all(|r| r.source == Source::Generated));
+    assert_eq!(round1.count(), 5);
 }
 
 /// Pseudo-labels: after each round's fit, the surrogate trains `pseudo_epochs` more on the

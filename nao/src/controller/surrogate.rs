@@ -33,9 +33,6 @@ pub struct SurrogateOptions {
     /// ([`Controller::move_and_decode_with`]; 0 = greedy, the spec).
     #[serde(default)]
     pub temperature: f64,
-    /// Trust radius of generation ([`Generation::radius`]; 0 = off, the spec).
-    #[serde(default)]
-    pub radius: usize,
     /// Step-size increment of generation ([`Controller::generate_with`]; 1 = the spec).
     pub eta_step: f64,
     /// Re-initialise the controllers (new weights from the run's generator, fresh
@@ -52,7 +49,6 @@ impl SurrogateOptions {
             rank_weight: 0.0,
             noise: 0.0,
             temperature: 0.0,
-            radius: 0,
             eta_step: 1.0,
             fresh: false,
         }
@@ -73,7 +69,6 @@ pub struct ControllerSurrogate {
     ensemble: usize,
     noise: f64,
     temperature: f64,
-    radius: usize,
     eta_step: f64,
     fresh: bool,
     pub(crate) members: Vec<Controller>,
@@ -121,7 +116,6 @@ impl ControllerSurrogate {
             ensemble: opts.ensemble.max(1),
             noise: opts.noise,
             temperature: opts.temperature,
-            radius: opts.radius,
             eta_step: opts.eta_step,
             fresh: opts.fresh,
             members: Vec::new(),
@@ -164,7 +158,6 @@ impl Surrogate for ControllerSurrogate {
             "ensemble": self.ensemble,
             "noise": self.noise,
             "temperature": self.temperature,
-            "radius": self.radius,
             "eta_step": self.eta_step,
             "fresh": self.fresh,
             "controller": self.cfg,
@@ -247,6 +240,7 @@ impl Surrogate for ControllerSurrogate {
         how_many: usize,
         seen: &HashSet<Arch>,
         max_eta: usize,
+        radius: usize,
         rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
         let rngs: Vec<Pcg64Mcg> = (0..self.members.len())
@@ -257,7 +251,7 @@ impl Surrogate for ControllerSurrogate {
             eta_step: self.eta_step,
             noise: self.noise,
             temperature: self.temperature,
-            radius: self.radius,
+            radius,
         };
         let lists: Vec<Vec<(Arch, f64)>> = self
             .members

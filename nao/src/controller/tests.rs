@@ -184,7 +184,6 @@ fn ensemble_surrogate_averages_members_and_round_trips() {
         rank_weight: 0.5,
         noise: 0.2,
         temperature: 0.5,
-        radius: 0,
         eta_step: 0.5,
         fresh: false,
     };
@@ -210,7 +209,7 @@ fn ensemble_surrogate_averages_members_and_round_trips() {
     );
     // each member contributes to generation
     let seen: HashSet<Arch> = archs.iter().cloned().collect();
-    let generated = sur.generate(&archs[..5], 30, &seen, 10, &mut rng);
+    let generated = sur.generate(&archs[..5], 30, &seen, 10, 0, &mut rng);
     assert!(!generated.is_empty());
     let canon: HashSet<Arch> = generated.iter().map(|g| s.canonical(&g.0)).collect();
     assert_eq!(canon.len(), generated.len(), "no duplicates");

@@ -12,6 +12,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use models::space::{Arch, SearchSpace, SpaceKind, space};
+
+use super::diagnostics::hamming;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
@@ -64,15 +66,17 @@ pub trait Surrogate {
     /// ([`SearchSpace::canonical`]) are neither in `seen` (which holds canonical forms) nor
     /// among each other, found from `seeds` with a global step size eta = 1, 2, ... up to
     /// `max_eta` (one pass over all seeds per eta; the controller's settings may refine the
-    /// schedule, sample the decoder and keep a trust region:
-    /// [`Generation`](crate::controller::Generation)); each with the eta that produced it.
-    /// Random choices (if the surrogate makes any) come from `rng`.
+    /// schedule and sample the decoder: [`Generation`](crate::controller::Generation)); each
+    /// with the eta that produced it. With `radius` > 0, only architectures within `radius`
+    /// tokens of their own seed (canonical forms) are kept: a trust region. Random choices
+    /// (if the surrogate makes any) come from `rng`.
     fn generate(
         &self,
         seeds: &[Arch],
         how_many: usize,
         seen: &HashSet<Arch>,
         max_eta: usize,
+        radius: usize,
         rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)>;
 
@@ -103,7 +107,6 @@ pub fn build_surrogate(
                 rank_weight: config.rank_weight,
                 noise: config.noise,
                 temperature: config.temperature,
-                radius: config.trust_radius,
                 eta_step: config.eta_step,
                 fresh: config.fresh,
             },
@@ -309,6 +312,7 @@ impl Surrogate for LinearSurrogate {
         how_many: usize,
         seen: &HashSet<Arch>,
         max_eta: usize,
+        radius: usize,
         _rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
         let mut out = Vec::new();
@@ -320,7 +324,8 @@ impl Surrogate for LinearSurrogate {
                 }
                 let cand = self.step(seed, eta);
                 let key = self.space.canonical(&cand);
-                if !seen.contains(&key) && taken.insert(key) {
+                let near = radius == 0 || hamming(&key, &self.space.canonical(seed)) <= radius;
+                if near && !seen.contains(&key) && taken.insert(key) {
                     out.push((cand, eta as f64));
                 }
             }
@@ -377,7 +382,7 @@ mod tests {
         let preds = s.predict(&d.iter().map(|x| x.0.clone()).collect::<Vec<_>>());
         assert!((preds[0] - d[0].1).abs() < 0.02);
         let seeds = vec![vec![2; 6]]; // all skip: every edge live, canonical = itself
-        let generated = s.generate(&seeds, 10, &HashSet::new(), 10, &mut rng);
+        let generated = s.generate(&seeds, 10, &HashSet::new(), 10, 0, &mut rng);
         assert_eq!(generated.len(), 6); // eta 1..=6 give 1..=6 conv3x3 edges; then saturated
         assert_eq!(generated[0].1, 1.0);
         assert_eq!(generated.last().unwrap().0, vec![4; 6]);
@@ -385,7 +390,15 @@ mod tests {
             .iter()
             .map(|g| space(SpaceKind::Nb201).canonical(&g.0))
             .collect();
-        assert!(s.generate(&seeds, 10, &seen, 10, &mut rng).is_empty());
+        assert!(s.generate(&seeds, 10, &seen, 10, 0, &mut rng).is_empty());
+        // A trust radius of 2 keeps the steps that change at most two edges.
+        let near = s.generate(&seeds, 10, &HashSet::new(), 10, 2, &mut rng);
+        assert_eq!(near.len(), 2, "{near:?}");
+        assert!(
+            near.iter()
+                .all(|(a, _)| a.iter().filter(|&&t| t != 2).count() <= 2)
+        );
+        assert_eq!(near[1].0.iter().filter(|&&t| t == 4).count(), 2);
     }
 
     #[test]
