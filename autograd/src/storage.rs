@@ -149,10 +149,18 @@ macro_rules! with_array {
     };
 }
 
+mod conv;
 mod elementwise;
+mod index;
+mod matmul;
+mod pool;
 mod reduce;
+mod softmax;
 
+pub use conv::ConvGrads;
 pub use elementwise::{Binary, Unary};
+pub use pool::PoolArgmax;
+pub use softmax::CrossEntropySaved;
 
 /// The numbers of a tensor.
 #[derive(Debug, Clone)]

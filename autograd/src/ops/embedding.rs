@@ -6,7 +6,7 @@
 
 use crate::dispatch;
 use crate::kernels::cpu::gather_scatter;
-use crate::ops::index::standard;
+use crate::kernels::cpu::layout::standard;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
 

@@ -8,7 +8,7 @@
 pub use crate::kernels::cpu::highway::HighwayAct;
 
 use crate::kernels::cpu::highway as kernel;
-use crate::ops::index::standard;
+use crate::kernels::cpu::layout::standard;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
 

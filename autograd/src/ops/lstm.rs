@@ -15,11 +15,11 @@
 
 use crate::Storage;
 use crate::dtype::Float;
+use crate::kernels::cpu::layout::standard;
 use crate::kernels::cpu::lstm_gates as kernel;
 use crate::kernels::cpu::lstm_seq::{
     LstmSeqSaved, lstm_seq_backward, lstm_seq_backward_pre, lstm_seq_forward,
 };
-use crate::ops::index::standard;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
 
