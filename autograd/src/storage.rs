@@ -149,16 +149,22 @@ macro_rules! with_array {
     };
 }
 
+mod batchnorm;
 mod conv;
 mod elementwise;
+mod embedding;
 mod index;
+mod lstm;
 mod matmul;
 mod pool;
 mod reduce;
 mod softmax;
 
+pub use batchnorm::{BatchNormForward, BatchNormMode, BatchNormSaved, bn_layout};
 pub use conv::ConvGrads;
 pub use elementwise::{Binary, Unary};
+pub use embedding::EmbeddingIds;
+pub use lstm::LstmGatesSaved;
 pub use pool::PoolArgmax;
 pub use softmax::CrossEntropySaved;
 
@@ -283,8 +289,15 @@ pub(crate) fn all_cuda<'a, const N: usize>(
     op: &str,
     s: [&'a Storage; N],
 ) -> Option<[&'a CudaStorage; N]> {
-    let first = s[0];
-    for t in &s[1..] {
+    all_cuda_slice(op, &s).map(|v| v.try_into().expect("one per input"))
+}
+
+/// The GPU storages of `parts` when all are on one GPU, `None` when all are on the CPU;
+/// panics naming `op` and both devices when they are mixed.
+#[track_caller]
+pub(crate) fn all_cuda_slice<'a>(op: &str, parts: &[&'a Storage]) -> Option<Vec<&'a CudaStorage>> {
+    let first = parts[0];
+    for t in &parts[1..] {
         let same = match (first, t) {
             (Storage::Cuda(a), Storage::Cuda(b)) => a.device() == b.device(),
             (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => false,
@@ -294,7 +307,10 @@ pub(crate) fn all_cuda<'a, const N: usize>(
             cuda::mixed_devices(op, &first.device(), &t.device());
         }
     }
-    first
-        .is_cuda()
-        .then(|| s.map(|t| t.as_cuda().expect("checked above")))
+    first.is_cuda().then(|| {
+        parts
+            .iter()
+            .map(|t| t.as_cuda().expect("checked above"))
+            .collect()
+    })
 }

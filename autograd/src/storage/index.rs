@@ -5,36 +5,14 @@
 //!
 //! Indices and shapes are checked by the caller (the op).
 
-use super::Storage;
+use super::{Storage, all_cuda_slice};
 use crate::dtype::Float;
 use crate::kernels::cpu::concat::concat;
 use crate::kernels::cpu::gather_scatter;
 use crate::kernels::cpu::lanes::split_at_axis;
 use crate::kernels::cpu::layout::{standard, to_standard};
-use crate::kernels::cuda::{self, CudaStorage, index as gpu};
+use crate::kernels::cuda::index as gpu;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
-
-/// The GPU storages of `parts` when all are on one GPU, `None` when all are on the CPU;
-/// panics naming `op` and both devices when they are mixed.
-fn all_cuda_slice<'a>(op: &str, parts: &[&'a Storage]) -> Option<Vec<&'a CudaStorage>> {
-    let first = parts[0];
-    for t in &parts[1..] {
-        let same = match (first, t) {
-            (Storage::Cuda(a), Storage::Cuda(b)) => a.device() == b.device(),
-            (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => false,
-            _ => true,
-        };
-        if !same {
-            cuda::mixed_devices(op, &first.device(), &t.device());
-        }
-    }
-    first.is_cuda().then(|| {
-        parts
-            .iter()
-            .map(|t| t.as_cuda().expect("checked above"))
-            .collect()
-    })
-}
 
 /// `parts` (all of dtype `T`) joined along `ax` on the CPU.
 fn concat_cpu<T: Float>(parts: &[&Storage], ax: usize) -> ArrayD<T> {
