@@ -4,11 +4,15 @@
 //!
 //! Layering: `ops` (graph: inputs, backward rules) -> `Storage` (device + dtype dispatch)
 //! -> `kernels::{cpu, cuda}` (plain functions on arrays / [`CudaStorage`]; kernels never see
-//! `Tensor`). A kernel family dispatched here has one method, used by its op forward and
-//! backward alike ([`Storage::unary`], [`Storage::unary_backward`], [`Storage::binary`],
-//! [`Storage::sum_to_shape`], [`Storage::broadcast_to`]); families not moved here yet pick
-//! their GPU path in the op ([`crate::ops::device_of`]). Storages on two devices panic
-//! naming both; two CPU dtypes panic naming both.
+//! `Tensor`). Each kernel family has its methods here, one file per family under `storage/`
+//! (elementwise, reduce, matmul, index, softmax, pool, conv, batchnorm, embedding, lstm),
+//! used by its op's forward and backward alike (e.g. [`Storage::unary`] and
+//! [`Storage::unary_backward`], [`Storage::conv2d`] and [`Storage::conv2d_backward`]); what
+//! a backward needs from its forward comes back as a value that holds either device's
+//! state ([`CrossEntropySaved`], [`PoolArgmax`], [`BatchNormSaved`], ...). A fused CPU
+//! kernel without a GPU twin returns `None` on a GPU (`relu_conv2d`, `batch_norm` in
+//! `Eval`), and the op composes other ops instead. Storages on two devices panic naming
+//! both; two CPU dtypes panic naming both.
 //!
 //! The `dispatch!` macros turn one generic-looking expression into one arm per dtype, so a
 //! CPU kernel is written once: `dispatch!(storage, |a| a.mapv(|v| v.exp()))`. Should GPU
