@@ -5,13 +5,14 @@
 //! Layering: `ops` (graph: inputs, backward rules) -> `Storage` (device + dtype dispatch)
 //! -> `kernels::{cpu, cuda}` (plain functions on arrays / [`CudaStorage`]; kernels never see
 //! `Tensor`). Each kernel family has its methods here, one file per family under `storage/`
-//! (elementwise, reduce, matmul, index, softmax, pool, conv, batchnorm, embedding, lstm),
+//! (elementwise, reduce, matmul, index, softmax, pool, conv, batchnorm, embedding, lstm,
+//! highway),
 //! used by its op's forward and backward alike (e.g. [`Storage::unary`] and
 //! [`Storage::unary_backward`], [`Storage::conv2d`] and [`Storage::conv2d_backward`]); what
 //! a backward needs from its forward comes back as a value that holds either device's
 //! state ([`CrossEntropySaved`], [`PoolArgmax`], [`BatchNormSaved`], ...). A fused CPU
 //! kernel without a GPU twin returns `None` on a GPU (`relu_conv2d`, `batch_norm` in
-//! `Eval`), and the op composes other ops instead. Storages on two devices panic naming
+//! `Eval`, `highway`, `mse`), and the op composes other ops instead. Storages on two devices panic naming
 //! both; two CPU dtypes panic naming both.
 //!
 //! The `dispatch!` macros turn one generic-looking expression into one arm per dtype, so a
@@ -157,6 +158,7 @@ mod batchnorm;
 mod conv;
 mod elementwise;
 mod embedding;
+mod highway;
 mod index;
 mod lstm;
 mod matmul;
@@ -168,6 +170,7 @@ pub use batchnorm::{BatchNormForward, BatchNormMode, BatchNormSaved, bn_layout};
 pub use conv::ConvGrads;
 pub use elementwise::{Binary, Unary};
 pub use embedding::EmbeddingIds;
+pub use highway::HighwaySaved;
 pub use lstm::LstmGatesSaved;
 pub use pool::PoolArgmax;
 pub use softmax::CrossEntropySaved;

@@ -26,8 +26,8 @@ use ops_cuda::CudaDevice;
 
 /// The GPU the inputs live on, or `None` when all are on the CPU. Kernel families dispatch
 /// in [`crate::Storage`]; this is for the ops that are one fused CPU kernel but, having no
-/// GPU twin, a composition of other ops on a GPU (the LSTM layers, `l2_normalize`,
-/// `highway`, `mse`), and for callers outside `autograd`. Panics when they are on
+/// GPU twin, a composition of other ops on a GPU (the LSTM layers, `l2_normalize`), and
+/// for callers outside `autograd`. Panics when they are on
 /// different devices: `op NAME: inputs on different devices: cuda:0 and cpu — move one with
 /// .to(&device)`.
 #[track_caller]

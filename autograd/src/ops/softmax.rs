@@ -8,7 +8,6 @@
 //! saves them; its backward is `(softmax - onehot) / N` scaled by the incoming gradient.
 
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, IxDyn};
 
 fn softmax_op(x: &Tensor, axis: isize, log: bool) -> Tensor {
     let ax = x.axis(axis);
@@ -73,32 +72,17 @@ impl Tensor {
             self.shape(),
             target.shape()
         );
-        if crate::ops::device_of("mse", &[self, target]).is_some() {
+        let Some(out) = self.storage().mse(target.storage()) else {
             return self.sub(target).square().mean();
-        }
+        };
         let n = self.numel().max(1) as f64;
-        let out = crate::dispatch2!("mse", self.storage(), target.storage(), |a, b| {
-            let s: T = ndarray::Zip::from(a)
-                .and(b)
-                .fold(T::zero(), |acc, &x, &y| acc + (x - y) * (x - y));
-            ArrayD::from_elem(IxDyn(&[]), s / T::of(n))
-        });
         Tensor::from_op(
             out,
             &[self, target],
             "mse",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
                 let scale = 2.0 * g.item() / n;
-                let d = crate::dispatch2!(
-                    "mse_backward",
-                    inp[0].storage(),
-                    inp[1].storage(),
-                    |a, b| {
-                        ndarray::Zip::from(a)
-                            .and(b)
-                            .map_collect(|&x, &y| (x - y) * T::of(scale))
-                    }
-                );
+                let d = inp[0].storage().mse_backward(inp[1].storage(), scale);
                 let d = Tensor::from_storage(d);
                 let dt = inp[1].is_tracked().then(|| d.neg());
                 vec![inp[0].is_tracked().then_some(d), dt]

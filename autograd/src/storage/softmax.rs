@@ -1,6 +1,7 @@
-//! The softmax family, dispatched by device and dtype: softmax and log-softmax along an
-//! axis (and their backward), the fused mean softmax cross-entropy (and its backward). The
-//! CPU kernels are `kernels::cpu::lanes`, the GPU ones `kernels::cuda::softmax`.
+//! The softmax family and the losses, dispatched by device and dtype: softmax and
+//! log-softmax along an axis (and their backward), the fused mean softmax cross-entropy
+//! (and its backward), and the fused mean squared error (CPU only). The CPU kernels are
+//! `kernels::cpu::lanes`, the GPU ones `kernels::cuda::softmax`.
 
 use super::{Storage, Unary, all_cuda};
 use crate::kernels::cpu::lanes::{self, split_at_axis};
@@ -127,5 +128,30 @@ impl Storage {
                 })
             }
         }
+    }
+
+    /// The mean squared error `mean((self - target)^2)` of two storages of one shape
+    /// (checked by the caller), shaped `[]`; `None` on a GPU (no fused kernel there).
+    pub fn mse(&self, target: &Storage) -> Option<Storage> {
+        if self.is_cuda() || target.is_cuda() {
+            return None;
+        }
+        let n = self.shape().iter().product::<usize>().max(1) as f64;
+        Some(dispatch2!("mse", self, target, |a, b| {
+            let s: T = ndarray::Zip::from(a)
+                .and(b)
+                .fold(T::zero(), |acc, &x, &y| acc + (x - y) * (x - y));
+            ArrayD::from_elem(IxDyn(&[]), s / T::of(n))
+        }))
+    }
+
+    /// `(self - target) * scale`: the prediction's gradient of [`Storage::mse`] for
+    /// `scale = 2 g / n` (the target's is its negation).
+    pub fn mse_backward(&self, target: &Storage, scale: f64) -> Storage {
+        dispatch2!("mse_backward", self, target, |a, b| {
+            ndarray::Zip::from(a)
+                .and(b)
+                .map_collect(|&x, &y| (x - y) * T::of(scale))
+        })
     }
 }
