@@ -4,11 +4,16 @@
 //!
 //! Layering: `ops` (graph: inputs, backward rules) -> `Storage` (device + dtype dispatch)
 //! -> `kernels::{cpu, cuda}` (plain functions on arrays / [`CudaStorage`]; kernels never see
-//! `Tensor`). A kernel family dispatched here has one method, used by its op forward and
-//! backward alike ([`Storage::unary`], [`Storage::unary_backward`], [`Storage::binary`],
-//! [`Storage::sum_to_shape`], [`Storage::broadcast_to`]); families not moved here yet pick
-//! their GPU path in the op ([`crate::ops::device_of`]). Storages on two devices panic
-//! naming both; two CPU dtypes panic naming both.
+//! `Tensor`). Each kernel family has its methods here, one file per family under `storage/`
+//! (elementwise, reduce, matmul, index, softmax, pool, conv, batchnorm, embedding, lstm,
+//! highway),
+//! used by its op's forward and backward alike (e.g. [`Storage::unary`] and
+//! [`Storage::unary_backward`], [`Storage::conv2d`] and [`Storage::conv2d_backward`]); what
+//! a backward needs from its forward comes back as a value that holds either device's
+//! state ([`CrossEntropySaved`], [`PoolArgmax`], [`BatchNormSaved`], ...). A fused CPU
+//! kernel without a GPU twin returns `None` on a GPU (`relu_conv2d`, `batch_norm` in
+//! `Eval`, `highway`, `mse`), and the op composes other ops instead. Storages on two devices panic naming
+//! both; two CPU dtypes panic naming both.
 //!
 //! The `dispatch!` macros turn one generic-looking expression into one arm per dtype, so a
 //! CPU kernel is written once: `dispatch!(storage, |a| a.mapv(|v| v.exp()))`. Should GPU
@@ -149,10 +154,26 @@ macro_rules! with_array {
     };
 }
 
+mod batchnorm;
+mod conv;
 mod elementwise;
+mod embedding;
+mod highway;
+mod index;
+mod lstm;
+mod matmul;
+mod pool;
 mod reduce;
+mod softmax;
 
+pub use batchnorm::{BatchNormForward, BatchNormMode, BatchNormSaved, bn_layout};
+pub use conv::ConvGrads;
 pub use elementwise::{Binary, Unary};
+pub use embedding::EmbeddingIds;
+pub use highway::HighwaySaved;
+pub use lstm::LstmGatesSaved;
+pub use pool::PoolArgmax;
+pub use softmax::CrossEntropySaved;
 
 /// The numbers of a tensor.
 #[derive(Debug, Clone)]
@@ -275,8 +296,15 @@ pub(crate) fn all_cuda<'a, const N: usize>(
     op: &str,
     s: [&'a Storage; N],
 ) -> Option<[&'a CudaStorage; N]> {
-    let first = s[0];
-    for t in &s[1..] {
+    all_cuda_slice(op, &s).map(|v| v.try_into().expect("one per input"))
+}
+
+/// The GPU storages of `parts` when all are on one GPU, `None` when all are on the CPU;
+/// panics naming `op` and both devices when they are mixed.
+#[track_caller]
+pub(crate) fn all_cuda_slice<'a>(op: &str, parts: &[&'a Storage]) -> Option<Vec<&'a CudaStorage>> {
+    let first = parts[0];
+    for t in &parts[1..] {
         let same = match (first, t) {
             (Storage::Cuda(a), Storage::Cuda(b)) => a.device() == b.device(),
             (Storage::Cuda(_), _) | (_, Storage::Cuda(_)) => false,
@@ -286,7 +314,10 @@ pub(crate) fn all_cuda<'a, const N: usize>(
             cuda::mixed_devices(op, &first.device(), &t.device());
         }
     }
-    first
-        .is_cuda()
-        .then(|| s.map(|t| t.as_cuda().expect("checked above")))
+    first.is_cuda().then(|| {
+        parts
+            .iter()
+            .map(|t| t.as_cuda().expect("checked above"))
+            .collect()
+    })
 }

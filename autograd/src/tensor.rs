@@ -206,8 +206,7 @@ impl Tensor {
     ) -> Tensor {
         crate::kernels::cpu::heap::retain_freed_memory();
         // Ops check their inputs' devices before computing (`Storage`'s methods, or
-        // `ops::device_of`);
-        // this catches an op that forgot to.
+        // `ops::device_of`); this catches an op that forgot to.
         if let Some(first) = inputs.first() {
             for t in &inputs[1..] {
                 if t.device() != first.device() {
@@ -339,8 +338,7 @@ impl Tensor {
         })
     }
 
-    /// The GPU storage; panics (naming `op`) for a tensor on the CPU. For the GPU branch of
-    /// an op, after [`crate::ops::device_of`] said its inputs are on a GPU.
+    /// The GPU storage; panics (naming `op`) for a tensor on the CPU.
     #[track_caller]
     pub fn cuda(&self, op: &str) -> &CudaStorage {
         self.0

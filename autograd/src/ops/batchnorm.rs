@@ -10,28 +10,11 @@
 //! mean and variance) in `Train`/`BatchStatsAlways`, and the plain affine rule in `Eval`.
 //! Kernels: [`crate::kernels::cpu::batchnorm`], fused per channel.
 
-use crate::dtype::Float;
-use crate::kernels::cpu::batchnorm::{BnLayout, bn_affine2, bn_batch_stats, bn_grad_sums};
-use crate::kernels::cpu::layout::standard_layout;
-use crate::kernels::cuda::CudaStorage;
-use crate::storage::Storage;
+use crate::storage::{BatchNormForward, bn_layout};
 use crate::tensor::Tensor;
-use crate::{dispatch2, with_array};
-use ndarray::{ArrayD, IxDyn};
 use std::sync::Arc;
 
-/// Which statistics batch norm normalises with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BatchNormMode {
-    /// Batch statistics; the running statistics (if given) are updated and returned.
-    Train,
-    /// Running statistics (required); nothing is updated.
-    Eval,
-    /// Batch statistics even at evaluation, no running update: for weight-sharing
-    /// supernets, whose sub-networks never share stable running statistics (NAO-WS's
-    /// `bn_train=True`).
-    BatchStatsAlways,
-}
+pub use crate::storage::BatchNormMode;
 
 /// What [`batch_norm`] returns.
 #[derive(Debug, Clone)]
@@ -44,14 +27,6 @@ pub struct BatchNormOutput {
     pub running_var: Option<Tensor>,
 }
 
-fn layout(x: &Tensor) -> BnLayout {
-    match x.shape() {
-        &[n, c] => BnLayout { n, c, hw: 1 },
-        &[n, c, h, w] => BnLayout { n, c, hw: h * w },
-        s => panic!("batch_norm: input {s:?} must be (N, C) or (N, C, H, W)"),
-    }
-}
-
 fn check_channel(what: &str, t: Option<&Tensor>, x: &Tensor) {
     if let Some(t) = t {
         assert!(
@@ -61,10 +36,6 @@ fn check_channel(what: &str, t: Option<&Tensor>, x: &Tensor) {
             x.shape()
         );
     }
-}
-
-fn to_t<T: Float>(v: &[f64]) -> Vec<T> {
-    v.iter().map(|&x| T::of(x)).collect()
 }
 
 /// Batch norm of `x` (`(N, C, H, W)` or `(N, C)`) per channel:
@@ -93,152 +64,60 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> BatchNormOutput {
-    let l = layout(x);
+    bn_layout(x.shape());
     check_channel("gamma", gamma, x);
     check_channel("beta", beta, x);
     check_channel("running mean", running.map(|r| r.0), x);
     check_channel("running var", running.map(|r| r.1), x);
-    let mut all = vec![x];
-    all.extend(gamma.into_iter().chain(beta));
-    all.extend(running.into_iter().flat_map(|(a, b)| [a, b]));
-    if crate::ops::device_of("batch_norm", &all).is_some() {
-        return batch_norm_gpu(x, gamma, beta, running, mode, momentum, eps);
-    }
-    let batch_stats = mode != BatchNormMode::Eval;
-    let m = l.per_channel();
-    let (mean, var) = if batch_stats {
-        assert!(
-            m > 0,
-            "batch_norm: input {:?} has no elements per channel",
-            x.shape()
-        );
-        with_array!(x.storage(), |a| bn_batch_stats(
-            standard_layout(a).as_slice().unwrap(),
-            l
-        ))
-    } else {
-        let (rm, rv) = running.unwrap_or_else(|| {
-            panic!(
-                "batch_norm: Eval mode needs running statistics (input {:?})",
-                x.shape()
-            )
-        });
-        (rm.to_vec::<f64>(), rv.to_vec::<f64>())
+    let Some(BatchNormForward {
+        output,
+        running: new_running,
+        saved,
+    }) = x.storage().batch_norm(
+        gamma.map(Tensor::storage),
+        beta.map(Tensor::storage),
+        running.map(|(m, v)| (m.storage(), v.storage())),
+        mode,
+        momentum,
+        eps,
+    )
+    else {
+        return eval_composed(x, gamma, beta, running, eps);
     };
-    let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let g: Vec<f64> = gamma.map_or(vec![1.0; l.c], |t| t.to_vec::<f64>());
-    let b: Vec<f64> = beta.map_or(vec![0.0; l.c], |t| t.to_vec::<f64>());
-    let scale: Vec<f64> = (0..l.c).map(|c| g[c] * invstd[c]).collect();
-    let shift: Vec<f64> = (0..l.c).map(|c| b[c] - mean[c] * scale[c]).collect();
-    let shape = x.shape().to_vec();
-    let out = crate::dispatch!(x.storage(), |a| {
-        let y = bn_affine2(
-            standard_layout(a).as_slice().unwrap(),
-            &[],
-            l,
-            &to_t::<T>(&scale),
-            &[],
-            &to_t::<T>(&shift),
-        );
-        ArrayD::from_shape_vec(IxDyn(&shape), y).unwrap()
-    });
-
-    let (running_mean, running_var) = match (mode, running) {
-        (BatchNormMode::Train, Some((rm, rv))) => {
-            let unbias = if m > 1 {
-                m as f64 / (m - 1) as f64
-            } else {
-                1.0
-            };
-            let upd = |old: &Tensor, batch: &[f64], k: f64| {
-                let v: Vec<f64> = old
-                    .to_vec::<f64>()
-                    .iter()
-                    .zip(batch)
-                    .map(|(o, b)| (1.0 - momentum) * o + momentum * b * k)
-                    .collect();
-                crate::graph::no_grad(|| Tensor::from_vec(v, &[l.c]).to_dtype(old.dtype()))
-            };
-            (Some(upd(rm, &mean, 1.0)), Some(upd(rv, &var, unbias)))
-        }
-        _ => (None, None),
+    let (running_mean, running_var) = match new_running {
+        Some((m, v)) => (Some(Tensor::from_storage(m)), Some(Tensor::from_storage(v))),
+        None => (None, None),
     };
-
     let mut inputs = vec![x];
     inputs.extend(gamma);
     inputs.extend(beta);
     let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
-    let (mean, invstd) = (Arc::new(mean), Arc::new(invstd));
+    let saved = Arc::new(saved);
     let output = Tensor::from_op(
-        out,
+        output,
         &inputs,
         "batch_norm",
         move |inp: &[Tensor], _: &Tensor, dy: &Tensor| {
-            let x = &inp[0];
-            let (sum_dy, sum_dyxc) = with_array!(x.storage(), |a| {
-                let d: &ArrayD<T> = dy.storage().array().unwrap_or_else(|| {
-                    panic!("batch_norm backward: dtype mismatch {}", dy.dtype())
-                });
-                let dyv = standard_layout(d);
-                bn_grad_sums(
-                    standard_layout(a).as_slice().unwrap(),
-                    dyv.as_slice().unwrap(),
-                    l,
-                    &mean,
-                )
-            });
-            let gvals: Vec<f64> = if has_gamma {
-                inp[1].to_vec::<f64>()
-            } else {
-                vec![1.0; l.c]
-            };
-            let mf = m as f64;
-            let k: Vec<f64> = (0..l.c).map(|c| gvals[c] * invstd[c]).collect();
-            let dx = x.is_tracked().then(|| {
-                let (bx, cst): (Vec<f64>, Vec<f64>) = if batch_stats {
-                    (0..l.c)
-                        .map(|c| {
-                            let bx = -k[c] * invstd[c] * invstd[c] * sum_dyxc[c] / mf;
-                            (bx, -k[c] * sum_dy[c] / mf - bx * mean[c])
-                        })
-                        .unzip()
-                } else {
-                    (vec![0.0; l.c], vec![0.0; l.c])
-                };
-                let shape = x.shape().to_vec();
-                let s = dispatch2!("batch_norm backward", dy.storage(), x.storage(), |d, xa| {
-                    let d = standard_layout(d);
-                    let xa = standard_layout(xa);
-                    let v = bn_affine2(
-                        d.as_slice().unwrap(),
-                        if batch_stats {
-                            xa.as_slice().unwrap()
-                        } else {
-                            &[]
-                        },
-                        l,
-                        &to_t::<T>(&k),
-                        &to_t::<T>(&bx),
-                        &to_t::<T>(&cst),
-                    );
-                    ArrayD::from_shape_vec(IxDyn(&shape), v).unwrap()
-                });
-                Tensor::from_storage(s)
-            });
-            let mut grads = vec![dx];
+            let gamma = has_gamma.then(|| &inp[1]);
+            let beta = has_beta.then(|| &inp[inp.len() - 1]);
+            let need = (
+                inp[0].is_tracked(),
+                gamma.is_some_and(|g| g.is_tracked()),
+                beta.is_some_and(|b| b.is_tracked()),
+            );
+            let (dx, dgamma, dbeta) = dy.storage().batch_norm_backward(
+                inp[0].storage(),
+                gamma.map(|g| g.storage()),
+                beta.map(|b| b.storage()),
+                &saved,
+                need,
+            );
+            let mut grads = vec![dx.map(Tensor::from_storage)];
             if has_gamma {
-                let gg = &inp[1];
-                grads.push(gg.is_tracked().then(|| {
-                    let v: Vec<f64> = (0..l.c).map(|c| invstd[c] * sum_dyxc[c]).collect();
-                    Tensor::from_vec(v, &[l.c]).to_dtype(gg.dtype())
-                }));
+                grads.push(dgamma.map(Tensor::from_storage));
             }
             if has_beta {
-                let bb = &inp[inp.len() - 1];
-                grads.push(
-                    bb.is_tracked()
-                        .then(|| Tensor::from_vec(sum_dy.clone(), &[l.c]).to_dtype(bb.dtype())),
-                );
+                grads.push(dbeta.map(Tensor::from_storage));
             }
             grads
         },
@@ -250,96 +129,34 @@ pub fn batch_norm(
     }
 }
 
-/// [`batch_norm`] for GPU tensors (arguments already checked): training statistics by the
-/// fused kernels of [`crate::kernels::cuda::norm`]; evaluation composed of tensor ops, so its
-/// gradient comes for free.
-fn batch_norm_gpu(
+/// [`batch_norm`] in `Eval` mode where [`crate::Storage::batch_norm`] has no fused kernel
+/// (a GPU): composed of elementwise ops, so its gradient comes from theirs.
+fn eval_composed(
     x: &Tensor,
     gamma: Option<&Tensor>,
     beta: Option<&Tensor>,
     running: Option<(&Tensor, &Tensor)>,
-    mode: BatchNormMode,
-    momentum: f64,
     eps: f64,
 ) -> BatchNormOutput {
-    use crate::kernels::cuda::norm;
     let s = x.shape();
     let c = s[1];
-    if mode == BatchNormMode::Eval {
-        let (rm, rv) = running.unwrap_or_else(|| {
-            panic!("batch_norm: Eval mode needs running statistics (input {s:?})")
-        });
-        let mut cs = vec![1; s.len()];
-        cs[1] = c;
-        let invstd = rv.detach().add_scalar(eps).powf(-0.5);
-        let scale = match gamma {
-            Some(g) => g.mul(&invstd),
-            None => invstd,
-        };
-        let mut y = x.sub(&rm.detach().reshape(&cs)).mul(&scale.reshape(&cs));
-        if let Some(b) = beta {
-            y = y.add(&b.reshape(&cs));
-        }
-        return BatchNormOutput {
-            output: y,
-            running_mean: None,
-            running_var: None,
-        };
+    let (rm, rv) = running
+        .unwrap_or_else(|| panic!("batch_norm: Eval mode needs running statistics (input {s:?})"));
+    let mut cs = vec![1; s.len()];
+    cs[1] = c;
+    let invstd = rv.detach().add_scalar(eps).powf(-0.5);
+    let scale = match gamma {
+        Some(g) => g.mul(&invstd),
+        None => invstd,
+    };
+    let mut y = x.sub(&rm.detach().reshape(&cs)).mul(&scale.reshape(&cs));
+    if let Some(b) = beta {
+        y = y.add(&b.reshape(&cs));
     }
-    const OP: &str = "batch_norm";
-    let running = match (mode, running) {
-        (BatchNormMode::Train, Some((rm, rv))) => Some((rm.cuda(OP), rv.cuda(OP))),
-        _ => None,
-    };
-    let (y, saved, new_running) = norm::batch_norm_train(
-        x.cuda(OP),
-        gamma.map(|g| g.cuda(OP)),
-        beta.map(|b| b.cuda(OP)),
-        running,
-        momentum,
-        eps,
-    );
-    let (running_mean, running_var) = match new_running {
-        Some((m, v)) => (
-            Some(Tensor::from_storage(Storage::Cuda(m))),
-            Some(Tensor::from_storage(Storage::Cuda(v))),
-        ),
-        None => (None, None),
-    };
-    let mut inputs = vec![x];
-    inputs.extend(gamma);
-    inputs.extend(beta);
-    let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
-    let saved = std::sync::Arc::new(saved);
-    let output = Tensor::from_op(
-        Storage::Cuda(y),
-        &inputs,
-        "batch_norm",
-        move |inp: &[Tensor], _: &Tensor, dy: &Tensor| {
-            const OP: &str = "batch_norm backward";
-            let gamma = has_gamma.then(|| inp[1].cuda(OP));
-            let (dx, dgamma, dbeta) = norm::batch_norm_train_backward(
-                dy.cuda(OP),
-                inp[0].cuda(OP),
-                &saved,
-                gamma,
-                has_beta,
-            );
-            let wrap = |s: CudaStorage| Tensor::from_storage(Storage::Cuda(s));
-            let mut grads = vec![Some(wrap(dx))];
-            if has_gamma {
-                grads.push(dgamma.map(wrap));
-            }
-            if has_beta {
-                grads.push(dbeta.map(wrap));
-            }
-            grads
-        },
-    );
     BatchNormOutput {
-        output,
-        running_mean,
-        running_var,
+        output: y,
+        running_mean: None,
+        running_var: None,
     }
 }
 

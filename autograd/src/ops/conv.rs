@@ -5,96 +5,10 @@
 //! support stride, zero padding (separate for height and width), dilation; the backward rule
 //! gives the gradients of input, weight and bias.
 
-use crate::dtype::Float;
-use crate::kernels::cpu::conv::{conv2d_backward_act, conv2d_bias_grad, conv2d_forward_act};
-use crate::kernels::cpu::depthwise::{depthwise_backward_act, depthwise_forward_act};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, Ix1, Ix4};
 
 pub use crate::kernels::cpu::conv::Conv2dParams;
-
-fn is_depthwise(x: &[usize], w: &[usize], p: &Conv2dParams) -> bool {
-    p.groups > 1 && p.groups == x[1] && w[0] == x[1] && w[1] == 1
-}
-
-fn forward<T: Float>(
-    x: &ArrayD<T>,
-    w: &ArrayD<T>,
-    b: Option<&ArrayD<T>>,
-    p: &Conv2dParams,
-    relu: bool,
-) -> ArrayD<T> {
-    let xv = x.view().into_dimensionality::<Ix4>().unwrap();
-    let wv = w.view().into_dimensionality::<Ix4>().unwrap();
-    let bv = b.map(|b| b.view().into_dimensionality::<Ix1>().unwrap());
-    if is_depthwise(x.shape(), w.shape(), p) {
-        depthwise_forward_act(xv, wv, bv, p, relu).into_dyn()
-    } else {
-        conv2d_forward_act(xv, wv, bv, p, relu).into_dyn()
-    }
-}
-
-type Grads = (Option<Storage>, Option<Storage>, Option<Storage>);
-
-fn backward<T: Float>(
-    x: &ArrayD<T>,
-    w: &ArrayD<T>,
-    g: &ArrayD<T>,
-    p: &Conv2dParams,
-    need: (bool, bool, bool),
-    relu: bool,
-) -> Grads {
-    let xv = x.view().into_dimensionality::<Ix4>().unwrap();
-    let wv = w.view().into_dimensionality::<Ix4>().unwrap();
-    let gv = g.view().into_dimensionality::<Ix4>().unwrap();
-    let (dx, dw) = if !need.0 && !need.1 {
-        (None, None)
-    } else if is_depthwise(x.shape(), w.shape(), p) {
-        depthwise_backward_act(xv, wv, gv, p, need.0, need.1, relu)
-    } else {
-        conv2d_backward_act(xv, wv, gv, p, need.0, need.1, relu)
-    };
-    let db = need
-        .2
-        .then(|| Storage::from_array(conv2d_bias_grad(gv).into_dyn()));
-    (
-        dx.map(|a| Storage::from_array(a.into_dyn())),
-        dw.map(|a| Storage::from_array(a.into_dyn())),
-        db,
-    )
-}
-
-/// [`Tensor::conv2d`] on a GPU: `ops-cuda`'s kernels forward and backward.
-fn conv2d_gpu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: Conv2dParams) -> Tensor {
-    use crate::kernels::cuda::conv;
-    const OP: &str = "conv2d";
-    let out = conv::conv2d_forward(x.cuda(OP), weight.cuda(OP), bias.map(|b| b.cuda(OP)), &p);
-    let inputs = [&[x, weight], bias.as_slice()].concat();
-    Tensor::from_op(
-        Storage::Cuda(out),
-        &inputs,
-        "conv2d",
-        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-            let need = (
-                inp[0].is_tracked(),
-                inp[1].is_tracked(),
-                inp.len() > 2 && inp[2].is_tracked(),
-            );
-            const OP: &str = "conv2d backward";
-            let (dx, dw, db) =
-                conv::conv2d_backward(inp[0].cuda(OP), inp[1].cuda(OP), g.cuda(OP), &p, need);
-            let wrap =
-                |s: crate::kernels::cuda::CudaStorage| Tensor::from_storage(Storage::Cuda(s));
-            let (dx, dw, db) = (dx.map(wrap), dw.map(wrap), db.map(wrap));
-            let mut v = vec![dx, dw];
-            if inp.len() > 2 {
-                v.push(db);
-            }
-            v
-        },
-    )
-}
 
 impl Tensor {
     /// 2-D convolution (cross-correlation, as in PyTorch) of an NCHW input.
@@ -131,36 +45,16 @@ impl Tensor {
             );
         }
         let p = params;
-        if crate::ops::device_of("conv2d", &[&[self, weight], bias.as_slice()].concat()).is_some() {
-            return conv2d_gpu(self, weight, bias, p);
-        }
-        let out = match (self.storage(), weight.storage(), bias.map(|b| b.storage())) {
-            (Storage::F32(x), Storage::F32(w), None) => {
-                Storage::F32(forward(x, w, None, &p, false))
-            }
-            (Storage::F32(x), Storage::F32(w), Some(Storage::F32(b))) => {
-                Storage::F32(forward(x, w, Some(b), &p, false))
-            }
-            (Storage::F64(x), Storage::F64(w), None) => {
-                Storage::F64(forward(x, w, None, &p, false))
-            }
-            (Storage::F64(x), Storage::F64(w), Some(Storage::F64(b))) => {
-                Storage::F64(forward(x, w, Some(b), &p, false))
-            }
-            _ => panic!(
-                "conv2d: dtype mismatch: input {}, weight {}, bias {:?}",
-                self.dtype(),
-                weight.dtype(),
-                bias.map(|b| b.dtype())
-            ),
-        };
-        record_cpu(out, self, weight, bias, p, false)
+        let out = self
+            .storage()
+            .conv2d(weight.storage(), bias.map(|b| b.storage()), &p);
+        record(out, self, weight, bias, p, false)
     }
 }
 
-/// Records a CPU convolution node: `conv2d`, or `relu_conv2d` when `relu` (inputs `x`,
+/// Records a convolution node: `conv2d`, or `relu_conv2d` when `relu` (inputs `x`,
 /// `weight` and the optional bias); its backward runs the matching kernel.
-fn record_cpu(
+fn record(
     out: Storage,
     x: &Tensor,
     weight: &Tensor,
@@ -183,15 +77,10 @@ fn record_cpu(
                 inp[1].is_tracked(),
                 inp.len() > 2 && inp[2].is_tracked(),
             );
-            let (dx, dw, db) = match (inp[0].storage(), inp[1].storage(), g.storage()) {
-                (Storage::F32(x), Storage::F32(w), Storage::F32(g)) => {
-                    backward(x, w, g, &p, need, relu)
-                }
-                (Storage::F64(x), Storage::F64(w), Storage::F64(g)) => {
-                    backward(x, w, g, &p, need, relu)
-                }
-                _ => panic!("{name} backward: dtype mismatch"),
-            };
+            let (dx, dw, db) =
+                inp[0]
+                    .storage()
+                    .conv2d_backward(inp[1].storage(), g.storage(), &p, need, relu);
             let mut v = vec![dx.map(Tensor::from_storage), dw.map(Tensor::from_storage)];
             if inp.len() > 2 {
                 v.push(db.map(Tensor::from_storage));
@@ -227,18 +116,13 @@ impl Tensor {
         {
             return self.relu().conv2d(weight, bias, params);
         }
-        let out = match (self.storage(), weight.storage(), bias.map(|b| b.storage())) {
-            (Storage::F32(x), Storage::F32(w), None) => Storage::F32(forward(x, w, None, &p, true)),
-            (Storage::F32(x), Storage::F32(w), Some(Storage::F32(b))) => {
-                Storage::F32(forward(x, w, Some(b), &p, true))
-            }
-            (Storage::F64(x), Storage::F64(w), None) => Storage::F64(forward(x, w, None, &p, true)),
-            (Storage::F64(x), Storage::F64(w), Some(Storage::F64(b))) => {
-                Storage::F64(forward(x, w, Some(b), &p, true))
-            }
-            _ => return self.relu().conv2d(weight, bias, params),
+        let Some(out) = self
+            .storage()
+            .relu_conv2d(weight.storage(), bias.map(|b| b.storage()), &p)
+        else {
+            return self.relu().conv2d(weight, bias, params);
         };
-        record_cpu(out, self, weight, bias, p, true)
+        record(out, self, weight, bias, p, true)
     }
 }
 

@@ -4,11 +4,8 @@
 //! backward scatter-adds the output gradient into a dense `(V, D)` gradient
 //! ([`crate::kernels::cpu::gather_scatter::index_add`]), so repeated ids accumulate.
 
-use crate::dispatch;
-use crate::kernels::cpu::gather_scatter;
-use crate::ops::index::standard;
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, IxDyn};
+use std::sync::Arc;
 
 impl Tensor {
     /// Looks up `ids` (row-major, of shape `shape`) in this `(V, D)` weight; the result has
@@ -42,55 +39,18 @@ impl Tensor {
         }
         let mut out_shape = shape.to_vec();
         out_shape.push(d);
-        if let Some(dv) = crate::ops::device_of("embedding", &[self]) {
-            return embedding_gpu(&dv, self, ids, &out_shape);
-        }
-        let ids = ids.to_vec();
-        let out = dispatch!(self.storage(), |a| {
-            let w = standard(a);
-            let mut o = vec![T::zero(); ids.len() * d];
-            gather_scatter::index_select(&w, v, d, &ids, &mut o);
-            ArrayD::from_shape_vec(IxDyn(&out_shape), o).unwrap()
-        });
+        let (out, ids) = self.storage().embedding(ids, &out_shape);
+        let ids = Arc::new(ids);
         Tensor::from_op(
             out,
             &[self],
             "embedding",
             move |_: &[Tensor], _: &Tensor, g: &Tensor| {
-                let dw = dispatch!(g.storage(), |gg| {
-                    let gs = standard(gg);
-                    let mut dst = vec![T::zero(); v * d];
-                    gather_scatter::index_add(&gs, v, d, &ids, &mut dst);
-                    ArrayD::from_shape_vec(IxDyn(&[v, d]), dst).unwrap()
-                });
+                let dw = g.storage().embedding_backward(&ids, v, d);
                 vec![Some(Tensor::from_storage(dw))]
             },
         )
     }
-}
-
-/// [`Tensor::embedding`] on a GPU: a gather of rows, and a scatter-add (atomics) of the
-/// gradient's rows.
-fn embedding_gpu(
-    dev: &ops_cuda::CudaDevice,
-    w: &Tensor,
-    ids: &[usize],
-    out_shape: &[usize],
-) -> Tensor {
-    use crate::kernels::cuda::{self, index};
-    const OP: &str = "embedding";
-    let (v, d) = (w.shape()[0], w.shape()[1]);
-    let idx = std::sync::Arc::new(cuda::upload_indices(dev, OP, ids));
-    let out = index::embedding_forward(w.cuda(OP), &idx, out_shape);
-    Tensor::from_op(
-        crate::Storage::Cuda(out),
-        &[w],
-        OP,
-        move |_: &[Tensor], _: &Tensor, g: &Tensor| {
-            let dw = index::embedding_backward(g.cuda("embedding backward"), &idx, v, d);
-            vec![Some(Tensor::from_storage(crate::Storage::Cuda(dw)))]
-        },
-    )
 }
 
 #[cfg(test)]

@@ -7,10 +7,7 @@
 
 pub use crate::kernels::cpu::highway::HighwayAct;
 
-use crate::kernels::cpu::highway as kernel;
-use crate::ops::index::standard;
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, IxDyn};
 
 fn check_shapes(sp: &Tensor, pre: &Tensor) {
     assert!(
@@ -58,52 +55,21 @@ pub fn highway_composed(sp: &Tensor, pre: &Tensor, act: HighwayAct) -> Tensor {
 /// ```
 pub fn highway(sp: &Tensor, pre: &Tensor, act: HighwayAct) -> Tensor {
     check_shapes(sp, pre);
-    if crate::ops::device_of("highway", &[sp, pre]).is_some() {
+    let Some((out, saved)) = sp.storage().highway(pre.storage(), act) else {
         return highway_composed(sp, pre, act);
-    }
-    let (bs, h) = (sp.shape()[0], sp.shape()[1]);
-    let saved;
-    let out = crate::dispatch2!("highway", sp.storage(), pre.storage(), |s, p| {
-        let ss = standard(s);
-        let ps = standard(p);
-        let mut out = vec![T::zero(); bs * h];
-        let mut g = vec![T::zero(); bs * h];
-        let mut a = vec![T::zero(); bs * h];
-        kernel::highway_forward(&ss, &ps, h, act, &mut out, &mut g, &mut a);
-        saved = Some((Tensor::from_vec(g, &[bs, h]), Tensor::from_vec(a, &[bs, h])));
-        ArrayD::from_shape_vec(IxDyn(&[bs, h]), out).unwrap()
-    });
-    let (gate, actv) = saved.unwrap();
+    };
     Tensor::from_op(
         out,
         &[sp, pre],
         "highway",
         move |inp: &[Tensor], _: &Tensor, grad: &Tensor| {
-            let dsp_out;
-            let dpre = crate::dispatch3!(
-                "highway_backward",
-                grad.storage(),
-                gate.storage(),
-                actv.storage(),
-                |gg, ga, aa| {
-                    let spv = inp[0].storage().array::<T>().unwrap();
-                    let mut dsp = vec![T::zero(); bs * h];
-                    let mut dpre = vec![T::zero(); bs * 2 * h];
-                    kernel::highway_backward(
-                        &standard(gg),
-                        &standard(spv),
-                        &standard(ga),
-                        &standard(aa),
-                        h,
-                        act,
-                        &mut dsp,
-                        &mut dpre,
-                    );
-                    dsp_out = Some(Tensor::from_vec(dsp, &[bs, h]));
-                    ArrayD::from_shape_vec(IxDyn(&[bs, 2 * h]), dpre).unwrap()
-                }
-            );
-            vec![dsp_out, Some(Tensor::from_storage(dpre))]
+            let (dpre, dsp) = grad
+                .storage()
+                .highway_backward(inp[0].storage(), &saved, act);
+            vec![
+                Some(Tensor::from_storage(dsp)),
+                Some(Tensor::from_storage(dpre)),
+            ]
         },
     )
 }

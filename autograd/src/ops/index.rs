@@ -8,24 +8,8 @@
 //! the kernels in [`crate::kernels::cpu::gather_scatter`]. Out-of-range indices panic with
 //! the index and the size.
 
-use crate::Storage::Cuda;
-use crate::dispatch;
-use crate::dtype::Float;
-use crate::kernels::cpu::gather_scatter;
-use crate::kernels::cpu::lanes::split_at_axis;
-use crate::kernels::cuda;
+use crate::Storage;
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, Axis, IxDyn, Slice};
-
-/// The row-major elements of `a` (copied only when `a` is not row-major already).
-use crate::kernels::cpu::layout::to_standard;
-
-pub(crate) fn standard<T: Float>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
-    match a.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(crate::kernels::cpu::layout::to_row_major(&a.view())),
-    }
-}
 
 impl Tensor {
     /// Elements `start..start + len` along `axis` (negative axes count from the end).
@@ -43,12 +27,7 @@ impl Tensor {
         if start == 0 && len == n {
             return self.clone();
         }
-        let out = match crate::ops::device_of("narrow", &[self]) {
-            Some(_) => Cuda(cuda::index::narrow(self.cuda("narrow"), ax, start, len)),
-            None => dispatch!(self.storage(), |a| to_standard(
-                a.slice_axis(Axis(ax), Slice::from(start..start + len))
-            )),
-        };
+        let out = self.storage().narrow(ax, start, len);
         Tensor::from_op(
             out,
             &[self],
@@ -69,16 +48,7 @@ impl Tensor {
             "select: index {index} out of bounds for axis {ax} of shape {:?}",
             self.shape()
         );
-        let out = match crate::ops::device_of("select", &[self]) {
-            Some(_) => {
-                let mut shape = self.shape().to_vec();
-                shape.remove(ax);
-                Cuda(cuda::index::narrow(self.cuda("select"), ax, index, 1).reshaped(&shape))
-            }
-            None => dispatch!(self.storage(), |a| to_standard(
-                a.index_axis(Axis(ax), index)
-            )),
-        };
+        let out = self.storage().select(ax, index);
         Tensor::from_op(
             out,
             &[self],
@@ -116,7 +86,8 @@ impl Tensor {
             );
         }
         let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[ax]).collect();
-        let out = concat_storage(tensors, ax);
+        let parts: Vec<&Storage> = tensors.iter().map(|t| t.storage()).collect();
+        let out = Storage::concat(&parts, ax);
         Tensor::from_op(
             out,
             tensors,
@@ -158,22 +129,12 @@ impl Tensor {
             tensors.len()
         );
         let ax = ax as usize;
-        let mut unsq = first.clone();
-        unsq.insert(ax, 1);
-        let parts: Vec<Tensor> = tensors
+        let parts: Vec<Storage> = tensors
             .iter()
-            .map(|t| {
-                if let Some(c) = t.storage().as_cuda() {
-                    return Tensor::from_storage(Cuda(c.reshaped(&unsq)));
-                }
-                Tensor::from_storage(dispatch!(t.storage(), |a| a
-                    .view()
-                    .insert_axis(Axis(ax))
-                    .to_owned()))
-            })
+            .map(|t| t.storage().insert_axis(ax))
             .collect();
-        let refs: Vec<&Tensor> = parts.iter().collect();
-        let out = concat_storage(&refs, ax);
+        let refs: Vec<&Storage> = parts.iter().collect();
+        let out = Storage::concat(&refs, ax);
         Tensor::from_op(
             out,
             tensors,
@@ -191,46 +152,15 @@ impl Tensor {
     /// `indices.len()` entries along `axis`. The backward scatter-adds.
     pub fn index_select(&self, axis: isize, indices: &[usize]) -> Tensor {
         let ax = self.axis(axis);
-        let (_, n, inner) = split_at_axis(self.shape(), ax);
+        let n = self.shape()[ax];
         check_indices("index_select", indices, n, self.shape(), ax);
-        let mut out_shape = self.shape().to_vec();
-        out_shape[ax] = indices.len();
         let idx = indices.to_vec();
-        let os = out_shape.clone();
-        if crate::ops::device_of("index_select", &[self]).is_some() {
-            const OP: &str = "index_select";
-            let pos = cuda::index::index_select_positions(self.shape(), ax, indices);
-            let out = cuda::index::gather(OP, self.cuda(OP), &pos, &out_shape);
-            return Tensor::from_op(
-                Cuda(out),
-                &[self],
-                OP,
-                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    const OP: &str = "index_select backward";
-                    let s = inp[0].shape();
-                    let dx = cuda::index::scatter_add(OP, g.cuda(OP), &pos, s);
-                    vec![Some(Tensor::from_storage(Cuda(dx)))]
-                },
-            );
-        }
-        let out = dispatch!(self.storage(), |a| {
-            let src = standard(a);
-            let mut o = vec![T::zero(); os.iter().product()];
-            gather_scatter::index_select(&src, n, inner, &idx, &mut o);
-            ArrayD::from_shape_vec(IxDyn(&os), o).unwrap()
-        });
         Tensor::from_op(
-            out,
+            self.storage().index_select(ax, indices),
             &[self],
             "index_select",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                let shape = inp[0].shape().to_vec();
-                let d = dispatch!(g.storage(), |gg| {
-                    let gs = standard(gg);
-                    let mut dst = vec![T::zero(); shape.iter().product()];
-                    gather_scatter::index_add(&gs, n, inner, &idx, &mut dst);
-                    ArrayD::from_shape_vec(IxDyn(&shape), dst).unwrap()
-                });
+                let d = g.storage().index_select_backward(inp[0].shape(), ax, &idx);
                 vec![Some(Tensor::from_storage(d))]
             },
         )
@@ -258,45 +188,15 @@ impl Tensor {
             "gather: {} indices do not fill index shape {index_shape:?}",
             index.len()
         );
-        let (_, n, inner) = split_at_axis(self.shape(), ax);
+        let n = self.shape()[ax];
         check_indices("gather", index, n, self.shape(), ax);
-        let k = index_shape[ax];
         let idx = index.to_vec();
-        let os = index_shape.to_vec();
-        if crate::ops::device_of("gather", &[self]).is_some() {
-            const OP: &str = "gather";
-            let pos = cuda::index::gather_positions(self.shape(), ax, index, k);
-            let out = cuda::index::gather(OP, self.cuda(OP), &pos, index_shape);
-            return Tensor::from_op(
-                Cuda(out),
-                &[self],
-                OP,
-                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    const OP: &str = "gather backward";
-                    let s = inp[0].shape();
-                    let dx = cuda::index::scatter_add(OP, g.cuda(OP), &pos, s);
-                    vec![Some(Tensor::from_storage(Cuda(dx)))]
-                },
-            );
-        }
-        let out = dispatch!(self.storage(), |a| {
-            let src = standard(a);
-            let mut o = vec![T::zero(); idx.len()];
-            gather_scatter::gather(&src, n, inner, &idx, k, &mut o);
-            ArrayD::from_shape_vec(IxDyn(&os), o).unwrap()
-        });
         Tensor::from_op(
-            out,
+            self.storage().gather(ax, index, index_shape),
             &[self],
             "gather",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                let shape = inp[0].shape().to_vec();
-                let d = dispatch!(g.storage(), |gg| {
-                    let gs = standard(gg);
-                    let mut dst = vec![T::zero(); shape.iter().product()];
-                    gather_scatter::scatter_add(&gs, n, inner, &idx, k, &mut dst);
-                    ArrayD::from_shape_vec(IxDyn(&shape), dst).unwrap()
-                });
+                let d = g.storage().gather_backward(inp[0].shape(), ax, &idx);
                 vec![Some(Tensor::from_storage(d))]
             },
         )
@@ -314,25 +214,7 @@ impl Tensor {
         if pads.iter().all(|&(b, a)| b == 0 && a == 0) {
             return self.clone();
         }
-        let out_shape: Vec<usize> = self
-            .shape()
-            .iter()
-            .zip(pads)
-            .map(|(&d, &(b, a))| d + b + a)
-            .collect();
-        let p = pads.to_vec();
-        let out = match crate::ops::device_of("pad", &[self]) {
-            Some(_) => Cuda(cuda::index::pad(self.cuda("pad"), pads)),
-            None => dispatch!(self.storage(), |a| {
-                let mut o = ArrayD::<T>::zeros(IxDyn(&out_shape));
-                let mut view = o.view_mut();
-                for (d, (&(b, _), &n)) in p.iter().zip(a.shape()).enumerate() {
-                    view.slice_axis_inplace(Axis(d), Slice::from(b..b + n));
-                }
-                view.assign(a);
-                o
-            }),
-        };
+        let out = self.storage().pad(pads);
         let p = pads.to_vec();
         Tensor::from_op(
             out,
@@ -357,69 +239,6 @@ impl Tensor {
     }
 }
 
-fn concat_storage(tensors: &[&Tensor], ax: usize) -> crate::Storage {
-    if crate::ops::device_of("concat", tensors).is_some() {
-        let parts: Vec<_> = tensors.iter().map(|t| t.cuda("concat")).collect();
-        return Cuda(cuda::index::concat(&parts, ax));
-    }
-    match tensors[0].storage() {
-        crate::Storage::F32(_) => crate::Storage::F32(concat_arrays::<f32>(tensors, ax)),
-        crate::Storage::F64(_) => crate::Storage::F64(concat_arrays::<f64>(tensors, ax)),
-        crate::Storage::Cuda(_) => unreachable!("GPU concat returned above"),
-    }
-}
-
-fn concat_arrays<T: Float>(tensors: &[&Tensor], ax: usize) -> ArrayD<T> {
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|t| {
-            t.storage()
-                .array::<T>()
-                .unwrap_or_else(|| panic!("concat: dtype mismatch: {} vs {}", T::DTYPE, t.dtype()))
-                .view()
-        })
-        .collect();
-    if views.iter().all(|v| v.is_standard_layout()) {
-        return concat_blocks(&views, ax);
-    }
-    ndarray::concatenate(Axis(ax), &views).expect("concat: shapes were checked")
-}
-
-/// [`concat_arrays`] of row-major arrays: for each index of the axes before `ax`, one
-/// contiguous block of every input in turn (a channel concat of NCHW tensors copies whole
-/// `C_i x H x W` blocks per image); split over images for large outputs.
-fn concat_blocks<T: Float>(views: &[ndarray::ArrayViewD<T>], ax: usize) -> ArrayD<T> {
-    use rayon::prelude::*;
-    let mut shape = views[0].shape().to_vec();
-    shape[ax] = views.iter().map(|v| v.shape()[ax]).sum();
-    let outer: usize = shape[..ax].iter().product();
-    let blocks: Vec<usize> = views.iter().map(|v| v.len() / outer.max(1)).collect();
-    let row: usize = blocks.iter().sum();
-    let len = outer * row;
-    let mut out: Vec<T> = Vec::with_capacity(len);
-    let fill = |(o, dst): (usize, &mut [std::mem::MaybeUninit<T>])| {
-        let mut at = 0;
-        for (v, &b) in views.iter().zip(&blocks) {
-            let src = &v.as_slice().expect("row-major")[o * b..(o + 1) * b];
-            for (d, &x) in dst[at..at + b].iter_mut().zip(src) {
-                d.write(x);
-            }
-            at += b;
-        }
-    };
-    if row > 0 {
-        let dst = &mut out.spare_capacity_mut()[..len];
-        if len >= crate::kernels::cpu::par::ELEMENTWISE_MIN && outer > 1 {
-            dst.par_chunks_mut(row).enumerate().for_each(fill);
-        } else {
-            dst.chunks_mut(row).enumerate().for_each(fill);
-        }
-    }
-    // SAFETY: the `outer` rows of `row` elements were all written above (len = outer * row).
-    unsafe { out.set_len(len) };
-    ArrayD::from_shape_vec(IxDyn(&shape), out).expect("concat: shape and length agree")
-}
-
 fn check_indices(op: &str, indices: &[usize], n: usize, shape: &[usize], ax: usize) {
     if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
         panic!("{op}: index {bad} out of range for size {n} of axis {ax} of shape {shape:?}");
@@ -430,35 +249,6 @@ fn check_indices(op: &str, indices: &[usize], n: usize, shape: &[usize], ax: usi
 mod tests {
     use crate::Tensor;
     use crate::testing::{gradcheck, rand_f64};
-
-    /// The row-major block copy agrees with ndarray's concatenate on every axis (NCHW
-    /// channel concat included) and with empty inputs.
-    #[test]
-    fn concat_blocks_match_ndarray_concatenate() {
-        use ndarray::{ArrayD, Axis, IxDyn};
-        let arr = |shape: &[usize], seed: usize| {
-            let n: usize = shape.iter().product();
-            ArrayD::from_shape_vec(
-                IxDyn(shape),
-                (0..n).map(|i| ((i * 7 + seed * 13) % 31) as f32).collect(),
-            )
-            .unwrap()
-        };
-        for ax in 0..4 {
-            let mut shapes = [vec![3, 4, 5, 6], vec![3, 4, 5, 6], vec![3, 4, 5, 6]];
-            shapes[1][ax] = 2;
-            shapes[2][ax] = 0;
-            let arrs: Vec<_> = shapes.iter().enumerate().map(|(i, s)| arr(s, i)).collect();
-            let views: Vec<_> = arrs.iter().map(|a| a.view()).collect();
-            let want = ndarray::concatenate(Axis(ax), &views).unwrap();
-            assert_eq!(super::concat_blocks(&views, ax), want, "axis {ax}");
-        }
-        // Big enough for the parallel path.
-        let a = arr(&[64, 16, 32, 32], 1);
-        let b = arr(&[64, 8, 32, 32], 2);
-        let want = ndarray::concatenate(Axis(1), &[a.view(), b.view()]).unwrap();
-        assert_eq!(super::concat_blocks(&[a.view(), b.view()], 1), want);
-    }
 
     #[test]
     fn index_ops_forward_by_hand() {

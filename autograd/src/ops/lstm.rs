@@ -15,13 +15,11 @@
 
 use crate::Storage;
 use crate::dtype::Float;
-use crate::kernels::cpu::lstm_gates as kernel;
 use crate::kernels::cpu::lstm_seq::{
     LstmSeqSaved, lstm_seq_backward, lstm_seq_backward_pre, lstm_seq_forward,
 };
-use crate::ops::index::standard;
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::IxDyn;
 
 /// The weights of one LSTM layer (PyTorch layout; `bias` is `b_ih + b_hh`).
 #[derive(Clone, Debug)]
@@ -108,70 +106,18 @@ pub fn lstm_gates(pre: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
         pre.shape(),
         c.shape()
     );
-    let (bs, hs) = (c.shape()[0], c.shape()[1]);
-    if crate::ops::device_of("lstm_gates", &[pre, c]).is_some() {
-        let packed = lstm_gates_packed_gpu(pre, c);
-        return (packed.narrow(1, 0, hs), packed.narrow(1, hs, hs));
-    }
-    let saved;
-    let out = crate::dispatch2!("lstm_gates", pre.storage(), c.storage(), |p, cc| {
-        let ps = standard(p);
-        let cs = standard(cc);
-        let mut h_out = vec![T::zero(); bs * hs];
-        let mut c_out = vec![T::zero(); bs * hs];
-        let mut acts = vec![T::zero(); bs * 4 * hs];
-        let mut tanh_c = vec![T::zero(); bs * hs];
-        kernel::lstm_gates_forward(&ps, &cs, hs, &mut h_out, &mut c_out, &mut acts, &mut tanh_c);
-        saved = Some((
-            Tensor::from_vec(acts, &[bs, 4 * hs]),
-            Tensor::from_vec(tanh_c, &[bs, hs]),
-        ));
-        let mut packed = Vec::with_capacity(2 * bs * hs);
-        for (hr, cr) in h_out.chunks(hs.max(1)).zip(c_out.chunks(hs.max(1))) {
-            packed.extend_from_slice(hr);
-            packed.extend_from_slice(cr);
-        }
-        ArrayD::from_shape_vec(IxDyn(&[bs, 2 * hs]), packed).unwrap()
-    });
-    let (acts, tanh_c) = saved.unwrap();
+    let hs = c.shape()[1];
+    let (out, saved) = pre.storage().lstm_gates(c.storage());
     let packed = Tensor::from_op(
         out,
         &[pre, c],
         "lstm_gates",
         move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-            let dc_prev;
-            let dpre = crate::dispatch3!(
-                "lstm_gates_backward",
-                acts.storage(),
-                tanh_c.storage(),
-                g.storage(),
-                |a, tc, gg| {
-                    let cprev = inp[1].storage().array::<T>().unwrap();
-                    let cs = standard(cprev);
-                    let gs = standard(gg);
-                    let mut dh = Vec::with_capacity(bs * hs);
-                    let mut dc = Vec::with_capacity(bs * hs);
-                    for row in gs.chunks(2 * hs.max(1)) {
-                        dh.extend_from_slice(&row[..hs]);
-                        dc.extend_from_slice(&row[hs..]);
-                    }
-                    let mut dpre = vec![T::zero(); bs * 4 * hs];
-                    let mut dcp = vec![T::zero(); bs * hs];
-                    kernel::lstm_gates_backward(
-                        &standard(a),
-                        &cs,
-                        &standard(tc),
-                        &dh,
-                        &dc,
-                        hs,
-                        &mut dpre,
-                        &mut dcp,
-                    );
-                    dc_prev = Some(Tensor::from_vec(dcp, &[bs, hs]));
-                    ArrayD::from_shape_vec(IxDyn(&[bs, 4 * hs]), dpre).unwrap()
-                }
-            );
-            vec![Some(Tensor::from_storage(dpre)), dc_prev]
+            let (dpre, dc_prev) = g.storage().lstm_gates_backward(inp[1].storage(), &saved);
+            vec![
+                Some(Tensor::from_storage(dpre)),
+                Some(Tensor::from_storage(dc_prev)),
+            ]
         },
     );
     (packed.narrow(1, 0, hs), packed.narrow(1, hs, hs))
@@ -643,35 +589,6 @@ pub fn lstm_table_batch_first(
         c0,
         w_hh,
         true,
-    )
-}
-
-/// [`lstm_gates`] on a GPU: `[h' | c']` as one `(B, 2H)` tensor from `ops-cuda`'s fused
-/// cell kernels, with their fused backward (the caller splits it, as on the CPU).
-fn lstm_gates_packed_gpu(pre: &Tensor, c: &Tensor) -> Tensor {
-    use crate::Storage::Cuda;
-    use crate::kernels::cuda::{index, lstm};
-    const OP: &str = "lstm_gates";
-    let (h, c_new, act) = lstm::lstm_cell_forward(pre.cuda(OP), c.cuda(OP));
-    let packed = index::concat(&[&h, &c_new], 1);
-    let hs = h.shape[1];
-    let saved = std::sync::Arc::new((act, c_new));
-    Tensor::from_op(
-        Cuda(packed),
-        &[pre, c],
-        OP,
-        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-            const OP: &str = "lstm_gates backward";
-            let g = g.cuda(OP);
-            let dh = index::narrow(g, 1, 0, hs);
-            let dc = index::narrow(g, 1, hs, hs);
-            let (dpre, dcp) =
-                lstm::lstm_cell_backward(&dh, &dc, &saved.0, &saved.1, inp[1].cuda(OP));
-            vec![
-                Some(Tensor::from_storage(Cuda(dpre))),
-                Some(Tensor::from_storage(Cuda(dcp))),
-            ]
-        },
     )
 }
 

@@ -24,10 +24,12 @@ use crate::Device;
 use crate::tensor::Tensor;
 use ops_cuda::CudaDevice;
 
-/// The GPU the inputs live on, or `None` when all are on the CPU, for the op families whose
-/// device dispatch is still in the op (the elementwise family dispatches in
-/// [`crate::Storage`]). Panics when they are on different devices: `op NAME: inputs on
-/// different devices: cuda:0 and cpu — move one with .to(&device)`.
+/// The GPU the inputs live on, or `None` when all are on the CPU. Kernel families dispatch
+/// in [`crate::Storage`]; this is for the ops that are one fused CPU kernel but, having no
+/// GPU twin, a composition of other ops on a GPU (the LSTM layers, `l2_normalize`), and
+/// for callers outside `autograd`. Panics when they are on
+/// different devices: `op NAME: inputs on different devices: cuda:0 and cpu — move one with
+/// .to(&device)`.
 #[track_caller]
 pub fn device_of(op: &str, inputs: &[&Tensor]) -> Option<CudaDevice> {
     let first = inputs.first()?.device();

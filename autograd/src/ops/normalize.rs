@@ -8,7 +8,7 @@
 use crate::dispatch;
 use crate::dtype::Float;
 use crate::kernels::cpu::lanes::{self, split_at_axis};
-use crate::ops::index::standard;
+use crate::kernels::cpu::layout::standard;
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
 

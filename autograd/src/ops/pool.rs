@@ -2,15 +2,8 @@
 //! excluded from the divisor, PyTorch's `count_include_pad=False`, as NAO/NASNet use it) and
 //! [`Tensor::global_avg_pool`]. Kernels in [`crate::kernels::cpu::pool`].
 
-use crate::kernels::cpu::pool::{
-    Pool2dParams, avg_pool2d_backward, avg_pool2d_forward, global_avg_pool_backward,
-    global_avg_pool_forward, max_pool2d_backward, max_pool2d_forward,
-};
-use crate::kernels::cuda;
-use crate::storage::Storage;
+use crate::kernels::cpu::pool::Pool2dParams;
 use crate::tensor::Tensor;
-use crate::{dispatch, with_array};
-use ndarray::{Ix2, Ix4};
 use std::sync::Arc;
 
 impl Tensor {
@@ -36,38 +29,14 @@ impl Tensor {
             padding,
         };
         p.out_hw("max_pool2d", self.shape());
-        if crate::ops::device_of("max_pool2d", &[self]).is_some() {
-            let (out, arg) = cuda::conv::max_pool2d(self.cuda("max_pool2d"), &p);
-            let arg = Arc::new(arg);
-            return Tensor::from_op(
-                Storage::Cuda(out),
-                &[self],
-                "max_pool2d",
-                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    let g = g.cuda("max_pool2d backward");
-                    let dx = cuda::conv::max_pool2d_backward(g, &arg, inp[0].shape(), &p);
-                    vec![Some(Tensor::from_storage(Storage::Cuda(dx)))]
-                },
-            );
-        }
-        let (out, idx) = with_array!(self.storage(), |a| {
-            let (o, i) = max_pool2d_forward(a.view().into_dimensionality::<Ix4>().unwrap(), &p);
-            (crate::Storage::from_array(o.into_dyn()), i)
-        });
-        let idx = Arc::new(idx);
+        let (out, arg) = self.storage().max_pool2d(&p);
+        let arg = Arc::new(arg);
         Tensor::from_op(
             out,
             &[self],
             "max_pool2d",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                let (h, w) = (inp[0].shape()[2], inp[0].shape()[3]);
-                let dx = dispatch!(g.storage(), |gg| max_pool2d_backward(
-                    gg.view().into_dimensionality::<Ix4>().unwrap(),
-                    &idx,
-                    h,
-                    w
-                )
-                .into_dyn());
+                let dx = g.storage().max_pool2d_backward(&arg, inp[0].shape(), &p);
                 vec![Some(Tensor::from_storage(dx))]
             },
         )
@@ -96,36 +65,12 @@ impl Tensor {
             padding,
         };
         p.out_hw("avg_pool2d", self.shape());
-        if crate::ops::device_of("avg_pool2d", &[self]).is_some() {
-            return Tensor::from_op(
-                Storage::Cuda(cuda::conv::avg_pool2d(self.cuda("avg_pool2d"), &p)),
-                &[self],
-                "avg_pool2d",
-                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    let g = g.cuda("avg_pool2d backward");
-                    let dx = cuda::conv::avg_pool2d_backward(g, inp[0].shape(), &p);
-                    vec![Some(Tensor::from_storage(Storage::Cuda(dx)))]
-                },
-            );
-        }
-        let out = dispatch!(self.storage(), |a| avg_pool2d_forward(
-            a.view().into_dimensionality::<Ix4>().unwrap(),
-            &p
-        )
-        .into_dyn());
         Tensor::from_op(
-            out,
+            self.storage().avg_pool2d(&p),
             &[self],
             "avg_pool2d",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                let (h, w) = (inp[0].shape()[2], inp[0].shape()[3]);
-                let dx = dispatch!(g.storage(), |gg| avg_pool2d_backward(
-                    gg.view().into_dimensionality::<Ix4>().unwrap(),
-                    &p,
-                    h,
-                    w
-                )
-                .into_dyn());
+                let dx = g.storage().avg_pool2d_backward(inp[0].shape(), &p);
                 vec![Some(Tensor::from_storage(dx))]
             },
         )
@@ -138,34 +83,12 @@ impl Tensor {
             "global_avg_pool: input {:?} is not 4-d (N, C, H, W)",
             self.shape()
         );
-        if crate::ops::device_of("global_avg_pool", &[self]).is_some() {
-            return Tensor::from_op(
-                Storage::Cuda(cuda::conv::global_avg_pool(self.cuda("global_avg_pool"))),
-                &[self],
-                "global_avg_pool",
-                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    let g = g.cuda("global_avg_pool backward");
-                    let dx = cuda::conv::global_avg_pool_backward(g, inp[0].shape());
-                    vec![Some(Tensor::from_storage(Storage::Cuda(dx)))]
-                },
-            );
-        }
-        let out: Storage = dispatch!(self.storage(), |a| global_avg_pool_forward(
-            a.view().into_dimensionality::<Ix4>().unwrap()
-        )
-        .into_dyn());
         Tensor::from_op(
-            out,
+            self.storage().global_avg_pool(),
             &[self],
             "global_avg_pool",
             |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                let (h, w) = (inp[0].shape()[2], inp[0].shape()[3]);
-                let dx = dispatch!(g.storage(), |gg| global_avg_pool_backward(
-                    gg.view().into_dimensionality::<Ix2>().unwrap(),
-                    h,
-                    w
-                )
-                .into_dyn());
+                let dx = g.storage().global_avg_pool_backward(inp[0].shape());
                 vec![Some(Tensor::from_storage(dx))]
             },
         )

@@ -1,11 +1,7 @@
 //! Reductions: `sum`, `mean` (over everything or over axes), `max_axis` (with the gradient
 //! going to the first maximum).
 
-use crate::Storage::Cuda;
-use crate::kernels::cuda;
 use crate::tensor::Tensor;
-use crate::{dispatch, with_array};
-use ndarray::{ArrayD, Axis, IxDyn};
 
 impl Tensor {
     /// Sum of all elements (a 0-d tensor).
@@ -66,49 +62,14 @@ impl Tensor {
         let ax = self.axis(axis);
         let mut keep_shape = self.shape().to_vec();
         keep_shape[ax] = 1;
-        if crate::ops::device_of("max_axis", &[self]).is_some() {
-            let mut out_shape = keep_shape.clone();
-            if !keepdim {
-                out_shape.remove(ax);
-            }
-            let (out, idx) = cuda::reduce::max_axis(self.cuda("max_axis"), ax, &out_shape);
-            let pos = cuda::reduce::argmax_positions(self.shape(), ax, &idx);
-            return Tensor::from_op(
-                Cuda(out),
-                &[self],
-                "max_axis",
-                move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-                    const OP: &str = "max_axis backward";
-                    let s = inp[0].shape();
-                    let dx = cuda::index::scatter_add(OP, g.cuda(OP), &pos, s);
-                    vec![Some(Tensor::from_storage(Cuda(dx)))]
-                },
-            );
-        }
-        let idx = self.argmax_axis(axis);
-        let out = dispatch!(self.storage(), |a| {
-            let r = a.map_axis(Axis(ax), |lane| {
-                lane.iter().cloned().fold(T::neg_infinity(), T::max)
-            });
-            if keepdim { r.insert_axis(Axis(ax)) } else { r }
-        });
+        let (out, idx) = self.storage().max_axis(ax, keepdim);
         Tensor::from_op(
             out,
             &[self],
             "max_axis",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
                 let g = g.reshape(&keep_shape);
-                let gi = dispatch!(g.storage(), |gg| {
-                    let mut z = ArrayD::<T>::zeros(IxDyn(inp[0].shape()));
-                    for (mut lane, (gv, &i)) in z
-                        .lanes_mut(Axis(ax))
-                        .into_iter()
-                        .zip(gg.iter().zip(idx.iter()))
-                    {
-                        lane[i] = *gv;
-                    }
-                    z
-                });
+                let gi = g.storage().max_axis_backward(inp[0].shape(), ax, &idx);
                 vec![Some(Tensor::from_storage(gi))]
             },
         )
@@ -116,25 +77,7 @@ impl Tensor {
 
     /// Index of the (first) maximum along `axis`, in the order of the other axes' lanes.
     pub fn argmax_axis(&self, axis: isize) -> Vec<usize> {
-        let ax = self.axis(axis);
-        if crate::ops::device_of("argmax_axis", &[self]).is_some() {
-            let mut out_shape = self.shape().to_vec();
-            out_shape.remove(ax);
-            return cuda::reduce::max_axis(self.cuda("argmax_axis"), ax, &out_shape).1;
-        }
-        with_array!(self.storage(), |a| a
-            .lanes(Axis(ax))
-            .into_iter()
-            .map(|lane| {
-                let mut best = 0;
-                for (i, v) in lane.iter().enumerate() {
-                    if *v > lane[best] {
-                        best = i;
-                    }
-                }
-                best
-            })
-            .collect())
+        self.storage().argmax_axis(self.axis(axis))
     }
 }
 

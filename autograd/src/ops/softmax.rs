@@ -7,49 +7,16 @@
 //! `cross_entropy` is ONE op: its forward computes the softmax probabilities once and
 //! saves them; its backward is `(softmax - onehot) / N` scaled by the incoming gradient.
 
-use crate::Storage::Cuda;
-use crate::dispatch;
-use crate::kernels::cpu::lanes::{self, split_at_axis};
-use crate::kernels::cuda;
-use crate::ops::index::standard;
 use crate::tensor::Tensor;
-use ndarray::{ArrayD, IxDyn};
 
 fn softmax_op(x: &Tensor, axis: isize, log: bool) -> Tensor {
     let ax = x.axis(axis);
-    let shape = x.shape().to_vec();
-    let (_, n, inner) = split_at_axis(&shape, ax);
-    let name = if log { "log_softmax" } else { "softmax" };
-    if crate::ops::device_of(name, &[x]).is_some() {
-        return Tensor::from_op(
-            Cuda(cuda::softmax::softmax(x.cuda(name), ax, log)),
-            &[x],
-            name,
-            move |_: &[Tensor], out: &Tensor, g: &Tensor| {
-                const OP: &str = "softmax backward";
-                let dx = cuda::softmax::softmax_backward(out.cuda(OP), g.cuda(OP), ax, log);
-                vec![Some(Tensor::from_storage(Cuda(dx)))]
-            },
-        );
-    }
-    let out = dispatch!(x.storage(), |a| {
-        let xs = standard(a);
-        let mut y = vec![T::zero(); xs.len()];
-        lanes::softmax_forward(&xs, &mut y, n, inner, log);
-        ArrayD::from_shape_vec(IxDyn(&shape), y).unwrap()
-    });
     Tensor::from_op(
-        out,
+        x.storage().softmax(ax, log),
         &[x],
         if log { "log_softmax" } else { "softmax" },
         move |_: &[Tensor], out: &Tensor, g: &Tensor| {
-            let d = crate::dispatch2!("softmax_backward", out.storage(), g.storage(), |y, gg| {
-                let ys = standard(y);
-                let gs = standard(gg);
-                let mut dx = vec![T::zero(); ys.len()];
-                lanes::softmax_backward(&ys, &gs, &mut dx, n, inner, log);
-                ArrayD::from_shape_vec(IxDyn(y.shape()), dx).unwrap()
-            });
+            let d = g.storage().softmax_backward(out.storage(), ax, log);
             vec![Some(Tensor::from_storage(d))]
         },
     )
@@ -79,36 +46,17 @@ impl Tensor {
             self.shape(),
             labels.len()
         );
-        let (rows, c) = (self.shape()[0], self.shape()[1]);
+        let c = self.shape()[1];
         if let Some(&bad) = labels.iter().find(|&&l| l >= c) {
             panic!("cross_entropy: label {bad} out of range for {c} classes");
         }
-        if let Some(d) = crate::ops::device_of("cross_entropy", &[self]) {
-            return cross_entropy_gpu(&d, self, labels);
-        }
-        let labels = labels.to_vec();
-        let shape = self.shape().to_vec();
-        let total;
-        let probs = dispatch!(self.storage(), |a| {
-            let xs = standard(a);
-            let mut p = vec![T::zero(); xs.len()];
-            total = lanes::cross_entropy_forward(&xs, &mut p, c, &labels);
-            ArrayD::from_shape_vec(IxDyn(&shape), p).unwrap()
-        });
-        let mean = total / rows.max(1) as f64;
-        let out = dispatch!(&probs, |_p| ArrayD::from_elem(IxDyn(&[]), T::of(mean)));
-        let probs = Tensor::from_storage(probs);
+        let (out, saved) = self.storage().cross_entropy(labels);
         Tensor::from_op(
             out,
             &[self],
             "cross_entropy",
             move |_: &[Tensor], _: &Tensor, g: &Tensor| {
-                let gv = g.item() / rows.max(1) as f64;
-                let d = dispatch!(probs.storage(), |p| {
-                    let ps = standard(p);
-                    let dx = lanes::cross_entropy_backward(&ps, c, &labels, T::of(gv));
-                    ArrayD::from_shape_vec(IxDyn(p.shape()), dx).unwrap()
-                });
+                let d = g.storage().cross_entropy_backward(&saved);
                 vec![Some(Tensor::from_storage(d))]
             },
         )
@@ -124,61 +72,23 @@ impl Tensor {
             self.shape(),
             target.shape()
         );
-        if crate::ops::device_of("mse", &[self, target]).is_some() {
+        let Some(out) = self.storage().mse(target.storage()) else {
             return self.sub(target).square().mean();
-        }
+        };
         let n = self.numel().max(1) as f64;
-        let out = crate::dispatch2!("mse", self.storage(), target.storage(), |a, b| {
-            let s: T = ndarray::Zip::from(a)
-                .and(b)
-                .fold(T::zero(), |acc, &x, &y| acc + (x - y) * (x - y));
-            ArrayD::from_elem(IxDyn(&[]), s / T::of(n))
-        });
         Tensor::from_op(
             out,
             &[self, target],
             "mse",
             move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
                 let scale = 2.0 * g.item() / n;
-                let d = crate::dispatch2!(
-                    "mse_backward",
-                    inp[0].storage(),
-                    inp[1].storage(),
-                    |a, b| {
-                        ndarray::Zip::from(a)
-                            .and(b)
-                            .map_collect(|&x, &y| (x - y) * T::of(scale))
-                    }
-                );
+                let d = inp[0].storage().mse_backward(inp[1].storage(), scale);
                 let d = Tensor::from_storage(d);
                 let dt = inp[1].is_tracked().then(|| d.neg());
                 vec![inp[0].is_tracked().then_some(d), dt]
             },
         )
     }
-}
-
-/// [`Tensor::cross_entropy`] on a GPU: the per-row kernel, a mean, and the fused
-/// `(softmax - onehot) * g / rows` backward.
-fn cross_entropy_gpu(dev: &ops_cuda::CudaDevice, logits: &Tensor, labels: &[usize]) -> Tensor {
-    const OP: &str = "cross_entropy";
-    let rows = logits.shape()[0];
-    let lab = std::sync::Arc::new(cuda::upload_indices(dev, OP, labels));
-    let per_row = cuda::softmax::cross_entropy_rows(logits.cuda(OP), &lab);
-    let mean = Tensor::from_storage(Cuda(cuda::reduce::sum_all(&per_row)))
-        .mul_scalar(1.0 / rows.max(1) as f64);
-    Tensor::from_op(
-        mean.storage().clone(),
-        &[logits],
-        OP,
-        move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-            const OP: &str = "cross_entropy backward";
-            let dloss = g.mul_scalar(1.0 / rows.max(1) as f64).broadcast_to(&[rows]);
-            let dx =
-                cuda::softmax::cross_entropy_rows_backward(inp[0].cuda(OP), &lab, dloss.cuda(OP));
-            vec![Some(Tensor::from_storage(Cuda(dx)))]
-        },
-    )
 }
 
 #[cfg(test)]

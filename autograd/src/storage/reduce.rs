@@ -1,9 +1,10 @@
 //! The reduction and layout kernel families, dispatched by device and dtype: full and
-//! per-axis sums, reshapes, axis permutations and row-major copies.
+//! per-axis sums, the maximum along an axis (with its argmax and backward), reshapes, axis
+//! permutations and row-major copies.
 
 use super::Storage;
 use crate::kernels::cpu::layout::to_standard;
-use crate::kernels::cuda::{reduce as gpu_reduce, shape as gpu_shape};
+use crate::kernels::cuda::{index as gpu_index, reduce as gpu_reduce, shape as gpu_shape};
 use ndarray::{ArrayD, Axis, IxDyn};
 
 impl Storage {
@@ -56,5 +57,73 @@ impl Storage {
             return self.clone();
         }
         dispatch!(self, |a| to_standard(a.view()))
+    }
+
+    /// The maximum along `ax` (the axis removed, or kept as size 1 with `keepdim`) and the
+    /// index of the first maximum of each lane, in the order of the other axes' lanes (what
+    /// [`Storage::argmax_axis`] returns; the backward needs it).
+    pub fn max_axis(&self, ax: usize, keepdim: bool) -> (Storage, Vec<usize>) {
+        if let Storage::Cuda(x) = self {
+            let mut out_shape = x.shape.clone();
+            if keepdim {
+                out_shape[ax] = 1;
+            } else {
+                out_shape.remove(ax);
+            }
+            let (out, idx) = gpu_reduce::max_axis(x, ax, &out_shape);
+            return (Storage::Cuda(out), idx);
+        }
+        let idx = self.argmax_axis(ax);
+        let out = dispatch!(self, |a| {
+            let r = a.map_axis(Axis(ax), |lane| {
+                lane.iter().cloned().fold(T::neg_infinity(), T::max)
+            });
+            if keepdim { r.insert_axis(Axis(ax)) } else { r }
+        });
+        (out, idx)
+    }
+
+    /// The gradient of [`Storage::max_axis`]: `self` (one value per lane, shaped like the
+    /// output with the axis kept as size 1) put at each lane's maximum `idx`, zeros
+    /// elsewhere, shaped `in_shape`.
+    pub fn max_axis_backward(&self, in_shape: &[usize], ax: usize, idx: &[usize]) -> Storage {
+        if let Storage::Cuda(g) = self {
+            const OP: &str = "max_axis backward";
+            let pos = gpu_reduce::argmax_positions(in_shape, ax, idx);
+            return Storage::Cuda(gpu_index::scatter_add(OP, g, &pos, in_shape));
+        }
+        dispatch!(self, |gg| {
+            let mut z = ArrayD::<T>::zeros(IxDyn(in_shape));
+            for (mut lane, (gv, &i)) in z
+                .lanes_mut(Axis(ax))
+                .into_iter()
+                .zip(gg.iter().zip(idx.iter()))
+            {
+                lane[i] = *gv;
+            }
+            z
+        })
+    }
+
+    /// Index of the (first) maximum along `ax`, in the order of the other axes' lanes.
+    pub fn argmax_axis(&self, ax: usize) -> Vec<usize> {
+        if let Storage::Cuda(x) = self {
+            let mut out_shape = x.shape.clone();
+            out_shape.remove(ax);
+            return gpu_reduce::max_axis(x, ax, &out_shape).1;
+        }
+        with_array!(self, |a| a
+            .lanes(Axis(ax))
+            .into_iter()
+            .map(|lane| {
+                let mut best = 0;
+                for (i, v) in lane.iter().enumerate() {
+                    if *v > lane[best] {
+                        best = i;
+                    }
+                }
+                best
+            })
+            .collect())
     }
 }

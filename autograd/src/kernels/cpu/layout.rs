@@ -95,6 +95,14 @@ pub fn standard_layout<T: Float>(a: &ArrayD<T>) -> std::borrow::Cow<'_, ArrayD<T
     }
 }
 
+/// The row-major elements of `a` (copied only when `a` is not row-major already).
+pub fn standard<T: Float>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(to_row_major(&a.view())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

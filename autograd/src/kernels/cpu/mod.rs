@@ -5,6 +5,7 @@ pub mod gemm;
 
 pub use gemm::gemm;
 pub mod batchnorm;
+pub mod concat;
 pub mod conv;
 pub mod conv_gemm;
 pub mod depthwise;
@@ -17,6 +18,7 @@ pub mod lanes;
 pub mod layout;
 pub mod lstm_gates;
 pub mod lstm_seq;
+pub mod matmul;
 pub mod packed_gemm;
 pub mod par;
 pub mod pool;
