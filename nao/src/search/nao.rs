@@ -400,8 +400,10 @@ impl Algorithm for Nao {
         let clock = std::time::Instant::now();
         // 3. Seeds and generation: within the trust region around the top seeds, widened
         // (more seeds, then a larger radius) while the round's quota is not met.
+        let widest = self.config.top_k.max(self.config.expand_seeds);
         let ranked_forms: Vec<Arch> = ranked(&ctx.records)
             .into_iter()
+            .take(widest)
             .map(|r| form(&r.arch))
             .collect();
         let want = self.config.per_round.min(ctx.remaining());
@@ -410,7 +412,6 @@ impl Algorithm for Nao {
         if self.config.expand_seeds > self.config.top_k {
             stages.push((self.config.expand_seeds, self.config.trust_radius));
         }
-        let widest = self.config.top_k.max(self.config.expand_seeds);
         if self.config.trust_radius > 0 {
             for r in 1..=self.config.expand_radius {
                 stages.push((widest, self.config.trust_radius + r));
