@@ -163,12 +163,14 @@ pub struct NaoConfig {
 }
 
 impl NaoConfig {
-    /// Defaults for a budget of N queries: `initial` = max(10, 15 N / 100) (at most N),
-    /// `per_round` = max(5, N/10), `top_k` = clamp(initial, 5, 10), step sizes eta = 0.1,
+    /// Defaults for a budget of N queries: `initial` = max(10, min(15 N / 100, 10 + N / 20))
+    /// (at most N; 10, 15, 20 at N = 50, 100, 200), `per_round` = clamp(N/10, 5, 10) (5,
+    /// 10, 10), `top_k` = clamp(initial, 5, 10), step sizes eta = 0.1,
     /// 0.2, ... up to `max_eta` = 5, decoder sampling at `temperature` 4 within a
     /// `trust_radius` of 1 token around each seed, widened to up to 3 tokens
-    /// (`expand_radius` 2) when that yields fewer than the round asks for, `candidates` = 10
-    /// `per_round`, rank labels, `fit_canonical`, surrogate `nao` (the controller). Rounds
+    /// (`expand_radius` 2) when that yields fewer than the round asks for, `candidates` =
+    /// 10 max(5, N/10) (ten per evaluation up to N = 100, twenty at N = 200), rank labels,
+    /// `fit_canonical`, surrogate `nao` (the controller). Rounds
     /// after the first: ceil((N - initial) / per_round) (e.g. N = 100: 15 initial, then 9
     /// rounds of 10, seeds the top 10, each round the 10 best predicted of what the decoder
     /// proposes within one token of the seeds, or two or three when one is used up).
@@ -183,8 +185,11 @@ impl NaoConfig {
     /// predictor separates the good cells instead of squeezing them near the top of a
     /// min-max scale. The paper's settings are [`paper`](Self::paper).
     pub fn for_budget(budget: usize) -> Self {
-        let initial = (budget * 15 / 100).max(10).min(budget);
-        let per_round = (budget / 10).max(5);
+        let initial = (budget * 15 / 100)
+            .min(10 + budget / 20)
+            .max(10)
+            .min(budget);
+        let per_round = (budget / 10).clamp(5, 10);
         NaoConfig {
             initial,
             per_round,
@@ -192,7 +197,7 @@ impl NaoConfig {
             max_eta: 5,
             recon_sample: 256,
             surrogate: "nao".into(),
-            candidates: 10 * per_round,
+            candidates: 10 * (budget / 10).max(5),
             fit_canonical: true,
             ensemble: 1,
             rank_weight: 0.0,
@@ -223,6 +228,7 @@ impl NaoConfig {
     pub fn paper(budget: usize) -> Self {
         NaoConfig {
             initial: (budget * 3 / 10).max(10).min(budget),
+            per_round: (budget / 10).max(5),
             top_k: 100,
             max_eta: 50,
             eta_step: 1.0,
@@ -664,5 +670,27 @@ mod tests {
         assert_eq!(p.draws, 1);
         assert_eq!(p.labels, LabelScale::MinMax);
         assert!(p.top_up);
+        // The spec's round size at every budget (the defaults cap theirs at 10).
+        let p = NaoConfig::paper(200);
+        assert_eq!((p.initial, p.per_round), (60, 20));
+    }
+
+    #[test]
+    fn default_pool_and_rounds_scale_with_the_budget() {
+        // (budget, initial, per_round, top_k, candidates)
+        for (n, initial, per_round, top_k, candidates) in [
+            (20, 10, 5, 10, 50),
+            (50, 10, 5, 10, 50),
+            (100, 15, 10, 10, 100),
+            (200, 20, 10, 10, 200),
+            (1000, 60, 10, 10, 1000),
+        ] {
+            let c = NaoConfig::for_budget(n);
+            assert_eq!(
+                (c.initial, c.per_round, c.top_k, c.candidates),
+                (initial, per_round, top_k, candidates),
+                "budget {n}"
+            );
+        }
     }
 }
