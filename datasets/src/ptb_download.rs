@@ -47,8 +47,13 @@ pub fn ptb_base_url() -> String {
 /// assert!(err.contains("ptb.train.txt") && err.contains("--offline"), "{err}");
 /// ```
 pub fn ensure_ptb(data_dir: &Path, opts: &LoadOptions) -> Result<PathBuf> {
+    ensure_ptb_from(&ptb_base_url(), data_dir, opts)
+}
+
+/// [`ensure_ptb`] with an explicit base URL (`BASE/ptb.train.txt`, ...).
+pub fn ensure_ptb_from(base: &str, data_dir: &Path, opts: &LoadOptions) -> Result<PathBuf> {
+    let base = base.trim_end_matches('/');
     let dir = data_dir.join("ptb");
-    let base = ptb_base_url();
     for (name, md5) in PTB_FILES {
         let path = dir.join(name);
         if path.is_file() {

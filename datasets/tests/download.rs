@@ -36,6 +36,13 @@ impl Server {
 /// its first request cut like `cut`; `/truncated/…` announces the full length, sends half
 /// and closes, every time; `/corrupt/…` the whole body with bytes flipped; else 404.
 fn serve(body: Arc<Vec<u8>>) -> Server {
+    serve_many(vec![(String::new(), body)])
+}
+
+/// Like [`serve`], with one body per file name: a path gets the first body whose name it
+/// ends with.
+fn serve_many(files: Vec<(String, Arc<Vec<u8>>)>) -> Server {
+    let files = Arc::new(files);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let ranges = Arc::new(Mutex::new(Vec::new()));
@@ -44,9 +51,9 @@ fn serve(body: Arc<Vec<u8>>) -> Server {
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let (body, log) = (body.clone(), log.clone());
+            let (files, log) = (files.clone(), log.clone());
             let nth = count.fetch_add(1, Ordering::SeqCst);
-            thread::spawn(move || handle(stream, &body, &log, nth));
+            thread::spawn(move || handle(stream, &files, &log, nth));
         }
     });
     Server {
@@ -55,7 +62,12 @@ fn serve(body: Arc<Vec<u8>>) -> Server {
     }
 }
 
-fn handle(mut stream: TcpStream, body: &[u8], log: &Mutex<Vec<String>>, nth: usize) {
+fn handle(
+    mut stream: TcpStream,
+    files: &[(String, Arc<Vec<u8>>)],
+    log: &Mutex<Vec<String>>,
+    nth: usize,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -86,6 +98,10 @@ fn handle(mut stream: TcpStream, body: &[u8], log: &Mutex<Vec<String>>, nth: usi
         .nth(1)
         .unwrap_or("/")
         .to_string();
+    let Some((_, body)) = files.iter().find(|(name, _)| path.ends_with(name.as_str())) else {
+        return;
+    };
+    let body = body.as_slice();
     let len = body.len();
     let ok = |n: usize| {
         format!(
@@ -509,4 +525,45 @@ fn real_archive_corrupted_in_transit_fails_the_checksum_and_leaves_nothing() {
         0,
         "nothing may be left behind"
     );
+}
+
+/// `ensure_ptb_from` fetches the three real PTB files (served from the shared data), each
+/// checked against its published MD5, and `Corpus::ptb` then reads them; a second call
+/// fetches nothing; offline, a missing file is a clear error naming where it goes.
+#[test]
+fn ptb_is_fetched_verified_and_loads() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ptb");
+    let from_env = std::env::var_os("NAO_DATA_DIR").map(|d| PathBuf::from(d).join("ptb"));
+    let Some(src) = from_env
+        .into_iter()
+        .chain([shared])
+        .find(|d| d.join("ptb.train.txt").is_file())
+    else {
+        eprintln!("skipped: no ptb/ in $NAO_DATA_DIR or ../shared/data");
+        return;
+    };
+    let files: Vec<(String, Arc<Vec<u8>>)> = datasets::ptb_download::PTB_FILES
+        .iter()
+        .map(|(n, _)| (n.to_string(), Arc::new(std::fs::read(src.join(n)).unwrap())))
+        .collect();
+    let server = serve_many(files);
+    let dir = tempfile::tempdir().unwrap();
+    let offline = LoadOptions::default();
+    let msg = datasets::ptb_download::ensure_ptb_from(&server.base, dir.path(), &offline)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&dir.path().join("ptb/ptb.train.txt").display().to_string())
+            && msg.contains("--offline"),
+        "{msg}"
+    );
+    let base = format!("{}/cut", server.base);
+    let d = datasets::ptb_download::ensure_ptb_from(&base, dir.path(), &online()).unwrap();
+    let c = datasets::Corpus::ptb(dir.path()).unwrap();
+    assert_eq!((c.vocab.len(), c.train.len()), (10_000, 929_589));
+    let requests = server.ranges().len();
+    assert!(requests >= 4, "one cut and resumed, two whole: {requests}");
+    datasets::ptb_download::ensure_ptb_from(&base, dir.path(), &online()).unwrap();
+    assert_eq!(server.ranges().len(), requests, "nothing fetched again");
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 3, "no .part left");
 }
