@@ -413,8 +413,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Report { run_dir } => {
-            let config = read_config(&run_dir)
-                .with_context(|| format!("{} is not a run directory", run_dir.display()))?;
+            let config = nao::run::open_run_dir(&run_dir)?;
             let (records, _) = read_records(&run_dir)?;
             report::write_outputs(&run_dir, &config, &records)?;
             print!("{}", report::summary(&config, &records));
