@@ -109,7 +109,7 @@ fn truncated_newest_checkpoint_falls_back_to_the_previous_one() {
     assert!(
         e.contains("warning: checkpoint")
             && e.contains(&format!("{latest} is damaged"))
-            && e.contains(&format!("resumed from the previous checkpoint"))
+            && e.contains("resumed from the previous checkpoint")
             && e.contains(&previous),
         "{e}"
     );
