@@ -690,7 +690,8 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
 }
 
 fn search(a: SearchArgs) -> Result<i32> {
-    let progress = std::io::stderr().is_terminal();
+    // Bars on a terminal, plain lines otherwise.
+    let progress = true;
     let config = if a.resume {
         read_config(&a.out)
             .with_context(|| format!("--resume: {} holds no run to continue", a.out.display()))?

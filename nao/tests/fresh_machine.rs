@@ -144,6 +144,13 @@ fn train_downloads_missing_cifar10_resuming_a_cut_connection_and_offline_never_c
         !e.contains('\r'),
         "a progress bar was drawn into a pipe: {e}"
     );
+    // One plain line per epoch, with the best so far and the times.
+    assert!(
+        e.contains("epoch   1/1 ")
+            && e.contains("| best eval acc ")
+            && e.contains("| remaining ~0 s"),
+        "{e}"
+    );
     assert_eq!(log.lock().unwrap().len(), 2, "one cut, one resumed");
     assert_eq!(log.lock().unwrap()[1], "bytes=85018600-");
     assert!(data.join("cifar-10-batches-bin/.verified").is_file());

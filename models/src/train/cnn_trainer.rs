@@ -283,9 +283,23 @@ pub fn train_cnn_on(
             seconds: t0.elapsed().as_secs_f64(),
         };
         if progress {
+            // One plain line per epoch (the only output when stderr is not a terminal):
+            // what finished, its numbers, the best so far, elapsed and remaining time.
+            let best = epochs
+                .iter()
+                .map(|e: &EpochReport| e.eval_acc)
+                .fold(rep.eval_acc, f64::max);
+            let elapsed = start.elapsed().as_secs_f64();
+            let remaining = elapsed / (epoch + 1) as f64 * (recipe.epochs - epoch - 1) as f64;
             let line = format!(
-                "epoch {:>3}  lr {:.4}  train loss {:.4}  train acc {:.4}  eval acc {:.4}  ({:.1} s)",
-                rep.epoch, rep.lr, rep.train_loss, rep.train_acc, rep.eval_acc, rep.seconds
+                "epoch {:>3}/{}  lr {:.4}  train loss {:.4}  train acc {:.4}  eval acc {:.4}  ({:.1} s) | best eval acc {best:.4} | elapsed {elapsed:.0} s | remaining ~{remaining:.0} s",
+                rep.epoch + 1,
+                recipe.epochs,
+                rep.lr,
+                rep.train_loss,
+                rep.train_acc,
+                rep.eval_acc,
+                rep.seconds
             );
             if bar.is_hidden() {
                 eprintln!("{line}");

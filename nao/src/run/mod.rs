@@ -23,6 +23,7 @@
 //! run makes exactly the same decisions and writes the same `archs.jsonl`.
 
 pub mod atomic;
+pub mod plain_progress;
 pub mod repair;
 pub mod report;
 pub mod svg;
@@ -152,7 +153,8 @@ fn hostname() -> Option<String> {
 pub struct RunOptions {
     /// Continue the run in the directory instead of starting a new one.
     pub resume: bool,
-    /// Show progress bars (only ever when stderr is a terminal).
+    /// Report progress: bars when stderr is a terminal, else one plain line per finished
+    /// evaluation and round ([`plain_progress`]).
     pub progress: bool,
 }
 
@@ -240,15 +242,20 @@ pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Resul
     run_search_with(dir, config, &mut *evaluator, surrogate, opts)
 }
 
-/// The files a running search appends to.
+/// The files a running search appends to, and the plain progress lines (stderr not a
+/// terminal).
 struct Logs {
     archs: JsonlAppender,
     timings: JsonlAppender,
+    plain: Option<std::rc::Rc<plain_progress::PlainProgress>>,
 }
 
 impl RecordSink for Logs {
     fn record(&mut self, rec: &Record, wall_s: f64) -> Result<()> {
         self.archs.append(rec)?;
+        if let Some(p) = &self.plain {
+            eprintln!("{}", p.evaluation(rec));
+        }
         self.timings
             .append(&json!({"index": rec.index, "wall_s": wall_s}))
     }
@@ -367,9 +374,18 @@ pub fn run_search_with(
     write_json_atomic(&man_path, &manifest)?;
     let prior_wall = manifest.wall_time_s;
 
+    let plain = (opts.progress && !std::io::stderr().is_terminal()).then(|| {
+        std::rc::Rc::new(plain_progress::PlainProgress::new(
+            "search",
+            config.budget,
+            records.len(),
+            crate::search::best_of(&records).and_then(|r| r.score),
+        ))
+    });
     let mut logs = Logs {
         archs: JsonlAppender::open(&dir.join("archs.jsonl"))?,
         timings: JsonlAppender::open(&dir.join("timings.jsonl"))?,
+        plain: plain.clone(),
     };
     let mut rounds_log = JsonlAppender::open(&dir.join("rounds.jsonl"))?;
     let progress = if opts.progress && std::io::stderr().is_terminal() {
@@ -427,6 +443,9 @@ pub fn run_search_with(
             rounds_log.append(&line)?;
             ctx.log_timing(&json!({"round": round, "wall_s": t.elapsed().as_secs_f64()}))?;
             write_checkpoint(&ckpt_dir, round, &ctx, &*algo)?;
+            if let Some(p) = &plain {
+                eprintln!("{}", p.round(round));
+            }
             if let Some(b) = ctx.best().and_then(|r| r.score) {
                 progress.set_message(format!("round {round} done, best {b:.4}"));
             }
