@@ -247,6 +247,19 @@ pub fn check_out_dir(out: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
+/// The datasets a `nao cifar` run into `out` still needs on disk: CIFAR-10 for the search
+/// unless it has finished (`search/result.json`), and the final trainings' dataset.
+pub fn datasets_needed(out: &Path, final_dataset: Dataset) -> Vec<Dataset> {
+    let mut v = Vec::new();
+    if !out.join("search").join("result.json").exists() {
+        v.push(Dataset::Cifar10);
+    }
+    if !v.contains(&final_dataset) {
+        v.push(final_dataset);
+    }
+    v
+}
+
 /// Runs (or resumes) `nao cifar` into `out`: the search on CIFAR-10, then the final
 /// trainings on `final_dataset`. The datasets must be on disk ([`crate::data::prepare`]).
 pub fn run_cifar(
@@ -481,6 +494,52 @@ mod tests {
             eta: None,
             parent: None,
         }
+    }
+
+    /// The CIFAR-100 transfer: 100 classes; for `paper` the paper's CIFAR-100 recipe and
+    /// network (N = 6, F = 128, drop-path keep 0.6, dropout keep 0.8); CIFAR-10 unchanged.
+    #[test]
+    fn cifar100_transfer_recipe() {
+        let p = CifarPreset::get("paper").unwrap();
+        let (c10, r10) = p.final_for(Dataset::Cifar10);
+        assert_eq!(
+            (c10.clone(), r10.clone()),
+            (p.final_child.clone(), p.final_recipe.clone())
+        );
+        let (c, r) = p.final_for(Dataset::Cifar100);
+        assert_eq!(r.name, "nao-final-c100");
+        assert_eq!((c.classes, c.n_cells, c.channels), (100, 6, 128));
+        assert_eq!(
+            (r.drop_path_keep, r.dropout_keep, r.epochs),
+            (0.6, 0.8, 600)
+        );
+        let s = CifarPreset::get("smoke").unwrap();
+        let (c, r) = s.final_for(Dataset::Cifar100);
+        assert_eq!(c.classes, 100);
+        assert_eq!(
+            (c.n_cells, c.channels),
+            (s.final_child.n_cells, s.final_child.channels)
+        );
+        assert_eq!(r, s.final_recipe);
+    }
+
+    #[test]
+    fn finished_search_needs_only_the_final_dataset() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            datasets_needed(d.path(), Dataset::Cifar100),
+            [Dataset::Cifar10, Dataset::Cifar100]
+        );
+        assert_eq!(
+            datasets_needed(d.path(), Dataset::Cifar10),
+            [Dataset::Cifar10]
+        );
+        std::fs::create_dir(d.path().join("search")).unwrap();
+        std::fs::write(d.path().join("search/result.json"), "{}").unwrap();
+        assert_eq!(
+            datasets_needed(d.path(), Dataset::Cifar100),
+            [Dataset::Cifar100]
+        );
     }
 
     /// `--preset paper` is the paper's no-weight-sharing search: the 11-op space for search

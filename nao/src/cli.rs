@@ -435,7 +435,7 @@ fn run(cli: Cli) -> Result<i32> {
             let p = nao::cifar::CifarPreset::get(&preset).map_err(anyhow::Error::msg)?;
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
             nao::cifar::check_out_dir(&out, resume)?;
-            for d in [nao::data::Dataset::Cifar10, final_dataset] {
+            for d in nao::cifar::datasets_needed(&out, final_dataset) {
                 nao::data::prepare(d, &data_dir, cli.offline)?;
             }
             eprintln!("nao cifar --preset {}: {}", p.name, p.about);

@@ -245,3 +245,79 @@ fn train_on_cifar100_uses_fine_labels_and_100_classes() {
         stderr(&o)
     );
 }
+
+/// `nao cifar --final-dataset cifar100` on a run whose search has finished: the found
+/// cells train on CIFAR-100 (generated files, real format), CIFAR-10 is not needed any
+/// more, and `final.json` / `report.md` say which dataset the test accuracy is on.
+#[test]
+fn cifar_final_dataset_cifar100_retrains_the_found_cell() {
+    use models::space::{SpaceKind, space};
+    use nao::search::{Record, Source, Status};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_cifar100(&data);
+    // A finished `nao cifar --preset smoke` search, as it leaves its output directory.
+    let out = tmp.path().join("run");
+    std::fs::create_dir_all(out.join("search")).unwrap();
+    let preset = nao::cifar::CifarPreset::get("smoke").unwrap();
+    std::fs::write(
+        out.join("cifar.json"),
+        serde_json::to_string_pretty(&preset).unwrap(),
+    )
+    .unwrap();
+    let s = space(SpaceKind::CnnWs);
+    let arch = s.from_text(ARCH).unwrap();
+    let rec = |index: usize, round: usize, score: f64| Record {
+        index,
+        round,
+        source: Source::Random,
+        text: s.to_text(&arch),
+        canonical: s.canonical(&arch),
+        arch: arch.clone(),
+        status: Status::Ok,
+        error: None,
+        score: Some(score),
+        metrics: Default::default(),
+        extras: None,
+        predicted: None,
+        eta: None,
+        parent: None,
+    };
+    let lines: String = [rec(0, 0, 41.0), rec(1, 1, 43.0)]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    std::fs::write(out.join("search/archs.jsonl"), lines).unwrap();
+    std::fs::write(out.join("search/result.json"), "{}").unwrap();
+
+    let o = Command::new(BIN)
+        .args([
+            "cifar",
+            "--preset",
+            "smoke",
+            "--resume",
+            "--final-dataset",
+            "cifar100",
+        ])
+        .args(["--offline", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("on CIFAR-100"), "{}", stderr(&o));
+    let fin: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("final.json")).unwrap()).unwrap();
+    let rows = fin["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{fin}");
+    for r in rows {
+        assert_eq!(r["dataset"], "cifar100", "{fin}");
+        assert!(
+            (0.0..=100.0).contains(&r["test_acc"].as_f64().unwrap()),
+            "{fin}"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| CIFAR-100 |"), "{md}");
+}
