@@ -9,7 +9,9 @@
 //!    10,000-image test set. Each result is written as soon as it exists, so a resumed
 //!    run does not retrain it. When the random pool's best is also the search's best, it
 //!    is trained once and its row in `final.json` and `report.md` says so (`same_as`).
-//! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`).
+//! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`), with the final
+//!    trainings' curves (`OUT/best-curve.jsonl` and `.svg`, `OUT/random-best-curve.*`; for
+//!    CIFAR-100 `OUT/best-cifar100-curve.*`, ...).
 //!
 //! With `final_dataset = cifar100` step 2 is the paper's transfer: the cells found on
 //! CIFAR-10 are trained from scratch on CIFAR-100 (fine labels, 100 classes) and scored on
@@ -228,6 +230,14 @@ fn best_of<'a>(records: impl Iterator<Item = &'a Record>) -> Option<&'a Record> 
         })
 }
 
+/// The file stem of a final training's curves: `best`, `best-cifar100`, ...
+pub fn curve_stem(role: &str, dataset: Dataset) -> String {
+    match dataset {
+        Dataset::Cifar10 => role.to_string(),
+        other => format!("{role}-{other}"),
+    }
+}
+
 /// Refuses an `out` that holds a run already unless `resume` (nothing is ever overwritten),
 /// and a `resume` of something that is not a `nao cifar` run.
 pub fn check_out_dir(out: &Path, resume: bool) -> Result<()> {
@@ -369,6 +379,13 @@ pub fn run_cifar(
                 progress,
             )
             .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
+            crate::run::train_curve::write_curves(
+                out,
+                &curve_stem(role, final_dataset),
+                &tr.epochs,
+                &format!("{role}: {} on {}", rec.text, final_dataset.title()),
+                "test",
+            )?;
             Ok(FinalResult {
                 role: role.into(),
                 arch: rec.arch.clone(),
@@ -469,6 +486,23 @@ fn render_report(preset: &CifarPreset, report: &FinalReport, evaluated: usize) -
         );
     }
     md += "\nCells: [best](best.svg), [random pool's best](random-best.svg).\n";
+    let trained: Vec<&FinalResult> = report
+        .results
+        .iter()
+        .filter(|r| r.same_as.is_none())
+        .collect();
+    if !trained.is_empty() {
+        md += "\n## Final training curves\n\nTraining loss, training accuracy and test accuracy per epoch (numbers in the `.jsonl` next to each picture).\n\n";
+        for r in trained {
+            let stem = curve_stem(&r.role, r.dataset);
+            md += &format!(
+                "### {} on {}\n\n![{} training curve]({stem}-curve.svg)\n\n[{stem}-curve.jsonl]({stem}-curve.jsonl)\n\n",
+                r.role,
+                r.dataset.title(),
+                r.role
+            );
+        }
+    }
     md
 }
 

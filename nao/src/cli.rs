@@ -489,6 +489,13 @@ fn run(cli: Cli) -> Result<i32> {
                 aux_head: r.aux_weight > 0.0,
             };
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
+            if let Some(dir) = out.as_deref().and_then(Path::parent)
+                && !dir.as_os_str().is_empty()
+            {
+                // Before the training, not after it: a missing folder must not cost a run.
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {} for --out", dir.display()))?;
+            }
             nao::data::prepare(dataset, &data_dir, cli.offline)?;
             let (train, dev, test) = nao::data::load_split(dataset, &data_dir, seed)?;
             let data = models::train::cnn_trainer::TrainData {
@@ -526,6 +533,14 @@ fn run(cli: Cli) -> Result<i32> {
                     "test_images": test_images,
                 });
                 write_atomic(&out, serde_json::to_string_pretty(&v)?.as_bytes())?;
+                let (cell, curve) =
+                    nao::run::train_curve::write_beside(&out, &s.to_svg(&tokens), &report)?;
+                println!(
+                    "wrote {}, {} and {}",
+                    out.display(),
+                    cell.display(),
+                    curve.display()
+                );
             }
             Ok(0)
         }

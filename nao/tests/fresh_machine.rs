@@ -187,7 +187,8 @@ fn train_on_cifar100_uses_fine_labels_and_100_classes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     write_cifar100(&data);
-    let report = tmp.path().join("r.json");
+    // --out in a folder that does not exist yet: made before the training starts.
+    let report = tmp.path().join("sub/r.json");
     let o = Command::new(BIN)
         .args([
             "train",
@@ -224,6 +225,17 @@ fn train_on_cifar100_uses_fine_labels_and_100_classes() {
     );
     let acc = v["test_acc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{v}");
+    // The training curve (one line per epoch) and the cell drawing beside the report.
+    let curve = std::fs::read_to_string(tmp.path().join("sub/r-curve.jsonl")).unwrap();
+    assert_eq!(curve.lines().count(), 1, "{curve}");
+    let line: serde_json::Value = serde_json::from_str(curve.lines().next().unwrap()).unwrap();
+    assert_eq!(line["epoch"], 1);
+    assert!(line["train_loss"].as_f64().unwrap().is_finite());
+    for f in ["r-curve.svg", "r-cell.svg"] {
+        let svg = std::fs::read_to_string(tmp.path().join("sub").join(f)).unwrap();
+        assert!(svg.starts_with("<svg"), "{f}");
+    }
+    assert!(String::from_utf8_lossy(&o.stdout).contains("r-curve.svg"));
 
     // CIFAR-100 missing and --offline: says where to put it, names the CIFAR-100 archive.
     let o = Command::new(BIN)
@@ -320,4 +332,17 @@ fn cifar_final_dataset_cifar100_retrains_the_found_cell() {
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| CIFAR-100 |"), "{md}");
+    // The curve of the one final training (the random pool's best is the same cell).
+    assert!(
+        md.contains("![best training curve](best-cifar100-curve.svg)"),
+        "{md}"
+    );
+    let curve = std::fs::read_to_string(out.join("best-cifar100-curve.jsonl")).unwrap();
+    assert_eq!(curve.lines().count(), preset.final_recipe.epochs);
+    assert!(
+        std::fs::read_to_string(out.join("best-cifar100-curve.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    assert!(out.join("best.svg").is_file());
 }

@@ -27,6 +27,7 @@ pub mod plain_progress;
 pub mod repair;
 pub mod report;
 pub mod svg;
+pub mod train_curve;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
