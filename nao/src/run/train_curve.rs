@@ -106,28 +106,26 @@ pub fn curve_svg(epochs: &[EpochReport], title: &str, eval: &str) -> String {
         h - 12.0,
         mt + ph / 2.0
     );
-    let series: [(&str, &str, Box<dyn Fn(&EpochReport) -> f64>); 3] = [
-        (
-            "training loss",
-            "#d62728",
-            Box::new(|e| y_loss(e.train_loss)),
-        ),
-        (
-            "training accuracy",
-            "#1f77b4",
-            Box::new(|e| y_acc(e.train_acc)),
-        ),
-        (
-            if eval == "test" {
-                "test accuracy"
-            } else {
-                "dev accuracy"
-            },
-            "#2ca02c",
-            Box::new(|e| y_acc(e.eval_acc)),
-        ),
+    let eval_name = if eval == "test" {
+        "test accuracy"
+    } else {
+        "dev accuracy"
+    };
+    // (name, colour, value, on the loss axis)
+    type Series<'a> = (&'a str, &'a str, fn(&EpochReport) -> f64, bool);
+    let series: [Series; 3] = [
+        ("training loss", "#d62728", |e| e.train_loss, true),
+        ("training accuracy", "#1f77b4", |e| e.train_acc, false),
+        (eval_name, "#2ca02c", |e| e.eval_acc, false),
     ];
-    for (k, (name, colour, y)) in series.iter().enumerate() {
+    for (k, (name, colour, value, loss_axis)) in series.iter().enumerate() {
+        let y = |e: &EpochReport| {
+            if *loss_axis {
+                y_loss(value(e))
+            } else {
+                y_acc(value(e))
+            }
+        };
         let pts: Vec<String> = epochs
             .iter()
             .enumerate()
