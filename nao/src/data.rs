@@ -92,6 +92,18 @@ pub fn prepare(dataset: Dataset, data_dir: &Path, offline: bool) -> Result<PathB
     Cifar::prepare(&dataset.spec(), data_dir, &opts).map_err(data_err)
 }
 
+/// Makes sure Penn Treebank (`data_dir/ptb/ptb.{train,valid,test}.txt`) is on disk, as
+/// [`prepare`] does for CIFAR: missing files are downloaded (`$NAO_PTB_URL` overrides the
+/// source) and checked against their MD5s, unless `offline`. For the `nao ptb` command.
+pub fn prepare_ptb(data_dir: &Path, offline: bool) -> Result<PathBuf> {
+    let opts = LoadOptions {
+        allow_download: !offline,
+        progress: true,
+        ..LoadOptions::default()
+    };
+    datasets::ptb_download::ensure_ptb(data_dir, &opts).map_err(data_err)
+}
+
 /// Loads `dataset` (which must be on disk; see [`prepare`]) and splits off the seeded
 /// 5,000-image dev set: `(train, dev, test)`.
 pub fn load_split(
@@ -143,6 +155,19 @@ mod tests {
                     .display()
                     .to_string()
             ) && msg.contains("--offline"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn ptb_offline_and_missing_says_where_to_put_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = prepare_ptb(dir.path(), true).unwrap_err().to_string();
+        assert!(
+            msg.contains(&dir.path().join("ptb/ptb.train.txt").display().to_string())
+                && msg.contains("wojzaremba")
+                && msg.contains("--offline"),
             "{msg}"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
