@@ -189,8 +189,10 @@ A missing dataset is downloaded into the data directory unless --offline.")]
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Write the per-epoch report (JSON) here.
-        #[arg(long)]
+        /// Write the report (JSON) to NAME.json here, and beside it the training curves
+        /// (NAME-curve.jsonl, one line per epoch, and NAME-curve.svg) and the cell
+        /// (NAME-cell.svg).
+        #[arg(long, value_name = "NAME.json")]
         out: Option<PathBuf>,
     },
 }
