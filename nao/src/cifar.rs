@@ -33,7 +33,7 @@ use crate::search::{AlgoConfig, Record, Status};
 use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
 use models::cnn::CnnConfig;
 use models::space::{SpaceKind, space};
-use models::train::cnn_trainer::{TrainData, train_cnn};
+use models::train::cnn_trainer::{TrainData, train_cnn_observed};
 use models::train::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -370,18 +370,19 @@ pub fn run_cifar(
                 rec.text
             );
             let start = std::time::Instant::now();
-            let (_, tr) = train_cnn(
+            let stem = curve_stem(role, final_dataset);
+            let mut live = crate::run::train_curve::LiveCurve::start(out, &stem)?;
+            let (_, tr) = train_cnn_observed(
                 &rec.arch,
                 &final_child,
                 &final_recipe,
                 &data,
                 arch_seed(seed ^ 0xf1a1, &rec.arch),
                 progress,
+                &mut |e| live.epoch(e),
             )
             .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
-            crate::run::train_curve::write_curves(
-                out,
-                &curve_stem(role, final_dataset),
+            live.finish(
                 &tr.epochs,
                 &format!("{role}: {} on {}", rec.text, final_dataset.title()),
                 "test",

@@ -511,8 +511,27 @@ fn run(cli: Cli) -> Result<i32> {
                 dataset.title(),
                 r.epochs
             );
-            let (net, report) =
-                models::train::cnn_trainer::train_cnn(&tokens, &child, &r, &data, seed, true)?;
+            // The curve grows on disk epoch by epoch (watchable; a crash keeps it).
+            let mut live = match &out {
+                Some(o) => {
+                    let (dir, stem) = nao::run::train_curve::beside(o);
+                    Some(nao::run::train_curve::LiveCurve::start(&dir, &stem)?)
+                }
+                None => None,
+            };
+            let (net, report) = models::train::cnn_trainer::train_cnn_observed(
+                &tokens,
+                &child,
+                &r,
+                &data,
+                seed,
+                true,
+                &mut |e| {
+                    if let Some(l) = live.as_mut() {
+                        l.epoch(e);
+                    }
+                },
+            )?;
             let test = nao::evaluator::train::head(test, eval_images);
             let test_images = test.len();
             let test_acc = models::train::cnn_trainer::evaluate(

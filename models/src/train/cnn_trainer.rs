@@ -179,6 +179,36 @@ pub fn train_cnn_on(
     progress: bool,
     device: &autograd::Device,
 ) -> Result<(CnnNetwork, TrainReport), TrainError> {
+    train_cnn_inner(arch, cfg, recipe, data, seed, progress, device, &mut |_| {})
+}
+
+/// [`train_cnn`], calling `on_epoch` with each epoch's numbers as soon as the epoch is done
+/// (for example to append them to a log that can be watched, and that survives a crash).
+/// The same numbers end up in the returned report; the training is the same bit for bit.
+pub fn train_cnn_observed(
+    arch: &[usize],
+    cfg: &CnnConfig,
+    recipe: &Recipe,
+    data: &TrainData,
+    seed: u64,
+    progress: bool,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(CnnNetwork, TrainReport), TrainError> {
+    let device = super::device::training_device();
+    train_cnn_inner(arch, cfg, recipe, data, seed, progress, &device, on_epoch)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_cnn_inner(
+    arch: &[usize],
+    cfg: &CnnConfig,
+    recipe: &Recipe,
+    data: &TrainData,
+    seed: u64,
+    progress: bool,
+    device: &autograd::Device,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(CnnNetwork, TrainReport), TrainError> {
     let start = Instant::now();
     let cfg = effective_config(cfg, recipe);
     cfg.validate().map_err(TrainError::Setup)?;
@@ -307,6 +337,7 @@ pub fn train_cnn_on(
                 bar.println(line);
             }
         }
+        on_epoch(&rep);
         epochs.push(rep);
     }
     bar.finish_and_clear();

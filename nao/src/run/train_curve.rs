@@ -8,27 +8,72 @@ use std::path::{Path, PathBuf};
 use models::train::cnn_trainer::EpochReport;
 use serde_json::json;
 
-use super::atomic::write_atomic;
+use super::atomic::{JsonlAppender, write_atomic};
 use super::svg::{esc, ticks};
 use crate::error::Result;
 
+fn line(e: &EpochReport) -> serde_json::Value {
+    json!({
+        "epoch": e.epoch + 1,
+        "lr": e.lr,
+        "train_loss": e.train_loss,
+        "train_acc": e.train_acc,
+        "eval_acc": e.eval_acc,
+        "seconds": e.seconds,
+    })
+}
+
 /// One JSON line per epoch.
 pub fn curve_jsonl(epochs: &[EpochReport]) -> String {
-    epochs
-        .iter()
-        .map(|e| {
-            json!({
-                "epoch": e.epoch + 1,
-                "lr": e.lr,
-                "train_loss": e.train_loss,
-                "train_acc": e.train_acc,
-                "eval_acc": e.eval_acc,
-                "seconds": e.seconds,
-            })
-            .to_string()
-                + "\n"
+    epochs.iter().map(|e| line(e).to_string() + "\n").collect()
+}
+
+/// `DIR/STEM-curve.jsonl` written while a network trains: it starts empty and gets each
+/// epoch's line as the epoch ends (fsynced), so that a long training can be watched and a
+/// crash keeps the epochs done; [`LiveCurve::finish`] then draws the SVG.
+#[derive(Debug)]
+pub struct LiveCurve {
+    dir: PathBuf,
+    stem: String,
+    log: JsonlAppender,
+    error: Option<crate::error::Error>,
+}
+
+impl LiveCurve {
+    /// Starts (or restarts, emptying it) `DIR/STEM-curve.jsonl`.
+    pub fn start(dir: &Path, stem: &str) -> Result<LiveCurve> {
+        let path = dir.join(format!("{stem}-curve.jsonl"));
+        write_atomic(&path, b"")?;
+        Ok(LiveCurve {
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
+            log: JsonlAppender::open(&path)?,
+            error: None,
         })
-        .collect()
+    }
+
+    /// Appends one finished epoch (a write error is kept and returned by `finish`).
+    pub fn epoch(&mut self, e: &EpochReport) {
+        if self.error.is_none()
+            && let Err(err) = self.log.append(&line(e))
+        {
+            self.error = Some(err);
+        }
+    }
+
+    /// Draws the curves of the finished training (see [`write_curves`]); returns the
+    /// JSONL's and the SVG's paths.
+    pub fn finish(
+        self,
+        epochs: &[EpochReport],
+        title: &str,
+        eval: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        write_curves(&self.dir, &self.stem, epochs, title, eval)
+    }
 }
 
 /// The curves as an SVG: `eval` names the held-out set ("dev", "test").
@@ -169,6 +214,16 @@ pub fn write_curves(
     Ok((jsonl, svg))
 }
 
+/// `(DIR, NAME)` of `DIR/NAME.json`: where [`write_beside`] and a [`LiveCurve`] for it write.
+pub fn beside(report_path: &Path) -> (PathBuf, String) {
+    let dir = report_path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let stem = report_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "train".into());
+    (dir, stem)
+}
+
 /// For `nao train --out DIR/NAME.json`: the cell drawing `DIR/NAME-cell.svg` and the curves
 /// `DIR/NAME-curve.jsonl` and `.svg` beside the report; returns the drawing's and the
 /// curve picture's paths.
@@ -177,11 +232,8 @@ pub fn write_beside(
     cell_svg: &str,
     report: &models::train::cnn_trainer::TrainReport,
 ) -> Result<(PathBuf, PathBuf)> {
-    let dir = report_path.parent().unwrap_or(Path::new(""));
-    let stem = report_path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "train".into());
+    let (dir, stem) = beside(report_path);
+    let dir = dir.as_path();
     let cell = dir.join(format!("{stem}-cell.svg"));
     write_atomic(&cell, cell_svg.as_bytes())?;
     let title = format!(
@@ -223,6 +275,31 @@ mod tests {
         assert_eq!(lines[0]["epoch"], 1);
         assert_eq!(lines[2]["epoch"], 3);
         assert!((lines[2]["eval_acc"].as_f64().unwrap() - 0.26).abs() < 1e-12);
+    }
+
+    #[test]
+    fn live_curve_has_each_epoch_on_disk_as_it_ends() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("best-curve.jsonl");
+        std::fs::write(&path, "stale\n").unwrap();
+        let mut live = LiveCurve::start(d.path(), "best").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "restarted empty"
+        );
+        let e = epochs(3);
+        live.epoch(&e[0]);
+        live.epoch(&e[1]);
+        // Two epochs done: two lines on disk already (a crash now keeps them).
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            curve_jsonl(&e[..2])
+        );
+        live.epoch(&e[2]);
+        let (jsonl, svg) = live.finish(&e, "t", "test").unwrap();
+        assert_eq!(std::fs::read_to_string(jsonl).unwrap(), curve_jsonl(&e));
+        assert!(std::fs::read_to_string(svg).unwrap().starts_with("<svg"));
     }
 
     #[test]
