@@ -28,8 +28,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::archive;
-use crate::checksum;
-use crate::download;
+use crate::checksum::{self, Checksum};
+use crate::download::{self, FetchOptions};
 use crate::error::{DatasetError, Result};
 
 /// Side of a CIFAR image in pixels.
@@ -372,9 +372,10 @@ pub struct CifarSpec {
     pub archive_name: String,
     /// Where to download the archive from.
     pub url: String,
-    /// MD5 of the canonical archive, checked after a download (not for an
-    /// archive the user placed: repacked archives are fine if their files verify).
-    pub archive_md5: Option<String>,
+    /// Known-good digests of the archive; a download must match one of them before it is
+    /// extracted (empty: not checked). Not applied to an archive the user placed: repacked
+    /// archives are fine if their files verify.
+    pub archive_checksums: Vec<Checksum>,
     /// Record layout.
     pub layout: Layout,
     /// Training files, in order.
@@ -386,7 +387,8 @@ pub struct CifarSpec {
 }
 
 impl CifarSpec {
-    /// The official CIFAR-10 binary release.
+    /// The official CIFAR-10 binary release; the download URL is `$NAO_CIFAR10_URL` when
+    /// that is set (a mirror), else the official one.
     ///
     /// ```
     /// let spec = datasets::CifarSpec::cifar10();
@@ -405,8 +407,18 @@ impl CifarSpec {
             name: "CIFAR-10".into(),
             dir_name: "cifar-10-batches-bin".into(),
             archive_name: "cifar-10-binary.tar.gz".into(),
-            url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz".into(),
-            archive_md5: Some("c32a1d4ab5d03f1284b67883e8d87530".into()),
+            url: url_from_env(
+                CIFAR10_URL_ENV,
+                "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+            ),
+            // The official archive (md5 as published with it), and the deterministic repack of
+            // the same six files in this project's shared data (sha256 from its README).
+            archive_checksums: vec![
+                Checksum::Md5("c32a1d4ab5d03f1284b67883e8d87530".into()),
+                Checksum::Sha256(
+                    "084996272b7c94feecbc309421d2777b0a5996de4193fd607bd0f84e4e550501".into(),
+                ),
+            ],
             layout: Layout::Cifar10,
             train_files: md5s
                 .iter()
@@ -421,7 +433,8 @@ impl CifarSpec {
         }
     }
 
-    /// The official CIFAR-100 binary release.
+    /// The official CIFAR-100 binary release; the download URL is `$NAO_CIFAR100_URL` when
+    /// that is set, else the official one.
     ///
     /// Per-file MD5s are not pinned (no official list is available offline):
     /// full verification checks sizes, record structure and label ranges.
@@ -436,8 +449,12 @@ impl CifarSpec {
             name: "CIFAR-100".into(),
             dir_name: "cifar-100-binary".into(),
             archive_name: "cifar-100-binary.tar.gz".into(),
-            url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz".into(),
-            archive_md5: None,
+            url: url_from_env(
+                CIFAR100_URL_ENV,
+                "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+            ),
+            // The official archive's md5, as public loaders pin it.
+            archive_checksums: vec![Checksum::Md5("03b5dce01913d631647c71ecec9e9cb8".into())],
             layout: Layout::Cifar100,
             train_files: vec![FileSpec::new("train.bin", 50_000, None)],
             test_files: vec![FileSpec::new("test.bin", 10_000, None)],
@@ -454,6 +471,19 @@ impl CifarSpec {
 
     fn expected_bytes(&self, f: &FileSpec) -> u64 {
         (f.records * self.layout.record_len()) as u64
+    }
+}
+
+/// Environment variable overriding the CIFAR-10 archive's URL (a mirror, or a test server).
+pub const CIFAR10_URL_ENV: &str = "NAO_CIFAR10_URL";
+/// Environment variable overriding the CIFAR-100 archive's URL.
+pub const CIFAR100_URL_ENV: &str = "NAO_CIFAR100_URL";
+
+/// `$var` if set and not empty, else `default`.
+pub(crate) fn url_from_env(var: &str, default: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+        _ => default.to_string(),
     }
 }
 
@@ -479,8 +509,12 @@ pub struct LoadOptions {
     pub allow_download: bool,
     /// How much to verify.
     pub verify: Verify,
-    /// Show a progress bar while downloading.
+    /// Show a progress bar while downloading (plain lines when stderr is not a terminal).
     pub progress: bool,
+    /// Retries of a broken download and the pause between them (`progress` above wins
+    /// over the one in here).
+    #[serde(skip)]
+    pub fetch: FetchOptions,
 }
 
 impl Default for LoadOptions {
@@ -489,6 +523,7 @@ impl Default for LoadOptions {
             allow_download: false,
             verify: Verify::Auto,
             progress: true,
+            fetch: FetchOptions::default(),
         }
     }
 }
@@ -542,6 +577,28 @@ impl Cifar {
     /// ```
     pub fn load(spec: &CifarSpec, data_dir: &Path, opts: &LoadOptions) -> Result<Cifar> {
         let dir = ensure_available(spec, data_dir, opts)?;
+        Self::load_dir(spec, &dir, opts)
+    }
+
+    /// Makes sure the dataset is in `data_dir`, without reading it: extracts the archive
+    /// if only the archive is there, downloads it first if allowed and absent (see
+    /// [`Cifar::load`]); returns the dataset directory. A command calls this up front so
+    /// that a missing dataset is fetched (or reported) before any work starts.
+    ///
+    /// ```
+    /// use datasets::{Cifar, LoadOptions, synthetic};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (spec, bytes) = synthetic::small_cifar10_archive(10, 5, 1).unwrap();
+    /// std::fs::write(dir.path().join(&spec.archive_name), bytes).unwrap();
+    /// let d = Cifar::prepare(&spec, dir.path(), &LoadOptions::default()).unwrap();
+    /// assert!(d.join("data_batch_1.bin").is_file());
+    /// ```
+    pub fn prepare(spec: &CifarSpec, data_dir: &Path, opts: &LoadOptions) -> Result<PathBuf> {
+        ensure_available(spec, data_dir, opts)
+    }
+
+    fn load_dir(spec: &CifarSpec, dir: &Path, opts: &LoadOptions) -> Result<Cifar> {
+        let dir = dir.to_path_buf();
         let verified_now = matches!(opts.verify, Verify::Full)
             || (opts.verify == Verify::Auto && !marker_ok(spec, &dir));
         if verified_now {
@@ -588,8 +645,11 @@ fn ensure_available(spec: &CifarSpec, data_dir: &Path, opts: &LoadOptions) -> Re
     download::download(
         &spec.url,
         &archive_path,
-        spec.archive_md5.as_deref(),
-        opts.progress,
+        &spec.archive_checksums,
+        &FetchOptions {
+            progress: opts.progress,
+            ..opts.fetch.clone()
+        },
     )?;
     if let Err(e) = extract_and_verify(spec, &archive_path, data_dir) {
         // We fetched it, and it is unusable: do not leave it to be mistaken for a good one.

@@ -36,8 +36,9 @@ pub enum DatasetError {
 
     /// Neither the extracted dataset nor its archive is present and downloading was not allowed.
     #[error(
-        "{dataset} not found: neither {extracted} nor {archive} exists. Fix: download {url} and put it at {archive} \
-         (it is extracted automatically), or load with `allow_download: true`"
+        "{dataset} not found: neither {extracted} nor {archive} exists, and downloading is off. Fix: download {url} \
+         (or get it from a mirror) and put it at {archive}; it is verified and extracted on first use. Or allow the \
+         download: the `nao` command downloads it itself unless --offline is given (library: `LoadOptions::allow_download`)"
     )]
     NotFound {
         /// Human name of the dataset ("CIFAR-10").
@@ -136,17 +137,34 @@ pub enum DatasetError {
 
     /// The server closed the connection before sending the whole file.
     #[error(
-        "download of {url} is incomplete: got {got} of {expected} bytes; the partial file was removed and nothing was written to {path}. Fix: retry the download, or download the file by hand and put it at {path}"
+        "download of {url} is incomplete: got {got} of {expected} bytes, kept in {part}; nothing was written to {path}. Fix: run again to resume from there (check the network), or download the file by hand and put it at {path}"
     )]
     IncompleteDownload {
         /// The URL.
         url: String,
         /// The destination file.
         path: PathBuf,
+        /// The partial file kept for resuming.
+        part: PathBuf,
         /// Bytes received.
         got: u64,
         /// Bytes announced by Content-Length.
         expected: u64,
+    },
+
+    /// A downloaded file matches none of the known-good checksums; it was deleted.
+    #[error(
+        "download of {url} is corrupt: its {actual} matches none of the known checksums ({expected}); it was deleted and nothing was written to {path}. Fix: run again to download it afresh (a proxy or mirror may have altered it), or download it by hand, check it, and put it at {path}"
+    )]
+    DownloadChecksum {
+        /// The URL.
+        url: String,
+        /// The destination file.
+        path: PathBuf,
+        /// Known-good digests.
+        expected: String,
+        /// Digests of what arrived.
+        actual: String,
     },
 
     /// A word of a validation or test text is not in the training vocabulary (and there is no `<unk>`).

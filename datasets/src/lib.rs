@@ -13,7 +13,8 @@
 //! * **Batching** ([`batcher`]): shuffled, augmented NCHW `f32` mini-batches
 //!   assembled in parallel with rayon, reproducible from a seed.
 //! * **Penn Treebank / WikiText-2** ([`ptb`]): vocabulary, token ids,
-//!   batchify, BPTT windows (fixed or AWD-LSTM random length).
+//!   batchify, BPTT windows (fixed or AWD-LSTM random length); fetching PTB
+//!   when it is missing ([`ptb_download`]).
 //! * **Synthetic data** ([`synthetic`]) for tests and examples.
 //!
 //! ## Where data lives
@@ -28,6 +29,15 @@
 //! ptb/ptb.{train,valid,test}.txt
 //! wikitext-2/wiki.{train,valid,test}.tokens
 //! ```
+//!
+//! ## Downloads
+//!
+//! With `LoadOptions::allow_download`, a missing dataset is downloaded
+//! ([`download`]: progress bar, a `.part` file resumed with an HTTP range
+//! request after an interruption, checksum checked before anything is
+//! extracted). The URLs can be overridden with `NAO_CIFAR10_URL`,
+//! `NAO_CIFAR100_URL` (the archive) and `NAO_PTB_URL` (the directory holding
+//! `ptb.{train,valid,test}.txt`).
 //!
 //! ## Randomness
 //!
@@ -59,6 +69,7 @@ pub mod cifar;
 pub mod download;
 pub mod error;
 pub mod ptb;
+pub mod ptb_download;
 pub mod split;
 pub mod synthetic;
 

@@ -142,11 +142,12 @@ pub fn write_small_cifar10(
 
 /// A `.tar.gz` archive of a tiny CIFAR-10-format dataset laid out like the
 /// official one (`cifar-10-batches-bin/...`), and its spec, whose
-/// `archive_md5` is the MD5 of the returned bytes.
+/// `archive_checksums` holds the MD5 of the returned bytes.
 ///
 /// ```
+/// use datasets::checksum::{Checksum, md5_bytes};
 /// let (spec, bytes) = datasets::synthetic::small_cifar10_archive(10, 5, 0).unwrap();
-/// assert_eq!(spec.archive_md5.as_deref(), Some(datasets::checksum::md5_bytes(&bytes).as_str()));
+/// assert_eq!(spec.archive_checksums, vec![Checksum::Md5(md5_bytes(&bytes))]);
 /// ```
 pub fn small_cifar10_archive(
     n_train: usize,
@@ -171,7 +172,7 @@ pub fn small_cifar10_archive(
         .map_err(io)?;
     }
     let bytes = tar.into_inner().map_err(io)?.finish().map_err(io)?;
-    spec.archive_md5 = Some(md5_bytes(&bytes));
+    spec.archive_checksums = vec![crate::checksum::Checksum::Md5(md5_bytes(&bytes))];
     Ok((spec, bytes))
 }
 

@@ -1,75 +1,147 @@
-//! The real download code against an HTTP server on 127.0.0.1 started by the
-//! test, serving a small archive built by the test: complete, truncated and
-//! corrupt variants.
+//! The real download code against an HTTP server on 127.0.0.1 started by the test:
+//! a tiny archive built by the test (complete, truncated, corrupt, cut once, without range
+//! support), and the real CIFAR-10 archive from the shared data (`$NAO_DATA_DIR`, as
+//! `.ci/run` prepares it, else `../shared/data`), cut half-way and resumed, and corrupted.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
+use datasets::checksum::{Checksum, digests_file, md5_bytes};
 use datasets::cifar::VERIFIED_MARKER;
-use datasets::download::part_path;
+use datasets::download::{FetchOptions, download, part_path};
 use datasets::synthetic::small_cifar10_archive;
 use datasets::{Cifar, CifarSpec, DatasetError, LoadOptions, Verify};
 
-/// Starts a server; returns its base URL. Paths:
-/// `/complete/…` whole body, `/truncated/…` announces the full length but
-/// sends half and closes, `/corrupt/…` full length with bytes flipped,
-/// anything else 404.
-fn serve(body: Vec<u8>) -> String {
+/// A test server: its base URL and every request's `Range` header (or "-").
+struct Server {
+    base: String,
+    ranges: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn ranges(&self) -> Vec<String> {
+        self.ranges.lock().unwrap().clone()
+    }
+}
+
+/// Starts a server for `body`. Paths:
+/// `/complete/…` the body, honouring `Range: bytes=N-` (206, or 416 past the end);
+/// `/cut/…` like `complete`, except that the first request gets half the body and then
+/// the connection closes; `/norange/…` ignores ranges (always 200 and the whole body),
+/// its first request cut like `cut`; `/truncated/…` announces the full length, sends half
+/// and closes, every time; `/corrupt/…` the whole body with bytes flipped; else 404.
+fn serve(body: Arc<Vec<u8>>) -> Server {
+    serve_many(vec![(String::new(), body)])
+}
+
+/// Like [`serve`], with one body per file name: a path gets the first body whose name it
+/// ends with.
+fn serve_many(files: Vec<(String, Arc<Vec<u8>>)>) -> Server {
+    let files = Arc::new(files);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let body = Arc::new(body);
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let log = ranges.clone();
+    let count = Arc::new(AtomicUsize::new(0));
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let body = body.clone();
-            thread::spawn(move || handle(stream, &body));
+            let (files, log) = (files.clone(), log.clone());
+            let nth = count.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || handle(stream, &files, &log, nth));
         }
     });
-    format!("http://{addr}")
+    Server {
+        base: format!("http://{addr}"),
+        ranges,
+    }
 }
 
-fn handle(mut stream: TcpStream, body: &[u8]) {
+fn handle(
+    mut stream: TcpStream,
+    files: &[(String, Arc<Vec<u8>>)],
+    log: &Mutex<Vec<String>>,
+    nth: usize,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
+    let mut range: Option<u64> = None;
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) if line == "\r\n" || line == "\n" => break,
-            Ok(_) => {}
+            Ok(_) => {
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("range:") {
+                    range = v
+                        .trim()
+                        .strip_prefix("bytes=")
+                        .and_then(|r| r.trim_end_matches('-').parse().ok());
+                }
+            }
         }
     }
+    log.lock()
+        .unwrap()
+        .push(range.map_or("-".into(), |r| format!("bytes={r}-")));
     let path = request_line
         .split_whitespace()
         .nth(1)
         .unwrap_or("/")
         .to_string();
-    let header = |len: usize| {
+    let Some((_, body)) = files.iter().find(|(name, _)| path.ends_with(name.as_str())) else {
+        return;
+    };
+    let body = body.as_slice();
+    let len = body.len();
+    let ok = |n: usize| {
         format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-gzip\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-gzip\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n"
         )
     };
-    let _ = if path.starts_with("/complete/") {
+    let honour_range = path.starts_with("/complete/") || path.starts_with("/cut/");
+    let cut_now = (path.starts_with("/cut/") || path.starts_with("/norange/")) && nth == 0;
+    let _ = if path.starts_with("/truncated/") || cut_now {
         stream
-            .write_all(header(body.len()).as_bytes())
+            .write_all(ok(len).as_bytes())
+            .and_then(|_| stream.write_all(&body[..len / 2]))
+    } else if honour_range && range.is_some_and(|r| r as usize >= len) {
+        stream.write_all(
+            format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    } else if honour_range && let Some(r) = range {
+        let r = r as usize;
+        stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {r}-{}/{len}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    len - 1,
+                    len - r
+                )
+                .as_bytes(),
+            )
+            .and_then(|_| stream.write_all(&body[r..]))
+    } else if honour_range || path.starts_with("/norange/") {
+        stream
+            .write_all(ok(len).as_bytes())
             .and_then(|_| stream.write_all(body))
-    } else if path.starts_with("/truncated/") {
-        stream
-            .write_all(header(body.len()).as_bytes())
-            .and_then(|_| stream.write_all(&body[..body.len() / 2]))
     } else if path.starts_with("/corrupt/") {
         let mut bad = body.to_vec();
-        for i in (bad.len() / 3..bad.len() / 3 + 64).step_by(8) {
+        for i in (len / 3..len / 3 + 64).step_by(8) {
             bad[i] ^= 0x5A;
         }
         stream
-            .write_all(header(bad.len()).as_bytes())
+            .write_all(ok(len).as_bytes())
             .and_then(|_| stream.write_all(&bad))
     } else {
         stream
@@ -79,10 +151,19 @@ fn handle(mut stream: TcpStream, body: &[u8]) {
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
+/// Fast retries, no progress bar.
+fn fetch() -> FetchOptions {
+    FetchOptions {
+        progress: false,
+        retries: 3,
+        retry_pause: Duration::from_millis(10),
+    }
+}
+
 fn setup(variant: &str) -> (CifarSpec, tempfile::TempDir) {
     let (mut spec, bytes) = small_cifar10_archive(25, 10, 3).unwrap();
-    let base = serve(bytes);
-    spec.url = format!("{base}/{variant}/{}", spec.archive_name);
+    let server = serve(Arc::new(bytes));
+    spec.url = format!("{}/{variant}/{}", server.base, spec.archive_name);
     (spec, tempfile::tempdir().unwrap())
 }
 
@@ -90,6 +171,7 @@ fn online() -> LoadOptions {
     LoadOptions {
         allow_download: true,
         progress: false,
+        fetch: fetch(),
         ..LoadOptions::default()
     }
 }
@@ -160,8 +242,14 @@ fn truncated_download_is_never_taken_for_complete() {
         msg.contains(&spec.url) && msg.contains("cifar-10-binary.tar.gz"),
         "{msg}"
     );
-    assert!(msg.contains("Fix: retry"), "{msg}");
-    assert_nothing_left(&spec, dir.path());
+    assert!(msg.contains("Fix: run again to resume"), "{msg}");
+    let archive = dir.path().join(&spec.archive_name);
+    assert!(!archive.exists());
+    assert!(!dir.path().join(&spec.dir_name).exists());
+    // What arrived is kept for resuming, and never more than the server sent.
+    let part = part_path(&archive);
+    assert!(part.is_file(), "the partial file is kept for resuming");
+    assert!(msg.contains(&part.display().to_string()), "{msg}");
 }
 
 #[test]
@@ -170,11 +258,11 @@ fn corrupt_download_fails_archive_md5() {
     let err = Cifar::load(&spec, dir.path(), &online()).unwrap_err();
     let msg = err.to_string();
     assert!(
-        matches!(err, DatasetError::ChecksumMismatch { .. }),
+        matches!(err, DatasetError::DownloadChecksum { .. }),
         "{msg}"
     );
     assert!(
-        msg.contains("bad checksum") && msg.contains("cifar-10-binary.tar.gz"),
+        msg.contains("is corrupt") && msg.contains("cifar-10-binary.tar.gz"),
         "{msg}"
     );
     assert!(msg.contains("Fix:"), "{msg}");
@@ -184,7 +272,7 @@ fn corrupt_download_fails_archive_md5() {
 #[test]
 fn corrupt_download_without_archive_md5_fails_extraction_and_is_removed() {
     let (mut spec, dir) = setup("corrupt");
-    spec.archive_md5 = None;
+    spec.archive_checksums.clear();
     let err = Cifar::load(&spec, dir.path(), &online()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, DatasetError::BadArchive { .. }), "{msg}");
@@ -216,7 +304,7 @@ fn offline_without_data_says_where_to_put_the_archive() {
         msg.contains(&dir.path().join(&spec.archive_name).display().to_string()),
         "{msg}"
     );
-    assert!(msg.contains("allow_download"), "{msg}");
+    assert!(msg.contains("--offline"), "{msg}");
 }
 
 #[test]
@@ -255,4 +343,227 @@ fn unreadable_local_archive_is_a_clear_error() {
         "{msg}"
     );
     assert!(!dir.path().join(&spec.dir_name).exists());
+}
+
+/// A body of `n` bytes that is not all alike.
+fn some_bytes(n: usize) -> Arc<Vec<u8>> {
+    Arc::new((0..n).map(|i| (i * 31 % 251) as u8).collect())
+}
+
+#[test]
+fn connection_cut_half_way_is_resumed_with_a_range_request() {
+    let body = some_bytes(300_000);
+    let server = serve(body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.bin");
+    let accept = [Checksum::Md5(md5_bytes(&body))];
+    download(
+        &format!("{}/cut/f.bin", server.base),
+        &dest,
+        &accept,
+        &fetch(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), *body);
+    assert!(!part_path(&dest).exists());
+    assert_eq!(server.ranges(), ["-", "bytes=150000-"]);
+}
+
+#[test]
+fn server_without_range_support_restarts_from_zero() {
+    let body = some_bytes(200_000);
+    let server = serve(body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.bin");
+    let accept = [Checksum::Md5(md5_bytes(&body))];
+    download(
+        &format!("{}/norange/f.bin", server.base),
+        &dest,
+        &accept,
+        &fetch(),
+    )
+    .unwrap();
+    // The second request asked for the rest, got the whole file, and wrote it from the start.
+    assert_eq!(server.ranges(), ["-", "bytes=100000-"]);
+    assert_eq!(std::fs::read(&dest).unwrap(), *body);
+}
+
+#[test]
+fn complete_part_file_is_verified_and_kept() {
+    // A crash between the last byte and the rename leaves a complete `.part`: the server
+    // answers 416 to the range request, and the file is checked and renamed.
+    let body = some_bytes(50_000);
+    let server = serve(body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.bin");
+    std::fs::write(part_path(&dest), &*body).unwrap();
+    let accept = [Checksum::Md5(md5_bytes(&body))];
+    download(
+        &format!("{}/complete/f.bin", server.base),
+        &dest,
+        &accept,
+        &fetch(),
+    )
+    .unwrap();
+    assert_eq!(server.ranges(), ["bytes=50000-"]);
+    assert_eq!(std::fs::read(&dest).unwrap(), *body);
+    // A `.part` that does not belong to this file (longer than it) is thrown away.
+    std::fs::remove_file(&dest).unwrap();
+    std::fs::write(part_path(&dest), vec![7u8; 60_000]).unwrap();
+    download(
+        &format!("{}/complete/f.bin", server.base),
+        &dest,
+        &accept,
+        &fetch(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), *body);
+}
+
+/// The real CIFAR-10 archive of the shared data, read once; `None` (the test prints
+/// "skipped") when it is not there.
+fn real_archive() -> Option<(PathBuf, Arc<Vec<u8>>)> {
+    static BODY: OnceLock<Option<(PathBuf, Arc<Vec<u8>>)>> = OnceLock::new();
+    BODY.get_or_init(|| {
+        let name = "cifar-10-binary.tar.gz";
+        let mut candidates = Vec::new();
+        if let Some(d) = std::env::var_os("NAO_DATA_DIR").filter(|d| !d.is_empty()) {
+            candidates.push(PathBuf::from(d).join(name));
+        }
+        if let Some(d) = std::env::var_os("NAO_SHARED_DIR").filter(|d| !d.is_empty()) {
+            candidates.push(PathBuf::from(d).join("data").join(name));
+        }
+        candidates.push(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/data")
+                .join(name),
+        );
+        let path = candidates.into_iter().find(|p| p.is_file())?;
+        let bytes = std::fs::read(&path).ok()?;
+        Some((path, Arc::new(bytes)))
+    })
+    .clone()
+    .or_else(|| {
+        eprintln!("skipped: no cifar-10-binary.tar.gz in $NAO_DATA_DIR or ../shared/data");
+        None
+    })
+}
+
+/// The real archive, cut half-way: the first run stops with the half kept in `.part`; the
+/// next run resumes it with a range request, checks the archive's known checksum,
+/// extracts and verifies all six files.
+#[test]
+fn real_archive_cut_half_way_then_resumed_by_the_next_run() {
+    let Some((path, body)) = real_archive() else {
+        return;
+    };
+    let server = serve(body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = CifarSpec::cifar10();
+    spec.url = format!("{}/cut/{}", server.base, spec.archive_name);
+    let once = LoadOptions {
+        fetch: FetchOptions {
+            retries: 0,
+            ..fetch()
+        },
+        ..online()
+    };
+    let t = Instant::now();
+    let err = Cifar::prepare(&spec, dir.path(), &once).unwrap_err();
+    assert!(
+        matches!(err, DatasetError::IncompleteDownload { got, expected, .. } if got == expected / 2),
+        "{err}"
+    );
+    let archive = dir.path().join(&spec.archive_name);
+    assert!(!archive.exists() && !dir.path().join(&spec.dir_name).exists());
+    assert_eq!(
+        std::fs::metadata(part_path(&archive)).unwrap().len(),
+        body.len() as u64 / 2
+    );
+
+    let d = Cifar::prepare(&spec, dir.path(), &once).unwrap();
+    assert_eq!(
+        server.ranges(),
+        ["-".to_string(), format!("bytes={}-", body.len() / 2)]
+    );
+    assert!(d.join(VERIFIED_MARKER).is_file());
+    assert!(!part_path(&archive).exists());
+    let known = digests_file(&archive, &spec.archive_checksums).unwrap();
+    assert_eq!(known, digests_file(&path, &spec.archive_checksums).unwrap());
+    eprintln!(
+        "{} MB served twice (half + rest), checked, extracted and verified in {:.1?}",
+        body.len() / 1_000_000,
+        t.elapsed()
+    );
+}
+
+/// The real archive with a few bytes flipped: the known checksums reject it before any
+/// extraction, and nothing is left (no archive, no `.part`, no dataset directory).
+#[test]
+fn real_archive_corrupted_in_transit_fails_the_checksum_and_leaves_nothing() {
+    let Some((_, body)) = real_archive() else {
+        return;
+    };
+    let server = serve(body);
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = CifarSpec::cifar10();
+    spec.url = format!("{}/corrupt/{}", server.base, spec.archive_name);
+    let err = Cifar::prepare(&spec, dir.path(), &online()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, DatasetError::DownloadChecksum { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("matches none of the known checksums")
+            && msg.contains("c32a1d4ab5d03f1284b67883e8d87530")
+            && msg.contains("Fix:"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing may be left behind"
+    );
+}
+
+/// `ensure_ptb_from` fetches the three real PTB files (served from the shared data), each
+/// checked against its published MD5, and `Corpus::ptb` then reads them; a second call
+/// fetches nothing; offline, a missing file is a clear error naming where it goes.
+#[test]
+fn ptb_is_fetched_verified_and_loads() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ptb");
+    let from_env = std::env::var_os("NAO_DATA_DIR").map(|d| PathBuf::from(d).join("ptb"));
+    let Some(src) = from_env
+        .into_iter()
+        .chain([shared])
+        .find(|d| d.join("ptb.train.txt").is_file())
+    else {
+        eprintln!("skipped: no ptb/ in $NAO_DATA_DIR or ../shared/data");
+        return;
+    };
+    let files: Vec<(String, Arc<Vec<u8>>)> = datasets::ptb_download::PTB_FILES
+        .iter()
+        .map(|(n, _)| (n.to_string(), Arc::new(std::fs::read(src.join(n)).unwrap())))
+        .collect();
+    let server = serve_many(files);
+    let dir = tempfile::tempdir().unwrap();
+    let offline = LoadOptions::default();
+    let msg = datasets::ptb_download::ensure_ptb_from(&server.base, dir.path(), &offline)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&dir.path().join("ptb/ptb.train.txt").display().to_string())
+            && msg.contains("--offline"),
+        "{msg}"
+    );
+    let base = format!("{}/cut", server.base);
+    let d = datasets::ptb_download::ensure_ptb_from(&base, dir.path(), &online()).unwrap();
+    let c = datasets::Corpus::ptb(dir.path()).unwrap();
+    assert_eq!((c.vocab.len(), c.train.len()), (10_000, 929_589));
+    let requests = server.ranges().len();
+    assert!(requests >= 4, "one cut and resumed, two whole: {requests}");
+    datasets::ptb_download::ensure_ptb_from(&base, dir.path(), &online()).unwrap();
+    assert_eq!(server.ranges().len(), requests, "nothing fetched again");
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 3, "no .part left");
 }

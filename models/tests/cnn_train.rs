@@ -137,3 +137,32 @@ fn real_cifar_small_child_beats_chance() {
         rep.final_eval_acc
     );
 }
+
+/// `train_cnn_observed` hands over each epoch as it finishes, the same numbers the report
+/// ends with, and trains exactly as `train_cnn` does.
+#[test]
+fn observed_training_reports_each_epoch_as_it_ends() {
+    let tokens = CnnSpace::WS.from_text(ARCH).unwrap();
+    let mut seen = Vec::new();
+    let (_, rep) = models::train::train_cnn_observed(
+        &tokens,
+        &tiny(),
+        &recipe(2),
+        &data(96),
+        5,
+        false,
+        &mut |e| seen.push(e.clone()),
+    )
+    .unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen, rep.epochs);
+    let (_, plain) = train_cnn(&tokens, &tiny(), &recipe(2), &data(96), 5, false).unwrap();
+    assert_eq!(
+        plain
+            .epochs
+            .iter()
+            .map(|e| e.train_loss)
+            .collect::<Vec<_>>(),
+        rep.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>()
+    );
+}

@@ -9,23 +9,31 @@
 //!    10,000-image test set. Each result is written as soon as it exists, so a resumed
 //!    run does not retrain it. When the random pool's best is also the search's best, it
 //!    is trained once and its row in `final.json` and `report.md` says so (`same_as`).
-//! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`).
+//! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`), with the final
+//!    trainings' curves (`OUT/best-curve.jsonl` and `.svg`, `OUT/random-best-curve.*`; for
+//!    CIFAR-100 `OUT/best-cifar100-curve.*`, ...).
+//!
+//! With `final_dataset = cifar100` step 2 is the paper's transfer: the cells found on
+//! CIFAR-10 are trained from scratch on CIFAR-100 (fine labels, 100 classes) and scored on
+//! its test set ([`CifarPreset::final_for`]).
+//!
+//! An `OUT` that holds a run already is only ever continued (`resume`), never overwritten.
 //!
 //! Presets ([`CifarPreset::get`]): `smoke` (minutes; used by tests and CI), `default`
 //! (about 20-30 minutes on a 2-core laptop), `paper` (the paper's settings, for a GPU cluster).
 
+use crate::data::{Dataset, load_all, load_split};
 use crate::error::{Error, Result};
 use crate::evaluator::EvaluatorConfig;
-use crate::evaluator::train::{ChildTrainSpec, arch_seed, head, load_cifar10, load_cifar10_all};
+use crate::evaluator::train::{ChildTrainSpec, arch_seed, head};
 use crate::run::atomic::write_atomic;
 use crate::run::{RunOptions, SearchConfig, run_search};
 use crate::search::nao::NaoConfig;
 use crate::search::{AlgoConfig, Record, Status};
 use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
-use datasets::ChannelStats;
 use models::cnn::CnnConfig;
 use models::space::{SpaceKind, space};
-use models::train::cnn_trainer::{TrainData, train_cnn};
+use models::train::cnn_trainer::{TrainData, train_cnn_observed};
 use models::train::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -154,6 +162,27 @@ impl CifarPreset {
     }
 }
 
+impl CifarPreset {
+    /// The network and recipe of the final training on `dataset`. CIFAR-10: the preset's.
+    /// CIFAR-100: the same with 100 classes; for `paper`, the paper's CIFAR-100 transfer
+    /// (spec 6.3 "[TF-NAO] final CIFAR-100": N = 6, F = 128, recipe `nao-final-c100`:
+    /// 600 epochs, drop-path keep 0.6, dropout keep 0.8, cutout, auxiliary head).
+    pub fn final_for(&self, dataset: Dataset) -> (CnnConfig, Recipe) {
+        let mut child = self.final_child.clone();
+        let mut recipe = self.final_recipe.clone();
+        if dataset == Dataset::Cifar100 && self.name == "paper" {
+            recipe = Recipe::preset("nao-final-c100").expect("a known preset");
+            child.n_cells = 6;
+            child.channels = 128;
+            child.dropout_keep = recipe.dropout_keep;
+            child.drop_path_keep = recipe.drop_path_keep;
+            child.aux_head = recipe.aux_weight > 0.0;
+        }
+        child.classes = dataset.classes();
+        (child, recipe)
+    }
+}
+
 /// One finally trained architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinalResult {
@@ -165,6 +194,9 @@ pub struct FinalResult {
     pub text: String,
     /// Dev accuracy measured during the search (percent).
     pub search_dev_acc: f64,
+    /// The dataset of the final training and of `test_acc` (the search is on CIFAR-10).
+    #[serde(default)]
+    pub dataset: Dataset,
     /// Test accuracy after the final training (percent).
     pub test_acc: f64,
     /// Trainable parameters.
@@ -198,7 +230,48 @@ fn best_of<'a>(records: impl Iterator<Item = &'a Record>) -> Option<&'a Record> 
         })
 }
 
-/// Runs (or resumes) `nao cifar` into `out`.
+/// The file stem of a final training's curves: `best`, `best-cifar100`, ...
+pub fn curve_stem(role: &str, dataset: Dataset) -> String {
+    match dataset {
+        Dataset::Cifar10 => role.to_string(),
+        other => format!("{role}-{other}"),
+    }
+}
+
+/// Refuses an `out` that holds a run already unless `resume` (nothing is ever overwritten),
+/// and a `resume` of something that is not a `nao cifar` run.
+pub fn check_out_dir(out: &Path, resume: bool) -> Result<()> {
+    let ours = out.join("cifar.json").exists() || out.join("search").exists();
+    if !resume && ours {
+        return Err(Error::Config(format!(
+            "{} already holds a `nao cifar` run: pass --resume to continue it, or choose another --out (nothing was changed)",
+            out.display()
+        )));
+    }
+    if out.join("config.json").exists() && !ours {
+        return Err(Error::Config(format!(
+            "{} holds a `nao search` run, not a `nao cifar` one: choose another --out (nothing was changed)",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The datasets a `nao cifar` run into `out` still needs on disk: CIFAR-10 for the search
+/// unless it has finished (`search/result.json`), and the final trainings' dataset.
+pub fn datasets_needed(out: &Path, final_dataset: Dataset) -> Vec<Dataset> {
+    let mut v = Vec::new();
+    if !out.join("search").join("result.json").exists() {
+        v.push(Dataset::Cifar10);
+    }
+    if !v.contains(&final_dataset) {
+        v.push(final_dataset);
+    }
+    v
+}
+
+/// Runs (or resumes) `nao cifar` into `out`: the search on CIFAR-10, then the final
+/// trainings on `final_dataset`. The datasets must be on disk ([`crate::data::prepare`]).
 pub fn run_cifar(
     out: &Path,
     preset: &CifarPreset,
@@ -206,9 +279,22 @@ pub fn run_cifar(
     seed: u64,
     resume: bool,
     progress: bool,
+    final_dataset: Dataset,
 ) -> Result<FinalReport> {
+    check_out_dir(out, resume)?;
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
     let cfg_path = out.join("cifar.json");
+    if resume && let Ok(b) = std::fs::read(&cfg_path) {
+        let stored: CifarPreset = serde_json::from_slice(&b).map_err(|e| io_err(&cfg_path, e))?;
+        if &stored != preset {
+            return Err(Error::Config(format!(
+                "{} was made with --preset {}, not {}: resume it with its own preset, or choose another --out",
+                cfg_path.display(),
+                stored.name,
+                preset.name
+            )));
+        }
+    }
     write_atomic(
         &cfg_path,
         serde_json::to_string_pretty(preset)
@@ -260,38 +346,53 @@ pub fn run_cifar(
         _ => FinalReport::default(),
     };
     let (train, test) = if preset.final_train_all {
-        load_cifar10_all(&data_dir)?
+        load_all(final_dataset, &data_dir)?
     } else {
-        let (train, _, test) = load_cifar10(&data_dir, seed)?;
+        let (train, _, test) = load_split(final_dataset, &data_dir, seed)?;
         (train, test)
     };
     let data = TrainData {
         train: Arc::new(head(train, preset.final_train_images)),
         eval: Arc::new(head(test, preset.final_test_images)),
-        stats: ChannelStats::CIFAR10,
+        stats: final_dataset.stats(),
     };
-    let s = space(preset.final_child.space);
+    let (final_child, final_recipe) = preset.final_for(final_dataset);
+    let s = space(final_child.space);
     final_trainings(
         &mut report,
         &best,
         random_best.as_ref(),
+        final_dataset,
         |role, rec| {
-            eprintln!("final training of the {role} architecture: {}", rec.text);
+            eprintln!(
+                "final training of the {role} architecture on {}: {}",
+                final_dataset.title(),
+                rec.text
+            );
             let start = std::time::Instant::now();
-            let (_, tr) = train_cnn(
+            let stem = curve_stem(role, final_dataset);
+            let mut live = crate::run::train_curve::LiveCurve::start(out, &stem)?;
+            let (_, tr) = train_cnn_observed(
                 &rec.arch,
-                &preset.final_child,
-                &preset.final_recipe,
+                &final_child,
+                &final_recipe,
                 &data,
                 arch_seed(seed ^ 0xf1a1, &rec.arch),
                 progress,
+                &mut |e| live.epoch(e),
             )
             .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
+            live.finish(
+                &tr.epochs,
+                &format!("{role}: {} on {}", rec.text, final_dataset.title()),
+                "test",
+            )?;
             Ok(FinalResult {
                 role: role.into(),
                 arch: rec.arch.clone(),
                 text: rec.text.clone(),
                 search_dev_acc: rec.score.unwrap_or(f64::NAN),
+                dataset: final_dataset,
                 test_acc: tr.final_eval_acc * 100.0,
                 params: tr.params,
                 seconds: start.elapsed().as_secs_f64(),
@@ -320,8 +421,8 @@ pub fn run_cifar(
     Ok(report)
 }
 
-/// Final training of the search's `best` and of the random pool's best, skipping roles
-/// already in `report` (a resumed run). When the random pool's best is the search's best
+/// Final training on `dataset` of the search's `best` and of the random pool's best,
+/// skipping roles already in `report` for that dataset (a resumed run). When the random pool's best is the search's best
 /// (the same evaluation), it is trained once: the `random-best` row copies the `best` row
 /// with `same_as = "best"`. `train` trains one architecture; `saved` is called after each
 /// new row (to write `final.json` and the SVG).
@@ -329,6 +430,7 @@ fn final_trainings(
     report: &mut FinalReport,
     best: &Record,
     random_best: Option<&Record>,
+    dataset: Dataset,
     mut train: impl FnMut(&str, &Record) -> Result<FinalResult>,
     mut saved: impl FnMut(&FinalReport, &str, &Record) -> Result<()>,
 ) -> Result<()> {
@@ -340,14 +442,14 @@ fn final_trainings(
         if report
             .results
             .iter()
-            .any(|r| r.role == role && r.arch == rec.arch)
+            .any(|r| r.role == role && r.arch == rec.arch && r.dataset == dataset)
         {
             continue;
         }
         let earlier = report
             .results
             .iter()
-            .find(|r| r.arch == rec.arch && r.same_as.is_none())
+            .find(|r| r.arch == rec.arch && r.dataset == dataset && r.same_as.is_none())
             .cloned();
         let row = match earlier {
             Some(e) => FinalResult {
@@ -366,7 +468,7 @@ fn final_trainings(
 
 fn render_report(preset: &CifarPreset, report: &FinalReport, evaluated: usize) -> String {
     let mut md = format!(
-        "# nao cifar ({})\n\n{}\n\nSearch: {evaluated} architectures evaluated (see `search/report.md` for every round's diagnostics).\n\n| role | architecture | search dev acc | final test acc | params | final training |\n|---|---|---|---|---|---|\n",
+        "# nao cifar ({})\n\n{}\n\nSearch: {evaluated} architectures evaluated on CIFAR-10 (see `search/report.md` for every round's diagnostics).\n\n| role | architecture | search dev acc (CIFAR-10) | final training on | final test acc | params | final training |\n|---|---|---|---|---|---|---|\n",
         preset.name, preset.about
     );
     for r in &report.results {
@@ -375,11 +477,33 @@ fn render_report(preset: &CifarPreset, report: &FinalReport, evaluated: usize) -
             None => format!("{:.0} s", r.seconds),
         };
         md += &format!(
-            "| {} | `{}` | {:.2}% | {:.2}% | {} | {time} |\n",
-            r.role, r.text, r.search_dev_acc, r.test_acc, r.params
+            "| {} | `{}` | {:.2}% | {} | {:.2}% | {} | {time} |\n",
+            r.role,
+            r.text,
+            r.search_dev_acc,
+            r.dataset.title(),
+            r.test_acc,
+            r.params
         );
     }
     md += "\nCells: [best](best.svg), [random pool's best](random-best.svg).\n";
+    let trained: Vec<&FinalResult> = report
+        .results
+        .iter()
+        .filter(|r| r.same_as.is_none())
+        .collect();
+    if !trained.is_empty() {
+        md += "\n## Final training curves\n\nTraining loss, training accuracy and test accuracy per epoch (numbers in the `.jsonl` next to each picture).\n\n";
+        for r in trained {
+            let stem = curve_stem(&r.role, r.dataset);
+            md += &format!(
+                "### {} on {}\n\n![{} training curve]({stem}-curve.svg)\n\n[{stem}-curve.jsonl]({stem}-curve.jsonl)\n\n",
+                r.role,
+                r.dataset.title(),
+                r.role
+            );
+        }
+    }
     md
 }
 
@@ -405,6 +529,52 @@ mod tests {
             eta: None,
             parent: None,
         }
+    }
+
+    /// The CIFAR-100 transfer: 100 classes; for `paper` the paper's CIFAR-100 recipe and
+    /// network (N = 6, F = 128, drop-path keep 0.6, dropout keep 0.8); CIFAR-10 unchanged.
+    #[test]
+    fn cifar100_transfer_recipe() {
+        let p = CifarPreset::get("paper").unwrap();
+        let (c10, r10) = p.final_for(Dataset::Cifar10);
+        assert_eq!(
+            (c10.clone(), r10.clone()),
+            (p.final_child.clone(), p.final_recipe.clone())
+        );
+        let (c, r) = p.final_for(Dataset::Cifar100);
+        assert_eq!(r.name, "nao-final-c100");
+        assert_eq!((c.classes, c.n_cells, c.channels), (100, 6, 128));
+        assert_eq!(
+            (r.drop_path_keep, r.dropout_keep, r.epochs),
+            (0.6, 0.8, 600)
+        );
+        let s = CifarPreset::get("smoke").unwrap();
+        let (c, r) = s.final_for(Dataset::Cifar100);
+        assert_eq!(c.classes, 100);
+        assert_eq!(
+            (c.n_cells, c.channels),
+            (s.final_child.n_cells, s.final_child.channels)
+        );
+        assert_eq!(r, s.final_recipe);
+    }
+
+    #[test]
+    fn finished_search_needs_only_the_final_dataset() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            datasets_needed(d.path(), Dataset::Cifar100),
+            [Dataset::Cifar10, Dataset::Cifar100]
+        );
+        assert_eq!(
+            datasets_needed(d.path(), Dataset::Cifar10),
+            [Dataset::Cifar10]
+        );
+        std::fs::create_dir(d.path().join("search")).unwrap();
+        std::fs::write(d.path().join("search/result.json"), "{}").unwrap();
+        assert_eq!(
+            datasets_needed(d.path(), Dataset::Cifar100),
+            [Dataset::Cifar100]
+        );
     }
 
     /// `--preset paper` is the paper's no-weight-sharing search: the 11-op space for search
@@ -440,6 +610,7 @@ mod tests {
                 arch: r.arch.clone(),
                 text: r.text.clone(),
                 search_dev_acc: r.score.unwrap(),
+                dataset: Dataset::Cifar10,
                 test_acc: 50.0 + calls.len() as f64,
                 params: 7,
                 seconds: 3.0,
@@ -458,6 +629,7 @@ mod tests {
             &mut report,
             &best,
             Some(&best.clone()),
+            Dataset::Cifar10,
             fake_train(&mut calls),
             |_, _, _| {
                 saves += 1;
@@ -483,6 +655,7 @@ mod tests {
             &mut report,
             &best,
             Some(&best.clone()),
+            Dataset::Cifar10,
             fake_train(&mut calls2),
             |_, _, _| Ok(()),
         )
@@ -501,6 +674,7 @@ mod tests {
             &mut report,
             &best,
             Some(&random_best),
+            Dataset::Cifar10,
             fake_train(&mut calls),
             |_, _, _| Ok(()),
         )

@@ -19,8 +19,11 @@ Examples:
   nao cifar --out runs/cifar                       # the default: about 20-30 minutes on 2 cores
   nao cifar --resume --out runs/cifar              # continue an interrupted run
 
+  nao cifar --final-dataset cifar100 --out runs/c100  # retrain the found cells on CIFAR-100
+
 Data comes from --data-dir, else $NAO_DATA_DIR, else ./data: cifar-10-batches-bin/ or the
-archive cifar-10-binary.tar.gz (extracted and verified on first use).
+archive cifar-10-binary.tar.gz (extracted and verified on first use). When neither is there
+the archive is downloaded (170 MB; $NAO_CIFAR10_URL overrides the URL) unless --offline.
 Writes OUT/search/ (a search run directory), OUT/final.json and OUT/report.md.";
 
 const SEARCH_EXAMPLES: &str = "\
@@ -54,6 +57,10 @@ struct Cli {
     /// with the `cuda` feature and a GPU).
     #[arg(long, global = true, value_enum, default_value_t = Device::Cpu)]
     device: Device,
+    /// Never touch the network: a missing dataset is an error saying where to put it
+    /// (by default it is downloaded, resumably, and checked).
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -136,17 +143,31 @@ noise), test_acc, params, live_edges.")]
         /// Continue an interrupted run in --out.
         #[arg(long)]
         resume: bool,
+        /// Dataset of the final trainings (`cifar100`: the paper's transfer of the cells
+        /// found on CIFAR-10).
+        #[arg(long, default_value_t = nao::data::Dataset::Cifar10)]
+        final_dataset: nao::data::Dataset,
     },
-    /// Train one CNN architecture from scratch on CIFAR-10 and report dev and test accuracy.
+    /// Train one CNN architecture from scratch on CIFAR-10 (or CIFAR-100) and report dev and
+    /// test accuracy.
+    #[command(after_long_help = "\
+Examples:
+  nao train --arch arch.txt --recipe smoke --epochs 1 --train-images 2000
+  nao train --dataset cifar100 --arch arch.txt --recipe nao-final-c100 --n 6 --f 128  # the paper's transfer
+
+A missing dataset is downloaded into the data directory unless --offline.")]
     Train {
+        /// `cifar10`, or `cifar100` (fine labels, 100 classes).
+        #[arg(long, default_value_t = nao::data::Dataset::Cifar10)]
+        dataset: nao::data::Dataset,
         /// The architecture: text form, flat integers, JSON, or a file holding one of them.
         #[arg(long)]
         arch: String,
         /// Its space (`cnn-ws` or `cnn`).
         #[arg(long, default_value = "cnn-ws")]
         space: SpaceKind,
-        /// Training recipe preset (`nao-search`, `nao-final`, `nao-ws-final`, `naonet-a-36`,
-        /// `workload-c`, `smoke`).
+        /// Training recipe preset (`nao-search`, `nao-final`, `nao-final-c100`, `nao-ws-final`,
+        /// `naonet-a-36`, `workload-c`, `smoke`).
         #[arg(long, default_value = "nao-search")]
         recipe: String,
         /// Override the recipe's epochs.
@@ -161,11 +182,17 @@ noise), test_acc, params, live_edges.")]
         /// Use only the first N images of the 45k train split (0 = all).
         #[arg(long, default_value_t = 0)]
         train_images: usize,
+        /// Score on only the first N images of the dev split and of the test set (0 = all;
+        /// quick checks).
+        #[arg(long, default_value_t = 0)]
+        eval_images: usize,
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Write the per-epoch report (JSON) here.
-        #[arg(long)]
+        /// Write the report (JSON) to NAME.json here, and beside it the training curves
+        /// (NAME-curve.jsonl, one line per epoch, and NAME-curve.svg) and the cell
+        /// (NAME-cell.svg).
+        #[arg(long, value_name = "NAME.json")]
         out: Option<PathBuf>,
     },
 }
@@ -388,8 +415,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Report { run_dir } => {
-            let config = read_config(&run_dir)
-                .with_context(|| format!("{} is not a run directory", run_dir.display()))?;
+            let config = nao::run::open_run_dir(&run_dir)?;
             let (records, _) = read_records(&run_dir)?;
             report::write_outputs(&run_dir, &config, &records)?;
             print!("{}", report::summary(&config, &records));
@@ -406,11 +432,17 @@ fn run(cli: Cli) -> Result<i32> {
             out,
             seed,
             resume,
+            final_dataset,
         } => {
             let p = nao::cifar::CifarPreset::get(&preset).map_err(anyhow::Error::msg)?;
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
+            nao::cifar::check_out_dir(&out, resume)?;
+            for d in nao::cifar::datasets_needed(&out, final_dataset) {
+                nao::data::prepare(d, &data_dir, cli.offline)?;
+            }
             eprintln!("nao cifar --preset {}: {}", p.name, p.about);
-            let report = nao::cifar::run_cifar(&out, &p, &data_dir, seed, resume, true)?;
+            let report =
+                nao::cifar::run_cifar(&out, &p, &data_dir, seed, resume, true, final_dataset)?;
             for r in &report.results {
                 println!(
                     "{:<12} dev {:6.2}%  test {:6.2}%  {}",
@@ -421,6 +453,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Train {
+            dataset,
             arch,
             space: kind,
             recipe,
@@ -428,6 +461,7 @@ fn run(cli: Cli) -> Result<i32> {
             n,
             f,
             train_images,
+            eval_images,
             seed,
             out,
         } => {
@@ -451,25 +485,55 @@ fn run(cli: Cli) -> Result<i32> {
                 space: kind,
                 n_cells: n,
                 channels: f,
-                classes: 10,
+                classes: dataset.classes(),
                 dropout_keep: r.dropout_keep,
                 drop_path_keep: r.drop_path_keep,
                 aux_head: r.aux_weight > 0.0,
             };
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
-            let (train, dev, test) = nao::evaluator::train::load_cifar10(&data_dir, seed)?;
+            if let Some(dir) = out.as_deref().and_then(Path::parent)
+                && !dir.as_os_str().is_empty()
+            {
+                // Before the training, not after it: a missing folder must not cost a run.
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {} for --out", dir.display()))?;
+            }
+            nao::data::prepare(dataset, &data_dir, cli.offline)?;
+            let (train, dev, test) = nao::data::load_split(dataset, &data_dir, seed)?;
             let data = models::train::cnn_trainer::TrainData {
                 train: std::sync::Arc::new(nao::evaluator::train::head(train, train_images)),
-                eval: std::sync::Arc::new(dev),
-                stats: datasets::ChannelStats::CIFAR10,
+                eval: std::sync::Arc::new(nao::evaluator::train::head(dev, eval_images)),
+                stats: dataset.stats(),
             };
             eprintln!(
-                "training {} ({} epochs, N={n}, F={f})",
+                "training {} on {} ({} epochs, N={n}, F={f})",
                 s.to_text(&tokens),
+                dataset.title(),
                 r.epochs
             );
-            let (net, report) =
-                models::train::cnn_trainer::train_cnn(&tokens, &child, &r, &data, seed, true)?;
+            // The curve grows on disk epoch by epoch (watchable; a crash keeps it).
+            let mut live = match &out {
+                Some(o) => {
+                    let (dir, stem) = nao::run::train_curve::beside(o);
+                    Some(nao::run::train_curve::LiveCurve::start(&dir, &stem)?)
+                }
+                None => None,
+            };
+            let (net, report) = models::train::cnn_trainer::train_cnn_observed(
+                &tokens,
+                &child,
+                &r,
+                &data,
+                seed,
+                true,
+                &mut |e| {
+                    if let Some(l) = live.as_mut() {
+                        l.epoch(e);
+                    }
+                },
+            )?;
+            let test = nao::evaluator::train::head(test, eval_images);
+            let test_images = test.len();
             let test_acc = models::train::cnn_trainer::evaluate(
                 &net,
                 &std::sync::Arc::new(test),
@@ -482,8 +546,22 @@ fn run(cli: Cli) -> Result<i32> {
                 test_acc * 100.0
             );
             if let Some(out) = out {
-                let v = serde_json::json!({ "report": report, "test_acc": test_acc });
+                let v = serde_json::json!({
+                    "dataset": dataset,
+                    "report": report,
+                    "test_acc": test_acc,
+                    "dev_images": data.eval.len(),
+                    "test_images": test_images,
+                });
                 write_atomic(&out, serde_json::to_string_pretty(&v)?.as_bytes())?;
+                let (cell, curve) =
+                    nao::run::train_curve::write_beside(&out, &s.to_svg(&tokens), &report)?;
+                println!(
+                    "wrote {}, {} and {}",
+                    out.display(),
+                    cell.display(),
+                    curve.display()
+                );
             }
             Ok(0)
         }
@@ -648,7 +726,8 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
 }
 
 fn search(a: SearchArgs) -> Result<i32> {
-    let progress = std::io::stderr().is_terminal();
+    // Bars on a terminal, plain lines otherwise.
+    let progress = true;
     let config = if a.resume {
         read_config(&a.out)
             .with_context(|| format!("--resume: {} holds no run to continue", a.out.display()))?

@@ -5,10 +5,12 @@
 //! * [`search`]: NAO (Algorithm 1) over a [`Surrogate`](search::Surrogate), random search,
 //!   regularised evolution, the per-round diagnostics, multi-seed comparison;
 //! * [`controller`]: the NAO controller (encoder, predictor, decoder) and its generation;
-//! * [`run`]: run directories (config, manifest, logs, checkpoints, resumption, reports).
+//! * [`run`]: run directories (config, manifest, logs, checkpoints, resumption, reports);
+//! * [`data`]: the CIFAR datasets the commands train on, fetched when missing.
 
 pub mod cifar;
 pub mod controller;
+pub mod data;
 pub mod error;
 pub mod evaluator;
 pub mod run;

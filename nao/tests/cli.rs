@@ -93,12 +93,19 @@ fn cuda_without_support_and_missing_data_are_clear_errors() {
             "{e}"
         );
         let o = nao(
-            &[args, &["--data-dir", "no-such-dir", "--out", "o"]].concat(),
+            &[
+                args,
+                &["--data-dir", "no-such-dir", "--out", "o", "--offline"],
+            ]
+            .concat(),
             tmp.path(),
         );
         assert!(!o.status.success());
         let e = stderr(&o);
-        assert!(e.contains("no-such-dir") && e.contains("cifar-10"), "{e}");
+        assert!(
+            e.contains("no-such-dir") && e.contains("cifar-10") && e.contains("--offline"),
+            "{e}"
+        );
     }
 }
 

@@ -179,6 +179,36 @@ pub fn train_cnn_on(
     progress: bool,
     device: &autograd::Device,
 ) -> Result<(CnnNetwork, TrainReport), TrainError> {
+    train_cnn_inner(arch, cfg, recipe, data, seed, progress, device, &mut |_| {})
+}
+
+/// [`train_cnn`], calling `on_epoch` with each epoch's numbers as soon as the epoch is done
+/// (for example to append them to a log that can be watched, and that survives a crash).
+/// The same numbers end up in the returned report; the training is the same bit for bit.
+pub fn train_cnn_observed(
+    arch: &[usize],
+    cfg: &CnnConfig,
+    recipe: &Recipe,
+    data: &TrainData,
+    seed: u64,
+    progress: bool,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(CnnNetwork, TrainReport), TrainError> {
+    let device = super::device::training_device();
+    train_cnn_inner(arch, cfg, recipe, data, seed, progress, &device, on_epoch)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_cnn_inner(
+    arch: &[usize],
+    cfg: &CnnConfig,
+    recipe: &Recipe,
+    data: &TrainData,
+    seed: u64,
+    progress: bool,
+    device: &autograd::Device,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(CnnNetwork, TrainReport), TrainError> {
     let start = Instant::now();
     let cfg = effective_config(cfg, recipe);
     cfg.validate().map_err(TrainError::Setup)?;
@@ -283,9 +313,23 @@ pub fn train_cnn_on(
             seconds: t0.elapsed().as_secs_f64(),
         };
         if progress {
+            // One plain line per epoch (the only output when stderr is not a terminal):
+            // what finished, its numbers, the best so far, elapsed and remaining time.
+            let best = epochs
+                .iter()
+                .map(|e: &EpochReport| e.eval_acc)
+                .fold(rep.eval_acc, f64::max);
+            let elapsed = start.elapsed().as_secs_f64();
+            let remaining = elapsed / (epoch + 1) as f64 * (recipe.epochs - epoch - 1) as f64;
             let line = format!(
-                "epoch {:>3}  lr {:.4}  train loss {:.4}  train acc {:.4}  eval acc {:.4}  ({:.1} s)",
-                rep.epoch, rep.lr, rep.train_loss, rep.train_acc, rep.eval_acc, rep.seconds
+                "epoch {:>3}/{}  lr {:.4}  train loss {:.4}  train acc {:.4}  eval acc {:.4}  ({:.1} s) | best eval acc {best:.4} | elapsed {elapsed:.0} s | remaining ~{remaining:.0} s",
+                rep.epoch + 1,
+                recipe.epochs,
+                rep.lr,
+                rep.train_loss,
+                rep.train_acc,
+                rep.eval_acc,
+                rep.seconds
             );
             if bar.is_hidden() {
                 eprintln!("{line}");
@@ -293,6 +337,7 @@ pub fn train_cnn_on(
                 bar.println(line);
             }
         }
+        on_epoch(&rep);
         epochs.push(rep);
     }
     bar.finish_and_clear();

@@ -11,5 +11,7 @@ pub mod ptb_recipe;
 pub mod recipe;
 pub mod rnn_trainer;
 
-pub use cnn_trainer::{EpochReport, TrainData, TrainError, TrainReport, evaluate, train_cnn};
+pub use cnn_trainer::{
+    EpochReport, TrainData, TrainError, TrainReport, evaluate, train_cnn, train_cnn_observed,
+};
 pub use recipe::{OptimizerSpec, Recipe};

@@ -79,9 +79,10 @@ pub struct Recipe {
 }
 
 /// The names [`Recipe::preset`] knows.
-pub const PRESETS: [&str; 6] = [
+pub const PRESETS: [&str; 7] = [
     "nao-search",
     "nao-final",
+    "nao-final-c100",
     "nao-ws-final",
     "naonet-a-36",
     "workload-c",
@@ -112,6 +113,9 @@ impl Recipe {
     ///   drop-path keep 0.7, no dropout, aux head 0.4, no cutout, clip 5.
     /// * `nao-final`: "[TF-NAO] final CIFAR-10": 600 epochs, batch 128, cosine 0.024 -> 0
     ///   over 600, wd 5e-4, drop-path 0.7, dropout keep 0.6, aux 0.4, cutout 16, clip 5.
+    /// * `nao-final-c100`: "[TF-NAO] final CIFAR-100" (the paper's transfer of the found
+    ///   cell): as `nao-final` but drop-path keep 0.6 and dropout keep 0.8 (the network:
+    ///   N = 6, F = 128, 100 classes).
     /// * `nao-ws-final`: "[TF-WS] NAONet-WS final": 630 epochs, batch 144, Nesterov 0.9,
     ///   warm restarts 0.05 -> 1e-4 (T_0 10, T_mul 2), wd 2e-4, drop-path 0.6, dropout keep
     ///   0.8, aux 0.4, no cutout, clip 5.
@@ -166,6 +170,17 @@ impl Recipe {
                 0.4,
                 0.7,
                 0.6,
+            ),
+            "nao-final-c100" => r(
+                "spec 6.3 [TF-NAO] final CIFAR-100",
+                sgd(0.9, false, 5e-4),
+                cosine(0.024, 0.0, 600),
+                600,
+                128,
+                Some(16),
+                0.4,
+                0.6,
+                0.8,
             ),
             "nao-ws-final" => r(
                 "spec 6.3 [TF-WS] NAONet-WS final",

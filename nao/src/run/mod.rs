@@ -16,14 +16,18 @@
 //! | `report.md` | what ran, the best architectures, the per-round diagnostics |
 //!
 //! Whole files are written atomically and log lines are fsynced one by one. A checkpoint is
-//! written after every round. [`run_search`] with `resume` continues an interrupted run: it
+//! written after every round; the two newest are kept, so that a damaged newest checkpoint
+//! (or a log line torn by a crash) costs only the last round on resumption ([`repair`]). [`run_search`] with `resume` continues an interrupted run: it
 //! restores the newest checkpoint, keeps the log up to it, and replays every evaluation
 //! logged after it from the log instead of querying the evaluator again, so the continued
 //! run makes exactly the same decisions and writes the same `archs.jsonl`.
 
 pub mod atomic;
+pub mod plain_progress;
+pub mod repair;
 pub mod report;
 pub mod svg;
+pub mod train_curve;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -150,7 +154,8 @@ fn hostname() -> Option<String> {
 pub struct RunOptions {
     /// Continue the run in the directory instead of starting a new one.
     pub resume: bool,
-    /// Show progress bars (only ever when stderr is a terminal).
+    /// Report progress: bars when stderr is a terminal, else one plain line per finished
+    /// evaluation and round ([`plain_progress`]).
     pub progress: bool,
 }
 
@@ -165,11 +170,44 @@ pub struct RunOutcome {
     pub rounds: usize,
     /// Evaluations replayed from the log in this invocation.
     pub replayed: usize,
+    /// Repairs of a damaged run directory made on resumption (each also printed on stderr
+    /// as a warning; see [`repair`]).
+    pub repairs: Vec<String>,
 }
 
 /// Reads `config.json` of a run directory.
 pub fn read_config(dir: &Path) -> Result<SearchConfig> {
     read_json(&dir.join("config.json"))
+}
+
+/// Reads `config.json` of what should be a run directory, saying clearly when `dir` is not
+/// one: it does not exist, is a file, is the output of `nao cifar` (whose run directory is
+/// its `search/`), or holds no `config.json`.
+pub fn open_run_dir(dir: &Path) -> Result<SearchConfig> {
+    let d = dir.display();
+    if !dir.exists() {
+        return Err(Error::Config(format!(
+            "{d} does not exist: give a run directory (the --out of `nao search`)"
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "{d} is a file, not a run directory: give the --out directory of `nao search`"
+        )));
+    }
+    if !dir.join("config.json").exists() {
+        if dir.join("cifar.json").exists() {
+            return Err(Error::Config(format!(
+                "{d} is the output of `nao cifar`, not a run directory: its report is {}; its search run directory is {}",
+                dir.join("report.md").display(),
+                dir.join("search").display()
+            )));
+        }
+        return Err(Error::Config(format!(
+            "{d} is not a run directory: it has no config.json (every `nao search` --out has one, with archs.jsonl and manifest.json)"
+        )));
+    }
+    read_config(dir)
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -205,15 +243,20 @@ pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Resul
     run_search_with(dir, config, &mut *evaluator, surrogate, opts)
 }
 
-/// The files a running search appends to.
+/// The files a running search appends to, and the plain progress lines (stderr not a
+/// terminal).
 struct Logs {
     archs: JsonlAppender,
     timings: JsonlAppender,
+    plain: Option<std::rc::Rc<plain_progress::PlainProgress>>,
 }
 
 impl RecordSink for Logs {
     fn record(&mut self, rec: &Record, wall_s: f64) -> Result<()> {
         self.archs.append(rec)?;
+        if let Some(p) = &self.plain {
+            eprintln!("{}", p.evaluation(rec));
+        }
         self.timings
             .append(&json!({"index": rec.index, "wall_s": wall_s}))
     }
@@ -251,6 +294,7 @@ pub fn run_search_with(
     let mut cache = HashMap::new();
     let mut rng = Pcg64Mcg::seed_from_u64(config.seed);
     let mut next_round = 0;
+    let mut notes = Vec::new();
     if opts.resume {
         let stored = read_config(dir)?;
         if &stored != config {
@@ -261,21 +305,17 @@ pub fn run_search_with(
         }
         manifest = read_json::<Manifest>(&man_path)?;
         manifest.invocations += 1;
+        for name in ["archs.jsonl", "rounds.jsonl", "timings.jsonl"] {
+            if let Some(note) = repair::repair_torn_tail(&dir.join(name))? {
+                eprintln!("warning: {note}");
+                notes.push(note);
+            }
+        }
         let (logged, raw) = read_records(dir)?;
         let mut keep = 0;
-        if let Ok(latest) = std::fs::read_to_string(ckpt_dir.join("latest")) {
-            let cdir = ckpt_dir.join(latest.trim());
-            let st: CheckpointState = read_json(&cdir.join("state.json"))?;
-            if logged.len() < st.n_records {
-                return Err(Error::Config(format!(
-                    "archs.jsonl has {} records but the checkpoint {} has {}",
-                    logged.len(),
-                    cdir.display(),
-                    st.n_records
-                )));
-            }
-            algo.restore(&st.algo)?;
-            algo.load_extra(&cdir.join("surrogate"))?;
+        if let Some(st) =
+            repair::restore_newest_usable(&ckpt_dir, &mut *algo, logged.len(), &mut notes)?
+        {
             rng = st.rng;
             keep = st.n_records;
             next_round = st.round + 1;
@@ -335,9 +375,18 @@ pub fn run_search_with(
     write_json_atomic(&man_path, &manifest)?;
     let prior_wall = manifest.wall_time_s;
 
+    let plain = (opts.progress && !std::io::stderr().is_terminal()).then(|| {
+        std::rc::Rc::new(plain_progress::PlainProgress::new(
+            "search",
+            config.budget,
+            records.len(),
+            crate::search::best_of(&records).and_then(|r| r.score),
+        ))
+    });
     let mut logs = Logs {
         archs: JsonlAppender::open(&dir.join("archs.jsonl"))?,
         timings: JsonlAppender::open(&dir.join("timings.jsonl"))?,
+        plain: plain.clone(),
     };
     let mut rounds_log = JsonlAppender::open(&dir.join("rounds.jsonl"))?;
     let progress = if opts.progress && std::io::stderr().is_terminal() {
@@ -395,6 +444,9 @@ pub fn run_search_with(
             rounds_log.append(&line)?;
             ctx.log_timing(&json!({"round": round, "wall_s": t.elapsed().as_secs_f64()}))?;
             write_checkpoint(&ckpt_dir, round, &ctx, &*algo)?;
+            if let Some(p) = &plain {
+                eprintln!("{}", p.round(round));
+            }
             if let Some(b) = ctx.best().and_then(|r| r.score) {
                 progress.set_message(format!("round {round} done, best {b:.4}"));
             }
@@ -425,6 +477,7 @@ pub fn run_search_with(
         records,
         rounds,
         replayed: replay.hits,
+        repairs: notes,
     })
 }
 
