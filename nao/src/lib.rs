@@ -11,7 +11,9 @@ pub mod cifar;
 pub mod controller;
 pub mod error;
 pub mod evaluator;
+pub mod ptb;
 pub mod run;
 pub mod search;
+pub mod train_lm;
 
 pub use error::{Error, Result};
