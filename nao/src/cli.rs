@@ -142,7 +142,7 @@ noise), test_acc, params, live_edges.")]
     /// best and the DARTS V2 / ENAS cells, scored by test perplexity.
     #[command(after_long_help = nao::ptb::PTB_HELP)]
     Ptb {
-        /// `smoke` (about a minute), `default` (30-45 minutes on 2 cores) or `paper` (GPU days).
+        /// `smoke` (about a minute), `default` (about 40 minutes on 2 quiet cores) or `paper` (GPU days).
         #[arg(long, default_value = "default")]
         preset: String,
         /// Output directory.

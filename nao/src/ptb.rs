@@ -15,7 +15,7 @@
 //!    per round, `OUT/<role>.svg`).
 //!
 //! Presets ([`PtbPreset::get`]): `smoke` (about a minute on 2 cores; CI), `default` (about
-//! 30-45 minutes on 2 cores), `paper` (spec 8's settings; GPU days).
+//! 40 minutes on 2 quiet cores), `paper` (spec 8's settings; GPU days).
 
 use crate::error::{Error, Result, io_err};
 use crate::evaluator::EvaluatorConfig;
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub const PTB_HELP: &str = "\
 Examples:
   nao ptb --preset smoke --out runs/ptb-smoke     # about a minute: the whole pipeline, tiny
-  nao ptb --out runs/ptb                          # the default: 30-45 minutes on 2 cores
+  nao ptb --out runs/ptb                          # the default: about 40 minutes on 2 quiet cores
   nao ptb --resume --out runs/ptb                 # continue an interrupted run (even after kill -9)
 
 Score: the searches maximise, so each cell is scored by -ln(valid perplexity) (its negative
@@ -92,7 +92,7 @@ impl PtbPreset {
             }),
             "default" => Ok(PtbPreset {
                 name: "default".into(),
-                about: "about 40 minutes on 2 cores: 30 cells (emb = hid = 64) each trained on the first 120 windows of 35 x 64 tokens and scored on the whole validation set (`ptb-child`, about 30 s each), the paper's Algorithm 1 (`NaoConfig::paper`: 1000 controller epochs a round, greedy decoding, eta = 1, 2, ... 50) scaled to 10 random cells, then rounds of 5 from the top 10 (this project's trust-region defaults, tuned on NAS-Bench-201, decode almost nothing new from so small a pool of 22-token cells); the best, the random pool's best, DARTS V2 and ENAS then train 2 epochs at emb = hid = 96 (`ptb-short`, about 5 minutes each) and are scored on the whole validation and test sets".into(),
+                about: "about 40 minutes on 2 quiet cores (78 measured on 2 cores shared with other jobs, load 7-10): 30 cells (emb = hid = 64) each trained on the first 120 windows of 35 x 64 tokens and scored on the whole validation set (`ptb-child`; 30-45 s each on quiet cores, 57-91 s under that load), the paper's Algorithm 1 (`NaoConfig::paper`: 1000 controller epochs a round, greedy decoding, eta = 1, 2, ... 50) scaled to 10 random cells, then rounds of 5 from the top 10 (this project's trust-region defaults, tuned on NAS-Bench-201, decode almost nothing new from so small a pool of 22-token cells); the best, the random pool's best, DARTS V2 and ENAS then train 2 epochs at emb = hid = 96 (`ptb-short`; 8-13 minutes each under that load) and are scored on the whole validation and test sets".into(),
                 budget: 30,
                 nao: NaoConfig {
                     initial: 10,
