@@ -148,28 +148,53 @@ noise), test_acc, params, live_edges.")]
         #[arg(long, default_value_t = nao::data::Dataset::Cifar10)]
         final_dataset: nao::data::Dataset,
     },
-    /// Train one CNN architecture from scratch on CIFAR-10 (or CIFAR-100) and report dev and
-    /// test accuracy.
-    #[command(after_long_help = "\
-Examples:
-  nao train --arch arch.txt --recipe smoke --epochs 1 --train-images 2000
-  nao train --dataset cifar100 --arch arch.txt --recipe nao-final-c100 --n 6 --f 128  # the paper's transfer
-
-A missing dataset is downloaded into the data directory unless --offline.")]
+    /// NAO on Penn Treebank: search over recurrent cells (children trained briefly, scored
+    /// by validation perplexity), then final training of the best cell, the random pool's
+    /// best and the DARTS V2 / ENAS cells, scored by test perplexity.
+    #[command(after_long_help = nao::ptb::PTB_HELP)]
+    Ptb {
+        /// `smoke` (about a minute), `default` (about 40 minutes on 2 quiet cores) or `paper` (GPU days).
+        #[arg(long, default_value = "default")]
+        preset: String,
+        /// Output directory.
+        #[arg(long, default_value = "runs/ptb")]
+        out: PathBuf,
+        /// Seed of everything (pools, controller, children).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Continue an interrupted run in --out.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Train one architecture from scratch: a CNN on CIFAR-10 or CIFAR-100 (dev and test
+    /// accuracy), or with --task lm a recurrent cell as a language model on PTB or WikiText-2 (valid and
+    /// test perplexity per epoch).
+    #[command(after_long_help = nao::train_lm::TRAIN_LM_HELP)]
     Train {
-        /// `cifar10`, or `cifar100` (fine labels, 100 classes).
+        /// `cnn` (CIFAR image classifier) or `lm` (word-level language model).
+        #[arg(long, value_parser = ["cnn", "lm"], default_value = "cnn")]
+        task: String,
+        /// --task cnn: `cifar10`, or `cifar100` (fine labels, 100 classes).
         #[arg(long, default_value_t = nao::data::Dataset::Cifar10)]
         dataset: nao::data::Dataset,
-        /// The architecture: text form, flat integers, JSON, or a file holding one of them.
+        /// The architecture: text form, flat integers, JSON, or a file holding one of them;
+        /// with --task lm also a named cell (darts-v2, enas, nao, nao-ws).
+        #[arg(long, required_unless_present = "resume")]
+        arch: Option<String>,
+        /// --task lm: the corpus, `ptb` or `wikitext2`.
+        #[arg(long, default_value = "ptb")]
+        data: String,
+        /// --task lm: continue the interrupted run in --out (its lm.json gives the settings).
         #[arg(long)]
-        arch: String,
+        resume: bool,
         /// Its space (`cnn-ws` or `cnn`).
         #[arg(long, default_value = "cnn-ws")]
         space: SpaceKind,
-        /// Training recipe preset (`nao-search`, `nao-final`, `nao-final-c100`, `nao-ws-final`,
-        /// `naonet-a-36`, `workload-c`, `smoke`).
-        #[arg(long, default_value = "nao-search")]
-        recipe: String,
+        /// Training recipe preset: CNN `nao-search` (default), `nao-final`, `nao-final-c100`,
+        /// `nao-ws-final`, `naonet-a-36`, `workload-c`, `smoke`; LM `ptb-final` (default),
+        /// `wt2-final`, `ptb-search`, `ptb-short`, `ptb-child`, `smoke`.
+        #[arg(long)]
+        recipe: Option<String>,
         /// Override the recipe's epochs.
         #[arg(long)]
         epochs: Option<usize>,
@@ -189,10 +214,10 @@ A missing dataset is downloaded into the data directory unless --offline.")]
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Write the report (JSON) to NAME.json here, and beside it the training curves
-        /// (NAME-curve.jsonl, one line per epoch, and NAME-curve.svg) and the cell
-        /// (NAME-cell.svg).
-        #[arg(long, value_name = "NAME.json")]
+        /// --task cnn: write the report (JSON) to NAME.json here, and beside it the training
+        /// curves (NAME-curve.jsonl, one line per epoch, and NAME-curve.svg) and the cell
+        /// (NAME-cell.svg); --task lm: the run directory [default: runs/lm].
+        #[arg(long, value_name = "NAME.json|DIR")]
         out: Option<PathBuf>,
     },
 }
@@ -452,6 +477,75 @@ fn run(cli: Cli) -> Result<i32> {
             println!("wrote {}", out.join("report.md").display());
             Ok(0)
         }
+        Cmd::Ptb {
+            preset,
+            out,
+            seed,
+            resume,
+        } => {
+            let p = nao::ptb::PtbPreset::get(&preset).map_err(anyhow::Error::msg)?;
+            let data_dir = datasets::data_dir(cli.data_dir.as_deref());
+            eprintln!("nao ptb --preset {}: {}", p.name, p.about);
+            nao::data::prepare_ptb(&data_dir, cli.offline)?;
+            let report = nao::ptb::run_ptb(&out, &p, &data_dir, seed, resume, true)?;
+            for r in &report.results {
+                println!(
+                    "{:<12} valid ppl {:8.2}  test ppl {:8.2}  {}",
+                    r.role, r.valid_ppl, r.test_ppl, r.text
+                );
+            }
+            println!("wrote {}", out.join("report.md").display());
+            Ok(0)
+        }
+        Cmd::Train {
+            task,
+            arch,
+            data,
+            resume,
+            space: kind,
+            recipe,
+            epochs,
+            seed,
+            out,
+            ..
+        } if task == "lm" => {
+            let data_dir = datasets::data_dir(cli.data_dir.as_deref());
+            let out = out.unwrap_or_else(|| PathBuf::from("runs/lm"));
+            let config = if resume {
+                nao::train_lm::read_lm_config(&out).with_context(|| {
+                    format!("--resume: {} holds no language-model run", out.display())
+                })?
+            } else {
+                if kind != SpaceKind::CnnWs && kind != SpaceKind::Rnn {
+                    bail!("--task lm trains rnn cells, not --space {kind}");
+                }
+                let arch = arch.context("--arch is required")?;
+                nao::train_lm::lm_config(
+                    &arch,
+                    &data,
+                    recipe.as_deref().unwrap_or("ptb-final"),
+                    epochs,
+                    seed,
+                )?
+            };
+            if config.data == nao::train_lm::LmData::Ptb {
+                nao::data::prepare_ptb(&data_dir, cli.offline)?;
+            }
+            eprintln!(
+                "training {} on {} with {} ({} epochs)",
+                config.arch_name.as_deref().unwrap_or(&config.text),
+                config.data.name(),
+                config.recipe.name,
+                config.recipe.train.epochs
+            );
+            let r = nao::train_lm::run_lm(&out, &config, &data_dir, resume, true)?;
+            println!(
+                "valid ppl {:.2}, test ppl {:.2} after {} epochs ({} parameters)",
+                r.valid_ppl, r.test_ppl, r.epochs, r.params
+            );
+            println!("wrote {}", out.join("result.json").display());
+            Ok(0)
+        }
         Cmd::Train {
             dataset,
             arch,
@@ -464,7 +558,10 @@ fn run(cli: Cli) -> Result<i32> {
             eval_images,
             seed,
             out,
+            ..
         } => {
+            let arch = arch.context("--arch is required")?;
+            let recipe = recipe.unwrap_or_else(|| "nao-search".into());
             let s = space(kind);
             let text = if Path::new(&arch).is_file() {
                 std::fs::read_to_string(&arch).with_context(|| format!("cannot read {arch}"))?

@@ -13,7 +13,9 @@ pub mod controller;
 pub mod data;
 pub mod error;
 pub mod evaluator;
+pub mod ptb;
 pub mod run;
 pub mod search;
+pub mod train_lm;
 
 pub use error::{Error, Result};

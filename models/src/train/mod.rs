@@ -7,6 +7,7 @@
 
 pub mod cnn_trainer;
 pub mod device;
+pub mod lm_session;
 pub mod ptb_recipe;
 pub mod recipe;
 pub mod rnn_trainer;

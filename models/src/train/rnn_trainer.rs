@@ -23,18 +23,17 @@
 //! come from generators seeded from `seed`, so a run is reproducible.
 
 use std::io::IsTerminal;
-use std::time::Instant;
 
 use autograd::nn::{Module, Param};
-use autograd::optim::{Optimizer, Sgd, clip_grad_norm};
 use autograd::{Device, Tensor, no_grad};
-use datasets::{BpttWindows, Corpus, SeqLen, batchify};
+use datasets::{BpttWindows, Corpus, SeqLen};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
+use super::lm_session::LmSession;
 use super::ptb_recipe::PtbRecipe;
 use crate::rnn::{RnnConfig, RnnLanguageModel};
 use crate::space::rnn::RnnCell;
@@ -71,6 +70,9 @@ pub enum TrainError {
     /// The corpus could not be batched.
     #[error(transparent)]
     Data(#[from] datasets::DatasetError),
+    /// A checkpoint could not be written or read ([`super::lm_session::LmSession`]).
+    #[error("checkpoint {0}")]
+    Checkpoint(String),
 }
 
 /// The numbers of one epoch.
@@ -166,7 +168,8 @@ pub fn evaluate(
     Ok(total / count.max(1) as f64)
 }
 
-fn bar(len: u64, show: bool) -> ProgressBar {
+/// A progress bar on stderr when `show` and stderr is a terminal, else hidden.
+pub fn bar(len: u64, show: bool) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(
         Some(len),
         if show && std::io::stderr().is_terminal() {
@@ -204,20 +207,20 @@ pub fn asgd_should_switch(history: &[f64], valid_loss: f64, nonmono: usize) -> b
 }
 
 /// Running average of parameter values (ASGD).
-struct Averager {
-    avg: Vec<Tensor>,
-    count: usize,
+pub(crate) struct Averager {
+    pub(crate) avg: Vec<Tensor>,
+    pub(crate) count: usize,
 }
 
 impl Averager {
-    fn new(params: &[Param]) -> Averager {
+    pub(crate) fn new(params: &[Param]) -> Averager {
         Averager {
             avg: params.iter().map(|p| p.get().detach()).collect(),
             count: 1,
         }
     }
 
-    fn update(&mut self, params: &[Param]) {
+    pub(crate) fn update(&mut self, params: &[Param]) {
         self.count += 1;
         let k = 1.0 / self.count as f64;
         no_grad(|| {
@@ -228,7 +231,7 @@ impl Averager {
     }
 
     /// Runs `f` with the averaged weights in place, then restores the current ones.
-    fn with_average<R>(&self, params: &[Param], f: impl FnOnce() -> R) -> R {
+    pub(crate) fn with_average<R>(&self, params: &[Param], f: impl FnOnce() -> R) -> R {
         let saved: Vec<Tensor> = params.iter().map(|p| p.get()).collect();
         for (p, a) in params.iter().zip(&self.avg) {
             p.set(a.clone());
@@ -242,7 +245,8 @@ impl Averager {
 }
 
 /// Trains an existing `model` in place on the device of its parameters (see the module
-/// docs); `seed` drives the dropout masks and window lengths.
+/// docs); `seed` drives the dropout masks and window lengths. The loop is
+/// [`LmSession`]'s, epoch after epoch.
 pub fn train_model(
     model: &RnnLanguageModel,
     recipe: &PtbRecipe,
@@ -250,122 +254,31 @@ pub fn train_model(
     seed: u64,
     progress: bool,
 ) -> Result<RnnReport, TrainError> {
-    recipe.validate().map_err(|why| TrainError::Invalid {
-        what: "recipe",
-        why,
-    })?;
-    let train = batchify(&corpus.train, recipe.batch)?;
-    let valid = batchify(&corpus.valid, recipe.eval_batch)?;
-    let params = model.trainable_params();
-    let mut opt = Sgd::new(recipe.lr).with_weight_decay(recipe.weight_decay);
-    let mut mask_rng = Pcg64Mcg::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let policy = if recipe.random_bptt {
-        SeqLen::Random { bptt: recipe.bptt }
-    } else {
-        SeqLen::Fixed(recipe.bptt)
-    };
-    let per_epoch = (train.nrows().saturating_sub(1))
-        .div_ceil(recipe.bptt)
-        .min(recipe.max_train_windows.unwrap_or(usize::MAX));
-    let pb = bar((per_epoch * recipe.epochs) as u64, progress);
+    let mut session = LmSession::new(model.clone(), recipe, corpus, seed)?;
+    let pb = bar(
+        (session.windows_per_epoch() * recipe.epochs) as u64,
+        progress,
+    );
     pb.set_prefix("ptb");
-    let mut report = RnnReport {
-        epochs: Vec::new(),
-        best_valid_ppl: f64::INFINITY,
-        asgd_from_epoch: None,
-        num_params: model.num_params(),
-    };
-    let mut history: Vec<f64> = Vec::new();
-    let mut averager: Option<Averager> = None;
-    for epoch in 1..=recipe.epochs {
-        let start = Instant::now();
-        let mut hidden = model.init_hidden(recipe.batch);
-        let (mut total, mut count) = (0.0, 0usize);
-        let windows = BpttWindows::new(&train, policy, seed.wrapping_add(epoch as u64))?;
-        for (wi, w) in windows
-            .take(recipe.max_train_windows.unwrap_or(usize::MAX))
-            .enumerate()
-        {
-            opt.set_lr(recipe.lr * w.lr_scale as f64);
-            let out = model.forward(w.input, w.target, &hidden, Some(&mut mask_rng));
-            let loss = out.loss.item();
-            if !loss.is_finite() {
+    for _ in 0..recipe.epochs {
+        let stats = match session.run_epoch(Some(&pb)) {
+            Ok(s) => s,
+            Err(e) => {
                 pb.abandon();
-                return Err(TrainError::NonFinite {
-                    what: "loss",
-                    value: loss,
-                    epoch,
-                    window: wi,
-                });
+                return Err(e);
             }
-            let mut grads = out.loss.backward();
-            let norm = match recipe.clip {
-                Some(c) => clip_grad_norm(&mut grads, &params, c),
-                None => grads.global_norm(),
-            };
-            if !norm.is_finite() {
-                pb.abandon();
-                return Err(TrainError::NonFinite {
-                    what: "gradient norm",
-                    value: norm,
-                    epoch,
-                    window: wi,
-                });
-            }
-            opt.step(&params, &grads);
-            if let Some(a) = averager.as_mut() {
-                a.update(&params);
-            }
-            hidden = out.hidden;
-            total += out.nll.item() * w.seq_len as f64;
-            count += w.seq_len;
-            pb.inc(1);
-            pb.set_message(format!(
-                "epoch {epoch} train ppl {:.1}",
-                (total / count as f64).exp()
-            ));
-        }
-        let valid_loss = match &averager {
-            Some(a) => a.with_average(&params, || {
-                evaluate(model, &valid, recipe.bptt, recipe.max_valid_windows)
-            })?,
-            None => evaluate(model, &valid, recipe.bptt, recipe.max_valid_windows)?,
-        };
-        let train_loss = total / count.max(1) as f64;
-        let stats = EpochStats {
-            epoch,
-            train_loss,
-            train_ppl: train_loss.exp(),
-            valid_loss,
-            valid_ppl: valid_loss.exp(),
-            asgd: averager.is_some(),
-            seconds: start.elapsed().as_secs_f64(),
         };
         pb.println(format!(
-            "epoch {epoch:4}: train ppl {:9.2}  valid ppl {:9.2}{}  ({:.1}s)",
+            "epoch {:4}: train ppl {:9.2}  valid ppl {:9.2}{}  ({:.1}s)",
+            stats.epoch,
             stats.train_ppl,
             stats.valid_ppl,
             if stats.asgd { "  [asgd]" } else { "" },
             stats.seconds
         ));
-        report.best_valid_ppl = report.best_valid_ppl.min(stats.valid_ppl);
-        report.epochs.push(stats);
-        if recipe.asgd
-            && averager.is_none()
-            && asgd_should_switch(&history, valid_loss, recipe.nonmono)
-        {
-            averager = Some(Averager::new(&params));
-            report.asgd_from_epoch = Some(epoch);
-        }
-        history.push(valid_loss);
     }
     pb.finish_and_clear();
-    if let Some(a) = averager {
-        for (p, v) in params.iter().zip(a.avg) {
-            p.set(v);
-        }
-    }
-    Ok(report)
+    Ok(session.finish().1)
 }
 
 #[cfg(test)]

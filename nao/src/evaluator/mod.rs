@@ -19,6 +19,7 @@
 pub mod command;
 pub mod table;
 pub mod train;
+pub mod train_rnn;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -212,6 +213,9 @@ pub enum EvaluatorConfig {
     /// Train each child CNN from scratch on CIFAR-10 ([`train::ChildTrainer`]); the
     /// score is dev accuracy in percent (`dev_acc`).
     TrainChild(Box<train::ChildTrainSpec>),
+    /// Train each cell's language model briefly on PTB ([`train_rnn::RnnChildTrainer`]);
+    /// the score is `-ln(valid ppl)` ([`train_rnn::SCORE_NAME`]).
+    TrainRnn(Box<train_rnn::RnnChildSpec>),
 }
 
 impl EvaluatorConfig {
@@ -222,6 +226,7 @@ impl EvaluatorConfig {
                 metric
             }
             EvaluatorConfig::TrainChild(_) => "dev_acc",
+            EvaluatorConfig::TrainRnn(_) => train_rnn::SCORE_NAME,
         }
     }
 
@@ -253,6 +258,14 @@ impl EvaluatorConfig {
                     )));
                 }
                 Box::new(train::ChildTrainer::new((**spec).clone())?)
+            }
+            EvaluatorConfig::TrainRnn(spec) => {
+                if space != models::space::SpaceKind::Rnn {
+                    return Err(crate::error::Error::Config(format!(
+                        "language-model children need the rnn space, not {space}"
+                    )));
+                }
+                Box::new(train_rnn::RnnChildTrainer::new((**spec).clone())?)
             }
         })
     }

@@ -1,0 +1,362 @@
+//! `nao ptb`: NAO over recurrent cells on Penn Treebank, end to end (spec 8, Algorithm 1
+//! without weight sharing).
+//!
+//! 1. **Search** (`OUT/search/`, an ordinary run directory, resumable): NAO over the `rnn`
+//!    space; every cell's language model trains briefly from scratch on PTB's training
+//!    stream ([`crate::evaluator::train_rnn`]) and is scored on the validation stream.
+//!    The searches maximise, so the score is `-ln(valid ppl)` (lower perplexity = higher
+//!    score); `valid_ppl` is in each record.
+//! 2. **Final training** (`OUT/final/<role>/`, each a resumable language-model run of
+//!    [`crate::train_lm`]): the best cell found, the best cell of the initial random pool
+//!    (round 0) and the preset's reference cells (DARTS V2 and ENAS in our encoding) train
+//!    with the same final recipe and are scored by test perplexity. A cell met twice (the
+//!    random pool's best is the search's best) trains once; its second row says `same_as`.
+//! 3. **Report** (`OUT/final.json`, `OUT/report.md` with the predictor's held-out ranking
+//!    per round, `OUT/<role>.svg`).
+//!
+//! Presets ([`PtbPreset::get`]): `smoke` (about a minute on 2 cores; CI), `default` (about
+//! 40 minutes on 2 quiet cores), `paper` (spec 8's settings; GPU days).
+
+use crate::error::{Error, Result, io_err};
+use crate::evaluator::EvaluatorConfig;
+use crate::evaluator::train::arch_seed;
+use crate::evaluator::train_rnn::RnnChildSpec;
+use crate::run::atomic::{read_lines, write_atomic, write_json_atomic};
+use crate::run::{RunOptions, SearchConfig, run_search};
+use crate::search::nao::NaoConfig;
+use crate::search::{AlgoConfig, Record, Status};
+use crate::train_lm::{LmData, LmRecipe, LmRunConfig, parse_rnn_arch, run_lm};
+use models::space::{RnnSpace, SearchSpace, SpaceKind};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `nao ptb --help`'s examples and notes.
+pub const PTB_HELP: &str = "\
+Examples:
+  nao ptb --preset smoke --out runs/ptb-smoke     # about a minute: the whole pipeline, tiny
+  nao ptb --out runs/ptb                          # the default: about 40 minutes on 2 quiet cores
+  nao ptb --resume --out runs/ptb                 # continue an interrupted run (even after kill -9)
+
+Score: the searches maximise, so each cell is scored by -ln(valid perplexity) (its negative
+mean validation NLL per token); report.md shows perplexities.
+Data comes from --data-dir, else $NAO_DATA_DIR, else ./data: ptb/ptb.{train,valid,test}.txt.
+Writes OUT/ptb.json (the preset), OUT/search/ (a search run directory), OUT/final/<role>/
+(one language-model run per finally trained cell: best, random-best, darts-v2, enas),
+OUT/final.json, OUT/<role>.svg and OUT/report.md (final perplexities and the predictor's
+held-out ranking per round). The same seed gives the same archs.jsonl and epochs.jsonl.";
+
+/// Everything `nao ptb` runs with; written to `OUT/ptb.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PtbPreset {
+    /// Preset name.
+    pub name: String,
+    /// What it is for and how long it takes.
+    pub about: String,
+    /// Cells evaluated in the search.
+    pub budget: usize,
+    /// NAO settings.
+    pub nao: NaoConfig,
+    /// How each search child trains and is scored.
+    pub search: LmRecipe,
+    /// How the chosen cells train at the end.
+    pub final_recipe: LmRecipe,
+    /// Named cells ([`crate::train_lm::NAMED_CELLS`]) trained with the final recipe too,
+    /// for comparison.
+    pub references: Vec<String>,
+}
+
+fn recipe(name: &str) -> LmRecipe {
+    LmRecipe::preset(name).expect("a known recipe")
+}
+
+impl PtbPreset {
+    /// The preset called `name`: `smoke`, `default` or `paper`.
+    pub fn get(name: &str) -> std::result::Result<PtbPreset, String> {
+        let references = vec!["darts-v2".to_string(), "enas".to_string()];
+        match name {
+            "smoke" => Ok(PtbPreset {
+                name: "smoke".into(),
+                about: "about a minute on 2 cores: 8 tiny cells (emb = hid = 16; 4 random, then rounds of 2; 300 controller epochs a round) trained on 20 windows and scored on 10 validation windows; the best, the random pool's best, DARTS V2 and ENAS then train with the same tiny recipe".into(),
+                budget: 8,
+                nao: NaoConfig {
+                    initial: 4,
+                    per_round: 2,
+                    top_k: 4,
+                    recon_sample: 64,
+                    surrogate: "nao:300".into(),
+                    ..NaoConfig::paper(8)
+                },
+                search: recipe("smoke"),
+                final_recipe: recipe("smoke"),
+                references,
+            }),
+            "default" => Ok(PtbPreset {
+                name: "default".into(),
+                about: "about 40 minutes on 2 quiet cores (78 measured on 2 cores shared with other jobs, load 7-10): 30 cells (emb = hid = 64) each trained on the first 120 windows of 35 x 64 tokens and scored on the whole validation set (`ptb-child`; 30-45 s each on quiet cores, 57-91 s under that load), the paper's Algorithm 1 (`NaoConfig::paper`: 1000 controller epochs a round, greedy decoding, eta = 1, 2, ... 50) scaled to 10 random cells, then rounds of 5 from the top 10 (this project's trust-region defaults, tuned on NAS-Bench-201, decode almost nothing new from so small a pool of 22-token cells); the best, the random pool's best, DARTS V2 and ENAS then train 2 epochs at emb = hid = 96 (`ptb-short`; 8-13 minutes each under that load) and are scored on the whole validation and test sets".into(),
+                budget: 30,
+                nao: NaoConfig {
+                    initial: 10,
+                    per_round: 5,
+                    top_k: 10,
+                    ..NaoConfig::paper(30)
+                },
+                search: recipe("ptb-child"),
+                final_recipe: recipe("ptb-short"),
+                references,
+            }),
+            "paper" => Ok(PtbPreset {
+                name: "paper".into(),
+                about: "spec 8 without weight sharing (GPU days): Algorithm 1 exactly (NaoConfig::paper), 1,000 cells in rounds of 200 from a pool of 600, each child trained with the final script for 600 epochs ([TF-NAO]'s search setting, spec 8.3 note) at emb = hid = 850; the chosen cells then train with ptb-final (spec 8.3: 4000 epochs, ASGD)".into(),
+                budget: 1000,
+                nao: NaoConfig {
+                    initial: 600,
+                    per_round: 200,
+                    ..NaoConfig::paper(1000)
+                },
+                search: {
+                    let mut r = recipe("ptb-final");
+                    r.name = "ptb-final-600".into();
+                    r.train.epochs = 600;
+                    r
+                },
+                final_recipe: recipe("ptb-final"),
+                references,
+            }),
+            other => Err(format!("unknown preset `{other}`; known: smoke, default, paper")),
+        }
+    }
+}
+
+/// One finally trained cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PtbFinalResult {
+    /// `best`, `random-best`, or a reference cell's name.
+    pub role: String,
+    /// Tokens.
+    pub arch: Vec<usize>,
+    /// Text form.
+    pub text: String,
+    /// Validation perplexity measured in the search (`None` for reference cells).
+    pub search_valid_ppl: Option<f64>,
+    /// Validation perplexity after the final training.
+    pub valid_ppl: f64,
+    /// Test perplexity after the final training.
+    pub test_ppl: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Wall time of the final training, seconds (0 when reused, see `same_as`).
+    pub seconds: f64,
+    /// The role whose final training this row reuses (the same cell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
+}
+
+/// `OUT/final.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PtbFinalReport {
+    /// Finished final trainings, in the order best, random-best, references.
+    pub results: Vec<PtbFinalResult>,
+}
+
+fn best_of<'a>(records: impl Iterator<Item = &'a Record>) -> Option<&'a Record> {
+    records
+        .filter(|r| r.status == Status::Ok && r.score.is_some())
+        .fold(None, |best: Option<&Record>, r| match best {
+            Some(b) if b.score >= r.score => Some(b),
+            _ => Some(r),
+        })
+}
+
+/// A cell to train at the end: its role, tokens and validation perplexity in the search.
+type FinalCell = (String, Vec<usize>, Option<f64>);
+
+/// The cells to train at the end, in report order.
+fn final_cells(preset: &PtbPreset, records: &[Record]) -> Result<Vec<FinalCell>> {
+    let ppl = |r: &Record| r.score.map(|s| (-s).exp());
+    let best = best_of(records.iter())
+        .ok_or_else(|| Error::Config("the search evaluated no cell successfully".into()))?;
+    let mut cells = vec![("best".to_string(), best.arch.clone(), ppl(best))];
+    if let Some(r) = best_of(records.iter().filter(|r| r.round == 0)) {
+        cells.push(("random-best".into(), r.arch.clone(), ppl(r)));
+    }
+    for name in &preset.references {
+        let (arch, _) = parse_rnn_arch(name)?;
+        cells.push((name.clone(), arch, None));
+    }
+    Ok(cells)
+}
+
+/// Runs (or resumes) `nao ptb` into `out`.
+pub fn run_ptb(
+    out: &Path,
+    preset: &PtbPreset,
+    data_dir: &Path,
+    seed: u64,
+    resume: bool,
+    progress: bool,
+) -> Result<PtbFinalReport> {
+    std::fs::create_dir_all(out).map_err(io_err("cannot create", out))?;
+    write_json_atomic(&out.join("ptb.json"), preset)?;
+    let data_dir: PathBuf =
+        std::path::absolute(data_dir).map_err(io_err("cannot resolve", data_dir))?;
+
+    // 1. Search.
+    let search_dir = out.join("search");
+    let config = SearchConfig {
+        space: SpaceKind::Rnn,
+        algo: AlgoConfig::Nao(preset.nao.clone()),
+        budget: preset.budget,
+        seed,
+        evaluator: EvaluatorConfig::TrainRnn(Box::new(RnnChildSpec {
+            data_dir: data_dir.clone(),
+            data: LmData::Ptb,
+            recipe: preset.search.clone(),
+            seed,
+        })),
+        eval_delay_ms: 0,
+    };
+    let records = if search_dir.join("result.json").exists() {
+        crate::run::read_records(&search_dir)?.0
+    } else {
+        let opts = RunOptions {
+            resume: resume && search_dir.join("config.json").exists(),
+            progress,
+        };
+        run_search(&search_dir, &config, &opts)?.records
+    };
+
+    // 2. Final training, one cell at a time (each a resumable run directory).
+    let final_path = out.join("final.json");
+    let mut report = PtbFinalReport::default();
+    for (role, arch, search_ppl) in final_cells(preset, &records)? {
+        let text = RnnSpace.to_text(&arch);
+        if let Some(e) = report
+            .results
+            .iter()
+            .find(|r| r.arch == arch && r.same_as.is_none())
+            .cloned()
+        {
+            report.results.push(PtbFinalResult {
+                role: role.clone(),
+                search_valid_ppl: search_ppl,
+                seconds: 0.0,
+                same_as: Some(e.role.clone()),
+                ..e
+            });
+        } else {
+            let dir = out.join("final").join(&role);
+            let lm = LmRunConfig {
+                text: text.clone(),
+                arch_name: preset.references.contains(&role).then(|| role.clone()),
+                arch: arch.clone(),
+                data: LmData::Ptb,
+                recipe: preset.final_recipe.clone(),
+                seed: arch_seed(seed ^ 0xf1a1, &arch),
+            };
+            eprintln!("final training of {role}: {text}");
+            let again = resume && dir.join("lm.json").exists();
+            let r = run_lm(&dir, &lm, &data_dir, again, progress)?;
+            report.results.push(PtbFinalResult {
+                role: role.clone(),
+                arch: arch.clone(),
+                text,
+                search_valid_ppl: search_ppl,
+                valid_ppl: r.valid_ppl,
+                test_ppl: r.test_ppl,
+                params: r.params,
+                seconds: r.train_seconds,
+                same_as: None,
+            });
+        }
+        write_json_atomic(&final_path, &report)?;
+        write_atomic(
+            &out.join(format!("{role}.svg")),
+            RnnSpace.to_svg(&arch).as_bytes(),
+        )?;
+    }
+
+    // 3. Report.
+    let rounds = read_lines(&search_dir.join("rounds.jsonl"))?
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect::<Vec<serde_json::Value>>();
+    write_atomic(
+        &out.join("report.md"),
+        render_report(preset, &report, records.len(), &rounds).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+fn num(v: &serde_json::Value) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.3}"))
+}
+
+fn render_report(
+    preset: &PtbPreset,
+    report: &PtbFinalReport,
+    evaluated: usize,
+    rounds: &[serde_json::Value],
+) -> String {
+    let mut md = format!(
+        "# nao ptb ({})\n\n{}\n\nSearch: {evaluated} cells evaluated, each scored by `-ln(valid ppl)` (maximised; see `search/report.md` for every round's diagnostics). Final recipe: `{}` ({}).\n\n| role | cell | search valid ppl | final valid ppl | final test ppl | params | final training |\n|---|---|---|---|---|---|---|\n",
+        preset.name, preset.about, preset.final_recipe.name, preset.final_recipe.about
+    );
+    for r in &report.results {
+        let time = match &r.same_as {
+            Some(o) => format!("same cell as `{o}`: its result, not retrained"),
+            None => format!("{:.0} s", r.seconds),
+        };
+        md += &format!(
+            "| {} | `{}` | {} | {:.2} | {:.2} | {} | {time} |\n",
+            r.role,
+            r.text,
+            r.search_valid_ppl.map_or("-".into(), |p| format!("{p:.2}")),
+            r.valid_ppl,
+            r.test_ppl,
+            r.params
+        );
+    }
+    md += "\nCells: ";
+    md += &report
+        .results
+        .iter()
+        .map(|r| format!("[{0}]({0}.svg)", r.role))
+        .collect::<Vec<_>>()
+        .join(", ");
+    md += ".\n\n## The predictor's held-out ranking per round\n\nBefore each round's cells are trained, the controller predicts their scores; after training, the prediction is compared with the measured `-ln(valid ppl)` (pairwise accuracy: the fraction of pairs ordered alike; Kendall tau).\n\n| round | new cells | held-out pairwise acc | held-out Kendall tau | batch mean predicted | batch mean measured | best so far |\n|---|---|---|---|---|---|---|\n";
+    for r in rounds {
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            r["round"],
+            r["new"],
+            num(&r["heldout_pairwise_acc"]),
+            num(&r["heldout_kendall_tau"]),
+            num(&r["batch_mean_predicted"]),
+            num(&r["batch_mean_measured"]),
+            num(&r["best"])
+        );
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_consistent() {
+        for name in ["smoke", "default", "paper"] {
+            let p = PtbPreset::get(name).unwrap();
+            assert_eq!(p.name, name);
+            assert!(p.nao.initial <= p.budget);
+            for r in &p.references {
+                parse_rnn_arch(r).unwrap();
+            }
+        }
+        let paper = PtbPreset::get("paper").unwrap();
+        assert_eq!(paper.final_recipe, LmRecipe::preset("ptb-final").unwrap());
+        assert_eq!(paper.nao.top_k, 100);
+        assert_eq!(paper.search.train.epochs, 600);
+        assert!(PtbPreset::get("huge").is_err());
+    }
+}
