@@ -359,6 +359,10 @@ struct AlgoArgs {
     /// with random architectures.
     #[arg(long, help_heading = "NAO")]
     no_top_up: bool,
+    /// NAO: when generation within the widest trust region falls short, top up at once
+    /// instead of first sampling the decoder cooler (halved temperatures, then greedy).
+    #[arg(long, help_heading = "NAO")]
+    no_cool_down: bool,
     /// NAO: size of the table's fixed sample on which each round measures the predictor
     /// (Kendall tau); 0 = off [default: 1000].
     #[arg(long, help_heading = "NAO")]
@@ -802,6 +806,9 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
             }
             if a.no_top_up {
                 n.top_up = false;
+            }
+            if a.no_cool_down {
+                n.cool_down = false;
             }
             if let Some(v) = a.reference {
                 n.reference = v;

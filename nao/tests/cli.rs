@@ -424,6 +424,7 @@ fn generation_flags_are_checked_and_recorded() {
                 "3",
                 "--draws",
                 "4",
+                "--no-cool-down",
             ],
         ]
         .concat(),
@@ -438,4 +439,5 @@ fn generation_flags_are_checked_and_recorded() {
     assert_eq!(nao["expand_seeds"], 7, "{config}");
     assert_eq!(nao["expand_radius"], 3, "{config}");
     assert_eq!(nao["draws"], 4, "{config}");
+    assert_eq!(nao["cool_down"], false, "{config}");
 }

@@ -172,6 +172,13 @@ struct SpyLog {
     generate_calls: Vec<(usize, usize)>,
     /// Generation yields at most this many (0 = no limit).
     limit: usize,
+    /// Sampling temperature (`Surrogate::temperature`; `None` = the spy does not sample).
+    temperature: Option<f64>,
+    /// The temperature of every `generate` call.
+    temperatures: Vec<Option<f64>>,
+    /// Generation yields nothing at this temperature or hotter (a decoder that samples
+    /// too far from its seeds for the trust region).
+    too_hot: Option<f64>,
 }
 
 /// A surrogate whose prediction is the token sum, and whose generation returns the unseen
@@ -215,6 +222,12 @@ impl nao::search::Surrogate for Spy {
     fn reconstruct(&self, archs: &[Arch]) -> Vec<Arch> {
         archs.to_vec()
     }
+    fn temperature(&self) -> Option<f64> {
+        self.0.borrow().temperature
+    }
+    fn set_temperature(&mut self, t: f64) {
+        self.0.borrow_mut().temperature = Some(t);
+    }
     fn generate(
         &self,
         seeds: &[Arch],
@@ -228,6 +241,13 @@ impl nao::search::Surrogate for Spy {
             .borrow_mut()
             .generate_calls
             .push((seeds.len(), radius));
+        let t = self.0.borrow().temperature;
+        self.0.borrow_mut().temperatures.push(t);
+        if let (Some(t), Some(hot)) = (t, self.0.borrow().too_hot)
+            && t >= hot
+        {
+            return Vec::new();
+        }
         let mut out: Vec<Arch> = Vec::new();
         let mut taken = HashSet::new();
         let limit = self.0.borrow().limit;
@@ -264,6 +284,23 @@ fn spy_run_with(
     limit: usize,
     tune: impl FnOnce(&mut nao::search::NaoConfig),
 ) -> (SpyLog, Vec<nao::search::Record>) {
+    spy_run_from(
+        SpyLog {
+            limit,
+            ..SpyLog::default()
+        },
+        candidates,
+        fit_canonical,
+        tune,
+    )
+}
+
+fn spy_run_from(
+    log: SpyLog,
+    candidates: usize,
+    fit_canonical: bool,
+    tune: impl FnOnce(&mut nao::search::NaoConfig),
+) -> (SpyLog, Vec<nao::search::Record>) {
     let mut c = config("nao", 30, 3);
     if let AlgoConfig::Nao(n) = &mut c.algo {
         n.initial = 20;
@@ -272,10 +309,7 @@ fn spy_run_with(
         n.fit_canonical = fit_canonical;
         tune(n);
     }
-    let log = std::rc::Rc::new(std::cell::RefCell::new(SpyLog {
-        limit,
-        ..SpyLog::default()
-    }));
+    let log = std::rc::Rc::new(std::cell::RefCell::new(log));
     let tmp = tempfile::tempdir().unwrap();
     let out = run_search_with(
         &tmp.path().join("r"),
@@ -416,6 +450,52 @@ fn nao_widens_the_trust_region_when_generation_falls_short() {
     assert_eq!(log.generate_calls[0], (4, 1));
     assert_eq!(log.generate_calls.len(), 2, "{:?}", log.generate_calls);
     assert_eq!(count(&recs, Source::TopUp), 3);
+}
+
+/// `cool_down`: when even the widest trust region yields too few (a decoder sampling too
+/// hot for it, as at temperature 4 on the rnn space's 22 tokens), the round samples cooler
+/// (halved down to 0.5, then greedy) before topping up, and then restores the temperature.
+#[test]
+fn nao_cools_the_decoder_before_topping_up() {
+    let hot = |cool_down: bool| {
+        spy_run_from(
+            SpyLog {
+                temperature: Some(4.0),
+                too_hot: Some(1.5),
+                ..SpyLog::default()
+            },
+            0,
+            true,
+            |n| {
+                n.top_k = 4;
+                n.trust_radius = 1;
+                n.expand_radius = 1;
+                n.cool_down = cool_down;
+            },
+        )
+    };
+    let (log, recs) = hot(true);
+    assert_eq!(
+        log.generate_calls[..4],
+        [(4, 1), (4, 2), (4, 2), (4, 2)],
+        "{:?}",
+        log.generate_calls
+    );
+    assert_eq!(
+        log.temperatures[..5],
+        [Some(4.0), Some(4.0), Some(2.0), Some(1.0), Some(4.0)],
+        "cooled within round 1, restored for round 2: {:?}",
+        log.temperatures
+    );
+    let round1 = recs.iter().filter(|r| r.round == 1);
+    assert!(round1.clone().all(|r| r.source == Source::Generated));
+    assert_eq!(round1.count(), 5);
+    // Off: the round is topped up at once.
+    let (log, recs) = hot(false);
+    assert_eq!(log.generate_calls[..2], [(4, 1), (4, 2)]);
+    assert_eq!(log.temperatures[2], Some(4.0));
+    let round1 = recs.iter().filter(|r| r.round == 1);
+    assert!(round1.clone().all(|r| r.source == Source::TopUp));
 }
 
 /// `draws`: generation passes again over the same seeds and radius while candidates are

@@ -152,6 +152,14 @@ impl ControllerSurrogate {
 }
 
 impl Surrogate for ControllerSurrogate {
+    fn temperature(&self) -> Option<f64> {
+        Some(self.temperature)
+    }
+
+    fn set_temperature(&mut self, temperature: f64) {
+        self.temperature = temperature;
+    }
+
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "name": "nao",

@@ -151,6 +151,13 @@ pub struct NaoConfig {
     /// mean (0 = the mean).
     #[serde(default)]
     pub explore: f64,
+    /// When generation within the widest trust region still yields fewer new architectures
+    /// than the round asks for, sample the decoder cooler (the temperature halved, down to
+    /// 0.5, then greedy) before any random top-up. Needed where sequences are long (the
+    /// `rnn` space's 22 tokens: at the default temperature nearly every sample lands more
+    /// than 3 tokens from its seed); a no-op where the trust region is off.
+    #[serde(default = "yes")]
+    pub cool_down: bool,
     /// When generation yields fewer new architectures than the round asks for, evaluate
     /// random unseen ones instead (logged as `top_up`); without it the round is short.
     #[serde(default = "yes")]
@@ -213,6 +220,7 @@ impl NaoConfig {
             pseudo: 0,
             pseudo_epochs: 0,
             explore: 0.0,
+            cool_down: true,
             top_up: true,
             reference: 1000,
         }
@@ -240,6 +248,7 @@ impl NaoConfig {
             surrogate: "nao:1000".into(),
             candidates: 0,
             fit_canonical: false,
+            cool_down: false,
             ..Self::for_budget(budget)
         }
     }
@@ -414,26 +423,47 @@ impl Algorithm for Nao {
             .collect();
         let want = self.config.per_round.min(ctx.remaining());
         let n_cand = self.config.candidates.max(want);
-        let mut stages = vec![(self.config.top_k, self.config.trust_radius)];
+        // (seeds, radius, decoder temperature: None = the configured one)
+        let mut stages = vec![(self.config.top_k, self.config.trust_radius, None)];
         if self.config.expand_seeds > self.config.top_k {
-            stages.push((self.config.expand_seeds, self.config.trust_radius));
+            stages.push((self.config.expand_seeds, self.config.trust_radius, None));
         }
         if self.config.trust_radius > 0 {
             for r in 1..=self.config.expand_radius {
-                stages.push((widest, self.config.trust_radius + r));
+                stages.push((widest, self.config.trust_radius + r, None));
+            }
+            // Still short: the decoder samples too far from the seeds for the trust region
+            // (a temperature that flips one of NB201's 6 tokens flips half of the rnn
+            // space's 22), so it samples cooler, halving down to 0.5, then reads greedily.
+            if self.config.cool_down
+                && let Some(t) = self.surrogate.temperature().filter(|&t| t > 0.0)
+            {
+                let widest_radius = self.config.trust_radius + self.config.expand_radius;
+                let mut cooler = t / 2.0;
+                while cooler >= 0.5 {
+                    stages.push((widest, widest_radius, Some(cooler)));
+                    cooler /= 2.0;
+                }
+                stages.push((widest, widest_radius, Some(0.0)));
             }
         }
+        let configured_temperature = self.surrogate.temperature();
+        let mut cooled_to = None;
         let mut batch: Vec<(Arch, Option<f64>)> = Vec::new();
         let mut taken = ctx.seen.clone();
         let mut invalid = 0;
         let (mut seeds_used, mut radius_used, mut calls) = (0, self.config.trust_radius, 0);
-        for (stage, &(k, radius)) in stages.iter().enumerate() {
+        for (stage, &(k, radius, temperature)) in stages.iter().enumerate() {
             if want == 0 || (stage > 0 && batch.len() >= want) {
                 break;
             }
             let seeds = &ranked_forms[..k.min(ranked_forms.len())];
             if seeds.is_empty() {
                 break;
+            }
+            if let Some(t) = temperature {
+                self.surrogate.set_temperature(t);
+                cooled_to = Some(t);
             }
             (seeds_used, radius_used) = (seeds.len(), radius);
             for draw in 0..self.config.draws.max(1) {
@@ -471,6 +501,9 @@ impl Algorithm for Nao {
                     break; // this stage's region is used up
                 }
             }
+        }
+        if let (Some(t), Some(_)) = (configured_temperature, cooled_to) {
+            self.surrogate.set_temperature(t);
         }
         let seeds = &ranked_forms[..seeds_used];
         let n_candidates = batch.len();
@@ -569,6 +602,10 @@ impl Algorithm for Nao {
         m.insert("recon_n".into(), json!(k));
         m.insert("seeds".into(), json!(seeds.len()));
         m.insert("radius".into(), json!(radius_used));
+        if let Some(t) = cooled_to {
+            // Only when the round had to cool down (keeps earlier logs byte-identical).
+            m.insert("temperature".into(), json!(t));
+        }
         m.insert("generate_calls".into(), json!(calls));
         m.insert("requested".into(), json!(want));
         m.insert("candidates".into(), json!(n_candidates));

@@ -80,6 +80,18 @@ pub trait Surrogate {
         rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)>;
 
+    /// The decoder's sampling temperature for the next [`generate`](Self::generate) calls
+    /// (0 = greedy); `None` when this surrogate does not sample (then
+    /// [`set_temperature`](Self::set_temperature) does nothing).
+    fn temperature(&self) -> Option<f64> {
+        None
+    }
+
+    /// Sets the sampling temperature of the next [`generate`](Self::generate) calls (NAO's
+    /// round lowers it when generation within the trust region falls short, then restores
+    /// it). Not part of the saved state.
+    fn set_temperature(&mut self, _temperature: f64) {}
+
     /// Writes all state (weights, optimiser) into the existing, empty directory `dir`.
     fn save(&self, dir: &Path) -> Result<(), SurrogateError>;
 
