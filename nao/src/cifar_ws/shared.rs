@@ -91,7 +91,7 @@ impl CnnSharedWeights {
                 shuffle: true,
                 last_batch: LastBatch::Drop,
                 augment: Augment::standard(),
-                seed: seed ^ 0x7472_6169_6e,
+                seed: seed ^ 0x0074_7261_696e,
             },
         )?;
         if train.num_batches() == 0 {
