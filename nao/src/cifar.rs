@@ -426,7 +426,7 @@ pub fn run_cifar(
 /// (the same evaluation), it is trained once: the `random-best` row copies the `best` row
 /// with `same_as = "best"`. `train` trains one architecture; `saved` is called after each
 /// new row (to write `final.json` and the SVG).
-fn final_trainings(
+pub(crate) fn final_trainings(
     report: &mut FinalReport,
     best: &Record,
     random_best: Option<&Record>,

@@ -21,6 +21,10 @@ Examples:
 
   nao cifar --final-dataset cifar100 --out runs/c100  # retrain the found cells on CIFAR-100
 
+  nao cifar --ws --preset smoke --out runs/ws-smoke  # NAO-WS (weight sharing): about a minute
+  nao cifar --ws --out runs/ws                       # NAO-WS default: about 30-45 minutes on 2 cores
+  nao cifar --ws --preset paper --device cuda --out runs/ws-paper  # spec 7's settings, a GPU
+
 Data comes from --data-dir, else $NAO_DATA_DIR, else ./data: cifar-10-batches-bin/ or the
 archive cifar-10-binary.tar.gz (extracted and verified on first use). When neither is there
 the archive is downloaded (170 MB; $NAO_CIFAR10_URL overrides the URL) unless --offline.
@@ -147,6 +151,11 @@ noise), test_acc, params, live_edges.")]
         /// found on CIFAR-10).
         #[arg(long, default_value_t = nao::data::Dataset::Cifar10)]
         final_dataset: nao::data::Dataset,
+        /// NAO with weight sharing (NAO-WS, spec 7): one supernet scores every
+        /// architecture instead of training each from scratch; presets smoke, default,
+        /// paper of `nao::cifar_ws::CifarWsPreset`. CIFAR-10 only.
+        #[arg(long)]
+        ws: bool,
     },
     /// NAO on Penn Treebank: search over recurrent cells (children trained briefly, scored
     /// by validation perplexity), then final training of the best cell, the random pool's
@@ -462,7 +471,19 @@ fn run(cli: Cli) -> Result<i32> {
             seed,
             resume,
             final_dataset,
+            ws,
         } => {
+            if ws {
+                return cifar_ws(
+                    cli.data_dir.as_deref(),
+                    cli.offline,
+                    &preset,
+                    &out,
+                    seed,
+                    resume,
+                    final_dataset,
+                );
+            }
             let p = nao::cifar::CifarPreset::get(&preset).map_err(anyhow::Error::msg)?;
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
             nao::cifar::check_out_dir(&out, resume)?;
@@ -667,6 +688,36 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `nao cifar --ws`: NAO-WS on CIFAR-10 (see [`nao::cifar_ws`]).
+#[allow(clippy::too_many_arguments)]
+fn cifar_ws(
+    data_dir: Option<&std::path::Path>,
+    offline: bool,
+    preset: &str,
+    out: &std::path::Path,
+    seed: u64,
+    resume: bool,
+    final_dataset: nao::data::Dataset,
+) -> Result<i32> {
+    if final_dataset != nao::data::Dataset::Cifar10 {
+        anyhow::bail!("--ws trains its final cells on CIFAR-10 only: drop --final-dataset");
+    }
+    let p = nao::cifar_ws::CifarWsPreset::get(preset).map_err(anyhow::Error::msg)?;
+    let data_dir = datasets::data_dir(data_dir);
+    nao::data::prepare(nao::data::Dataset::Cifar10, &data_dir, offline)?;
+    eprintln!("nao cifar --ws --preset {}: {}", p.name, p.about);
+    let device = models::train::device::training_device();
+    let report = nao::cifar_ws::run_cifar_ws(out, &p, &data_dir, seed, resume, true, &device)?;
+    for r in &report.results {
+        println!(
+            "{:<12} search {:6.2}%  test {:6.2}%  {}",
+            r.role, r.search_dev_acc, r.test_acc, r.text
+        );
+    }
+    println!("wrote {}", out.join("report.md").display());
+    Ok(0)
 }
 
 /// Opens the `--device`: the CPU, or CUDA device 0 (a clear error when the build has no

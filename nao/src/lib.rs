@@ -9,6 +9,7 @@
 //! * [`data`]: the CIFAR datasets the commands train on, fetched when missing.
 
 pub mod cifar;
+pub mod cifar_ws;
 pub mod controller;
 pub mod data;
 pub mod error;

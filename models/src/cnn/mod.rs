@@ -9,6 +9,7 @@
 //! * [`network`]: [`CnnNetwork`] (stem, cells, optional auxiliary head, classifier).
 //! * [`config`]: the configuration, [`CnnConfig`].
 //! * [`fused`]: the node sum with drop-path in one pass.
+//! * [`supernet`]: the NAO-WS weight-sharing supernet, [`supernet::Supernet`].
 //!
 //! Forward passes take a [`Mode`]: which batch-norm statistics to use and, when training, the
 //! generator that draws the dropout and drop-path masks plus the training progress that
@@ -40,6 +41,7 @@ pub mod fused;
 pub mod network;
 pub mod ops;
 pub mod reduce;
+pub mod supernet;
 
 pub use cell::Cell;
 pub use config::CnnConfig;

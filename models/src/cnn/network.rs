@@ -79,7 +79,7 @@ impl Module for AuxHead {
 
 /// A linear layer with the peer's initialisation: Kaiming-normal weight (every parameter of
 /// 2+ dimensions), PyTorch's default uniform bias.
-fn kaiming_linear(name: &str, fin: usize, fout: usize, rng: &mut Pcg64Mcg) -> Linear {
+pub(crate) fn kaiming_linear(name: &str, fin: usize, fout: usize, rng: &mut Pcg64Mcg) -> Linear {
     let l = Linear::new(name, fin, fout, true, rng);
     l.weight.set(init::kaiming_normal(
         &[fout, fin],

@@ -92,6 +92,25 @@ pub struct Manifest {
     pub replayed_evaluations: usize,
 }
 
+impl Manifest {
+    /// The manifest of a run starting now with `seed` (status `running`, one invocation).
+    pub fn starting(seed: u64) -> Manifest {
+        Manifest {
+            seed,
+            crate_version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: git_commit(),
+            hostname: hostname(),
+            cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            start_time: now_iso(),
+            end_time: None,
+            wall_time_s: 0.0,
+            status: "running".into(),
+            invocations: 1,
+            replayed_evaluations: 0,
+        }
+    }
+}
+
 /// Current UTC time as ISO 8601 (`2026-01-31T12:00:00Z`).
 pub fn now_iso() -> String {
     let secs = SystemTime::now()
@@ -526,7 +545,7 @@ fn write_checkpoint(
 }
 
 /// Fsyncs every file under `dir` (what a surrogate wrote) and the directory itself.
-fn sync_tree(dir: &Path) {
+pub(crate) fn sync_tree(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p: PathBuf = e.path();

@@ -14,6 +14,10 @@ pub mod local;
 pub mod nao;
 pub mod random;
 pub mod surrogate;
+pub mod ws;
+pub mod ws_report;
+#[cfg(test)]
+mod ws_tests;
 
 use std::collections::HashSet;
 use std::path::Path;

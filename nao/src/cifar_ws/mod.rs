@@ -1,0 +1,372 @@
+//! `nao cifar --ws`: NAO with weight sharing (NAO-WS, spec section 7) on real CIFAR-10.
+//!
+//! 1. **Search** (`OUT/search/`, resumable; [`crate::search::ws`]): one supernet
+//!    ([`models::cnn::supernet::Supernet`]) is trained continuously on the 45,000-image train
+//!    split, each minibatch along one architecture drawn uniformly from the pool; every
+//!    `eval_every` epochs the whole pool is scored on dev batches with the shared weights,
+//!    the controller is refitted warm, generates new architectures, and they replace the
+//!    worst of the pool.
+//! 2. **Final training** (`OUT/final.json`), as `nao cifar`: the final pool's best and the
+//!    initial random pool's best (as the supernet scored it at the first evaluation) train
+//!    from scratch with the same network size and recipe and are scored on the test set.
+//! 3. **Report** (`OUT/report.md`, `OUT/best.svg`, `OUT/random-best.svg`, curves).
+//!
+//! Presets ([`CifarWsPreset::get`]): `smoke` (about a minute; CI), `default` (about 30-45
+//! minutes on 2 cores), `paper` (spec 7's [PT-V1] settings, for a GPU).
+
+pub mod shared;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
+use models::cnn::CnnConfig;
+use models::cnn::supernet::SupernetConfig;
+use models::space::{SpaceKind, space};
+use models::train::cnn_trainer::{TrainData, train_cnn_observed};
+use models::train::recipe::Recipe;
+use serde::{Deserialize, Serialize};
+
+use crate::cifar::{FinalReport, FinalResult, curve_stem, final_trainings};
+use crate::data::{Dataset, load_split};
+use crate::error::{Error, Result};
+use crate::evaluator::train::{arch_seed, head};
+use crate::run::atomic::write_atomic;
+use crate::search::nao::{LabelScale, NaoConfig};
+use crate::search::surrogate::build_surrogate;
+use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
+use crate::search::{Record, Status};
+pub use shared::{CnnSharedWeights, WsTrainSpec};
+
+/// Everything `nao cifar --ws` runs with; written to `OUT/cifar-ws.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CifarWsPreset {
+    /// Preset name.
+    pub name: String,
+    /// What it is for and how long it takes.
+    pub about: String,
+    /// The loop: pool, epochs, evaluation period, controller and generation.
+    pub ws: WsConfig,
+    /// The supernet and how it trains and scores.
+    pub train: WsTrainSpec,
+    /// The network trained at the end.
+    pub final_child: CnnConfig,
+    /// How it trains.
+    pub final_recipe: Recipe,
+    /// Train-split images for the final training (0 = all 45,000).
+    pub final_train_images: usize,
+    /// Test images it is scored on (0 = all 10,000).
+    pub final_test_images: usize,
+}
+
+fn nao(pool: usize, per_round: usize, top_k: usize, max_eta: usize, surrogate: &str) -> NaoConfig {
+    NaoConfig {
+        initial: pool,
+        per_round,
+        top_k,
+        max_eta,
+        recon_sample: 64,
+        surrogate: surrogate.into(),
+        labels: LabelScale::MinMax,
+        ..NaoConfig::paper(0)
+    }
+}
+
+fn child(n: usize, f: usize) -> CnnConfig {
+    CnnConfig {
+        space: SpaceKind::CnnWs,
+        n_cells: n,
+        channels: f,
+        classes: 10,
+        dropout_keep: 1.0,
+        drop_path_keep: 1.0,
+        aux_head: false,
+    }
+}
+
+/// The short final recipe of `nao cifar` (SGD 0.9, cosine 0.05 -> 0, no regularisation).
+fn short_recipe(epochs: usize, batch: usize) -> Recipe {
+    let mut r = Recipe::preset("nao-search").expect("a known preset");
+    r.name = format!("nao-search-short-{epochs}ep");
+    r.source = format!(
+        "{} (shortened for a CPU budget: {epochs} epochs, no aux/drop-path/dropout)",
+        r.source
+    );
+    r.epochs = epochs;
+    r.batch_size = batch;
+    r.lr_schedule = LrSchedule::Cosine(CosineAnnealing {
+        lr_max: 0.05,
+        lr_min: 0.0,
+        total: epochs,
+    });
+    r.aux_weight = 0.0;
+    r.drop_path_keep = 1.0;
+    r.dropout_keep = 1.0;
+    r.cutout = None;
+    r
+}
+
+fn supernet(n: usize, f: usize, drop_path_keep: f64) -> SupernetConfig {
+    SupernetConfig {
+        n_cells: n,
+        channels: f,
+        classes: 10,
+        drop_path_keep,
+        dropout_keep: 1.0,
+    }
+}
+
+impl CifarWsPreset {
+    /// The preset called `name`: `smoke`, `default` or `paper`.
+    pub fn get(name: &str) -> std::result::Result<CifarWsPreset, String> {
+        let spec = |sn: SupernetConfig, batch, lr_max, images, dev, eval_batch| WsTrainSpec {
+            supernet: sn,
+            batch_size: batch,
+            lr_max,
+            lr_min: 0.001,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            grad_clip: Some(5.0),
+            train_images: images,
+            dev_images: dev,
+            eval_batch,
+            eval_batches: 1,
+        };
+        match name {
+            "smoke" => Ok(CifarWsPreset {
+                name: "smoke".into(),
+                about: "about a minute on 2 cores: a tiny supernet (N=1, F=4) trained 2 epochs on 1,280 images, a pool of 8 scored twice on 100 dev images, 2 generated; final trainings (N=1, F=4) 1 epoch on 2,000 images".into(),
+                ws: WsConfig {
+                    nao: nao(8, 2, 4, 20, "nao:30"),
+                    epochs: 2,
+                    eval_every: 1,
+                },
+                train: spec(supernet(1, 4, 1.0), 64, 0.05, 1280, 500, 100),
+                final_child: child(1, 4),
+                final_recipe: short_recipe(1, 64),
+                final_train_images: 2000,
+                final_test_images: 1000,
+            }),
+            "default" => Ok(CifarWsPreset {
+                name: "default".into(),
+                about: "about 30-45 minutes on 2 cores: a supernet (N=1, F=8) trained 10 epochs on 10,000 train-split images, a pool of 60 scored every 2 epochs on a random 250-image dev batch, 15 generated per round (5 rounds); the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images".into(),
+                ws: WsConfig {
+                    nao: nao(60, 15, 15, 30, "nao:200"),
+                    epochs: 10,
+                    eval_every: 2,
+                },
+                train: spec(supernet(1, 8, 1.0), 64, 0.05, 10_000, 0, 250),
+                final_child: child(1, 16),
+                final_recipe: short_recipe(2, 128),
+                final_train_images: 0,
+                final_test_images: 0,
+            }),
+            "paper" => Ok(CifarWsPreset {
+                name: "paper".into(),
+                about: "spec 7's [PT-V1] NAO-WS search (a GPU day): supernet N=3, F=20, batch 64, 150 epochs on 45,000 images, SGD 0.9, cosine 0.025 -> 0.001, L2 3e-4, drop-path keep 0.9, clip 5; pool of 600 scored every 30 epochs on one random 500-image dev batch each, up to 300 generated per round from the top 100 (step sizes up to 50, controller 1000 epochs); final training as `nao cifar --preset paper`'s network on the cnn-ws cell (N=6, F=36, 600 epochs)".into(),
+                ws: WsConfig {
+                    nao: nao(600, 300, 100, 50, "nao:1000"),
+                    epochs: 150,
+                    eval_every: 30,
+                },
+                train: spec(supernet(3, 20, 0.9), 64, 0.025, 0, 0, 500),
+                final_child: CnnConfig {
+                    space: SpaceKind::CnnWs,
+                    n_cells: 6,
+                    channels: 36,
+                    classes: 10,
+                    dropout_keep: 0.6,
+                    drop_path_keep: 0.8,
+                    aux_head: true,
+                },
+                final_recipe: Recipe::preset("naonet-a-36").expect("preset"),
+                final_train_images: 0,
+                final_test_images: 0,
+            }),
+            other => Err(format!(
+                "unknown --ws preset `{other}`; known: smoke, default, paper"
+            )),
+        }
+    }
+}
+
+fn cfg_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{}: {e}", path.display()))
+}
+
+/// Runs (or resumes) `nao cifar --ws` into `out` on `device`. CIFAR-10 must be on disk in
+/// `data_dir` ([`crate::data::prepare`]).
+pub fn run_cifar_ws(
+    out: &Path,
+    preset: &CifarWsPreset,
+    data_dir: &Path,
+    seed: u64,
+    resume: bool,
+    progress: bool,
+    device: &autograd::Device,
+) -> Result<FinalReport> {
+    let cfg_path = out.join("cifar-ws.json");
+    if !resume && (cfg_path.exists() || out.join("search").exists()) {
+        return Err(Error::Config(format!(
+            "{} already holds a run: pass --resume to continue it, or choose another --out (nothing was changed)",
+            out.display()
+        )));
+    }
+    if resume && let Ok(b) = std::fs::read(&cfg_path) {
+        let stored: CifarWsPreset =
+            serde_json::from_slice(&b).map_err(|e| cfg_err(&cfg_path, e))?;
+        if &stored != preset {
+            return Err(Error::Config(format!(
+                "{} was made with --preset {}, not {}: resume it with its own preset, or choose another --out",
+                cfg_path.display(),
+                stored.name,
+                preset.name
+            )));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| cfg_err(out, e))?;
+    write_atomic(
+        &cfg_path,
+        serde_json::to_string_pretty(preset)
+            .expect("serialisable")
+            .as_bytes(),
+    )?;
+    let data_dir: PathBuf = std::path::absolute(data_dir).map_err(|e| cfg_err(data_dir, e))?;
+    let (train, dev, test) = load_split(Dataset::Cifar10, &data_dir, seed)?;
+    let stats = Dataset::Cifar10.stats();
+
+    // 1. Search.
+    let search_dir = out.join("search");
+    let records = if search_dir.join("result.json").exists() {
+        crate::run::read_records(&search_dir)?.0
+    } else {
+        let mut shared = CnnSharedWeights::new(
+            &preset.train,
+            Arc::new(head(train.clone(), preset.train.train_images)),
+            Arc::new(head(dev, preset.train.dev_images)),
+            stats,
+            preset.ws.epochs,
+            seed,
+            device,
+        )
+        .map_err(|e| Error::Config(format!("building the supernet: {e}")))?;
+        let mut surrogate =
+            build_surrogate(&preset.ws.nao, SpaceKind::CnnWs).map_err(Error::Config)?;
+        let config = WsSearchConfig {
+            space: SpaceKind::CnnWs,
+            ws: preset.ws.clone(),
+            seed,
+            shared: serde_json::json!({
+                "train": preset.train,
+                "params": shared.describe()["params"],
+            }),
+        };
+        let opts = WsRunOptions {
+            resume: resume && search_dir.join("config.json").exists(),
+            progress,
+        };
+        run_ws(&search_dir, &config, &mut shared, &mut *surrogate, opts)?.records
+    };
+    let last = records.iter().map(|r| r.round).max().unwrap_or(0);
+    let best_in = |round: usize| -> Option<Record> {
+        crate::search::ranked(&records)
+            .into_iter()
+            .find(|r| r.round == round && r.status == Status::Ok)
+            .cloned()
+    };
+    let best =
+        best_in(last).ok_or_else(|| Error::Config("the search scored no architecture".into()))?;
+    let random_best = best_in(0);
+
+    // 2. Final training.
+    let final_path = out.join("final.json");
+    let mut report: FinalReport = match std::fs::read(&final_path) {
+        Ok(b) if resume => serde_json::from_slice(&b).map_err(|e| cfg_err(&final_path, e))?,
+        _ => FinalReport::default(),
+    };
+    let data = TrainData {
+        train: Arc::new(head(train, preset.final_train_images)),
+        eval: Arc::new(head(test, preset.final_test_images)),
+        stats,
+    };
+    let s = space(SpaceKind::CnnWs);
+    final_trainings(
+        &mut report,
+        &best,
+        random_best.as_ref(),
+        Dataset::Cifar10,
+        |role, rec| {
+            eprintln!("final training of the {role} architecture: {}", rec.text);
+            let start = std::time::Instant::now();
+            let stem = curve_stem(role, Dataset::Cifar10);
+            let mut live = crate::run::train_curve::LiveCurve::start(out, &stem)?;
+            let (_, tr) = train_cnn_observed(
+                &rec.arch,
+                &preset.final_child,
+                &preset.final_recipe,
+                &data,
+                arch_seed(seed ^ 0xf1a1, &rec.arch),
+                progress,
+                &mut |e| live.epoch(e),
+            )
+            .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
+            live.finish(&tr.epochs, &format!("{role}: {}", rec.text), "test")?;
+            Ok(FinalResult {
+                role: role.into(),
+                arch: rec.arch.clone(),
+                text: rec.text.clone(),
+                search_dev_acc: rec.score.unwrap_or(f64::NAN),
+                dataset: Dataset::Cifar10,
+                test_acc: tr.final_eval_acc * 100.0,
+                params: tr.params,
+                seconds: start.elapsed().as_secs_f64(),
+                same_as: None,
+            })
+        },
+        |report, role, rec| {
+            write_atomic(
+                &final_path,
+                serde_json::to_string_pretty(report)
+                    .expect("serialisable")
+                    .as_bytes(),
+            )?;
+            write_atomic(
+                &out.join(format!("{role}.svg")),
+                s.to_svg(&rec.arch).as_bytes(),
+            )
+        },
+    )?;
+
+    // 3. Report.
+    write_atomic(
+        &out.join("report.md"),
+        render_report(preset, &report, records.len()).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+fn render_report(preset: &CifarWsPreset, report: &FinalReport, scores: usize) -> String {
+    let mut md = format!(
+        "# nao cifar --ws ({})\n\n{}\n\nSearch: NAO with weight sharing, {scores} supernet scores (see `search/report.md` for every round). `search score` is the supernet's dev accuracy (shared weights, batch statistics) of the final pool's best, and of the initial random pool's best at the first evaluation.\n\n| role | architecture | search score | final test acc | params | final training |\n|---|---|---|---|---|---|\n",
+        preset.name, preset.about
+    );
+    for r in &report.results {
+        let time = match &r.same_as {
+            Some(o) => format!("same architecture as `{o}`: its result, not retrained"),
+            None => format!("{:.0} s", r.seconds),
+        };
+        md += &format!(
+            "| {} | `{}` | {:.2}% | {:.2}% | {} | {time} |\n",
+            r.role, r.text, r.search_dev_acc, r.test_acc, r.params
+        );
+    }
+    md += "\nCells: [best](best.svg), [random pool's best](random-best.svg).\n";
+    for r in report.results.iter().filter(|r| r.same_as.is_none()) {
+        let stem = curve_stem(&r.role, r.dataset);
+        md += &format!(
+            "\n### {} training curve\n\n![{stem}]({stem}-curve.svg)\n",
+            r.role
+        );
+    }
+    md
+}
