@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod evaluator;
 pub mod ptb;
+pub mod ptb_ws;
 pub mod run;
 pub mod search;
 pub mod train_lm;
