@@ -26,10 +26,11 @@ use crate::data::{Dataset, load_all, load_split};
 use crate::error::{Error, Result};
 use crate::evaluator::EvaluatorConfig;
 use crate::evaluator::train::{ChildTrainSpec, arch_seed, head};
+use crate::final_rows::{FinalRow, reuse_or_train};
 use crate::run::atomic::write_atomic;
 use crate::run::{RunOptions, SearchConfig, run_search};
 use crate::search::nao::NaoConfig;
-use crate::search::{AlgoConfig, Record, Status};
+use crate::search::{AlgoConfig, Record, best_of};
 use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
 use models::cnn::CnnConfig;
 use models::space::{SpaceKind, space};
@@ -210,6 +211,26 @@ pub struct FinalResult {
     pub same_as: Option<String>,
 }
 
+impl FinalRow for FinalResult {
+    fn role(&self) -> &str {
+        &self.role
+    }
+    fn arch(&self) -> &[usize] {
+        &self.arch
+    }
+    fn same_as(&self) -> Option<&str> {
+        self.same_as.as_deref()
+    }
+    fn reused_for(&self, role: &str) -> Self {
+        FinalResult {
+            role: role.into(),
+            seconds: 0.0,
+            same_as: Some(self.role.clone()),
+            ..self.clone()
+        }
+    }
+}
+
 /// `OUT/final.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalReport {
@@ -219,15 +240,6 @@ pub struct FinalReport {
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Config(format!("{}: {e}", path.display()))
-}
-
-fn best_of<'a>(records: impl Iterator<Item = &'a Record>) -> Option<&'a Record> {
-    records
-        .filter(|r| r.status == Status::Ok && r.score.is_some())
-        .fold(None, |best: Option<&Record>, r| match best {
-            Some(b) if b.score >= r.score => Some(b),
-            _ => Some(r),
-        })
 }
 
 /// The file stem of a final training's curves: `best`, `best-cifar100`, ...
@@ -446,20 +458,13 @@ pub(crate) fn final_trainings(
         {
             continue;
         }
-        let earlier = report
-            .results
-            .iter()
-            .find(|r| r.arch == rec.arch && r.dataset == dataset && r.same_as.is_none())
-            .cloned();
-        let row = match earlier {
-            Some(e) => FinalResult {
-                role: role.into(),
-                seconds: 0.0,
-                same_as: Some(e.role.clone()),
-                ..e
-            },
-            None => train(role, rec)?,
-        };
+        let row = reuse_or_train(
+            &report.results,
+            role,
+            &rec.arch,
+            |r| r.dataset == dataset,
+            || train(role, rec),
+        )?;
         report.results.push(row);
         saved(report, role, rec)?;
     }
@@ -510,7 +515,7 @@ fn render_report(preset: &CifarPreset, report: &FinalReport, evaluated: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::Source;
+    use crate::search::{Source, Status};
 
     fn rec(index: usize, arch: Vec<usize>, score: f64) -> Record {
         Record {

@@ -21,10 +21,11 @@ use crate::error::{Error, Result, io_err};
 use crate::evaluator::EvaluatorConfig;
 use crate::evaluator::train::arch_seed;
 use crate::evaluator::train_rnn::RnnChildSpec;
+use crate::final_rows::{FinalRow, reuse_or_train};
 use crate::run::atomic::{read_lines, write_atomic, write_json_atomic};
 use crate::run::{RunOptions, SearchConfig, run_search};
 use crate::search::nao::NaoConfig;
-use crate::search::{AlgoConfig, Record, Status};
+use crate::search::{AlgoConfig, Record, best_of};
 use crate::train_lm::{LmData, LmRecipe, LmRunConfig, parse_rnn_arch, run_lm};
 use models::space::{RnnSpace, SearchSpace, SpaceKind};
 use serde::{Deserialize, Serialize};
@@ -151,20 +152,31 @@ pub struct PtbFinalResult {
     pub same_as: Option<String>,
 }
 
+impl FinalRow for PtbFinalResult {
+    fn role(&self) -> &str {
+        &self.role
+    }
+    fn arch(&self) -> &[usize] {
+        &self.arch
+    }
+    fn same_as(&self) -> Option<&str> {
+        self.same_as.as_deref()
+    }
+    fn reused_for(&self, role: &str) -> Self {
+        PtbFinalResult {
+            role: role.into(),
+            seconds: 0.0,
+            same_as: Some(self.role.clone()),
+            ..self.clone()
+        }
+    }
+}
+
 /// `OUT/final.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PtbFinalReport {
     /// Finished final trainings, in the order best, random-best, references.
     pub results: Vec<PtbFinalResult>,
-}
-
-fn best_of<'a>(records: impl Iterator<Item = &'a Record>) -> Option<&'a Record> {
-    records
-        .filter(|r| r.status == Status::Ok && r.score.is_some())
-        .fold(None, |best: Option<&Record>, r| match best {
-            Some(b) if b.score >= r.score => Some(b),
-            _ => Some(r),
-        })
 }
 
 /// A cell to train at the end: its role, tokens and validation perplexity in the search.
@@ -230,44 +242,40 @@ pub fn run_ptb(
     let mut report = PtbFinalReport::default();
     for (role, arch, search_ppl) in final_cells(preset, &records)? {
         let text = RnnSpace.to_text(&arch);
-        if let Some(e) = report
-            .results
-            .iter()
-            .find(|r| r.arch == arch && r.same_as.is_none())
-            .cloned()
-        {
-            report.results.push(PtbFinalResult {
-                role: role.clone(),
-                search_valid_ppl: search_ppl,
-                seconds: 0.0,
-                same_as: Some(e.role.clone()),
-                ..e
-            });
-        } else {
-            let dir = out.join("final").join(&role);
-            let lm = LmRunConfig {
-                text: text.clone(),
-                arch_name: preset.references.contains(&role).then(|| role.clone()),
-                arch: arch.clone(),
-                data: LmData::Ptb,
-                recipe: preset.final_recipe.clone(),
-                seed: arch_seed(seed ^ 0xf1a1, &arch),
-            };
-            eprintln!("final training of {role}: {text}");
-            let again = resume && dir.join("lm.json").exists();
-            let r = run_lm(&dir, &lm, &data_dir, again, progress)?;
-            report.results.push(PtbFinalResult {
-                role: role.clone(),
-                arch: arch.clone(),
-                text,
-                search_valid_ppl: search_ppl,
-                valid_ppl: r.valid_ppl,
-                test_ppl: r.test_ppl,
-                params: r.params,
-                seconds: r.train_seconds,
-                same_as: None,
-            });
-        }
+        let mut row = reuse_or_train(
+            &report.results,
+            &role,
+            &arch,
+            |_| true,
+            || {
+                let dir = out.join("final").join(&role);
+                let lm = LmRunConfig {
+                    text: text.clone(),
+                    arch_name: preset.references.contains(&role).then(|| role.clone()),
+                    arch: arch.clone(),
+                    data: LmData::Ptb,
+                    recipe: preset.final_recipe.clone(),
+                    seed: arch_seed(seed ^ 0xf1a1, &arch),
+                };
+                eprintln!("final training of {role}: {text}");
+                let again = resume && dir.join("lm.json").exists();
+                let r = run_lm(&dir, &lm, &data_dir, again, progress)?;
+                Ok(PtbFinalResult {
+                    role: role.clone(),
+                    arch: arch.clone(),
+                    text: text.clone(),
+                    search_valid_ppl: search_ppl,
+                    valid_ppl: r.valid_ppl,
+                    test_ppl: r.test_ppl,
+                    params: r.params,
+                    seconds: r.train_seconds,
+                    same_as: None,
+                })
+            },
+        )?;
+        // A reused row keeps this role's own search perplexity (none for a reference cell).
+        row.search_valid_ppl = search_ppl;
+        report.results.push(row);
         write_json_atomic(&final_path, &report)?;
         write_atomic(
             &out.join(format!("{role}.svg")),

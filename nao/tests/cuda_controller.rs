@@ -211,6 +211,7 @@ fn surrogate_trains_saves_and_reloads_on_the_gpu() {
                 &HashSet::new(),
                 3,
                 0,
+                None,
                 &mut Pcg64Mcg::seed_from_u64(0)
             )
             .is_empty()

@@ -174,7 +174,7 @@ struct SpyLog {
     limit: usize,
     /// Sampling temperature (`Surrogate::temperature`; `None` = the spy does not sample).
     temperature: Option<f64>,
-    /// The temperature of every `generate` call.
+    /// The temperature every `generate` call sampled at (its argument, else the configured one).
     temperatures: Vec<Option<f64>>,
     /// Generation yields nothing at this temperature or hotter (a decoder that samples
     /// too far from its seeds for the trust region).
@@ -225,9 +225,6 @@ impl nao::search::Surrogate for Spy {
     fn temperature(&self) -> Option<f64> {
         self.0.borrow().temperature
     }
-    fn set_temperature(&mut self, t: f64) {
-        self.0.borrow_mut().temperature = Some(t);
-    }
     fn generate(
         &self,
         seeds: &[Arch],
@@ -235,13 +232,15 @@ impl nao::search::Surrogate for Spy {
         seen: &HashSet<Arch>,
         _max_eta: usize,
         radius: usize,
+        temperature: Option<f64>,
         _rng: &mut rand_pcg::Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
         self.0
             .borrow_mut()
             .generate_calls
             .push((seeds.len(), radius));
-        let t = self.0.borrow().temperature;
+        let configured = self.0.borrow().temperature;
+        let t = configured.and(temperature.or(configured));
         self.0.borrow_mut().temperatures.push(t);
         if let (Some(t), Some(hot)) = (t, self.0.borrow().too_hot)
             && t >= hot
@@ -454,7 +453,8 @@ fn nao_widens_the_trust_region_when_generation_falls_short() {
 
 /// `cool_down`: when even the widest trust region yields too few (a decoder sampling too
 /// hot for it, as at temperature 4 on the rnn space's 22 tokens), the round samples cooler
-/// (halved down to 0.5, then greedy) before topping up, and then restores the temperature.
+/// (halved down to 0.5, then greedy) before topping up; the next round samples at the
+/// configured temperature again (the cooler one is an argument of that round's calls only).
 #[test]
 fn nao_cools_the_decoder_before_topping_up() {
     let hot = |cool_down: bool| {

@@ -156,10 +156,6 @@ impl Surrogate for ControllerSurrogate {
         Some(self.temperature)
     }
 
-    fn set_temperature(&mut self, temperature: f64) {
-        self.temperature = temperature;
-    }
-
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "name": "nao",
@@ -239,7 +235,7 @@ impl Surrogate for ControllerSurrogate {
     }
 
     /// Each member generates from the seeds along its own predictor's gradient (with the
-    /// configured noise and temperature, each member from its own generator drawn from `rng`); their
+    /// configured noise and the call's temperature, or the configured one; each member from its own generator drawn from `rng`); their
     /// outputs are interleaved (member 0's first, member 1's first, ...) and de-duplicated
     /// by canonical form, up to `how_many`.
     fn generate(
@@ -249,6 +245,7 @@ impl Surrogate for ControllerSurrogate {
         seen: &HashSet<Arch>,
         max_eta: usize,
         radius: usize,
+        temperature: Option<f64>,
         rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
         let rngs: Vec<Pcg64Mcg> = (0..self.members.len())
@@ -258,7 +255,7 @@ impl Surrogate for ControllerSurrogate {
             max_eta: max_eta as f64,
             eta_step: self.eta_step,
             noise: self.noise,
-            temperature: self.temperature,
+            temperature: temperature.unwrap_or(self.temperature),
             radius,
         };
         let lists: Vec<Vec<(Arch, f64)>> = self

@@ -209,7 +209,7 @@ fn ensemble_surrogate_averages_members_and_round_trips() {
     );
     // each member contributes to generation
     let seen: HashSet<Arch> = archs.iter().cloned().collect();
-    let generated = sur.generate(&archs[..5], 30, &seen, 10, 0, &mut rng);
+    let generated = sur.generate(&archs[..5], 30, &seen, 10, 0, None, &mut rng);
     assert!(!generated.is_empty());
     let canon: HashSet<Arch> = generated.iter().map(|g| s.canonical(&g.0)).collect();
     assert_eq!(canon.len(), generated.len(), "no duplicates");

@@ -1,4 +1,5 @@
-//! The search curve as a hand-written SVG.
+//! Hand-written SVG plots: the search curve, the predictor's quality per round, and the
+//! [`Frame`] (axes, ticks, legend) they and the training curves share.
 
 use crate::search::{Record, Source};
 
@@ -23,7 +24,7 @@ pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-fn fmt_tick(x: f64) -> String {
+pub(crate) fn fmt_tick(x: f64) -> String {
     let s = format!("{x:.4}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -34,13 +35,180 @@ pub(crate) fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Which side of the plot area a vertical axis is on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Left,
+    Right,
+}
+
+/// The frame every plot here is drawn in: the canvas, its margins and the plot area between
+/// them, with the SVG pieces they share (header and title, axis lines, ticks, axis titles,
+/// legend entries, a line series).
+pub(crate) struct Frame {
+    pub w: f64,
+    pub h: f64,
+    /// Margins: left, right, top, bottom.
+    pub ml: f64,
+    pub mr: f64,
+    pub mt: f64,
+    pub mb: f64,
+}
+
+impl Frame {
+    /// A `w` x `h` canvas with margins `(left, right, top, bottom)`.
+    pub fn new(w: f64, h: f64, (ml, mr, mt, mb): (f64, f64, f64, f64)) -> Frame {
+        Frame {
+            w,
+            h,
+            ml,
+            mr,
+            mt,
+            mb,
+        }
+    }
+
+    /// Width of the plot area.
+    pub fn pw(&self) -> f64 {
+        self.w - self.ml - self.mr
+    }
+
+    /// Height of the plot area.
+    pub fn ph(&self) -> f64 {
+        self.h - self.mt - self.mb
+    }
+
+    /// The plot area's right edge.
+    pub fn right(&self) -> f64 {
+        self.ml + self.pw()
+    }
+
+    /// The plot area's bottom edge.
+    pub fn bottom(&self) -> f64 {
+        self.mt + self.ph()
+    }
+
+    /// The SVG header, a white background and the centred `title` (escaped).
+    pub fn open(&self, title: &str) -> String {
+        let (w, h) = (self.w, self.h);
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+             <text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+            self.ml + self.pw() / 2.0,
+            esc(title)
+        )
+    }
+
+    /// The axis lines: left, bottom, and right when `right_axis`.
+    pub fn axes(&self, right_axis: bool) -> String {
+        let (ml, mt, b, r) = (self.ml, self.mt, self.bottom(), self.right());
+        let mut o = format!(
+            "<line x1=\"{ml}\" y1=\"{mt}\" x2=\"{ml}\" y2=\"{b:.1}\" stroke=\"black\"/>\n\
+             <line x1=\"{ml}\" y1=\"{b:.1}\" x2=\"{r:.1}\" y2=\"{b:.1}\" stroke=\"black\"/>\n"
+        );
+        if right_axis {
+            o += &format!(
+                "<line x1=\"{r:.1}\" y1=\"{mt}\" x2=\"{r:.1}\" y2=\"{b:.1}\" stroke=\"black\"/>\n"
+            );
+        }
+        o
+    }
+
+    /// A tick at height `y` on the `side` axis with its `label` (escaped), and a light grid
+    /// line across the plot area when `grid`.
+    pub fn y_tick(&self, y: f64, label: &str, side: Side, grid: bool) -> String {
+        let (ml, r) = (self.ml, self.right());
+        let (edge, out, text, anchor) = match side {
+            Side::Left => (ml, ml - 5.0, ml - 8.0, "end"),
+            Side::Right => (r, r + 5.0, r + 8.0, "start"),
+        };
+        let mut o = format!(
+            "<line x1=\"{out:.1}\" y1=\"{y:.1}\" x2=\"{edge:.1}\" y2=\"{y:.1}\" stroke=\"black\"/>\n"
+        );
+        if grid {
+            o += &format!(
+                "<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{r:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\n"
+            );
+        }
+        o += &format!(
+            "<text x=\"{text:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>\n",
+            y + 4.0,
+            esc(label)
+        );
+        o
+    }
+
+    /// A tick at `x` on the bottom axis with its `label`.
+    pub fn x_tick(&self, x: f64, label: &str) -> String {
+        let b = self.bottom();
+        format!(
+            "<line x1=\"{x:.1}\" y1=\"{b:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"black\"/>\n<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            b + 5.0,
+            b + 19.0,
+            esc(label)
+        )
+    }
+
+    /// The bottom axis's title, and the left axis's (rotated) when given.
+    pub fn titles(&self, x_title: &str, y_title: Option<&str>) -> String {
+        let mut o = format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            self.ml + self.pw() / 2.0,
+            self.h - 12.0,
+            esc(x_title)
+        );
+        if let Some(t) = y_title {
+            let y = self.mt + self.ph() / 2.0;
+            o += &format!(
+                "<text x=\"18\" y=\"{y:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {y:.1})\">{}</text>\n",
+                esc(t)
+            );
+        }
+        o
+    }
+
+    /// Legend entry `k` (counted from the top, right of the plot area, `dx` from its
+    /// edge): a short line in `colour` and the `label`.
+    pub fn legend_line(&self, k: usize, dx: f64, colour: &str, label: &str) -> String {
+        let x = self.right() + dx;
+        let y = self.mt + 10.0 + 20.0 * k as f64;
+        format!(
+            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            x + 20.0,
+            x + 25.0,
+            y + 4.0,
+            esc(label)
+        )
+    }
+}
+
+/// A line through `points` (already in canvas coordinates; drawn only when there are two or
+/// more) with a dot on each, in `colour`.
+pub(crate) fn dotted_line(points: &[(f64, f64)], colour: &str) -> String {
+    let mut o = String::new();
+    if points.len() > 1 {
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        o += &format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n",
+            path.join(" ")
+        );
+    }
+    for (x, y) in points {
+        o += &format!("<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"/>\n");
+    }
+    o
+}
+
 /// The search curve: each evaluation's score against its index (dots coloured by where the
 /// architecture came from; failures as red crosses under the axis), the best so far as a
 /// step line, dashed lines where rounds start; axes, ticks, labels, a legend.
 pub fn search_curve(records: &[Record], metric: &str, title: &str) -> String {
-    let (w, h) = (860.0, 480.0);
-    let (ml, mr, mt, mb) = (70.0, 170.0, 40.0, 60.0);
-    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let f = Frame::new(860.0, 480.0, (70.0, 170.0, 40.0, 60.0));
+    let (ml, mt, pw, ph) = (f.ml, f.mt, f.pw(), f.ph());
     let n = records.len().max(1);
     let scores: Vec<f64> = records.iter().filter_map(|r| r.score).collect();
     let (mut lo, mut hi) = scores
@@ -59,13 +227,7 @@ pub fn search_curve(records: &[Record], metric: &str, title: &str) -> String {
     let (lo, hi) = (lo - pad, hi + pad);
     let xs = |i: f64| ml + pw * (i + 0.5) / n as f64;
     let ys = |s: f64| mt + ph * (1.0 - (s - lo) / (hi - lo));
-    let mut o = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        ml + pw / 2.0,
-        esc(title)
-    );
+    let mut o = f.open(title);
     // round boundaries
     for win in records.windows(2) {
         if win[1].round != win[0].round {
@@ -81,44 +243,16 @@ pub fn search_curve(records: &[Record], metric: &str, title: &str) -> String {
         }
     }
     // axes and ticks
-    o += &format!(
-        "<line x1=\"{ml}\" y1=\"{mt}\" x2=\"{ml}\" y2=\"{0}\" stroke=\"black\"/>\n<line x1=\"{ml}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n",
-        mt + ph,
-        ml + pw
-    );
+    o += &f.axes(false);
     for t in ticks(lo, hi) {
-        let y = ys(t);
-        o += &format!(
-            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{ml}\" y2=\"{y:.1}\" stroke=\"black\"/>\n<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            ml - 5.0,
-            ml + pw,
-            ml - 8.0,
-            y + 4.0,
-            fmt_tick(t)
-        );
+        o += &f.y_tick(ys(t), &fmt_tick(t), Side::Left, true);
     }
     for t in ticks(0.0, (n - 1) as f64) {
-        if t.fract() != 0.0 {
-            continue;
+        if t.fract() == 0.0 {
+            o += &f.x_tick(xs(t), &(t as usize).to_string());
         }
-        let x = xs(t);
-        o += &format!(
-            "<line x1=\"{x:.1}\" y1=\"{0:.1}\" x2=\"{x:.1}\" y2=\"{1:.1}\" stroke=\"black\"/>\n<text x=\"{x:.1}\" y=\"{2:.1}\" text-anchor=\"middle\">{3}</text>\n",
-            mt + ph,
-            mt + ph + 5.0,
-            mt + ph + 19.0,
-            t as usize
-        );
     }
-    o += &format!(
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">evaluation</text>\n\
-         <text x=\"18\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {:.1})\">{}</text>\n",
-        ml + pw / 2.0,
-        h - 15.0,
-        mt + ph / 2.0,
-        mt + ph / 2.0,
-        esc(metric)
-    );
+    o += &f.titles("evaluation", Some(metric));
     // points
     let colour = |s: Source| match s {
         Source::Random => "#999999",
@@ -260,9 +394,8 @@ pub fn predictor_quality(rounds: &[serde_json::Value]) -> Option<String> {
     if series.is_empty() {
         return None;
     }
-    let (w, h) = (760.0, 400.0);
-    let (ml, mr, mt, mb) = (60.0, 200.0, 40.0, 50.0);
-    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let f = Frame::new(760.0, 400.0, (60.0, 200.0, 40.0, 50.0));
+    let (ml, mt, pw, ph) = (f.ml, f.mt, f.pw(), f.ph());
     let all = series.iter().flat_map(|s| s.2.iter());
     let (x_lo, x_hi) = all
         .clone()
@@ -274,67 +407,20 @@ pub fn predictor_quality(rounds: &[serde_json::Value]) -> Option<String> {
     let x_span = (x_hi - x_lo).max(1.0);
     let xs = |x: f64| ml + pw * (x - x_lo) / x_span;
     let ys = |y: f64| mt + ph * (1.0 - (y - y_lo) / (y_hi - y_lo));
-    let mut o = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">predictor quality per round</text>\n\
-         <line x1=\"{ml}\" y1=\"{mt}\" x2=\"{ml}\" y2=\"{1:.1}\" stroke=\"black\"/>\n\
-         <line x1=\"{ml}\" y1=\"{1:.1}\" x2=\"{2:.1}\" y2=\"{1:.1}\" stroke=\"black\"/>\n",
-        ml + pw / 2.0,
-        mt + ph,
-        ml + pw
-    );
+    let mut o = f.open("predictor quality per round") + &f.axes(false);
     for t in ticks(y_lo, y_hi) {
-        let y = ys(t);
-        o += &format!(
-            "<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            ml + pw,
-            ml - 6.0,
-            y + 4.0,
-            fmt_tick(t)
-        );
+        o += &f.y_tick(ys(t), &fmt_tick(t), Side::Left, true);
     }
     for t in ticks(x_lo, x_lo + x_span) {
-        if t.fract() != 0.0 {
-            continue;
+        if t.fract() == 0.0 {
+            o += &f.x_tick(xs(t), &(t as usize).to_string());
         }
-        o += &format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
-            xs(t),
-            mt + ph + 18.0,
-            t as usize
-        );
     }
-    o += &format!(
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">round</text>\n",
-        ml + pw / 2.0,
-        h - 12.0
-    );
+    o += &f.titles("round", None);
     for (i, (label, colour, pts)) in series.iter().enumerate() {
-        let path: Vec<String> = pts
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", xs(x), ys(y)))
-            .collect();
-        o += &format!(
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n",
-            path.join(" ")
-        );
-        for &(x, y) in pts {
-            o += &format!(
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>\n",
-                xs(x),
-                ys(y)
-            );
-        }
-        let ly = mt + 10.0 + 20.0 * i as f64;
-        o += &format!(
-            "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
-            ml + pw + 15.0,
-            ml + pw + 35.0,
-            ml + pw + 40.0,
-            ly + 4.0,
-            esc(label)
-        );
+        let pts: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (xs(x), ys(y))).collect();
+        o += &dotted_line(&pts, colour);
+        o += &f.legend_line(i, 15.0, colour, label);
     }
     o += "</svg>\n";
     Some(o)
@@ -356,7 +442,9 @@ mod predictor_plot_tests {
         assert!(svg.contains("tau, reference sample"));
         assert!(svg.contains("pairwise acc., new batch"));
         assert!(!svg.contains("tau, new batch"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        // Two points for the reference tau (a line and two dots), one for the new batch's
+        // pairwise accuracy (a dot only).
+        assert_eq!(svg.matches("<polyline").count(), 1);
         assert_eq!(svg.matches("<circle").count(), 3);
     }
 }

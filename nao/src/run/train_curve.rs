@@ -9,7 +9,7 @@ use models::train::cnn_trainer::EpochReport;
 use serde_json::json;
 
 use super::atomic::{JsonlAppender, write_atomic};
-use super::svg::{esc, ticks};
+use super::svg::{Frame, Side, dotted_line, ticks};
 use crate::error::Result;
 
 fn line(e: &EpochReport) -> serde_json::Value {
@@ -78,9 +78,8 @@ impl LiveCurve {
 
 /// The curves as an SVG: `eval` names the held-out set ("dev", "test").
 pub fn curve_svg(epochs: &[EpochReport], title: &str, eval: &str) -> String {
-    let (w, h) = (760.0, 420.0);
-    let (ml, mr, mt, mb) = (70.0, 190.0, 40.0, 55.0);
-    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let f = Frame::new(760.0, 420.0, (70.0, 190.0, 40.0, 55.0));
+    let (ml, mt, pw, ph) = (f.ml, f.mt, f.pw(), f.ph());
     let n = epochs.len().max(1);
     let loss_hi = epochs
         .iter()
@@ -98,59 +97,21 @@ pub fn curve_svg(epochs: &[EpochReport], title: &str, eval: &str) -> String {
     };
     let y_loss = |l: f64| mt + ph * (1.0 - (l / loss_hi).clamp(0.0, 1.0));
     let y_acc = |a: f64| mt + ph * (1.0 - a.clamp(0.0, 1.0));
-    let mut o = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n\
-         <line x1=\"{ml}\" y1=\"{mt}\" x2=\"{ml}\" y2=\"{2:.1}\" stroke=\"black\"/>\n\
-         <line x1=\"{3:.1}\" y1=\"{mt}\" x2=\"{3:.1}\" y2=\"{2:.1}\" stroke=\"black\"/>\n\
-         <line x1=\"{ml}\" y1=\"{2:.1}\" x2=\"{3:.1}\" y2=\"{2:.1}\" stroke=\"black\"/>\n",
-        ml + pw / 2.0,
-        esc(title),
-        mt + ph,
-        ml + pw
-    );
+    let mut o = f.open(title) + &f.axes(true);
     for t in ticks(0.0, loss_hi) {
-        let y = y_loss(t);
-        o += &format!(
-            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{ml}\" y2=\"{y:.1}\" stroke=\"black\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            ml - 5.0,
-            ml - 8.0,
-            y + 4.0,
-            (t * 1e4).round() / 1e4
-        );
+        let label = ((t * 1e4).round() / 1e4).to_string();
+        o += &f.y_tick(y_loss(t), &label, Side::Left, false);
     }
     for t in [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] {
-        let y = y_acc(t);
-        o += &format!(
-            "<line x1=\"{0:.1}\" y1=\"{y:.1}\" x2=\"{1:.1}\" y2=\"{y:.1}\" stroke=\"black\"/>\n<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{0:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\n<text x=\"{2:.1}\" y=\"{3:.1}\">{4}%</text>\n",
-            ml + pw,
-            ml + pw + 5.0,
-            ml + pw + 8.0,
-            y + 4.0,
-            (t * 100.0) as u32
-        );
+        let label = format!("{}%", (t * 100.0) as u32);
+        o += &f.y_tick(y_acc(t), &label, Side::Right, true);
     }
     for t in ticks(1.0, n as f64) {
-        if t.fract() != 0.0 {
-            continue;
+        if t.fract() == 0.0 {
+            o += &f.x_tick(x(t as usize - 1), &(t as usize).to_string());
         }
-        let xx = x(t as usize - 1);
-        o += &format!(
-            "<line x1=\"{xx:.1}\" y1=\"{0:.1}\" x2=\"{xx:.1}\" y2=\"{1:.1}\" stroke=\"black\"/>\n<text x=\"{xx:.1}\" y=\"{2:.1}\" text-anchor=\"middle\">{3}</text>\n",
-            mt + ph,
-            mt + ph + 5.0,
-            mt + ph + 19.0,
-            t as usize
-        );
     }
-    o += &format!(
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">epoch</text>\n\
-         <text x=\"18\" y=\"{2:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {2:.1})\">training loss</text>\n",
-        ml + pw / 2.0,
-        h - 12.0,
-        mt + ph / 2.0
-    );
+    o += &f.titles("epoch", Some("training loss"));
     let eval_name = if eval == "test" {
         "test accuracy"
     } else {
@@ -171,29 +132,13 @@ pub fn curve_svg(epochs: &[EpochReport], title: &str, eval: &str) -> String {
                 y_acc(value(e))
             }
         };
-        let pts: Vec<String> = epochs
+        let pts: Vec<(f64, f64)> = epochs
             .iter()
             .enumerate()
-            .map(|(i, e)| format!("{:.1},{:.1}", x(i), y(e)))
+            .map(|(i, e)| (x(i), y(e)))
             .collect();
-        if pts.len() > 1 {
-            o += &format!(
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n",
-                pts.join(" ")
-            );
-        }
-        for p in &pts {
-            let (cx, cy) = p.split_once(',').unwrap_or(("0", "0"));
-            o += &format!("<circle cx=\"{cx}\" cy=\"{cy}\" r=\"3\" fill=\"{colour}\"/>\n");
-        }
-        let ly = mt + 10.0 + 20.0 * k as f64;
-        o += &format!(
-            "<line x1=\"{0:.1}\" y1=\"{ly:.1}\" x2=\"{1:.1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\n<text x=\"{2:.1}\" y=\"{3:.1}\">{name}</text>\n",
-            ml + pw + 45.0,
-            ml + pw + 65.0,
-            ml + pw + 70.0,
-            ly + 4.0
-        );
+        o += &dotted_line(&pts, colour);
+        o += &f.legend_line(k, 45.0, colour, name);
     }
     o += "</svg>\n";
     o

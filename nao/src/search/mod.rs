@@ -287,9 +287,9 @@ impl<'a> Ctx<'a> {
 }
 
 /// The best successful record (the earliest among equal scores).
-pub fn best_of(records: &[Record]) -> Option<&Record> {
+pub fn best_of<'a>(records: impl IntoIterator<Item = &'a Record>) -> Option<&'a Record> {
     records
-        .iter()
+        .into_iter()
         .filter_map(|r| r.score.map(|s| (s, r)))
         .fold(None, |acc: Option<(f64, &Record)>, (s, r)| match acc {
             Some((b, _)) if b >= s => acc,

@@ -447,7 +447,6 @@ impl Algorithm for Nao {
                 stages.push((widest, widest_radius, Some(0.0)));
             }
         }
-        let configured_temperature = self.surrogate.temperature();
         let mut cooled_to = None;
         let mut batch: Vec<(Arch, Option<f64>)> = Vec::new();
         let mut taken = ctx.seen.clone();
@@ -461,9 +460,8 @@ impl Algorithm for Nao {
             if seeds.is_empty() {
                 break;
             }
-            if let Some(t) = temperature {
-                self.surrogate.set_temperature(t);
-                cooled_to = Some(t);
+            if temperature.is_some() {
+                cooled_to = temperature;
             }
             (seeds_used, radius_used) = (seeds.len(), radius);
             for draw in 0..self.config.draws.max(1) {
@@ -481,6 +479,7 @@ impl Algorithm for Nao {
                     &taken,
                     self.config.max_eta,
                     radius,
+                    temperature,
                     &mut ctx.rng,
                 );
                 calls += 1;
@@ -501,9 +500,6 @@ impl Algorithm for Nao {
                     break; // this stage's region is used up
                 }
             }
-        }
-        if let (Some(t), Some(_)) = (configured_temperature, cooled_to) {
-            self.surrogate.set_temperature(t);
         }
         let seeds = &ranked_forms[..seeds_used];
         let n_candidates = batch.len();

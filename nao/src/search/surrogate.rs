@@ -68,8 +68,12 @@ pub trait Surrogate {
     /// `max_eta` (one pass over all seeds per eta; the controller's settings may refine the
     /// schedule and sample the decoder: [`Generation`](crate::controller::Generation)); each
     /// with the eta that produced it. With `radius` > 0, only architectures within `radius`
-    /// tokens of their own seed (canonical forms) are kept: a trust region. Random choices
-    /// (if the surrogate makes any) come from `rng`.
+    /// tokens of their own seed (canonical forms) are kept: a trust region. `temperature`
+    /// overrides the decoder's configured sampling temperature for this call (0 = greedy;
+    /// `None` = the configured one, [`temperature`](Self::temperature); NAO's round passes a
+    /// cooler one when the trust region falls short); surrogates that do not sample ignore
+    /// it. Random choices (if the surrogate makes any) come from `rng`.
+    #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         seeds: &[Arch],
@@ -77,20 +81,16 @@ pub trait Surrogate {
         seen: &HashSet<Arch>,
         max_eta: usize,
         radius: usize,
+        temperature: Option<f64>,
         rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)>;
 
-    /// The decoder's sampling temperature for the next [`generate`](Self::generate) calls
-    /// (0 = greedy); `None` when this surrogate does not sample (then
-    /// [`set_temperature`](Self::set_temperature) does nothing).
+    /// The decoder's configured sampling temperature (0 = greedy); `None` when this
+    /// surrogate does not sample (then [`generate`](Self::generate) ignores its
+    /// `temperature`).
     fn temperature(&self) -> Option<f64> {
         None
     }
-
-    /// Sets the sampling temperature of the next [`generate`](Self::generate) calls (NAO's
-    /// round lowers it when generation within the trust region falls short, then restores
-    /// it). Not part of the saved state.
-    fn set_temperature(&mut self, _temperature: f64) {}
 
     /// Writes all state (weights, optimiser) into the existing, empty directory `dir`.
     fn save(&self, dir: &Path) -> Result<(), SurrogateError>;
@@ -325,6 +325,7 @@ impl Surrogate for LinearSurrogate {
         seen: &HashSet<Arch>,
         max_eta: usize,
         radius: usize,
+        _temperature: Option<f64>,
         _rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
         let mut out = Vec::new();
@@ -394,7 +395,7 @@ mod tests {
         let preds = s.predict(&d.iter().map(|x| x.0.clone()).collect::<Vec<_>>());
         assert!((preds[0] - d[0].1).abs() < 0.02);
         let seeds = vec![vec![2; 6]]; // all skip: every edge live, canonical = itself
-        let generated = s.generate(&seeds, 10, &HashSet::new(), 10, 0, &mut rng);
+        let generated = s.generate(&seeds, 10, &HashSet::new(), 10, 0, None, &mut rng);
         assert_eq!(generated.len(), 6); // eta 1..=6 give 1..=6 conv3x3 edges; then saturated
         assert_eq!(generated[0].1, 1.0);
         assert_eq!(generated.last().unwrap().0, vec![4; 6]);
@@ -402,9 +403,12 @@ mod tests {
             .iter()
             .map(|g| space(SpaceKind::Nb201).canonical(&g.0))
             .collect();
-        assert!(s.generate(&seeds, 10, &seen, 10, 0, &mut rng).is_empty());
+        assert!(
+            s.generate(&seeds, 10, &seen, 10, 0, None, &mut rng)
+                .is_empty()
+        );
         // A trust radius of 2 keeps the steps that change at most two edges.
-        let near = s.generate(&seeds, 10, &HashSet::new(), 10, 2, &mut rng);
+        let near = s.generate(&seeds, 10, &HashSet::new(), 10, 2, None, &mut rng);
         assert_eq!(near.len(), 2, "{near:?}");
         assert!(
             near.iter()
