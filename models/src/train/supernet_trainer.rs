@@ -414,7 +414,9 @@ mod tests {
         let before = t.score_at(&a, 0);
         let mut epochs = vec![];
         for i in 0..30 {
-            let st = t.train_step(if i % 2 == 0 { &a } else { &b }).unwrap();
+            let st = t
+                .train_step(if i.is_multiple_of(2) { &a } else { &b })
+                .unwrap();
             assert!(st.nll.is_finite() && st.grad_norm > 0.0);
             epochs.push((st.epoch, st.window));
         }
@@ -454,7 +456,7 @@ mod tests {
     #[test]
     fn save_and_load_continue_exactly() {
         let (a, b) = (arch(&A), arch(&B));
-        let path = |i: usize| if i % 3 == 0 { &a } else { &b };
+        let path = |i: usize| if i.is_multiple_of(3) { &a } else { &b };
         let mut whole = setup(5, 5);
         let mut nll_whole = vec![];
         for i in 0..11 {

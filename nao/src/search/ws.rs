@@ -496,6 +496,7 @@ fn generate(
         &taken,
         nao.max_eta,
         nao.trust_radius,
+        None,
         rng,
     ) {
         if new.len() >= nao.per_round {
