@@ -413,7 +413,7 @@ mod tests {
         let (a, b) = (arch(&A), arch(&B));
         let before = t.score_at(&a, 0);
         let mut epochs = vec![];
-        for i in 0..30 {
+        for i in 0..30usize {
             let st = t
                 .train_step(if i.is_multiple_of(2) { &a } else { &b })
                 .unwrap();
