@@ -72,6 +72,7 @@ pub mod ptb;
 pub mod ptb_download;
 pub mod split;
 pub mod synthetic;
+pub mod test_server;
 
 use std::path::{Path, PathBuf};
 

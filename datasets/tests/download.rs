@@ -3,153 +3,16 @@
 //! support), and the real CIFAR-10 archive from the shared data (`$NAO_DATA_DIR`, as
 //! `.ci/run` prepares it, else `../shared/data`), cut half-way and resumed, and corrupted.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use datasets::checksum::{Checksum, digests_file, md5_bytes};
 use datasets::cifar::VERIFIED_MARKER;
 use datasets::download::{FetchOptions, download, part_path};
 use datasets::synthetic::small_cifar10_archive;
+use datasets::test_server::{serve, serve_many, shared_data_file};
 use datasets::{Cifar, CifarSpec, DatasetError, LoadOptions, Verify};
-
-/// A test server: its base URL and every request's `Range` header (or "-").
-struct Server {
-    base: String,
-    ranges: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn ranges(&self) -> Vec<String> {
-        self.ranges.lock().unwrap().clone()
-    }
-}
-
-/// Starts a server for `body`. Paths:
-/// `/complete/…` the body, honouring `Range: bytes=N-` (206, or 416 past the end);
-/// `/cut/…` like `complete`, except that the first request gets half the body and then
-/// the connection closes; `/norange/…` ignores ranges (always 200 and the whole body),
-/// its first request cut like `cut`; `/truncated/…` announces the full length, sends half
-/// and closes, every time; `/corrupt/…` the whole body with bytes flipped; else 404.
-fn serve(body: Arc<Vec<u8>>) -> Server {
-    serve_many(vec![(String::new(), body)])
-}
-
-/// Like [`serve`], with one body per file name: a path gets the first body whose name it
-/// ends with.
-fn serve_many(files: Vec<(String, Arc<Vec<u8>>)>) -> Server {
-    let files = Arc::new(files);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ranges = Arc::new(Mutex::new(Vec::new()));
-    let log = ranges.clone();
-    let count = Arc::new(AtomicUsize::new(0));
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let (files, log) = (files.clone(), log.clone());
-            let nth = count.fetch_add(1, Ordering::SeqCst);
-            thread::spawn(move || handle(stream, &files, &log, nth));
-        }
-    });
-    Server {
-        base: format!("http://{addr}"),
-        ranges,
-    }
-}
-
-fn handle(
-    mut stream: TcpStream,
-    files: &[(String, Arc<Vec<u8>>)],
-    log: &Mutex<Vec<String>>,
-    nth: usize,
-) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    let mut range: Option<u64> = None;
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line == "\r\n" || line == "\n" => break,
-            Ok(_) => {
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("range:") {
-                    range = v
-                        .trim()
-                        .strip_prefix("bytes=")
-                        .and_then(|r| r.trim_end_matches('-').parse().ok());
-                }
-            }
-        }
-    }
-    log.lock()
-        .unwrap()
-        .push(range.map_or("-".into(), |r| format!("bytes={r}-")));
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
-    let Some((_, body)) = files.iter().find(|(name, _)| path.ends_with(name.as_str())) else {
-        return;
-    };
-    let body = body.as_slice();
-    let len = body.len();
-    let ok = |n: usize| {
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-gzip\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n"
-        )
-    };
-    let honour_range = path.starts_with("/complete/") || path.starts_with("/cut/");
-    let cut_now = (path.starts_with("/cut/") || path.starts_with("/norange/")) && nth == 0;
-    let _ = if path.starts_with("/truncated/") || cut_now {
-        stream
-            .write_all(ok(len).as_bytes())
-            .and_then(|_| stream.write_all(&body[..len / 2]))
-    } else if honour_range && range.is_some_and(|r| r as usize >= len) {
-        stream.write_all(
-            format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-    } else if honour_range && let Some(r) = range {
-        let r = r as usize;
-        stream
-            .write_all(
-                format!(
-                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {r}-{}/{len}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    len - 1,
-                    len - r
-                )
-                .as_bytes(),
-            )
-            .and_then(|_| stream.write_all(&body[r..]))
-    } else if honour_range || path.starts_with("/norange/") {
-        stream
-            .write_all(ok(len).as_bytes())
-            .and_then(|_| stream.write_all(body))
-    } else if path.starts_with("/corrupt/") {
-        let mut bad = body.to_vec();
-        for i in (len / 3..len / 3 + 64).step_by(8) {
-            bad[i] ^= 0x5A;
-        }
-        stream
-            .write_all(ok(len).as_bytes())
-            .and_then(|_| stream.write_all(&bad))
-    } else {
-        stream
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-    };
-    let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Both);
-}
 
 /// Fast retries, no progress bar.
 fn fetch() -> FetchOptions {
@@ -425,28 +288,11 @@ fn complete_part_file_is_verified_and_kept() {
 fn real_archive() -> Option<(PathBuf, Arc<Vec<u8>>)> {
     static BODY: OnceLock<Option<(PathBuf, Arc<Vec<u8>>)>> = OnceLock::new();
     BODY.get_or_init(|| {
-        let name = "cifar-10-binary.tar.gz";
-        let mut candidates = Vec::new();
-        if let Some(d) = std::env::var_os("NAO_DATA_DIR").filter(|d| !d.is_empty()) {
-            candidates.push(PathBuf::from(d).join(name));
-        }
-        if let Some(d) = std::env::var_os("NAO_SHARED_DIR").filter(|d| !d.is_empty()) {
-            candidates.push(PathBuf::from(d).join("data").join(name));
-        }
-        candidates.push(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/data")
-                .join(name),
-        );
-        let path = candidates.into_iter().find(|p| p.is_file())?;
+        let path = shared_data_file("cifar-10-binary.tar.gz")?;
         let bytes = std::fs::read(&path).ok()?;
         Some((path, Arc::new(bytes)))
     })
     .clone()
-    .or_else(|| {
-        eprintln!("skipped: no cifar-10-binary.tar.gz in $NAO_DATA_DIR or ../shared/data");
-        None
-    })
 }
 
 /// The real archive, cut half-way: the first run stops with the half kept in `.part`; the
@@ -532,16 +378,10 @@ fn real_archive_corrupted_in_transit_fails_the_checksum_and_leaves_nothing() {
 /// fetches nothing; offline, a missing file is a clear error naming where it goes.
 #[test]
 fn ptb_is_fetched_verified_and_loads() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ptb");
-    let from_env = std::env::var_os("NAO_DATA_DIR").map(|d| PathBuf::from(d).join("ptb"));
-    let Some(src) = from_env
-        .into_iter()
-        .chain([shared])
-        .find(|d| d.join("ptb.train.txt").is_file())
-    else {
-        eprintln!("skipped: no ptb/ in $NAO_DATA_DIR or ../shared/data");
+    let Some(train) = shared_data_file("ptb/ptb.train.txt") else {
         return;
     };
+    let src = train.parent().unwrap();
     let files: Vec<(String, Arc<Vec<u8>>)> = datasets::ptb_download::PTB_FILES
         .iter()
         .map(|(n, _)| (n.to_string(), Arc::new(std::fs::read(src.join(n)).unwrap())))

@@ -4,12 +4,11 @@
 //! `nao train --dataset cifar100` trains on CIFAR-100 files in the real binary format
 //! (generated: there is no real copy here).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use datasets::test_server::{Server, serve, shared_data_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nao");
 /// A valid `cnn-ws` cell (flat form).
@@ -21,69 +20,15 @@ fn stderr(o: &Output) -> String {
 }
 
 /// Serves `body` on 127.0.0.1 with `Range: bytes=N-` support; the first connection gets
-/// half the body and is closed. Returns the URL and the requests' `Range` headers.
-fn serve(body: Arc<Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/mirror/cifar-10-binary.tar.gz",
-        listener.local_addr().unwrap()
-    );
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let seen = log.clone();
-    let count = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let (body, seen) = (body.clone(), seen.clone());
-            let nth = count.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut from = 0usize;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line.trim() != "" {
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                        from = v.trim().trim_end_matches('-').parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                seen.lock().unwrap().push(format!("bytes={from}-"));
-                let len = body.len();
-                let head = if from > 0 {
-                    format!(
-                        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-{}/{len}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        len - 1,
-                        len - from
-                    )
-                } else {
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
-                };
-                let end = if nth == 0 { len / 2 } else { len };
-                let _ = stream
-                    .write_all(head.as_bytes())
-                    .and_then(|_| stream.write_all(&body[from..end]));
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            });
-        }
-    });
-    (url, log)
+/// half the body and is closed. Returns the server and the archive's URL on it.
+fn serve_cut(body: Vec<u8>) -> (Server, String) {
+    let server = serve(Arc::new(body));
+    let url = format!("{}/cut/mirror/cifar-10-binary.tar.gz", server.base);
+    (server, url)
 }
 
 fn real_archive() -> Option<Vec<u8>> {
-    let name = "cifar-10-binary.tar.gz";
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(d) = std::env::var_os("NAO_DATA_DIR").filter(|d| !d.is_empty()) {
-        candidates.push(PathBuf::from(d).join(name));
-    }
-    candidates.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data")
-            .join(name),
-    );
-    let found = candidates.into_iter().find(|p| p.is_file());
-    if found.is_none() {
-        eprintln!("skipped: no cifar-10-binary.tar.gz in $NAO_DATA_DIR or ../shared/data");
-    }
-    std::fs::read(found?).ok()
+    std::fs::read(shared_data_file("cifar-10-binary.tar.gz")?).ok()
 }
 
 fn train(data: &Path, url: &str, extra: &[&str]) -> Output {
@@ -111,7 +56,7 @@ fn train(data: &Path, url: &str, extra: &[&str]) -> Output {
 #[test]
 fn train_downloads_missing_cifar10_resuming_a_cut_connection_and_offline_never_connects() {
     let Some(body) = real_archive() else { return };
-    let (url, log) = serve(Arc::new(body));
+    let (server, url) = serve_cut(body);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
 
@@ -124,10 +69,7 @@ fn train_downloads_missing_cifar10_resuming_a_cut_connection_and_offline_never_c
             && e.contains("--offline"),
         "{e}"
     );
-    assert!(
-        log.lock().unwrap().is_empty(),
-        "--offline touched the network"
-    );
+    assert!(server.ranges().is_empty(), "--offline touched the network");
     assert!(!data.exists(), "--offline created {}", data.display());
 
     let o = train(&data, &url, &["--epochs", "1"]);
@@ -151,8 +93,8 @@ fn train_downloads_missing_cifar10_resuming_a_cut_connection_and_offline_never_c
             && e.contains("| remaining ~0 s"),
         "{e}"
     );
-    assert_eq!(log.lock().unwrap().len(), 2, "one cut, one resumed");
-    assert_eq!(log.lock().unwrap()[1], "bytes=85018600-");
+    assert_eq!(server.ranges().len(), 2, "one cut, one resumed");
+    assert_eq!(server.ranges()[1], "bytes=85018600-");
     assert!(data.join("cifar-10-batches-bin/.verified").is_file());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("test accuracy"), "{out}");
@@ -160,7 +102,7 @@ fn train_downloads_missing_cifar10_resuming_a_cut_connection_and_offline_never_c
     // The second run finds the data and fetches nothing.
     let o = train(&data, &url, &["--epochs", "0"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(log.lock().unwrap().len(), 2);
+    assert_eq!(server.ranges().len(), 2);
 }
 
 /// Writes `cifar-100-binary/{train,test}.bin` in the real format (3074-byte records:
