@@ -16,6 +16,7 @@ pub mod error;
 pub mod evaluator;
 pub mod final_rows;
 pub mod ptb;
+pub mod ptb_ws;
 pub mod run;
 pub mod search;
 pub mod train_lm;

@@ -44,6 +44,24 @@ pub fn highway_act(a: Activation) -> HighwayAct {
     }
 }
 
+/// Panics when `arch` does not have 11 nodes or a node reads a later node.
+fn check_arch(arch: &RnnCell) {
+    assert_eq!(
+        arch.nodes.len(),
+        STEPS,
+        "HighwayCell: an rnn architecture has {STEPS} nodes, got {}",
+        arch.nodes.len()
+    );
+    for (i, n) in arch.nodes.iter().enumerate() {
+        assert!(
+            n.pred <= i,
+            "HighwayCell: node {} reads node {}, which is not computed yet",
+            i + 1,
+            n.pred
+        );
+    }
+}
+
 /// One recurrent highway cell with its own weights for a fixed architecture.
 #[derive(Debug, Clone)]
 pub struct HighwayCell {
@@ -66,20 +84,7 @@ impl HighwayCell {
         hidden: usize,
         rng: &mut Pcg64Mcg,
     ) -> HighwayCell {
-        assert_eq!(
-            arch.nodes.len(),
-            STEPS,
-            "HighwayCell: an rnn architecture has {STEPS} nodes, got {}",
-            arch.nodes.len()
-        );
-        for (i, n) in arch.nodes.iter().enumerate() {
-            assert!(
-                n.pred <= i,
-                "HighwayCell: node {} reads node {}, which is not computed yet",
-                i + 1,
-                n.pred
-            );
-        }
+        check_arch(arch);
         let w0 = Param::new(
             format!("{prefix}.w0"),
             init::uniform(&[emb + hidden, 2 * hidden], INIT_RANGE, DType::F32, rng),
@@ -92,6 +97,54 @@ impl HighwayCell {
                 )
             })
             .collect();
+        HighwayCell {
+            arch: arch.clone(),
+            emb,
+            hidden,
+            w0,
+            ws,
+        }
+    }
+
+    /// A cell for `arch` that uses the given weights: `w0` (`(emb + hid, 2 hid)`) and one
+    /// `(hid, 2 hid)` weight per node in `ws` (node `i` uses `ws[i - 1]`). The handles
+    /// share their values with the caller's (a weight-sharing supernet hands in the slices
+    /// of one path, [`crate::rnn::supernet::RnnSupernet::child`]).
+    ///
+    /// Panics when `arch` does not have 11 nodes, a node reads a later node, or a weight's
+    /// shape does not fit `emb` and `hidden` (naming both shapes).
+    pub fn from_params(
+        arch: &RnnCell,
+        emb: usize,
+        hidden: usize,
+        w0: Param,
+        ws: Vec<Param>,
+    ) -> HighwayCell {
+        check_arch(arch);
+        assert_eq!(
+            w0.shape(),
+            [emb + hidden, 2 * hidden],
+            "HighwayCell: w0 '{}' has shape {:?}, need {:?}",
+            w0.name(),
+            w0.shape(),
+            [emb + hidden, 2 * hidden]
+        );
+        assert_eq!(
+            ws.len(),
+            STEPS,
+            "HighwayCell: {STEPS} node weights needed, got {}",
+            ws.len()
+        );
+        for w in &ws {
+            assert_eq!(
+                w.shape(),
+                [hidden, 2 * hidden],
+                "HighwayCell: node weight '{}' has shape {:?}, need {:?}",
+                w.name(),
+                w.shape(),
+                [hidden, 2 * hidden]
+            );
+        }
         HighwayCell {
             arch: arch.clone(),
             emb,

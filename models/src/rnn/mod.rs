@@ -2,13 +2,16 @@
 //! cell built from an [`crate::space::rnn::RnnCell`] ([`cell`]), the language model around
 //! it with tied embedding/softmax weights and AWD-LSTM dropouts ([`model`]), and its
 //! sizes and presets ([`config`]). The softmax decoder and its loss are one blocked op
-//! ([`decoder`]). The PTB training loop is [`crate::train::rnn_trainer`].
+//! ([`decoder`]). The weight-sharing supernet of the space is [`supernet`]. The PTB
+//! training loop is [`crate::train::rnn_trainer`].
 
 pub mod cell;
 pub mod config;
 pub mod decoder;
 pub mod model;
+pub mod supernet;
 
 pub use cell::{CellMasks, HighwayCell, INIT_RANGE};
 pub use config::RnnConfig;
 pub use model::{DropoutMasks, LmStep, RnnLanguageModel};
+pub use supernet::RnnSupernet;

@@ -120,6 +120,43 @@ impl RnnLanguageModel {
         }
     }
 
+    /// A model from existing parts: `encoder` (`(V, emb)`, tied to the softmax), `bias`
+    /// (`(V)`) and a `cell`; the handles share their values with the caller's (a
+    /// weight-sharing supernet's child view, [`crate::rnn::supernet::RnnSupernet::child`]).
+    ///
+    /// Panics when `config` is invalid or a part does not fit it (naming the shapes).
+    pub fn from_parts(
+        config: &RnnConfig,
+        encoder: Param,
+        bias: Param,
+        cell: HighwayCell,
+    ) -> RnnLanguageModel {
+        if let Err(e) = config.validate() {
+            panic!("RnnLanguageModel: invalid config: {e}");
+        }
+        assert!(
+            encoder.shape() == [config.vocab, config.emb]
+                && bias.shape() == [config.vocab]
+                && cell.emb() == config.emb
+                && cell.hidden() == config.hidden,
+            "RnnLanguageModel: encoder {:?}, bias {:?} and cell (emb {}, hid {}) do not fit \
+             vocab {}, emb {}, hid {}",
+            encoder.shape(),
+            bias.shape(),
+            cell.emb(),
+            cell.hidden(),
+            config.vocab,
+            config.emb,
+            config.hidden
+        );
+        RnnLanguageModel {
+            config: *config,
+            encoder,
+            bias,
+            cell,
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RnnConfig {
         &self.config
