@@ -369,26 +369,78 @@ pub fn run_cifar(
         stats: final_dataset.stats(),
     };
     let (final_child, final_recipe) = preset.final_for(final_dataset);
-    let s = space(final_child.space);
+    let spec = FinalSpec {
+        out,
+        child: &final_child,
+        recipe: &final_recipe,
+        data: &data,
+        dataset: final_dataset,
+        seed,
+        progress,
+    };
+    train_finals(&spec, &mut report, &best, random_best.as_ref())?;
+
+    // 3. Report.
+    write_atomic(
+        &out.join("report.md"),
+        render_report(preset, &report, records.len()).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+/// Where and how `nao cifar` (and `nao cifar --ws`) train the found cells at the end.
+pub(crate) struct FinalSpec<'a> {
+    /// The command's output directory: `final.json`, the cell SVGs and training curves.
+    pub out: &'a Path,
+    pub child: &'a CnnConfig,
+    pub recipe: &'a Recipe,
+    pub data: &'a TrainData,
+    /// The dataset of `data` (named in the rows and the curves' file names).
+    pub dataset: Dataset,
+    /// The run's seed (each cell's training seed is derived from it and the cell).
+    pub seed: u64,
+    pub progress: bool,
+}
+
+/// [`final_trainings`] of `best` and `random_best` as `spec` says: each cell trained from
+/// scratch with a live training curve; `final.json` and the cell's SVG written after each
+/// row.
+pub(crate) fn train_finals(
+    spec: &FinalSpec,
+    report: &mut FinalReport,
+    best: &Record,
+    random_best: Option<&Record>,
+) -> Result<()> {
+    let FinalSpec {
+        out,
+        child,
+        recipe,
+        data,
+        dataset,
+        seed,
+        progress,
+    } = *spec;
+    let final_path = out.join("final.json");
+    let s = space(child.space);
     final_trainings(
-        &mut report,
-        &best,
-        random_best.as_ref(),
-        final_dataset,
+        report,
+        best,
+        random_best,
+        dataset,
         |role, rec| {
             eprintln!(
                 "final training of the {role} architecture on {}: {}",
-                final_dataset.title(),
+                dataset.title(),
                 rec.text
             );
             let start = std::time::Instant::now();
-            let stem = curve_stem(role, final_dataset);
+            let stem = curve_stem(role, dataset);
             let mut live = crate::run::train_curve::LiveCurve::start(out, &stem)?;
             let (_, tr) = train_cnn_observed(
                 &rec.arch,
-                &final_child,
-                &final_recipe,
-                &data,
+                child,
+                recipe,
+                data,
                 arch_seed(seed ^ 0xf1a1, &rec.arch),
                 progress,
                 &mut |e| live.epoch(e),
@@ -396,7 +448,7 @@ pub fn run_cifar(
             .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
             live.finish(
                 &tr.epochs,
-                &format!("{role}: {} on {}", rec.text, final_dataset.title()),
+                &format!("{role}: {} on {}", rec.text, dataset.title()),
                 "test",
             )?;
             Ok(FinalResult {
@@ -404,7 +456,7 @@ pub fn run_cifar(
                 arch: rec.arch.clone(),
                 text: rec.text.clone(),
                 search_dev_acc: rec.score.unwrap_or(f64::NAN),
-                dataset: final_dataset,
+                dataset,
                 test_acc: tr.final_eval_acc * 100.0,
                 params: tr.params,
                 seconds: start.elapsed().as_secs_f64(),
@@ -423,14 +475,7 @@ pub fn run_cifar(
                 s.to_svg(&rec.arch).as_bytes(),
             )
         },
-    )?;
-
-    // 3. Report.
-    write_atomic(
-        &out.join("report.md"),
-        render_report(preset, &report, records.len()).as_bytes(),
-    )?;
-    Ok(report)
+    )
 }
 
 /// Final training on `dataset` of the search's `best` and of the random pool's best,

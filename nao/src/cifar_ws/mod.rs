@@ -22,15 +22,15 @@ use std::sync::Arc;
 use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
 use models::cnn::CnnConfig;
 use models::cnn::supernet::SupernetConfig;
-use models::space::{SpaceKind, space};
-use models::train::cnn_trainer::{TrainData, train_cnn_observed};
+use models::space::SpaceKind;
+use models::train::cnn_trainer::TrainData;
 use models::train::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 
-use crate::cifar::{FinalReport, FinalResult, curve_stem, final_trainings};
+use crate::cifar::{FinalReport, FinalSpec, curve_stem, train_finals};
 use crate::data::{Dataset, load_split};
 use crate::error::{Error, Result};
-use crate::evaluator::train::{arch_seed, head};
+use crate::evaluator::train::head;
 use crate::run::atomic::write_atomic;
 use crate::search::nao::{LabelScale, NaoConfig};
 use crate::search::surrogate::build_surrogate;
@@ -289,53 +289,16 @@ pub fn run_cifar_ws(
         eval: Arc::new(head(test, preset.final_test_images)),
         stats,
     };
-    let s = space(SpaceKind::CnnWs);
-    final_trainings(
-        &mut report,
-        &best,
-        random_best.as_ref(),
-        Dataset::Cifar10,
-        |role, rec| {
-            eprintln!("final training of the {role} architecture: {}", rec.text);
-            let start = std::time::Instant::now();
-            let stem = curve_stem(role, Dataset::Cifar10);
-            let mut live = crate::run::train_curve::LiveCurve::start(out, &stem)?;
-            let (_, tr) = train_cnn_observed(
-                &rec.arch,
-                &preset.final_child,
-                &preset.final_recipe,
-                &data,
-                arch_seed(seed ^ 0xf1a1, &rec.arch),
-                progress,
-                &mut |e| live.epoch(e),
-            )
-            .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;
-            live.finish(&tr.epochs, &format!("{role}: {}", rec.text), "test")?;
-            Ok(FinalResult {
-                role: role.into(),
-                arch: rec.arch.clone(),
-                text: rec.text.clone(),
-                search_dev_acc: rec.score.unwrap_or(f64::NAN),
-                dataset: Dataset::Cifar10,
-                test_acc: tr.final_eval_acc * 100.0,
-                params: tr.params,
-                seconds: start.elapsed().as_secs_f64(),
-                same_as: None,
-            })
-        },
-        |report, role, rec| {
-            write_atomic(
-                &final_path,
-                serde_json::to_string_pretty(report)
-                    .expect("serialisable")
-                    .as_bytes(),
-            )?;
-            write_atomic(
-                &out.join(format!("{role}.svg")),
-                s.to_svg(&rec.arch).as_bytes(),
-            )
-        },
-    )?;
+    let spec = FinalSpec {
+        out,
+        child: &preset.final_child,
+        recipe: &preset.final_recipe,
+        data: &data,
+        dataset: Dataset::Cifar10,
+        seed,
+        progress,
+    };
+    train_finals(&spec, &mut report, &best, random_best.as_ref())?;
 
     // 3. Report.
     write_atomic(
