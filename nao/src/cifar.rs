@@ -88,7 +88,7 @@ fn child(n: usize, f: usize) -> CnnConfig {
 /// A short-budget recipe: the "nao-search" optimiser (SGD, momentum 0.9), with the cosine
 /// schedule fitted to the few epochs (0.05 -> 0) and no regularisation (no auxiliary head,
 /// drop-path or dropout: they only slow down learning in a couple of epochs).
-fn recipe(base: &str, epochs: usize, batch: usize) -> Recipe {
+pub(crate) fn recipe(base: &str, epochs: usize, batch: usize) -> Recipe {
     let mut r = Recipe::preset(base).expect("a known preset");
     r.name = format!("{base}-short-{epochs}ep");
     r.source = format!(
@@ -238,7 +238,8 @@ pub struct FinalReport {
     pub results: Vec<FinalResult>,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
+/// A configuration error naming `path`.
+pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Config(format!("{}: {e}", path.display()))
 }
 
@@ -352,11 +353,7 @@ pub fn run_cifar(
     let random_best = best_of(records.iter().filter(|r| r.round == 0)).cloned();
 
     // 2. Final training, one result at a time (kept across resumes).
-    let final_path = out.join("final.json");
-    let mut report: FinalReport = match std::fs::read(&final_path) {
-        Ok(b) if resume => serde_json::from_slice(&b).map_err(|e| io_err(&final_path, e))?,
-        _ => FinalReport::default(),
-    };
+    let mut report = final_report(out, resume)?;
     let (train, test) = if preset.final_train_all {
         load_all(final_dataset, &data_dir)?
     } else {
@@ -386,6 +383,16 @@ pub fn run_cifar(
         render_report(preset, &report, records.len()).as_bytes(),
     )?;
     Ok(report)
+}
+
+/// The final results already in `OUT/final.json` when `resume` (kept across resumes), else
+/// none.
+pub(crate) fn final_report(out: &Path, resume: bool) -> Result<FinalReport> {
+    let final_path = out.join("final.json");
+    match std::fs::read(&final_path) {
+        Ok(b) if resume => serde_json::from_slice(&b).map_err(|e| io_err(&final_path, e)),
+        _ => Ok(FinalReport::default()),
+    }
 }
 
 /// Where and how `nao cifar` (and `nao cifar --ws`) train the found cells at the end.

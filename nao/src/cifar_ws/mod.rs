@@ -19,7 +19,6 @@ pub mod shared;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
 use models::cnn::CnnConfig;
 use models::cnn::supernet::SupernetConfig;
 use models::space::SpaceKind;
@@ -27,7 +26,9 @@ use models::train::cnn_trainer::TrainData;
 use models::train::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 
-use crate::cifar::{FinalReport, FinalSpec, curve_stem, train_finals};
+use crate::cifar::{
+    FinalReport, FinalSpec, curve_stem, final_report, io_err, recipe, train_finals,
+};
 use crate::data::{Dataset, load_split};
 use crate::error::{Error, Result};
 use crate::evaluator::train::head;
@@ -84,28 +85,6 @@ fn child(n: usize, f: usize) -> CnnConfig {
     }
 }
 
-/// The short final recipe of `nao cifar` (SGD 0.9, cosine 0.05 -> 0, no regularisation).
-fn short_recipe(epochs: usize, batch: usize) -> Recipe {
-    let mut r = Recipe::preset("nao-search").expect("a known preset");
-    r.name = format!("nao-search-short-{epochs}ep");
-    r.source = format!(
-        "{} (shortened for a CPU budget: {epochs} epochs, no aux/drop-path/dropout)",
-        r.source
-    );
-    r.epochs = epochs;
-    r.batch_size = batch;
-    r.lr_schedule = LrSchedule::Cosine(CosineAnnealing {
-        lr_max: 0.05,
-        lr_min: 0.0,
-        total: epochs,
-    });
-    r.aux_weight = 0.0;
-    r.drop_path_keep = 1.0;
-    r.dropout_keep = 1.0;
-    r.cutout = None;
-    r
-}
-
 fn supernet(n: usize, f: usize, drop_path_keep: f64) -> SupernetConfig {
     SupernetConfig {
         n_cells: n,
@@ -143,7 +122,7 @@ impl CifarWsPreset {
                 },
                 train: spec(supernet(1, 4, 1.0), 64, 0.05, 1280, 500, 100),
                 final_child: child(1, 4),
-                final_recipe: short_recipe(1, 64),
+                final_recipe: recipe("nao-search", 1, 64),
                 final_train_images: 2000,
                 final_test_images: 1000,
             }),
@@ -157,7 +136,7 @@ impl CifarWsPreset {
                 },
                 train: spec(supernet(1, 8, 1.0), 64, 0.05, 10_000, 0, 250),
                 final_child: child(1, 16),
-                final_recipe: short_recipe(2, 128),
+                final_recipe: recipe("nao-search", 2, 128),
                 final_train_images: 0,
                 final_test_images: 0,
             }),
@@ -190,10 +169,6 @@ impl CifarWsPreset {
     }
 }
 
-fn cfg_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{}: {e}", path.display()))
-}
-
 /// Runs (or resumes) `nao cifar --ws` into `out` on `device`. CIFAR-10 must be on disk in
 /// `data_dir` ([`crate::data::prepare`]).
 pub fn run_cifar_ws(
@@ -213,8 +188,7 @@ pub fn run_cifar_ws(
         )));
     }
     if resume && let Ok(b) = std::fs::read(&cfg_path) {
-        let stored: CifarWsPreset =
-            serde_json::from_slice(&b).map_err(|e| cfg_err(&cfg_path, e))?;
+        let stored: CifarWsPreset = serde_json::from_slice(&b).map_err(|e| io_err(&cfg_path, e))?;
         if &stored != preset {
             return Err(Error::Config(format!(
                 "{} was made with --preset {}, not {}: resume it with its own preset, or choose another --out",
@@ -224,14 +198,14 @@ pub fn run_cifar_ws(
             )));
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| cfg_err(out, e))?;
+    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
     write_atomic(
         &cfg_path,
         serde_json::to_string_pretty(preset)
             .expect("serialisable")
             .as_bytes(),
     )?;
-    let data_dir: PathBuf = std::path::absolute(data_dir).map_err(|e| cfg_err(data_dir, e))?;
+    let data_dir: PathBuf = std::path::absolute(data_dir).map_err(|e| io_err(data_dir, e))?;
     let (train, dev, test) = load_split(Dataset::Cifar10, &data_dir, seed)?;
     let stats = Dataset::Cifar10.stats();
 
@@ -279,11 +253,7 @@ pub fn run_cifar_ws(
     let random_best = best_in(0);
 
     // 2. Final training.
-    let final_path = out.join("final.json");
-    let mut report: FinalReport = match std::fs::read(&final_path) {
-        Ok(b) if resume => serde_json::from_slice(&b).map_err(|e| cfg_err(&final_path, e))?,
-        _ => FinalReport::default(),
-    };
+    let mut report = final_report(out, resume)?;
     let data = TrainData {
         train: Arc::new(head(train, preset.final_train_images)),
         eval: Arc::new(head(test, preset.final_test_images)),
