@@ -264,26 +264,38 @@ impl<'a> Ctx<'a> {
     }
 
     /// Up to `n` uniformly random architectures, distinct by canonical form and not queried
-    /// yet (fewer when the space seems exhausted: after `10_000 + 1000 n` draws).
+    /// yet ([`random_unseen`]).
     pub fn random_unseen(&mut self, n: usize) -> Vec<Arch> {
-        let mut out = Vec::new();
-        let mut taken = HashSet::new();
-        let mut tries = 10_000 + 1000 * n;
-        while out.len() < n && tries > 0 {
-            tries -= 1;
-            let a = self.space.sample(&mut self.rng);
-            let key = self.space.canonical(&a);
-            if !self.seen.contains(&key) && taken.insert(key) {
-                out.push(a);
-            }
-        }
-        out
+        random_unseen(self.space, &self.seen, n, &mut self.rng)
     }
 
     /// The best successful record so far (the earliest among equal scores).
     pub fn best(&self) -> Option<&Record> {
         best_of(&self.records)
     }
+}
+
+/// Up to `n` uniformly random architectures of `space` from `rng`, distinct by canonical
+/// form and with canonical forms not in `seen` (fewer when the space seems exhausted: after
+/// `10_000 + 1000 n` draws).
+pub fn random_unseen(
+    space: &dyn SearchSpace,
+    seen: &HashSet<Arch>,
+    n: usize,
+    rng: &mut Pcg64Mcg,
+) -> Vec<Arch> {
+    let mut out = Vec::new();
+    let mut taken = HashSet::new();
+    let mut tries = 10_000 + 1000 * n;
+    while out.len() < n && tries > 0 {
+        tries -= 1;
+        let a = space.sample(rng);
+        let key = space.canonical(&a);
+        if !seen.contains(&key) && taken.insert(key) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// The best successful record (the earliest among equal scores).

@@ -287,7 +287,7 @@ pub fn run_ws(
     let mut timings = JsonlAppender::open(&dir.join("timings.jsonl"))?;
     let result = (|| -> Result<()> {
         if next_round == 0 && pool.is_empty() {
-            for a in random_unseen(&*sp, &mut seen, config.ws.nao.initial, &mut rng) {
+            for a in random_unseen_into(&*sp, &mut seen, config.ws.nao.initial, &mut rng) {
                 pool.push(PoolEntry {
                     arch: a,
                     source: Source::Random,
@@ -512,7 +512,7 @@ fn generate(
     }
     let generated = new.len();
     let top_up = if nao.top_up {
-        random_unseen(sp, &mut taken, nao.per_round - generated, rng)
+        random_unseen_into(sp, &mut taken, nao.per_round - generated, rng)
     } else {
         Vec::new()
     };
@@ -555,23 +555,16 @@ fn generate(
     m
 }
 
-/// Up to `n` uniformly random architectures whose canonical forms are not in `seen` (added
-/// to it).
-fn random_unseen(
+/// Up to `n` uniformly random architectures whose canonical forms are not in `seen`
+/// ([`super::random_unseen`]); their canonical forms are added to `seen`.
+fn random_unseen_into(
     sp: &dyn models::space::SearchSpace,
     seen: &mut HashSet<Arch>,
     n: usize,
     rng: &mut Pcg64Mcg,
 ) -> Vec<Arch> {
-    let mut out = Vec::new();
-    let mut tries = 10_000 + 1000 * n;
-    while out.len() < n && tries > 0 {
-        tries -= 1;
-        let a = sp.sample(rng);
-        if seen.insert(sp.canonical(&a)) {
-            out.push(a);
-        }
-    }
+    let out = super::random_unseen(sp, seen, n, rng);
+    seen.extend(out.iter().map(|a| sp.canonical(a)));
     out
 }
 
