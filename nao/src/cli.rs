@@ -174,6 +174,11 @@ noise), test_acc, params, live_edges.")]
         /// Continue an interrupted run in --out.
         #[arg(long)]
         resume: bool,
+        /// NAO with weight sharing (NAO-WS, spec 8.2): one RNN supernet scores every cell
+        /// instead of training each from scratch; presets smoke, default, paper of
+        /// `nao::ptb_ws::PtbWsPreset`.
+        #[arg(long)]
+        ws: bool,
     },
     /// Train one architecture from scratch: a CNN on CIFAR-10 or CIFAR-100 (dev and test
     /// accuracy), or with --task lm a recurrent cell as a language model on PTB or WikiText-2 (valid and
@@ -507,12 +512,20 @@ fn run(cli: Cli) -> Result<i32> {
             out,
             seed,
             resume,
+            ws,
         } => {
-            let p = nao::ptb::PtbPreset::get(&preset).map_err(anyhow::Error::msg)?;
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
-            eprintln!("nao ptb --preset {}: {}", p.name, p.about);
-            nao::data::prepare_ptb(&data_dir, cli.offline)?;
-            let report = nao::ptb::run_ptb(&out, &p, &data_dir, seed, resume, true)?;
+            let report = if ws {
+                let p = nao::ptb_ws::PtbWsPreset::get(&preset).map_err(anyhow::Error::msg)?;
+                eprintln!("nao ptb --ws --preset {}: {}", p.name, p.about);
+                nao::data::prepare_ptb(&data_dir, cli.offline)?;
+                nao::ptb_ws::run_ptb_ws(&out, &p, &data_dir, seed, resume, true)?
+            } else {
+                let p = nao::ptb::PtbPreset::get(&preset).map_err(anyhow::Error::msg)?;
+                eprintln!("nao ptb --preset {}: {}", p.name, p.about);
+                nao::data::prepare_ptb(&data_dir, cli.offline)?;
+                nao::ptb::run_ptb(&out, &p, &data_dir, seed, resume, true)?
+            };
             for r in &report.results {
                 println!(
                     "{:<12} valid ppl {:8.2}  test ppl {:8.2}  {}",

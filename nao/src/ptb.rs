@@ -37,6 +37,8 @@ Examples:
   nao ptb --preset smoke --out runs/ptb-smoke     # about a minute: the whole pipeline, tiny
   nao ptb --out runs/ptb                          # the default: about 40 minutes on 2 quiet cores
   nao ptb --resume --out runs/ptb                 # continue an interrupted run (even after kill -9)
+  nao ptb --ws --preset smoke --out runs/ptb-ws-smoke   # NAO-WS (weight sharing): about a minute
+  nao ptb --ws --out runs/ptb-ws                  # NAO-WS default: about 30-45 minutes on 2 cores
 
 Score: the searches maximise, so each cell is scored by -ln(valid perplexity) (its negative
 mean validation NLL per token); report.md shows perplexities.
@@ -44,7 +46,14 @@ Data comes from --data-dir, else $NAO_DATA_DIR, else ./data: ptb/ptb.{train,vali
 Writes OUT/ptb.json (the preset), OUT/search/ (a search run directory), OUT/final/<role>/
 (one language-model run per finally trained cell: best, random-best, darts-v2, enas),
 OUT/final.json, OUT/<role>.svg and OUT/report.md (final perplexities and the predictor's
-held-out ranking per round). The same seed gives the same archs.jsonl and epochs.jsonl.";
+held-out ranking per round). The same seed gives the same archs.jsonl and epochs.jsonl.
+
+With --ws (NAO with weight sharing, spec 8.2): one RNN supernet holds a weight slice per
+(predecessor, activation) pair of every node; each training window runs one pool cell, and
+every pool cell is scored by -NLL of its path on one random 35-step validation chunk (drawn
+over the whole validation stream: spec 8.2's quirk of drawing only from its first 1/35 is
+fixed). Presets smoke, default, paper (spec 8.2, a GPU). Writes OUT/ptb-ws.json,
+OUT/search/ (a NAO-WS run directory), then the same final trainings and files as above.";
 
 /// Everything `nao ptb` runs with; written to `OUT/ptb.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,22 +189,131 @@ pub struct PtbFinalReport {
 }
 
 /// A cell to train at the end: its role, tokens and validation perplexity in the search.
-type FinalCell = (String, Vec<usize>, Option<f64>);
+pub(crate) type FinalCell = (String, Vec<usize>, Option<f64>);
 
-/// The cells to train at the end, in report order.
-fn final_cells(preset: &PtbPreset, records: &[Record]) -> Result<Vec<FinalCell>> {
+/// The cells to train at the end, in report order: `best`, the random pool's best
+/// (`random_best`, when the search had one) and the `references` by name. A record's
+/// validation perplexity is `exp(-score)`.
+pub(crate) fn final_cells(
+    best: &Record,
+    random_best: Option<&Record>,
+    references: &[String],
+) -> Result<Vec<FinalCell>> {
     let ppl = |r: &Record| r.score.map(|s| (-s).exp());
-    let best = best_of(records.iter())
-        .ok_or_else(|| Error::Config("the search evaluated no cell successfully".into()))?;
     let mut cells = vec![("best".to_string(), best.arch.clone(), ppl(best))];
-    if let Some(r) = best_of(records.iter().filter(|r| r.round == 0)) {
+    if let Some(r) = random_best {
         cells.push(("random-best".into(), r.arch.clone(), ppl(r)));
     }
-    for name in &preset.references {
+    for name in references {
         let (arch, _) = parse_rnn_arch(name)?;
         cells.push((name.clone(), arch, None));
     }
     Ok(cells)
+}
+
+/// How the final cells train: where, with what, from which seed.
+pub(crate) struct PtbFinalSpec<'a> {
+    /// The run directory: `final/<role>/`, `final.json` and `<role>.svg` go there.
+    pub out: &'a Path,
+    /// The final recipe.
+    pub recipe: &'a LmRecipe,
+    /// Roles that are named reference cells (their runs record the name).
+    pub references: &'a [String],
+    /// Where `ptb/` is.
+    pub data_dir: &'a Path,
+    /// The run's seed (each cell's seed derives from it and the cell).
+    pub seed: u64,
+    /// Continue interrupted final trainings.
+    pub resume: bool,
+    /// Progress bars.
+    pub progress: bool,
+}
+
+/// Trains `cells` one at a time with the same final recipe (each a resumable run
+/// directory `final/<role>/`; a cell met twice trains once) and scores them by test
+/// perplexity; `final.json` and the cell drawings are written after each.
+pub(crate) fn train_final_cells(
+    spec: &PtbFinalSpec<'_>,
+    cells: Vec<FinalCell>,
+) -> Result<PtbFinalReport> {
+    let out = spec.out;
+    let final_path = out.join("final.json");
+    let mut report = PtbFinalReport::default();
+    for (role, arch, search_ppl) in cells {
+        let text = RnnSpace.to_text(&arch);
+        let mut row = reuse_or_train(
+            &report.results,
+            &role,
+            &arch,
+            |_| true,
+            || {
+                let dir = out.join("final").join(&role);
+                let lm = LmRunConfig {
+                    text: text.clone(),
+                    arch_name: spec.references.contains(&role).then(|| role.clone()),
+                    arch: arch.clone(),
+                    data: LmData::Ptb,
+                    recipe: spec.recipe.clone(),
+                    seed: arch_seed(spec.seed ^ 0xf1a1, &arch),
+                };
+                eprintln!("final training of {role}: {text}");
+                let again = spec.resume && dir.join("lm.json").exists();
+                let r = run_lm(&dir, &lm, spec.data_dir, again, spec.progress)?;
+                Ok(PtbFinalResult {
+                    role: role.clone(),
+                    arch: arch.clone(),
+                    text: text.clone(),
+                    search_valid_ppl: search_ppl,
+                    valid_ppl: r.valid_ppl,
+                    test_ppl: r.test_ppl,
+                    params: r.params,
+                    seconds: r.train_seconds,
+                    same_as: None,
+                })
+            },
+        )?;
+        // A reused row keeps this role's own search perplexity (none for a reference cell).
+        row.search_valid_ppl = search_ppl;
+        report.results.push(row);
+        write_json_atomic(&final_path, &report)?;
+        write_atomic(
+            &out.join(format!("{role}.svg")),
+            RnnSpace.to_svg(&arch).as_bytes(),
+        )?;
+    }
+    Ok(report)
+}
+
+/// The final-results table of `report.md` (header included), with `search` naming the
+/// search-perplexity column, and the links to the cell drawings.
+pub(crate) fn final_table(report: &PtbFinalReport, search: &str) -> String {
+    let mut md = format!(
+        "| role | cell | {search} | final valid ppl | final test ppl | params | final training |\n|---|---|---|---|---|---|---|\n"
+    );
+    for r in &report.results {
+        let time = match &r.same_as {
+            Some(o) => format!("same cell as `{o}`: its result, not retrained"),
+            None => format!("{:.0} s", r.seconds),
+        };
+        md += &format!(
+            "| {} | `{}` | {} | {:.2} | {:.2} | {} | {time} |\n",
+            r.role,
+            r.text,
+            r.search_valid_ppl.map_or("-".into(), |p| format!("{p:.2}")),
+            r.valid_ppl,
+            r.test_ppl,
+            r.params
+        );
+    }
+    md += "\nCells: ";
+    md += &report
+        .results
+        .iter()
+        .map(|r| format!("[{0}]({0}.svg)", r.role))
+        .collect::<Vec<_>>()
+        .join(", ");
+    md += ".\n";
+    md
 }
 
 /// Runs (or resumes) `nao ptb` into `out`.
@@ -238,50 +356,20 @@ pub fn run_ptb(
     };
 
     // 2. Final training, one cell at a time (each a resumable run directory).
-    let final_path = out.join("final.json");
-    let mut report = PtbFinalReport::default();
-    for (role, arch, search_ppl) in final_cells(preset, &records)? {
-        let text = RnnSpace.to_text(&arch);
-        let mut row = reuse_or_train(
-            &report.results,
-            &role,
-            &arch,
-            |_| true,
-            || {
-                let dir = out.join("final").join(&role);
-                let lm = LmRunConfig {
-                    text: text.clone(),
-                    arch_name: preset.references.contains(&role).then(|| role.clone()),
-                    arch: arch.clone(),
-                    data: LmData::Ptb,
-                    recipe: preset.final_recipe.clone(),
-                    seed: arch_seed(seed ^ 0xf1a1, &arch),
-                };
-                eprintln!("final training of {role}: {text}");
-                let again = resume && dir.join("lm.json").exists();
-                let r = run_lm(&dir, &lm, &data_dir, again, progress)?;
-                Ok(PtbFinalResult {
-                    role: role.clone(),
-                    arch: arch.clone(),
-                    text: text.clone(),
-                    search_valid_ppl: search_ppl,
-                    valid_ppl: r.valid_ppl,
-                    test_ppl: r.test_ppl,
-                    params: r.params,
-                    seconds: r.train_seconds,
-                    same_as: None,
-                })
-            },
-        )?;
-        // A reused row keeps this role's own search perplexity (none for a reference cell).
-        row.search_valid_ppl = search_ppl;
-        report.results.push(row);
-        write_json_atomic(&final_path, &report)?;
-        write_atomic(
-            &out.join(format!("{role}.svg")),
-            RnnSpace.to_svg(&arch).as_bytes(),
-        )?;
-    }
+    let best = best_of(records.iter())
+        .ok_or_else(|| Error::Config("the search evaluated no cell successfully".into()))?;
+    let random_best = best_of(records.iter().filter(|r| r.round == 0));
+    let cells = final_cells(best, random_best, &preset.references)?;
+    let spec = PtbFinalSpec {
+        out,
+        recipe: &preset.final_recipe,
+        references: &preset.references,
+        data_dir: &data_dir,
+        seed,
+        resume,
+        progress,
+    };
+    let report = train_final_cells(&spec, cells)?;
 
     // 3. Report.
     let rounds = read_lines(&search_dir.join("rounds.jsonl"))?
@@ -295,7 +383,8 @@ pub fn run_ptb(
     Ok(report)
 }
 
-fn num(v: &serde_json::Value) -> String {
+/// A number of a JSON line with three decimals, `-` when absent.
+pub(crate) fn num(v: &serde_json::Value) -> String {
     v.as_f64().map_or("-".into(), |x| format!("{x:.3}"))
 }
 
@@ -306,32 +395,14 @@ fn render_report(
     rounds: &[serde_json::Value],
 ) -> String {
     let mut md = format!(
-        "# nao ptb ({})\n\n{}\n\nSearch: {evaluated} cells evaluated, each scored by `-ln(valid ppl)` (maximised; see `search/report.md` for every round's diagnostics). Final recipe: `{}` ({}).\n\n| role | cell | search valid ppl | final valid ppl | final test ppl | params | final training |\n|---|---|---|---|---|---|---|\n",
-        preset.name, preset.about, preset.final_recipe.name, preset.final_recipe.about
+        "# nao ptb ({})\n\n{}\n\nSearch: {evaluated} cells evaluated, each scored by `-ln(valid ppl)` (maximised; see `search/report.md` for every round's diagnostics). Final recipe: `{}` ({}).\n\n{}",
+        preset.name,
+        preset.about,
+        preset.final_recipe.name,
+        preset.final_recipe.about,
+        final_table(report, "search valid ppl")
     );
-    for r in &report.results {
-        let time = match &r.same_as {
-            Some(o) => format!("same cell as `{o}`: its result, not retrained"),
-            None => format!("{:.0} s", r.seconds),
-        };
-        md += &format!(
-            "| {} | `{}` | {} | {:.2} | {:.2} | {} | {time} |\n",
-            r.role,
-            r.text,
-            r.search_valid_ppl.map_or("-".into(), |p| format!("{p:.2}")),
-            r.valid_ppl,
-            r.test_ppl,
-            r.params
-        );
-    }
-    md += "\nCells: ";
-    md += &report
-        .results
-        .iter()
-        .map(|r| format!("[{0}]({0}.svg)", r.role))
-        .collect::<Vec<_>>()
-        .join(", ");
-    md += ".\n\n## The predictor's held-out ranking per round\n\nBefore each round's cells are trained, the controller predicts their scores; after training, the prediction is compared with the measured `-ln(valid ppl)` (pairwise accuracy: the fraction of pairs ordered alike; Kendall tau).\n\n| round | new cells | held-out pairwise acc | held-out Kendall tau | batch mean predicted | batch mean measured | best so far |\n|---|---|---|---|---|---|---|\n";
+    md += "\n## The predictor's held-out ranking per round\n\nBefore each round's cells are trained, the controller predicts their scores; after training, the prediction is compared with the measured `-ln(valid ppl)` (pairwise accuracy: the fraction of pairs ordered alike; Kendall tau).\n\n| round | new cells | held-out pairwise acc | held-out Kendall tau | batch mean predicted | batch mean measured | best so far |\n|---|---|---|---|---|---|---|\n";
     for r in rounds {
         md += &format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",

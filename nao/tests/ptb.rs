@@ -1,7 +1,7 @@
 //! `nao ptb` and `nao train --task lm` end to end.
 //!
 //! * The language-model tests run on a generated corpus (a temporary data directory).
-//! * `nao ptb --preset smoke` runs on the real PTB files in `NAO_DATA_DIR/ptb/` (`.ci/run`
+//! * `nao ptb --preset smoke` and `nao ptb --ws --preset smoke` run on the real PTB files in `NAO_DATA_DIR/ptb/` (`.ci/run`
 //!   copies them there). With `NAO_DATA_DIR` set the files must be there; without it the
 //!   test prints "skipped", unless `CI` is set, where it fails.
 
@@ -271,5 +271,83 @@ fn ptb_smoke_preset_end_to_end_on_real_ptb() {
     }
     let before = read(&a.join("final.json"));
     ok(ptb_cmd(&data, &a, &["--resume"]).output().unwrap());
+    assert_eq!(read(&a.join("final.json")), before);
+}
+
+fn ptb_ws_cmd(data: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = ptb_cmd(data, out, extra);
+    c.arg("--ws");
+    c
+}
+
+/// `nao ptb --ws --preset smoke` on the real PTB files: the RNN supernet trains on the
+/// real stream, the pool is scored twice (6 cells, 2 replaced), the final cells train and
+/// get test perplexities, the report has a row per round. A second run with the same seed,
+/// killed with SIGKILL during the search and resumed, writes the same search bytes and the
+/// same final perplexities; resuming a finished run redoes nothing.
+#[test]
+fn ptb_ws_smoke_preset_end_to_end_on_real_ptb() {
+    let Some(data) = real_ptb() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let stdout = ok(ptb_ws_cmd(&data, &a, &[]).output().unwrap());
+    assert!(stdout.contains("test ppl"), "{stdout}");
+    // 2 evaluations of a pool of 6.
+    assert_eq!(lines(&a.join("search/archs.jsonl")), 12);
+    let cfg: serde_json::Value = serde_json::from_str(&read(&a.join("ptb-ws.json"))).unwrap();
+    assert_eq!(cfg["name"], "smoke");
+    let fin: serde_json::Value = serde_json::from_str(&read(&a.join("final.json"))).unwrap();
+    let results = fin["results"].as_array().unwrap();
+    let roles: Vec<&str> = results
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["best", "random-best", "darts-v2", "enas"]);
+    for r in results {
+        let t = r["test_ppl"].as_f64().unwrap();
+        assert!(t.is_finite() && t > 1.0 && t < 10_000.0, "{r}");
+    }
+    for r in &results[..2] {
+        let p = r["search_valid_ppl"].as_f64().unwrap();
+        assert!(p.is_finite() && p > 1.0, "a supernet chunk perplexity: {r}");
+    }
+    let report = read(&a.join("report.md"));
+    assert!(report.contains("stability tau"), "{report}");
+    assert!(report.contains("| 1 | 2 |"), "a row for round 1: {report}");
+    assert!(read(&a.join("search/report.md")).contains("## Rounds"));
+    for role in roles {
+        assert!(read(&a.join(format!("{role}.svg"))).starts_with("<svg"));
+    }
+
+    let b = tmp.path().join("b");
+    let mut child = ptb_ws_cmd(&data, &b, &[]).spawn().unwrap();
+    let start = Instant::now();
+    while lines(&b.join("search/archs.jsonl")) < 1 {
+        assert!(start.elapsed() < Duration::from_secs(300), "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ok(ptb_ws_cmd(&data, &b, &["--resume"]).output().unwrap());
+    for f in [
+        "search/archs.jsonl",
+        "search/rounds.jsonl",
+        "search/result.json",
+        "final/best/epochs.jsonl",
+        "final/enas/epochs.jsonl",
+    ] {
+        assert_eq!(read(&a.join(f)), read(&b.join(f)), "{f}");
+    }
+    let before = read(&a.join("final.json"));
+    ok(ptb_ws_cmd(&data, &a, &["--resume"]).output().unwrap());
+    assert_eq!(read(&a.join("final.json")), before);
+    // A second run into a finished directory without --resume is refused, nothing changed.
+    let o = ptb_ws_cmd(&data, &a, &[]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
     assert_eq!(read(&a.join("final.json")), before);
 }

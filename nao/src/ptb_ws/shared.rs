@@ -7,8 +7,6 @@
 //! of BPTT windows in the training stream; with random window lengths the trainer's own
 //! passes over the stream end a few windows earlier or later, and the trainer starts its
 //! next pass (zero hidden state) when its stream ends.
-//!
-//! Not wired to the command line yet: `nao ptb --ws` is not built.
 
 use std::path::Path;
 
