@@ -285,15 +285,16 @@ pub fn datasets_needed(out: &Path, final_dataset: Dataset) -> Vec<Dataset> {
 
 /// Runs (or resumes) `nao cifar` into `out`: the search on CIFAR-10, then the final
 /// trainings on `final_dataset`. The datasets must be on disk ([`crate::data::prepare`]).
+/// `opts`: resume, progress, and where the search's children train ([`crate::executor`]).
 pub fn run_cifar(
     out: &Path,
     preset: &CifarPreset,
     data_dir: &Path,
     seed: u64,
-    resume: bool,
-    progress: bool,
+    opts: &RunOptions,
     final_dataset: Dataset,
 ) -> Result<FinalReport> {
+    let (resume, progress, executor) = (opts.resume, opts.progress, &opts.executor);
     check_out_dir(out, resume)?;
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
     let cfg_path = out.join("cifar.json");
@@ -340,6 +341,7 @@ pub fn run_cifar(
         let opts = RunOptions {
             resume: resume && search_dir.join("config.json").exists(),
             progress,
+            executor: executor.clone(),
         };
         Some(run_search(&search_dir, &config, &opts)?)
     };

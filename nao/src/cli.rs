@@ -80,6 +80,16 @@ enum Cmd {
     /// Search a space with NAO, random search or regularised evolution.
     #[command(after_long_help = SEARCH_EXAMPLES)]
     Search(SearchArgs),
+    /// Evaluate one architecture of a run's pending batch (what every executor's task runs):
+    /// writes RUN/evals/INDEX.json.
+    Eval {
+        /// The run directory (its config.json says how to evaluate).
+        #[arg(long)]
+        run: PathBuf,
+        /// The record index, as listed in RUN/pending.json.
+        #[arg(long)]
+        index: usize,
+    },
     /// Run several algorithms over seeds 0..k on a table and compare their best scores.
     #[command(after_long_help = "\
 Example:
@@ -156,6 +166,9 @@ noise), test_acc, params, live_edges.")]
         /// paper of `nao::cifar_ws::CifarWsPreset`. CIFAR-10 only.
         #[arg(long)]
         ws: bool,
+        /// Where the search's children train (not with --ws).
+        #[command(flatten)]
+        executor: ExecutorArgs,
     },
     /// NAO on Penn Treebank: search over recurrent cells (children trained briefly, scored
     /// by validation perplexity), then final training of the best cell, the random pool's
@@ -179,6 +192,9 @@ noise), test_acc, params, live_edges.")]
         /// `nao::ptb_ws::PtbWsPreset`.
         #[arg(long)]
         ws: bool,
+        /// Where the search's children train (not with --ws).
+        #[command(flatten)]
+        executor: ExecutorArgs,
     },
     /// Train one architecture from scratch: a CNN on CIFAR-10 or CIFAR-100 (dev and test
     /// accuracy), or with --task lm a recurrent cell as a language model on PTB or WikiText-2 (valid and
@@ -280,9 +296,103 @@ struct SearchArgs {
     resume: bool,
     #[command(flatten)]
     algo_args: AlgoArgs,
+    #[command(flatten)]
+    executor: ExecutorArgs,
     /// Sleep this long before every evaluation (testing).
     #[arg(long, hide = true, default_value_t = 0)]
     eval_delay_ms: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ExecutorArgs {
+    /// Where evaluations run: `inline` (in this process, one after another), `local` (up to
+    /// --workers child processes `nao eval` on this machine, threads split among them) or
+    /// `slurm` (each round's batch one `sbatch --array` job; the run directory must be on a
+    /// file system the nodes share). The records are the same whichever runs them.
+    #[arg(long, value_parser = ["inline", "local", "slurm"], default_value = "inline", help_heading = "Executor")]
+    executor: String,
+    /// --executor local: evaluations at once.
+    #[arg(long, default_value_t = 2, help_heading = "Executor")]
+    workers: usize,
+    /// --executor slurm: `sbatch --partition` (default: the cluster's).
+    #[arg(long, help_heading = "Executor")]
+    slurm_partition: Option<String>,
+    /// --executor slurm: `sbatch --time` of each evaluation, e.g. `2:00:00`.
+    #[arg(long, help_heading = "Executor")]
+    slurm_time: Option<String>,
+    /// --executor slurm: `sbatch --gres`, e.g. `gpu:1` (tasks then train with --device cuda).
+    #[arg(long, help_heading = "Executor")]
+    slurm_gres: Option<String>,
+    /// --executor slurm: further `sbatch` options, passed through (split at whitespace).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Executor")]
+    slurm_extra: Option<String>,
+    /// --executor slurm: at most this many tasks of a batch at once (`--array=...%N`).
+    #[arg(long, help_heading = "Executor")]
+    slurm_max_parallel: Option<usize>,
+}
+
+impl ExecutorArgs {
+    /// The executor, with tasks started as this binary with the global options that
+    /// matter to an evaluation.
+    fn config(&self, global: &GlobalArgs) -> Result<nao::executor::ExecutorConfig> {
+        use nao::executor::{ExecutorConfig, SlurmOptions, TaskCommand};
+        let task = || -> Result<TaskCommand> {
+            TaskCommand::this_binary(global.task_args()).context("cannot find the nao binary")
+        };
+        Ok(match self.executor.as_str() {
+            "local" => {
+                if self.workers == 0 {
+                    bail!("--workers must be at least 1");
+                }
+                ExecutorConfig::Local {
+                    workers: self.workers,
+                    task: task()?,
+                }
+            }
+            "slurm" => ExecutorConfig::Slurm {
+                options: SlurmOptions {
+                    partition: self.slurm_partition.clone(),
+                    time: self.slurm_time.clone(),
+                    gres: self.slurm_gres.clone(),
+                    extra: self
+                        .slurm_extra
+                        .as_deref()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect(),
+                    max_parallel: self.slurm_max_parallel,
+                },
+                task: task()?,
+            },
+            _ => ExecutorConfig::Inline,
+        })
+    }
+}
+
+/// The global options a task (`nao eval`) needs too.
+#[derive(Debug, Clone)]
+struct GlobalArgs {
+    data_dir: Option<PathBuf>,
+    device: Device,
+    offline: bool,
+}
+
+impl GlobalArgs {
+    fn task_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(d) = &self.data_dir {
+            let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+            a.extend(["--data-dir".to_string(), d.display().to_string()]);
+        }
+        if matches!(self.device, Device::Cuda) {
+            a.extend(["--device".to_string(), "cuda".to_string()]);
+        }
+        if self.offline {
+            a.push("--offline".into());
+        }
+        a
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -433,8 +543,22 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    let global = GlobalArgs {
+        data_dir: cli.data_dir.clone(),
+        device: cli.device,
+        offline: cli.offline,
+    };
     match cli.command {
-        Cmd::Search(a) => search(a),
+        Cmd::Search(a) => search(a, &global),
+        Cmd::Eval { run, index } => {
+            let f = nao::executor::task::run_task(&run, index)
+                .with_context(|| format!("nao eval --run {} --index {index}", run.display()))?;
+            match &f.outcome {
+                Ok(e) => println!("evaluation {index}: score {} ({:.1} s)", e.score, f.wall_s),
+                Err(e) => println!("evaluation {index} failed: {e}"),
+            }
+            Ok(0)
+        }
         Cmd::Compare(a) => compare(a),
         Cmd::Draw {
             space: kind,
@@ -477,7 +601,12 @@ fn run(cli: Cli) -> Result<i32> {
             resume,
             final_dataset,
             ws,
+            executor,
         } => {
+            let executor = executor.config(&global)?;
+            if ws && executor != nao::executor::ExecutorConfig::Inline {
+                bail!("--ws trains one supernet in this process: drop --executor");
+            }
             if ws {
                 return cifar_ws(
                     cli.data_dir.as_deref(),
@@ -496,8 +625,14 @@ fn run(cli: Cli) -> Result<i32> {
                 nao::data::prepare(d, &data_dir, cli.offline)?;
             }
             eprintln!("nao cifar --preset {}: {}", p.name, p.about);
-            let report =
-                nao::cifar::run_cifar(&out, &p, &data_dir, seed, resume, true, final_dataset)?;
+            let report = nao::cifar::run_cifar(
+                &out,
+                &p,
+                &data_dir,
+                seed,
+                &opts(resume, executor),
+                final_dataset,
+            )?;
             for r in &report.results {
                 println!(
                     "{:<12} dev {:6.2}%  test {:6.2}%  {}",
@@ -513,7 +648,12 @@ fn run(cli: Cli) -> Result<i32> {
             seed,
             resume,
             ws,
+            executor,
         } => {
+            let executor = executor.config(&global)?;
+            if ws && executor != nao::executor::ExecutorConfig::Inline {
+                bail!("--ws trains one supernet in this process: drop --executor");
+            }
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
             let report = if ws {
                 let p = nao::ptb_ws::PtbWsPreset::get(&preset).map_err(anyhow::Error::msg)?;
@@ -524,7 +664,7 @@ fn run(cli: Cli) -> Result<i32> {
                 let p = nao::ptb::PtbPreset::get(&preset).map_err(anyhow::Error::msg)?;
                 eprintln!("nao ptb --preset {}: {}", p.name, p.about);
                 nao::data::prepare_ptb(&data_dir, cli.offline)?;
-                nao::ptb::run_ptb(&out, &p, &data_dir, seed, resume, true)?
+                nao::ptb::run_ptb(&out, &p, &data_dir, seed, &opts(resume, executor))?
             };
             for r in &report.results {
                 println!(
@@ -893,7 +1033,16 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
     Ok(c)
 }
 
-fn search(a: SearchArgs) -> Result<i32> {
+/// Run options of a command: progress on, `resume` and `executor` as given.
+fn opts(resume: bool, executor: nao::executor::ExecutorConfig) -> RunOptions {
+    RunOptions {
+        resume,
+        progress: true,
+        executor,
+    }
+}
+
+fn search(a: SearchArgs, global: &GlobalArgs) -> Result<i32> {
     // Bars on a terminal, plain lines otherwise.
     let progress = true;
     let config = if a.resume {
@@ -916,6 +1065,7 @@ fn search(a: SearchArgs) -> Result<i32> {
         &RunOptions {
             resume: a.resume,
             progress,
+            executor: a.executor.config(global)?,
         },
     )
     .with_context(|| format!("search in {}", a.out.display()))?;

@@ -14,6 +14,7 @@ pub mod controller;
 pub mod data;
 pub mod error;
 pub mod evaluator;
+pub mod executor;
 pub mod final_rows;
 pub mod ptb;
 pub mod ptb_ws;

@@ -316,15 +316,16 @@ pub(crate) fn final_table(report: &PtbFinalReport, search: &str) -> String {
     md
 }
 
-/// Runs (or resumes) `nao ptb` into `out`.
+/// Runs (or resumes) `nao ptb` into `out`. `opts`: resume, progress, and where the
+/// search's children train ([`crate::executor`]).
 pub fn run_ptb(
     out: &Path,
     preset: &PtbPreset,
     data_dir: &Path,
     seed: u64,
-    resume: bool,
-    progress: bool,
+    opts: &RunOptions,
 ) -> Result<PtbFinalReport> {
+    let (resume, progress, executor) = (opts.resume, opts.progress, &opts.executor);
     std::fs::create_dir_all(out).map_err(io_err("cannot create", out))?;
     write_json_atomic(&out.join("ptb.json"), preset)?;
     let data_dir: PathBuf =
@@ -351,6 +352,7 @@ pub fn run_ptb(
         let opts = RunOptions {
             resume: resume && search_dir.join("config.json").exists(),
             progress,
+            executor: executor.clone(),
         };
         run_search(&search_dir, &config, &opts)?.records
     };

@@ -102,6 +102,25 @@ pub trait Evaluator {
     fn reference_sample(&self, _n: usize) -> Option<Vec<(Arch, f64)>> {
         None
     }
+
+    /// Evaluates a batch: `(record index, architecture)` pairs, and calls `done(position,
+    /// outcome, wall seconds)` for each **in batch order** as soon as it and everything
+    /// before it are finished (so a killed run keeps every finished prefix). An executor
+    /// ([`crate::executor`]) runs the batch in parallel; this default evaluates one after
+    /// another. An `Err` (from `done`, or an executor that cannot run at all) ends the
+    /// search; failed evaluations are outcomes, not errors.
+    fn evaluate_batch(
+        &mut self,
+        batch: &[(usize, Arch)],
+        done: &mut dyn FnMut(usize, EvalResult, f64) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        for (pos, (_, arch)) in batch.iter().enumerate() {
+            let start = std::time::Instant::now();
+            let outcome = self.evaluate(arch);
+            done(pos, outcome, start.elapsed().as_secs_f64())?;
+        }
+        Ok(())
+    }
 }
 
 impl<E: Evaluator + ?Sized> Evaluator for &mut E {
@@ -117,6 +136,13 @@ impl<E: Evaluator + ?Sized> Evaluator for &mut E {
     fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
         (**self).reference_sample(n)
     }
+    fn evaluate_batch(
+        &mut self,
+        batch: &[(usize, Arch)],
+        done: &mut dyn FnMut(usize, EvalResult, f64) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        (**self).evaluate_batch(batch, done)
+    }
 }
 
 impl<E: Evaluator + ?Sized> Evaluator for Box<E> {
@@ -131,6 +157,13 @@ impl<E: Evaluator + ?Sized> Evaluator for Box<E> {
     }
     fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
         (**self).reference_sample(n)
+    }
+    fn evaluate_batch(
+        &mut self,
+        batch: &[(usize, Arch)],
+        done: &mut dyn FnMut(usize, EvalResult, f64) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        (**self).evaluate_batch(batch, done)
     }
 }
 
@@ -187,6 +220,31 @@ impl Evaluator for Replay<'_> {
     }
     fn reference_sample(&self, n: usize) -> Option<Vec<(Arch, f64)>> {
         self.inner.reference_sample(n)
+    }
+    /// Recorded outcomes are answered at once; each run of unrecorded architectures
+    /// between them goes to the wrapped evaluator as one batch (order kept).
+    fn evaluate_batch(
+        &mut self,
+        batch: &[(usize, Arch)],
+        done: &mut dyn FnMut(usize, EvalResult, f64) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        let mut pos = 0;
+        while pos < batch.len() {
+            if let Some(r) = self.cache.remove(&batch[pos].1) {
+                self.hits += 1;
+                done(pos, r, 0.0)?;
+                pos += 1;
+                continue;
+            }
+            let end = (pos..batch.len())
+                .find(|&p| p > pos && self.cache.contains_key(&batch[p].1))
+                .unwrap_or(batch.len());
+            let offset = pos;
+            self.inner
+                .evaluate_batch(&batch[pos..end], &mut |p, r, w| done(offset + p, r, w))?;
+            pos = end;
+        }
+        Ok(())
     }
 }
 

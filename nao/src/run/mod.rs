@@ -43,6 +43,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result, io_err};
 use crate::evaluator::{Delayed, Evaluator, EvaluatorConfig, Replay};
+use crate::executor::{ExecutorConfig, LocalExecutor, SlurmExecutor};
 use crate::search::surrogate::{Surrogate, build_surrogate};
 use crate::search::{AlgoConfig, Ctx, Record, RecordSink};
 use atomic::{JsonlAppender, read_lines, write_atomic, write_json_atomic};
@@ -156,7 +157,7 @@ fn git_commit() -> Option<String> {
     rev(None).or_else(|| rev(Some(env!("CARGO_MANIFEST_DIR"))))
 }
 
-fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|s| s.trim().to_string())
@@ -176,6 +177,19 @@ pub struct RunOptions {
     /// Report progress: bars when stderr is a terminal, else one plain line per finished
     /// evaluation and round ([`plain_progress`]).
     pub progress: bool,
+    /// Where evaluations run ([`crate::executor`]); the records are the same for all.
+    pub executor: ExecutorConfig,
+}
+
+impl RunOptions {
+    /// In-process evaluation, with `resume` and `progress` as given.
+    pub fn inline(resume: bool, progress: bool) -> RunOptions {
+        RunOptions {
+            resume,
+            progress,
+            executor: ExecutorConfig::Inline,
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -254,7 +268,20 @@ pub fn read_records(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
 /// Runs the search configured by `config` in `dir`, building the evaluator and (for NAO)
 /// the surrogate from the configuration.
 pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Result<RunOutcome> {
-    let mut evaluator = config.evaluator.build(config.space)?;
+    let inner = config.evaluator.build(config.space)?;
+    let dir_abs = std::path::absolute(dir).map_err(io_err("cannot resolve", dir))?;
+    let mut evaluator: Box<dyn Evaluator> = match &opts.executor {
+        ExecutorConfig::Inline => inner,
+        ExecutorConfig::Local { workers, task } => {
+            Box::new(LocalExecutor::new(&dir_abs, *workers, task.clone(), inner))
+        }
+        ExecutorConfig::Slurm { options, task } => Box::new(SlurmExecutor::new(
+            &dir_abs,
+            options.clone(),
+            task.clone(),
+            inner,
+        )),
+    };
     let surrogate = match &config.algo {
         AlgoConfig::Nao(c) => Some(build_surrogate(c, config.space).map_err(Error::Config)?),
         _ => None,
@@ -422,7 +449,9 @@ pub fn run_search_with(
         ProgressBar::hidden()
     };
     let mut delayed;
-    let inner: &mut dyn Evaluator = if config.eval_delay_ms > 0 {
+    // Out-of-process tasks sleep themselves (`executor::task::run_task`).
+    let inline = opts.executor == ExecutorConfig::Inline;
+    let inner: &mut dyn Evaluator = if config.eval_delay_ms > 0 && inline {
         delayed = Delayed {
             inner: evaluator,
             delay: Duration::from_millis(config.eval_delay_ms),

@@ -43,7 +43,7 @@ pub fn run_seeds(
                 read_records(&dir)?.0
             } else {
                 let resume = dir.join("config.json").exists();
-                run_search(&dir, &config, &RunOptions { resume, progress })?.records
+                run_search(&dir, &config, &RunOptions::inline(resume, progress))?.records
             };
         Ok(super::best_of(&records).cloned())
     };

@@ -21,7 +21,6 @@ mod ws_tests;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Instant;
 
 use indicatif::ProgressBar;
 use models::space::{Arch, SearchSpace};
@@ -139,6 +138,34 @@ impl RecordSink for NoSink {
     }
 }
 
+/// One architecture to evaluate, with what the log says about where it came from.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The architecture (as generated; its canonical form decides whether it is new).
+    pub arch: Arch,
+    /// Where it came from.
+    pub source: Source,
+    /// The controller's prediction, if any.
+    pub predicted: Option<f64>,
+    /// The step size that produced it, if any.
+    pub eta: Option<f64>,
+    /// The record it was derived from, if any.
+    pub parent: Option<usize>,
+}
+
+impl Query {
+    /// A uniformly random architecture (no prediction, step or parent).
+    pub fn random(arch: Arch) -> Query {
+        Query {
+            arch,
+            source: Source::Random,
+            predicted: None,
+            eta: None,
+            parent: None,
+        }
+    }
+}
+
 /// The state every algorithm shares: space, RNG, budget, the records so far.
 pub struct Ctx<'a> {
     /// The search space.
@@ -206,7 +233,7 @@ impl<'a> Ctx<'a> {
 
     /// Evaluates `arch` unless its canonical form was queried already or the budget is spent
     /// (then `None`); records the result either way it turns out (ok or failed) and returns
-    /// its index.
+    /// its index. A batch of one ([`Ctx::query_batch`]).
     ///
     /// # Panics
     /// If `arch` is not valid in the space.
@@ -219,48 +246,96 @@ impl<'a> Ctx<'a> {
         eta: Option<f64>,
         parent: Option<usize>,
     ) -> Result<Option<usize>> {
-        if let Err(e) = self.space.validate(&arch) {
-            panic!("the search produced an invalid architecture {arch:?}: {e}");
-        }
-        let canonical = self.space.canonical(&arch);
-        if self.remaining() == 0 || self.seen.contains(&canonical) {
-            return Ok(None);
-        }
-        let start = Instant::now();
-        let outcome = match self.evaluator.evaluate(&arch) {
-            Ok(e) if !e.score.is_finite() => Err(EvalFailure {
-                kind: FailureKind::Diverged,
-                message: format!("score {} is not finite", e.score),
-            }),
-            other => other,
-        };
-        let wall = start.elapsed().as_secs_f64();
-        let index = self.records.len();
-        let (status, error, score, metrics, extras) = match outcome {
-            Ok(e) => (Status::Ok, None, Some(e.score), e.metrics, e.extras),
-            Err(f) => (Status::Failed, Some(f), None, Map::new(), None),
-        };
-        let rec = Record {
-            index,
-            round,
-            source,
-            text: self.space.to_text(&arch),
+        let q = Query {
             arch,
-            canonical: canonical.clone(),
-            status,
-            error,
-            score,
-            metrics,
-            extras,
+            source,
             predicted,
             eta,
             parent,
         };
-        self.sink.record(&rec, wall)?;
-        self.records.push(rec);
-        self.seen.insert(canonical);
-        self.progress.inc(1);
-        Ok(Some(index))
+        Ok(self.query_batch(vec![q], round)?[0])
+    }
+
+    /// Evaluates a batch: every query whose canonical form was not queried before (nor
+    /// earlier in the batch), while the budget lasts; the evaluator may run them in
+    /// parallel ([`crate::executor`]), and they are recorded in batch order, each as soon
+    /// as it and those before it are done. Returns each query's record index (`None`:
+    /// skipped).
+    ///
+    /// # Panics
+    /// If an architecture is not valid in the space.
+    pub fn query_batch(&mut self, queries: Vec<Query>, round: usize) -> Result<Vec<Option<usize>>> {
+        let mut out = vec![None; queries.len()];
+        let mut taken: Vec<(Query, Arch)> = Vec::new();
+        let mut in_batch = HashSet::new();
+        for (pos, q) in queries.into_iter().enumerate() {
+            if let Err(e) = self.space.validate(&q.arch) {
+                panic!(
+                    "the search produced an invalid architecture {:?}: {e}",
+                    q.arch
+                );
+            }
+            let canonical = self.space.canonical(&q.arch);
+            if self.remaining() <= taken.len()
+                || self.seen.contains(&canonical)
+                || !in_batch.insert(canonical.clone())
+            {
+                continue;
+            }
+            out[pos] = Some(self.records.len() + taken.len());
+            taken.push((q, canonical));
+        }
+        let first = self.records.len();
+        let batch: Vec<(usize, Arch)> = taken
+            .iter()
+            .enumerate()
+            .map(|(k, (q, _))| (first + k, q.arch.clone()))
+            .collect();
+        let (space, records, seen, sink, progress) = (
+            self.space,
+            &mut self.records,
+            &mut self.seen,
+            &mut *self.sink,
+            &self.progress,
+        );
+        self.evaluator
+            .evaluate_batch(&batch, &mut |k, outcome, wall| {
+                let (q, canonical) = &taken[k];
+                let outcome = match outcome {
+                    Ok(e) if !e.score.is_finite() => Err(EvalFailure {
+                        kind: FailureKind::Diverged,
+                        message: format!("score {} is not finite", e.score),
+                    }),
+                    other => other,
+                };
+                let (status, error, score, metrics, extras) = match outcome {
+                    Ok(e) => (Status::Ok, None, Some(e.score), e.metrics, e.extras),
+                    Err(f) => (Status::Failed, Some(f), None, Map::new(), None),
+                };
+                let rec = Record {
+                    index: records.len(),
+                    round,
+                    source: q.source,
+                    text: space.to_text(&q.arch),
+                    arch: q.arch.clone(),
+                    canonical: canonical.clone(),
+                    status,
+                    error,
+                    score,
+                    metrics,
+                    extras,
+                    predicted: q.predicted,
+                    eta: q.eta,
+                    parent: q.parent,
+                };
+                debug_assert_eq!(rec.index, first + k, "records arrive in batch order");
+                sink.record(&rec, wall)?;
+                records.push(rec);
+                seen.insert(canonical.clone());
+                progress.inc(1);
+                Ok(())
+            })?;
+        Ok(out)
     }
 
     /// Up to `n` uniformly random architectures, distinct by canonical form and not queried

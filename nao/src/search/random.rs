@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Ctx, Source};
+use super::{Algorithm, Ctx, Query};
 use crate::error::Result;
 
 /// Settings of random search.
@@ -38,17 +38,14 @@ impl RandomSearch {
 impl Algorithm for RandomSearch {
     fn round(&mut self, ctx: &mut Ctx<'_>, round: usize) -> Result<Map<String, Value>> {
         let n = self.config.batch.max(1).min(ctx.remaining());
-        let mut new = 0;
-        // Draw one at a time so that the sequence does not depend on the batch size.
-        for _ in 0..n {
-            if let Some(a) = ctx.random_unseen(1).pop()
-                && ctx
-                    .query(a, round, Source::Random, None, None, None)?
-                    .is_some()
-            {
-                new += 1;
-            }
-        }
+        // One batch (run in parallel by an executor); drawn so that the sequence does not
+        // depend on the batch size.
+        let queries = ctx
+            .random_unseen(n)
+            .into_iter()
+            .map(Query::random)
+            .collect();
+        let new = ctx.query_batch(queries, round)?.iter().flatten().count();
         let mut m = Map::new();
         m.insert("new".into(), json!(new));
         Ok(m)
