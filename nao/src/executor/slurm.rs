@@ -370,7 +370,8 @@ impl SlurmExecutor {
                 ));
             }
             // Submit everything that has neither a result nor a live task.
-            let to_submit: Vec<usize> = (0..n)
+            // (Positions before `reported` are done: their results were handed on.)
+            let to_submit: Vec<usize> = (reported..n)
                 .filter(|&p| results[p].is_none() && task_of[p].is_none())
                 .collect();
             if !to_submit.is_empty() {
@@ -386,7 +387,7 @@ impl SlurmExecutor {
             }
             std::thread::sleep(POLL);
             let live = active(jobs)?;
-            for p in 0..n {
+            for p in reported..n {
                 let Some(t) = task_of[p].clone() else {
                     continue;
                 };

@@ -15,7 +15,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Ctx, Source};
+use super::{Algorithm, Ctx, Query, Source};
 use crate::error::{Error, Result};
 
 /// Settings of regularised evolution.
@@ -86,12 +86,16 @@ impl Algorithm for Evolution {
         let mut random = 0;
         if round == 0 {
             let n = self.config.population.min(ctx.remaining());
-            for a in ctx.random_unseen(n) {
-                if let Some(i) = ctx.query(a, round, Source::Random, None, None, None)? {
-                    new += 1;
-                    if ctx.records[i].score.is_some() {
-                        self.population.push_back(i);
-                    }
+            // One batch (run in parallel by an executor).
+            let queries = ctx
+                .random_unseen(n)
+                .into_iter()
+                .map(Query::random)
+                .collect();
+            for i in ctx.query_batch(queries, round)?.into_iter().flatten() {
+                new += 1;
+                if ctx.records[i].score.is_some() {
+                    self.population.push_back(i);
                 }
             }
         } else {
