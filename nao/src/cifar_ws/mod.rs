@@ -19,7 +19,7 @@
 //!    ranking table and plot).
 //!
 //! Presets ([`CifarWsPreset::get`]): `smoke` (about a minute; CI), `default` (about 30-45
-//! minutes on 2 cores, plus about 10 for the ranking study), `paper` (spec 7's [PT-V1]
+//! minutes on 2 cores, plus 5-11 for the ranking study), `paper` (spec 7's [PT-V1]
 //! settings, for a GPU).
 
 pub mod ranking;
@@ -154,7 +154,7 @@ impl CifarWsPreset {
             }),
             "default" => Ok(CifarWsPreset {
                 name: "default".into(),
-                about: "about 30-45 minutes on 2 cores: a supernet (N=1, F=8) trained 10 epochs on 10,000 train-split images, a pool of 60 scored every 2 epochs on a random 250-image dev batch, 15 generated per round (5 rounds); the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images; ranking study (about 10 more minutes): 8 cells of the final pool at evenly spaced supernet-score ranks train stand-alone at the supernet's size (N=1, F=8) 1 epoch on 5,000 of the supernet's train images and are scored on 1,000 dev images".into(),
+                about: "about 30-45 minutes on 2 cores: a supernet (N=1, F=8) trained 10 epochs on 10,000 train-split images, a pool of 60 scored every 2 epochs on a random 250-image dev batch, 15 generated per round (5 rounds); the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images; ranking study (about 5-11 more minutes): 8 cells of the final pool at evenly spaced supernet-score ranks train stand-alone at the supernet's size (N=1, F=8) 1 epoch on 5,000 of the supernet's train images and are scored on 1,000 dev images".into(),
                 ws: WsConfig {
                     nao: nao(60, 15, 15, 30, "nao:200"),
                     epochs: 10,
