@@ -10,11 +10,13 @@
 pub mod compare;
 pub mod diagnostics;
 pub mod evolution;
+pub mod generate;
 pub mod local;
 pub mod nao;
 pub mod random;
 pub mod surrogate;
 pub mod ws;
+pub mod ws_config;
 pub mod ws_report;
 #[cfg(test)]
 mod ws_tests;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::diagnostics::{hamming, kendall_tau, mean, pairwise_accuracy, reconstruction};
+use super::generate::generate_round;
 use super::surrogate::Surrogate;
 use super::{Algorithm, Ctx, Source, ranked};
 use crate::error::{Error, Result};
@@ -414,7 +415,8 @@ impl Algorithm for Nao {
         };
         let clock = std::time::Instant::now();
         // 3. Seeds and generation: within the trust region around the top seeds, widened
-        // (more seeds, then a larger radius) while the round's quota is not met.
+        // (more seeds, then a larger radius, then a cooler decoder) while the round's quota
+        // is not met; the best predicted kept ([`generate_round`]).
         let widest = self.config.top_k.max(self.config.expand_seeds);
         let ranked_forms: Vec<Arch> = ranked(&ctx.records)
             .into_iter()
@@ -422,111 +424,26 @@ impl Algorithm for Nao {
             .map(|r| form(&r.arch))
             .collect();
         let want = self.config.per_round.min(ctx.remaining());
-        let n_cand = self.config.candidates.max(want);
-        // (seeds, radius, decoder temperature: None = the configured one)
-        let mut stages = vec![(self.config.top_k, self.config.trust_radius, None)];
-        if self.config.expand_seeds > self.config.top_k {
-            stages.push((self.config.expand_seeds, self.config.trust_radius, None));
-        }
-        if self.config.trust_radius > 0 {
-            for r in 1..=self.config.expand_radius {
-                stages.push((widest, self.config.trust_radius + r, None));
-            }
-            // Still short: the decoder samples too far from the seeds for the trust region
-            // (a temperature that flips one of NB201's 6 tokens flips half of the rnn
-            // space's 22), so it samples cooler, halving down to 0.5, then reads greedily.
-            if self.config.cool_down
-                && let Some(t) = self.surrogate.temperature().filter(|&t| t > 0.0)
-            {
-                let widest_radius = self.config.trust_radius + self.config.expand_radius;
-                let mut cooler = t / 2.0;
-                while cooler >= 0.5 {
-                    stages.push((widest, widest_radius, Some(cooler)));
-                    cooler /= 2.0;
-                }
-                stages.push((widest, widest_radius, Some(0.0)));
-            }
-        }
-        let mut cooled_to = None;
-        let mut batch: Vec<(Arch, Option<f64>)> = Vec::new();
-        let mut taken = ctx.seen.clone();
-        let mut invalid = 0;
-        let (mut seeds_used, mut radius_used, mut calls) = (0, self.config.trust_radius, 0);
-        for (stage, &(k, radius, temperature)) in stages.iter().enumerate() {
-            if want == 0 || (stage > 0 && batch.len() >= want) {
-                break;
-            }
-            let seeds = &ranked_forms[..k.min(ranked_forms.len())];
-            if seeds.is_empty() {
-                break;
-            }
-            if temperature.is_some() {
-                cooled_to = temperature;
-            }
-            (seeds_used, radius_used) = (seeds.len(), radius);
-            for draw in 0..self.config.draws.max(1) {
-                if batch.len() >= n_cand {
-                    break;
-                }
-                ctx.progress.set_message(format!(
-                    "round {round}: generating {} from {} seeds within {radius}",
-                    n_cand - batch.len(),
-                    seeds.len()
-                ));
-                let generated = self.surrogate.generate(
-                    seeds,
-                    n_cand - batch.len(),
-                    &taken,
-                    self.config.max_eta,
-                    radius,
-                    temperature,
-                    &mut ctx.rng,
-                );
-                calls += 1;
-                let before = batch.len();
-                for (a, eta) in generated {
-                    if batch.len() >= n_cand {
-                        break;
-                    }
-                    if ctx.space.validate(&a).is_err() {
-                        invalid += 1;
-                        continue;
-                    }
-                    if taken.insert(ctx.space.canonical(&a)) {
-                        batch.push((a, Some(eta)));
-                    }
-                }
-                if draw > 0 && batch.len() == before {
-                    break; // this stage's region is used up
-                }
-            }
-        }
-        let seeds = &ranked_forms[..seeds_used];
-        let n_candidates = batch.len();
+        let g = generate_round(
+            &self.config,
+            ctx.space,
+            &*self.surrogate,
+            &ranked_forms,
+            want,
+            &ctx.seen,
+            &mut ctx.rng,
+            &ctx.progress,
+            round,
+        );
+        let seeds = &ranked_forms[..g.seeds];
         // Wall times go to timings.jsonl, not rounds.jsonl (which the same seed reproduces).
         ctx.log_timing(&json!({
             "round": round,
             "fit_s": fit_s,
             "generate_s": clock.elapsed().as_secs_f64(),
         }))?;
-        if batch.len() > want {
-            // Keep the `want` best by mean + explore * spread (stable: generation order
-            // breaks ties).
-            let preds = self
-                .surrogate
-                .predict_spread(&batch.iter().map(|b| form(&b.0)).collect::<Vec<_>>());
-            let score: Vec<f64> = preds
-                .iter()
-                .map(|(m, s)| m + self.config.explore * s)
-                .collect();
-            let mut order: Vec<usize> = (0..batch.len()).collect();
-            order.sort_by(|&i, &j| score[j].total_cmp(&score[i]).then(i.cmp(&j)));
-            let mut keep: Vec<Option<(Arch, Option<f64>)>> = batch.into_iter().map(Some).collect();
-            batch = order[..want]
-                .iter()
-                .map(|&i| keep[i].take().unwrap())
-                .collect();
-        }
+        let mut batch: Vec<(Arch, Option<f64>)> =
+            g.archs.into_iter().map(|(a, eta)| (a, Some(eta))).collect();
         let n_generated = batch.len();
         let top_up = if self.config.top_up {
             ctx.random_unseen(want - n_generated)
@@ -597,16 +514,16 @@ impl Algorithm for Nao {
         m.insert("recon_hamming".into(), opt(recon.map(|r| r.1)));
         m.insert("recon_n".into(), json!(k));
         m.insert("seeds".into(), json!(seeds.len()));
-        m.insert("radius".into(), json!(radius_used));
-        if let Some(t) = cooled_to {
+        m.insert("radius".into(), json!(g.radius));
+        if let Some(t) = g.cooled_to {
             // Only when the round had to cool down (keeps earlier logs byte-identical).
             m.insert("temperature".into(), json!(t));
         }
-        m.insert("generate_calls".into(), json!(calls));
+        m.insert("generate_calls".into(), json!(g.calls));
         m.insert("requested".into(), json!(want));
-        m.insert("candidates".into(), json!(n_candidates));
+        m.insert("candidates".into(), json!(g.candidates));
         m.insert("generated".into(), json!(n_generated));
-        m.insert("invalid_generated".into(), json!(invalid));
+        m.insert("invalid_generated".into(), json!(g.invalid));
         m.insert("top_up".into(), json!(n_top_up));
         m.insert("failed".into(), json!(failed));
         m.insert("new".into(), json!(n_generated + n_top_up));

@@ -12,9 +12,11 @@
 //! 3. Unless it is the last round: **fit the controller** (warm: it continues from the
 //!    previous round) on the whole pool, labels normalised over the pool as `nao.labels`
 //!    says; **generate** up to `nao.per_round` new architectures (unseen canonical forms)
-//!    from the top `nao.top_k` by the step sizes of `nao.max_eta` (random unseen ones top a
-//!    short generation up, recorded as `top_up`); **replace** the worst of the pool by them
-//!    (the pool size stays constant, [PT-V1]).
+//!    from the top `nao.top_k` by the step sizes of `nao.max_eta`, exactly as a NAO round
+//!    does ([`super::generate::generate_round`]: trust region and its widening, candidate
+//!    selection, cool-down, as `nao` configures them; random unseen ones top a short
+//!    generation up, recorded as `top_up`); **replace** the worst of the pool by them (the
+//!    pool size stays constant, [PT-V1]).
 //!
 //! The result is the pool as scored in the last round; its best is the search's best.
 //!
@@ -41,19 +43,22 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use models::space::{Arch, SpaceKind, space};
+use models::space::{Arch, space};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::diagnostics::{kendall_tau, mean, pairwise_accuracy};
+use super::generate::generate_round;
 use super::nao::{NaoConfig, labels};
 use super::surrogate::{Surrogate, SurrogateError};
 use super::{Record, Source, Status, ranked};
 use crate::error::{Error, Result, io_err};
 use crate::run::atomic::{JsonlAppender, read_lines, write_atomic, write_json_atomic};
-use crate::run::{Manifest, now_iso, read_json, svg};
+use crate::run::{Manifest, now_iso, read_json};
+
+pub use super::ws_config::{WsConfig, WsSearchConfig};
 
 /// Weights shared by every architecture of a space (a supernet), as the NAO-WS loop uses
 /// them. Implementations keep their own data position and optimiser; all their randomness
@@ -81,64 +86,6 @@ pub trait SharedWeights {
 
     /// Restores what [`save`](Self::save) wrote.
     fn load(&mut self, dir: &Path) -> Result<(), SurrogateError>;
-}
-
-/// Settings of the NAO-WS loop.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WsConfig {
-    /// Controller and generation settings: `initial` is the pool size, `per_round` the
-    /// new architectures per generation, `top_k` the seeds, `max_eta`, `surrogate`,
-    /// `labels`, ... as in NAO.
-    pub nao: NaoConfig,
-    /// Epochs of shared-weight training in all.
-    pub epochs: usize,
-    /// Epochs between evaluations of the pool (spec: 30 of 150, so 5 evaluations and 4
-    /// generations).
-    pub eval_every: usize,
-}
-
-impl WsConfig {
-    /// Rounds (evaluations of the pool): `ceil(epochs / eval_every)`.
-    pub fn rounds(&self) -> usize {
-        self.epochs.div_ceil(self.eval_every.max(1))
-    }
-
-    /// Checks the numbers; the error names the setting.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.epochs == 0 || self.eval_every == 0 {
-            return Err(format!(
-                "epochs ({}) and eval_every ({}) must be positive",
-                self.epochs, self.eval_every
-            ));
-        }
-        if self.nao.initial < 2 {
-            return Err(format!(
-                "the pool (nao.initial) needs at least 2 architectures, got {}",
-                self.nao.initial
-            ));
-        }
-        if self.nao.per_round >= self.nao.initial {
-            return Err(format!(
-                "per_round ({}) must be smaller than the pool ({})",
-                self.nao.per_round, self.nao.initial
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// `config.json` of a NAO-WS run directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WsSearchConfig {
-    /// The search space.
-    pub space: SpaceKind,
-    /// The loop's settings.
-    pub ws: WsConfig,
-    /// The seed of the run's generator.
-    pub seed: u64,
-    /// What the shared weights are (from [`SharedWeights::describe`] plus the caller's
-    /// settings); compared on `--resume`.
-    pub shared: Value,
 }
 
 /// One pool member.
@@ -391,6 +338,7 @@ pub fn run_ws(
                     &mut seen,
                     round + 1,
                     &mut rng,
+                    &bar,
                 ));
             }
             rounds_log.append(&line)?;
@@ -451,8 +399,10 @@ pub fn run_ws(
     })
 }
 
-/// Fits the controller on the pool, generates, and replaces the worst; returns the
-/// diagnostics for `rounds.jsonl`.
+/// Fits the controller on the pool, generates ([`generate_round`], as NAO does), tops a
+/// short generation up with random unseen architectures, and replaces the worst of the
+/// pool by the new ones; returns the diagnostics for `rounds.jsonl`.
+#[allow(clippy::too_many_arguments)]
 fn generate(
     nao: &NaoConfig,
     sp: &dyn models::space::SearchSpace,
@@ -461,6 +411,7 @@ fn generate(
     seen: &mut HashSet<Arch>,
     next_round: usize,
     rng: &mut Pcg64Mcg,
+    progress: &ProgressBar,
 ) -> Map<String, Value> {
     let form = |a: &Arch| {
         if nao.fit_canonical {
@@ -479,38 +430,30 @@ fn generate(
     let fit = surrogate.fit(&data, rng);
     let archs: Vec<Arch> = data.iter().map(|d| d.0.clone()).collect();
     let train_acc = pairwise_accuracy(&ys, &surrogate.predict(&archs));
-    // Seeds: the top `top_k` by score (earlier pool position first among ties).
+    // Seeds: the top by score (earlier pool position first among ties).
     let mut order: Vec<usize> = (0..pool.len()).collect();
     order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]).then(i.cmp(&j)));
-    let seeds: Vec<Arch> = order
+    let ranked_forms: Vec<Arch> = order
         .iter()
-        .take(nao.top_k)
+        .take(nao.top_k.max(nao.expand_seeds))
         .map(|&i| form(&pool[i].arch))
         .collect();
-    let mut taken = seen.clone();
-    let mut new: Vec<(Arch, Option<f64>)> = Vec::new();
-    let mut invalid = 0;
-    for (a, eta) in surrogate.generate(
-        &seeds,
+    let g = generate_round(
+        nao,
+        sp,
+        surrogate,
+        &ranked_forms,
         nao.per_round,
-        &taken,
-        nao.max_eta,
-        nao.trust_radius,
-        None,
+        seen,
         rng,
-    ) {
-        if new.len() >= nao.per_round {
-            break;
-        }
-        if sp.validate(&a).is_err() {
-            invalid += 1;
-            continue;
-        }
-        if taken.insert(sp.canonical(&a)) {
-            new.push((a, Some(eta)));
-        }
-    }
+        progress,
+        next_round - 1,
+    );
+    let mut taken = g.taken;
+    let mut new: Vec<(Arch, Option<f64>)> =
+        g.archs.into_iter().map(|(a, eta)| (a, Some(eta))).collect();
     let generated = new.len();
+    // The top-up avoids this round's candidates too: the pool holds each architecture once.
     let top_up = if nao.top_up {
         random_unseen_into(sp, &mut taken, nao.per_round - generated, rng)
     } else {
@@ -518,7 +461,9 @@ fn generate(
     };
     let n_top_up = top_up.len();
     new.extend(top_up.into_iter().map(|a| (a, None)));
-    *seen = taken;
+    // Seen: the pool's architectures ever, not the candidates the selection dropped (as in
+    // NAO, a later round may generate those again).
+    seen.extend(new.iter().map(|n| sp.canonical(&n.0)));
     let preds = if new.is_empty() {
         Vec::new()
     } else {
@@ -548,9 +493,15 @@ fn generate(
     m.insert("fit_mse".into(), json!(fit.mse));
     m.insert("fit_ce".into(), json!(fit.ce));
     m.insert("train_pairwise_acc".into(), json!(train_acc));
-    m.insert("seeds".into(), json!(seeds.len()));
+    m.insert("seeds".into(), json!(g.seeds));
+    m.insert("radius".into(), json!(g.radius));
+    if let Some(t) = g.cooled_to {
+        m.insert("temperature".into(), json!(t));
+    }
+    m.insert("generate_calls".into(), json!(g.calls));
+    m.insert("candidates".into(), json!(g.candidates));
     m.insert("generated".into(), json!(generated));
-    m.insert("invalid_generated".into(), json!(invalid));
+    m.insert("invalid_generated".into(), json!(g.invalid));
     m.insert("top_up".into(), json!(n_top_up));
     m
 }
@@ -656,9 +607,4 @@ fn write_checkpoint(
         let _ = std::fs::remove_dir_all(ckpt.join(format!("round-{}", round - 2)));
     }
     Ok(())
-}
-
-/// The curve picture of a NAO-WS run: every score by evaluation index.
-pub(crate) fn curve(records: &[Record]) -> String {
-    svg::search_curve(records, "supernet score", "NAO-WS: pool scores per round")
 }

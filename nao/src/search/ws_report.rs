@@ -7,9 +7,10 @@ use models::space::space;
 use serde_json::{Value, json};
 
 use super::Record;
-use super::ws::{WsSearchConfig, curve};
+use super::ws_config::WsSearchConfig;
 use crate::error::Result;
 use crate::run::atomic::{read_lines, write_atomic, write_json_atomic};
+use crate::run::svg;
 
 /// How many of the final pool's best are drawn and listed.
 pub const TOP: usize = 5;
@@ -114,4 +115,9 @@ pub fn write_outputs(
     }
     md += "\n## Scores\n\n![every score by evaluation](curve.svg)\n";
     write_atomic(&dir.join("report.md"), md.as_bytes())
+}
+
+/// The curve picture of a NAO-WS run: every score by evaluation index.
+pub(crate) fn curve(records: &[Record]) -> String {
+    svg::search_curve(records, "supernet score", "NAO-WS: pool scores per round")
 }

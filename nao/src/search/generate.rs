@@ -1,0 +1,181 @@
+//! The generation stage of a NAO round, shared by NAO ([`super::nao`]) and NAO-WS
+//! ([`super::ws`]): with the controller fitted and the pool ranked, generate up to the round's
+//! quota of new architectures around the best ones, widening the trust region (more seeds,
+//! then a larger radius, then a cooler decoder) while the quota is not met, and keep the best
+//! predicted when more were generated than asked for.
+//!
+//! What is not here, because the two loops differ: fitting the controller, the random
+//! top-up of a short generation (NAO draws it against the queried architectures, since its
+//! [`Ctx::query`](super::Ctx::query) refuses repeats; NAO-WS against
+//! [`Generated::taken`], since its pool must not hold one architecture twice), and the
+//! predictions in score units.
+
+use std::collections::HashSet;
+
+use indicatif::ProgressBar;
+use models::space::{Arch, SearchSpace};
+use rand_pcg::Pcg64Mcg;
+
+use super::nao::NaoConfig;
+use super::surrogate::Surrogate;
+
+/// What [`generate_round`] found.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The new architectures with the step size that produced each: valid, their canonical
+    /// forms distinct and not in the `seen` given. When more than the quota were generated,
+    /// the quota's best by the controller's prediction (`mean + explore * spread`), best
+    /// first; otherwise all of them, in generation order.
+    pub archs: Vec<(Arch, f64)>,
+    /// Seeds used by the last generation stage (the first `seeds` of the ranking given).
+    pub seeds: usize,
+    /// Trust radius of the last stage (tokens).
+    pub radius: usize,
+    /// The cooler decoder temperature the last stage sampled at, when the round had to
+    /// cool down.
+    pub cooled_to: Option<f64>,
+    /// Calls of [`Surrogate::generate`].
+    pub calls: usize,
+    /// Architectures generated before the selection.
+    pub candidates: usize,
+    /// Decoded architectures the space rejected.
+    pub invalid: usize,
+    /// `seen` plus the canonical forms of every candidate (selected or not).
+    pub taken: HashSet<Arch>,
+}
+
+/// Generates the round's new architectures from `ranked`, the pool's architectures best
+/// first, in the form the controller was fitted on (canonical when `config.fit_canonical`;
+/// at least the first `max(top_k, expand_seeds)` are needed). `want` is the round's quota,
+/// `seen` the canonical forms not to generate again; messages go to `progress`.
+///
+/// Stages, each run only while fewer than `want` were found (the first always): the top
+/// `top_k` seeds within `trust_radius`; the top `expand_seeds` (when larger); then, when the
+/// trust region is on, radii `trust_radius + 1` ... `trust_radius + expand_radius`; then,
+/// with `cool_down` and a sampling decoder, the widest region at half the decoder's
+/// temperature, halving down to 0.5, and greedily. Each stage runs up to `draws` passes
+/// (stopping after a pass that found nothing new) until `max(candidates, want)` are found.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_round(
+    config: &NaoConfig,
+    space: &dyn SearchSpace,
+    surrogate: &dyn Surrogate,
+    ranked: &[Arch],
+    want: usize,
+    seen: &HashSet<Arch>,
+    rng: &mut Pcg64Mcg,
+    progress: &ProgressBar,
+    round: usize,
+) -> Generated {
+    let form = |a: &Arch| {
+        if config.fit_canonical {
+            space.canonical(a)
+        } else {
+            a.clone()
+        }
+    };
+    let widest = config.top_k.max(config.expand_seeds);
+    let n_cand = config.candidates.max(want);
+    // (seeds, radius, decoder temperature: None = the configured one)
+    let mut stages = vec![(config.top_k, config.trust_radius, None)];
+    if config.expand_seeds > config.top_k {
+        stages.push((config.expand_seeds, config.trust_radius, None));
+    }
+    if config.trust_radius > 0 {
+        for r in 1..=config.expand_radius {
+            stages.push((widest, config.trust_radius + r, None));
+        }
+        // Still short: the decoder samples too far from the seeds for the trust region
+        // (a temperature that flips one of NB201's 6 tokens flips half of the rnn
+        // space's 22), so it samples cooler, halving down to 0.5, then reads greedily.
+        if config.cool_down
+            && let Some(t) = surrogate.temperature().filter(|&t| t > 0.0)
+        {
+            let widest_radius = config.trust_radius + config.expand_radius;
+            let mut cooler = t / 2.0;
+            while cooler >= 0.5 {
+                stages.push((widest, widest_radius, Some(cooler)));
+                cooler /= 2.0;
+            }
+            stages.push((widest, widest_radius, Some(0.0)));
+        }
+    }
+    let mut cooled_to = None;
+    let mut batch: Vec<(Arch, f64)> = Vec::new();
+    let mut taken = seen.clone();
+    let mut invalid = 0;
+    let (mut seeds_used, mut radius_used, mut calls) = (0, config.trust_radius, 0);
+    for (stage, &(k, radius, temperature)) in stages.iter().enumerate() {
+        if want == 0 || (stage > 0 && batch.len() >= want) {
+            break;
+        }
+        let seeds = &ranked[..k.min(ranked.len())];
+        if seeds.is_empty() {
+            break;
+        }
+        if temperature.is_some() {
+            cooled_to = temperature;
+        }
+        (seeds_used, radius_used) = (seeds.len(), radius);
+        for draw in 0..config.draws.max(1) {
+            if batch.len() >= n_cand {
+                break;
+            }
+            progress.set_message(format!(
+                "round {round}: generating {} from {} seeds within {radius}",
+                n_cand - batch.len(),
+                seeds.len()
+            ));
+            let generated = surrogate.generate(
+                seeds,
+                n_cand - batch.len(),
+                &taken,
+                config.max_eta,
+                radius,
+                temperature,
+                rng,
+            );
+            calls += 1;
+            let before = batch.len();
+            for (a, eta) in generated {
+                if batch.len() >= n_cand {
+                    break;
+                }
+                if space.validate(&a).is_err() {
+                    invalid += 1;
+                    continue;
+                }
+                if taken.insert(space.canonical(&a)) {
+                    batch.push((a, eta));
+                }
+            }
+            if draw > 0 && batch.len() == before {
+                break; // this stage's region is used up
+            }
+        }
+    }
+    let candidates = batch.len();
+    if batch.len() > want {
+        // Keep the `want` best by mean + explore * spread (stable: generation order
+        // breaks ties).
+        let preds = surrogate.predict_spread(&batch.iter().map(|b| form(&b.0)).collect::<Vec<_>>());
+        let score: Vec<f64> = preds.iter().map(|(m, s)| m + config.explore * s).collect();
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&i, &j| score[j].total_cmp(&score[i]).then(i.cmp(&j)));
+        let mut keep: Vec<Option<(Arch, f64)>> = batch.into_iter().map(Some).collect();
+        batch = order[..want]
+            .iter()
+            .map(|&i| keep[i].take().unwrap())
+            .collect();
+    }
+    Generated {
+        archs: batch,
+        seeds: seeds_used,
+        radius: radius_used,
+        cooled_to,
+        calls,
+        candidates,
+        invalid,
+        taken,
+    }
+}
