@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 use super::diagnostics::{hamming, kendall_tau, mean, pairwise_accuracy, reconstruction};
 use super::generate::generate_round;
 use super::surrogate::Surrogate;
-use super::{Algorithm, Ctx, Source, ranked};
+use super::{Algorithm, Ctx, Query, Source, ranked};
 use crate::error::{Error, Result};
 
 /// How measured scores become the controller's labels.
@@ -332,12 +332,13 @@ impl Algorithm for Nao {
         if round == 0 {
             let n = self.config.initial.min(ctx.remaining());
             ctx.progress.set_message("round 0: initial random pool");
-            let mut new = 0;
-            for a in ctx.random_unseen(n) {
-                if ctx.query(a, 0, Source::Random, None, None, None)?.is_some() {
-                    new += 1;
-                }
-            }
+            // One batch (run in parallel by an executor).
+            let queries = ctx
+                .random_unseen(n)
+                .into_iter()
+                .map(Query::random)
+                .collect();
+            let new = ctx.query_batch(queries, 0)?.iter().flatten().count();
             m.insert("new".into(), json!(new));
             return Ok(m);
         }
@@ -474,14 +475,29 @@ impl Algorithm for Nao {
                 seeds.iter().map(|s| hamming(s, &f)).min().unwrap_or(0) as f64
             })
             .collect();
-        for ((a, eta), p) in batch.into_iter().zip(preds) {
-            let source = if eta.is_some() {
-                Source::Generated
-            } else {
-                Source::TopUp
-            };
-            let pred = denorm(p);
-            if let Some(i) = ctx.query(a, round, source, Some(pred), eta, None)? {
+        // One batch (run in parallel by an executor), recorded in this order.
+        let queries: Vec<Query> = batch
+            .into_iter()
+            .zip(preds)
+            .map(|((arch, eta), p)| Query {
+                arch,
+                source: if eta.is_some() {
+                    Source::Generated
+                } else {
+                    Source::TopUp
+                },
+                predicted: Some(denorm(p)),
+                eta,
+                parent: None,
+            })
+            .collect();
+        let asked: Vec<(Option<f64>, f64)> = queries
+            .iter()
+            .map(|q| (q.eta, q.predicted.unwrap_or(f64::NAN)))
+            .collect();
+        let indices = ctx.query_batch(queries, round)?;
+        for ((eta, pred), index) in asked.into_iter().zip(indices) {
+            if let Some(i) = index {
                 if let Some(e) = eta {
                     *etas.entry(e.abs().to_bits()).or_default() += 1;
                 }
