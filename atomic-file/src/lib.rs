@@ -97,6 +97,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.commit()
 }
 
+/// Publishes a complete file already written at `tmp` (in `dest`'s directory) as `dest`:
+/// flushes it to disk, renames it over `dest` and flushes the directory. For files that are
+/// written under a name callers can see across several runs, like a resumable download's
+/// `.part`; a file written in one go wants [`write_atomic`] or [`AtomicFile`].
+pub fn persist_file(tmp: &Path, dest: &Path) -> io::Result<()> {
+    File::open(tmp)?.sync_all()?;
+    std::fs::rename(tmp, dest)?;
+    sync_dir(parent(dest));
+    Ok(())
+}
+
+/// Publishes a directory built at `tmp` as `dest` (both in the same directory; `dest` must
+/// not exist or be an empty directory): flushes every file and directory under `tmp`
+/// ([`sync_tree`]), renames `tmp` to `dest` and flushes the parent directory, so a reader
+/// sees the whole new directory or none of it. For checkpoints written file by file.
+pub fn publish_dir(tmp: &Path, dest: &Path) -> io::Result<()> {
+    sync_tree(tmp);
+    std::fs::rename(tmp, dest)?;
+    sync_dir(parent(dest));
+    Ok(())
+}
+
+/// Flushes every file under `dir` (recursively), then the directories themselves (best
+/// effort: what cannot be opened is skipped).
+pub fn sync_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sync_tree(&p);
+            } else if let Ok(f) = File::open(&p) {
+                let _ = f.sync_all();
+            }
+        }
+    }
+    sync_dir(dir);
+}
+
 /// Flushes a directory so that renames in it are durable (ignored where unsupported).
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
@@ -167,6 +205,22 @@ mod tests {
         assert!(part.exists());
         drop(f);
         assert_eq!(entries(d.path()), vec!["x"]);
+    }
+
+    #[test]
+    fn persists_files_and_publishes_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let part = d.path().join("a.part");
+        std::fs::write(&part, b"whole").unwrap();
+        persist_file(&part, &d.path().join("a")).unwrap();
+        let tmp = d.path().join(".b.tmp");
+        std::fs::create_dir_all(tmp.join("sub")).unwrap();
+        std::fs::write(tmp.join("sub/x"), b"x").unwrap();
+        publish_dir(&tmp, &d.path().join("b")).unwrap();
+        assert_eq!(entries(d.path()), vec!["a", "b"]);
+        assert_eq!(std::fs::read(d.path().join("a")).unwrap(), b"whole");
+        assert_eq!(std::fs::read(d.path().join("b/sub/x")).unwrap(), b"x");
+        assert!(persist_file(&part, &d.path().join("c")).is_err());
     }
 
     #[test]

@@ -440,9 +440,8 @@ impl Tensor {
     }
 }
 
-/// One standard-normal sample (Box-Muller) from `rng`.
+/// One standard-normal sample (Box-Muller) from `rng` (the workspace's one definition,
+/// [`normal_draw::standard_normal_ranged`]; the draws of `randn` and `nn::init`).
 pub fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
-    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-    let u2: f64 = rng.random_range(0.0..1.0);
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    normal_draw::standard_normal_ranged(rng)
 }

@@ -12,7 +12,7 @@
 //! `https://` uses rustls (no system OpenSSL needed); loopback URLs (`http://127.0.0.1`,
 //! `localhost`, `[::1]`: tests and local mirrors) never go through a proxy.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -141,14 +141,7 @@ fn verify_and_commit(url: &str, dest: &Path, part: &Path, accept: &[Checksum]) -
             });
         }
     }
-    File::open(part)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| DatasetError::io("flush", part, e))?;
-    fs::rename(part, dest).map_err(|e| DatasetError::io("rename into", dest, e))?;
-    if let Some(dir) = dest.parent() {
-        atomic_file::sync_dir(dir);
-    }
-    Ok(())
+    atomic_file::persist_file(part, dest).map_err(|e| DatasetError::io("rename into", dest, e))
 }
 
 /// Why one attempt stopped.

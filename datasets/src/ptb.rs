@@ -350,19 +350,12 @@ impl<'a> BpttWindows<'a> {
                 } else {
                     bptt / 2
                 };
-                let x = base as f64 + 5.0 * standard_normal(&mut self.rng);
+                let x = base as f64 + 5.0 * normal_draw::standard_normal(&mut self.rng);
                 let len = if x > 0.0 { x.trunc() as usize } else { 0 };
                 len.clamp(5, (base + 20).max(5))
             }
         }
     }
-}
-
-/// A standard normal sample (Box–Muller).
-fn standard_normal(rng: &mut Pcg64Mcg) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 impl<'a> Iterator for BpttWindows<'a> {

@@ -33,7 +33,7 @@ fn pairwise(y: &[f64], p: &[f64]) -> f64 {
 fn normal(rng: &mut Pcg64Mcg) -> f64 {
     let u: f64 = rng.random::<f64>().max(1e-300);
     let v: f64 = rng.random();
-    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    normal_draw::box_muller(u, v)
 }
 
 fn unique(

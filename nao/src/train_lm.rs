@@ -500,7 +500,8 @@ pub fn run_lm(
         write_json_atomic(&tmp.join("rows.json"), &rows)?;
         let name = format!("epoch-{}", stats.epoch);
         let _ = std::fs::remove_dir_all(ckpt.join(&name));
-        std::fs::rename(&tmp, ckpt.join(&name)).map_err(io_err("cannot publish", &tmp))?;
+        atomic_file::publish_dir(&tmp, &ckpt.join(&name))
+            .map_err(io_err("cannot publish", &tmp))?;
         write_atomic(&ckpt.join("latest"), name.as_bytes())?;
         if stats.epoch > 1 {
             let _ = std::fs::remove_dir_all(ckpt.join(format!("epoch-{}", stats.epoch - 1)));

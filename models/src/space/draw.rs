@@ -38,7 +38,11 @@ pub(crate) struct Cell {
     pub output_from: Vec<usize>,
 }
 
-fn esc(s: &str) -> String {
+/// `s` with the characters that SVG (XML) markup gives a meaning escaped as entities: `&`,
+/// `<`, `>` and `"` (`&quot;`), so it can stand in text and in double-quoted attribute
+/// values. The workspace's one escape, used by every SVG writer (the cell drawings here,
+/// `nao`'s plots) and the DOT labels; re-exported as [`super::escape_markup`].
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

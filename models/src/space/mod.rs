@@ -49,6 +49,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 pub use cnn::CnnSpace;
+pub use draw::esc as escape_markup;
 pub use error::ArchError;
 pub use nb201::Nb201Space;
 pub use rnn::RnnSpace;

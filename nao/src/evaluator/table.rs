@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use models::space::nb201::NUM_EDGES;
 use models::space::{Arch, Nb201Space, SearchSpace};
+use rand::SeedableRng;
 use rand::seq::index::sample;
-use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde_json::{Map, Value, json};
 
@@ -324,13 +324,6 @@ impl Evaluator for TableLookup {
     }
 }
 
-/// One standard normal draw (Box-Muller).
-pub fn normal(rng: &mut Pcg64Mcg) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 /// The noise-free part of the synthetic NB201 score of a cell (about 10 to 95).
 ///
 /// Per live edge an op value (3x3 conv best, then 1x1 conv, skip, pool; on the direct edge
@@ -385,8 +378,8 @@ pub fn synthetic_nb201_csv(seed: u64, sigma: f64) -> String {
     loop {
         let cell = space.decode(&arch).expect("valid");
         let base = synthetic_nb201_score(&arch);
-        let valid = base + sigma * normal(&mut rng);
-        let test = valid + 0.5 * sigma * normal(&mut rng);
+        let valid = base + sigma * normal_draw::standard_normal(&mut rng);
+        let test = valid + 0.5 * sigma * normal_draw::standard_normal(&mut rng);
         let live = cell.live_edges();
         let params: f64 = (0..NUM_EDGES)
             .filter(|&e| live[e])

@@ -31,7 +31,7 @@ pub mod train_curve;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -562,9 +562,7 @@ fn write_checkpoint(
         pool.push('\n');
     }
     write_atomic(&tmp.join("pool.jsonl"), pool.as_bytes())?;
-    sync_tree(&sdir);
-    std::fs::rename(&tmp, &fin).map_err(io_err("cannot rename into", &fin))?;
-    atomic::sync_dir(ckpt_dir);
+    atomic_file::publish_dir(&tmp, &fin).map_err(io_err("cannot rename into", &fin))?;
     write_atomic(&ckpt_dir.join("latest"), format!("{name}\n").as_bytes())?;
     if round >= 2 {
         let old = ckpt_dir.join(format!("round-{}", round - 2));
@@ -573,17 +571,6 @@ fn write_checkpoint(
     Ok(())
 }
 
-/// Fsyncs every file under `dir` (what a surrogate wrote) and the directory itself.
-pub(crate) fn sync_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p: PathBuf = e.path();
-            if p.is_dir() {
-                sync_tree(&p);
-            } else if let Ok(f) = std::fs::File::open(&p) {
-                let _ = f.sync_all();
-            }
-        }
-    }
-    atomic::sync_dir(dir);
-}
+/// Fsyncs every file under `dir` and the directories themselves (the workspace's one
+/// helper, [`atomic_file::sync_tree`]).
+pub(crate) use atomic_file::sync_tree;

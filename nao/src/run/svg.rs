@@ -29,11 +29,8 @@ pub(crate) fn fmt_tick(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+/// Escapes text for SVG markup (the workspace's one escape, [`models::space::escape_markup`]).
+pub(crate) use models::space::escape_markup as esc;
 
 /// Which side of the plot area a vertical axis is on.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -195,8 +195,8 @@ pub fn row_chunk(t_len: usize, batch: usize, hid: usize) -> usize {
     let threads = rayon::current_num_threads();
     if threads > 1
         && rayon::current_thread_index().is_none()
-        && batch >= 16
-        && t_len * batch * hid * hid * 4 >= 1 << 22
+        && batch >= super::par::LSTM_SEQ_MIN_BATCH
+        && t_len * batch * hid * hid * 4 >= super::par::LSTM_SEQ_MIN_FLOPS
     {
         batch.div_ceil(threads).next_multiple_of(4)
     } else {

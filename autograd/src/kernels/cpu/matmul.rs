@@ -146,7 +146,7 @@ pub fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool)
                 );
             };
             if batch > 1
-                && batch * m * n * k >= 1 << 20
+                && batch * m * n * k >= super::par::BATCHED_MATMUL_MIN_FLOPS
                 && rayon::current_num_threads() > 1
                 && rayon::current_thread_index().is_none()
             {

@@ -148,7 +148,11 @@ const PAR_FLOPS: usize = super::par::GEMM_MIN_FLOPS;
 /// than one thread and a large enough product.
 pub fn par_rows(m: usize, n: usize, k: usize) -> usize {
     let threads = rayon::current_num_threads();
-    if threads > 1 && rayon::current_thread_index().is_none() && m >= 16 && m * n * k >= PAR_FLOPS {
+    if threads > 1
+        && rayon::current_thread_index().is_none()
+        && m >= super::par::PACKED_GEMM_MIN_ROWS
+        && m * n * k >= PAR_FLOPS
+    {
         m.div_ceil(threads).next_multiple_of(8)
     } else {
         m.max(1)

@@ -20,6 +20,23 @@ pub const LANES_MIN: usize = 1 << 15;
 /// rows of `C` across the pool.
 pub const GEMM_MIN_FLOPS: usize = 1 << 22;
 
+/// Packed-panel products (`packed_gemm::par_rows`) split the rows of `C` only when `C` has
+/// at least this many rows (and [`GEMM_MIN_FLOPS`] multiply-adds).
+pub const PACKED_GEMM_MIN_ROWS: usize = 16;
+
+/// Batched matrix products (`kernels::cpu::matmul`, more than one product) with at least
+/// this many multiply-adds in all run their products in parallel, one per task.
+pub const BATCHED_MATMUL_MIN_FLOPS: usize = 1 << 20;
+
+/// LSTM sequences (`lstm_seq::row_chunk`: the LSTM layers and the graph-free greedy
+/// decoder) split their batch across the pool when the recurrence has at least this many
+/// multiply-adds (`T * batch * 4H * H`) and the batch at least [`LSTM_SEQ_MIN_BATCH`] rows.
+pub const LSTM_SEQ_MIN_FLOPS: usize = 1 << 22;
+
+/// The fewest batch rows an LSTM sequence splits across the pool (see
+/// [`LSTM_SEQ_MIN_FLOPS`]).
+pub const LSTM_SEQ_MIN_BATCH: usize = 16;
+
 /// Highway-cell batches (`kernels::cpu::highway`) with fewer elements than this run on the
 /// calling thread.
 pub const HIGHWAY_MIN: usize = 1 << 14;
