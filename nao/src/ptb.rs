@@ -284,6 +284,27 @@ pub(crate) fn train_final_cells(
     Ok(report)
 }
 
+/// Steps 2 and 3 of `nao ptb` and `nao ptb --ws`: trains `cells`
+/// ([`train_final_cells`]), then writes `OUT/report.md` as `render(final report, the lines
+/// of search_dir/rounds.jsonl)` says.
+pub(crate) fn finish(
+    spec: &PtbFinalSpec<'_>,
+    cells: Vec<FinalCell>,
+    search_dir: &Path,
+    render: impl FnOnce(&PtbFinalReport, &[serde_json::Value]) -> String,
+) -> Result<PtbFinalReport> {
+    let report = train_final_cells(spec, cells)?;
+    let rounds = read_lines(&search_dir.join("rounds.jsonl"))?
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect::<Vec<serde_json::Value>>();
+    write_atomic(
+        &spec.out.join("report.md"),
+        render(&report, &rounds).as_bytes(),
+    )?;
+    Ok(report)
+}
+
 /// The final-results table of `report.md` (header included), with `search` naming the
 /// search-perplexity column, and the links to the cell drawings.
 pub(crate) fn final_table(report: &PtbFinalReport, search: &str) -> String {
@@ -371,18 +392,9 @@ pub fn run_ptb(
         resume,
         progress,
     };
-    let report = train_final_cells(&spec, cells)?;
-
-    // 3. Report.
-    let rounds = read_lines(&search_dir.join("rounds.jsonl"))?
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect::<Vec<serde_json::Value>>();
-    write_atomic(
-        &out.join("report.md"),
-        render_report(preset, &report, records.len(), &rounds).as_bytes(),
-    )?;
-    Ok(report)
+    finish(&spec, cells, &search_dir, |report, rounds| {
+        render_report(preset, report, records.len(), rounds)
+    })
 }
 
 /// A number of a JSON line with three decimals, `-` when absent.

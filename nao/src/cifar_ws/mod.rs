@@ -42,7 +42,6 @@ use crate::data::{Dataset, load_split};
 use crate::error::{Error, Result};
 use crate::evaluator::train::head;
 use crate::run::atomic::write_atomic;
-use crate::search::nao::{LabelScale, NaoConfig};
 use crate::search::surrogate::build_surrogate;
 use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
 use crate::search::{Record, Status};
@@ -79,19 +78,6 @@ pub struct CifarWsPreset {
     pub ranking_train_images: usize,
     /// Dev images they are scored on (the first ones, 0 = all 5,000).
     pub ranking_dev_images: usize,
-}
-
-fn nao(pool: usize, per_round: usize, top_k: usize, max_eta: usize, surrogate: &str) -> NaoConfig {
-    NaoConfig {
-        initial: pool,
-        per_round,
-        top_k,
-        max_eta,
-        recon_sample: 64,
-        surrogate: surrogate.into(),
-        labels: LabelScale::MinMax,
-        ..NaoConfig::paper(0)
-    }
 }
 
 fn child(n: usize, f: usize) -> CnnConfig {
@@ -137,7 +123,7 @@ impl CifarWsPreset {
                 name: "smoke".into(),
                 about: "about a minute on 2 cores: a tiny supernet (N=1, F=4) trained 2 epochs on 1,280 images, a pool of 8 scored twice on 100 dev images, 2 generated; final trainings (N=1, F=4) 1 epoch on 2,000 images; ranking study: 3 cells of the final pool (N=1, F=4) trained 1 epoch on 640 images, scored on 200 dev images".into(),
                 ws: WsConfig {
-                    nao: nao(8, 2, 4, 20, "nao:30"),
+                    nao: WsConfig::preset_nao(8, 2, 4, 20, "nao:30"),
                     epochs: 2,
                     eval_every: 1,
                 },
@@ -156,7 +142,7 @@ impl CifarWsPreset {
                 name: "default".into(),
                 about: "about 30-45 minutes on 2 cores: a supernet (N=1, F=8) trained 10 epochs on 10,000 train-split images, a pool of 60 scored every 2 epochs on a random 250-image dev batch, 15 generated per round (5 rounds); the best and the random pool's best then train 2 epochs (N=1, F=16) on the whole 45,000-image train split and are scored on the 10,000 test images; ranking study (about 5-11 more minutes): 8 cells of the final pool at evenly spaced supernet-score ranks train stand-alone at the supernet's size (N=1, F=8) 1 epoch on 5,000 of the supernet's train images and are scored on 1,000 dev images".into(),
                 ws: WsConfig {
-                    nao: nao(60, 15, 15, 30, "nao:200"),
+                    nao: WsConfig::preset_nao(60, 15, 15, 30, "nao:200"),
                     epochs: 10,
                     eval_every: 2,
                 },
@@ -175,7 +161,7 @@ impl CifarWsPreset {
                 name: "paper".into(),
                 about: "spec 7's [PT-V1] NAO-WS search (a GPU day): supernet N=3, F=20, batch 64, 150 epochs on 45,000 images, SGD 0.9, cosine 0.025 -> 0.001, L2 3e-4, drop-path keep 0.9, clip 5; pool of 600 scored every 30 epochs on one random 500-image dev batch each, up to 300 generated per round from the top 100 (step sizes up to 50, controller 1000 epochs); final training as `nao cifar --preset paper`'s network on the cnn-ws cell (N=6, F=36, 600 epochs); ranking study: 8 cells of the final pool at evenly spaced supernet-score ranks train stand-alone at the supernet's size (N=3, F=20) 25 epochs (short recipe: cosine 0.05 -> 0, no regularisation) on the 45,000 train images and are scored on the 5,000 dev images".into(),
                 ws: WsConfig {
-                    nao: nao(600, 300, 100, 50, "nao:1000"),
+                    nao: WsConfig::preset_nao(600, 300, 100, 50, "nao:1000"),
                     epochs: 150,
                     eval_every: 30,
                 },

@@ -30,9 +30,8 @@ use models::train::ptb_recipe::PtbRecipe;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, io_err};
-use crate::ptb::{PtbFinalReport, PtbFinalSpec, final_cells, final_table, num, train_final_cells};
-use crate::run::atomic::{read_lines, write_atomic, write_json_atomic};
-use crate::search::nao::{LabelScale, NaoConfig};
+use crate::ptb::{PtbFinalReport, PtbFinalSpec, final_cells, final_table, finish, num};
+use crate::run::atomic::write_json_atomic;
 use crate::search::surrogate::build_surrogate;
 use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
 use crate::search::{Record, Status, ranked};
@@ -59,19 +58,6 @@ pub struct PtbWsPreset {
     pub references: Vec<String>,
 }
 
-fn nao(pool: usize, per_round: usize, top_k: usize, max_eta: usize, surrogate: &str) -> NaoConfig {
-    NaoConfig {
-        initial: pool,
-        per_round,
-        top_k,
-        max_eta,
-        recon_sample: 64,
-        surrogate: surrogate.into(),
-        labels: LabelScale::MinMax,
-        ..NaoConfig::paper(0)
-    }
-}
-
 fn lm(name: &str) -> LmRecipe {
     LmRecipe::preset(name).expect("a known recipe")
 }
@@ -88,7 +74,7 @@ impl PtbWsPreset {
                     name: "smoke".into(),
                     about: "about a minute on 2 cores: a tiny supernet (emb = hid = 16) trained 2 epochs of 20 windows (batch 32, bptt 20), a pool of 6 cells scored twice on one validation chunk each, 2 generated; the best, the random pool's best, DARTS V2 and ENAS then train with the `smoke` language-model recipe".into(),
                     ws: WsConfig {
-                        nao: nao(6, 2, 4, 20, "nao:30"),
+                        nao: WsConfig::preset_nao(6, 2, 4, 20, "nao:30"),
                         epochs: 2,
                         eval_every: 1,
                     },
@@ -109,7 +95,7 @@ impl PtbWsPreset {
                     name: "default".into(),
                     about: "about 30-45 minutes on 2 cores: a supernet (emb = hid = 64, the `ptb-child` sizes and optimiser: SGD lr 20, clip 0.25, batch 64, bptt 35) trained 5 epochs over PTB's whole training stream (415 windows each), a pool of 60 cells scored after every epoch on one random 35-step validation chunk each, 15 generated per round from the top 15 (5 evaluations, 4 generations); the best and the random pool's best then train 2 epochs at emb = hid = 96 (`ptb-short`, as `nao ptb`'s default, whose DARTS V2 and ENAS rows are the references) and are scored on the whole validation and test sets".into(),
                     ws: WsConfig {
-                        nao: nao(60, 15, 15, 30, "nao:200"),
+                        nao: WsConfig::preset_nao(60, 15, 15, 30, "nao:200"),
                         epochs: 5,
                         eval_every: 1,
                     },
@@ -126,7 +112,7 @@ impl PtbWsPreset {
                 name: "paper".into(),
                 about: "spec 8.2's [TF-WS rnn] search (GPU hours): supernet emb = hid = 300, batch 256, bptt 35, SGD lr 0.25, clip 10, dropouts 0.75 / 0.25 / 0.75 / 0.2 / 0, 1000 epochs, a pool of 1000 scored every 200 epochs on one random validation chunk each (eval batch 256), up to 300 generated per round from the top 100 (controller 1000 epochs; [TF-WS rnn]'s 50 fresh random cells per round are not added); the chosen cells then train with `ptb-final` (spec 8.3)".into(),
                 ws: WsConfig {
-                    nao: nao(1000, 300, 100, 50, "nao:1000"),
+                    nao: WsConfig::preset_nao(1000, 300, 100, 50, "nao:1000"),
                     epochs: 1000,
                     eval_every: 200,
                 },
@@ -221,18 +207,9 @@ pub fn run_ptb_ws(
         resume,
         progress,
     };
-    let report = train_final_cells(&spec, cells)?;
-
-    // 3. Report.
-    let rounds = read_lines(&search_dir.join("rounds.jsonl"))?
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect::<Vec<serde_json::Value>>();
-    write_atomic(
-        &out.join("report.md"),
-        render_report(preset, &report, records.len(), &rounds).as_bytes(),
-    )?;
-    Ok(report)
+    finish(&spec, cells, &search_dir, |report, rounds| {
+        render_report(preset, report, records.len(), rounds)
+    })
 }
 
 fn render_report(

@@ -6,7 +6,7 @@ use models::space::SpaceKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::nao::NaoConfig;
+use super::nao::{LabelScale, NaoConfig};
 
 /// Settings of the NAO-WS loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +23,29 @@ pub struct WsConfig {
 }
 
 impl WsConfig {
+    /// The controller settings the `--ws` presets use: the paper's Algorithm 1
+    /// ([`NaoConfig::paper`], min-max labels) with a pool of `pool`, `per_round` new
+    /// architectures a round from the top `top_k`, steps up to `max_eta`, the given
+    /// `surrogate` and 64 reconstruction samples.
+    pub fn preset_nao(
+        pool: usize,
+        per_round: usize,
+        top_k: usize,
+        max_eta: usize,
+        surrogate: &str,
+    ) -> NaoConfig {
+        NaoConfig {
+            initial: pool,
+            per_round,
+            top_k,
+            max_eta,
+            recon_sample: 64,
+            surrogate: surrogate.into(),
+            labels: LabelScale::MinMax,
+            ..NaoConfig::paper(0)
+        }
+    }
+
     /// Rounds (evaluations of the pool): `ceil(epochs / eval_every)`.
     pub fn rounds(&self) -> usize {
         self.epochs.div_ceil(self.eval_every.max(1))
