@@ -36,7 +36,7 @@ use crate::search::surrogate::build_surrogate;
 use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
 use crate::search::{Record, Status, ranked};
 use crate::train_lm::{LmData, LmRecipe};
-pub use shared::PtbSharedWeights;
+pub use shared::{ChunkScoring, PtbSharedWeights};
 
 /// Everything `nao ptb --ws` runs with; written to `OUT/ptb-ws.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +56,9 @@ pub struct PtbWsPreset {
     pub final_recipe: LmRecipe,
     /// Named cells ([`crate::train_lm::NAMED_CELLS`]) trained with the final recipe too.
     pub references: Vec<String>,
+    /// How each pool cell is scored (chunks per score; shared by the pool or drawn per cell).
+    #[serde(default)]
+    pub scoring: ChunkScoring,
 }
 
 fn lm(name: &str) -> LmRecipe {
@@ -72,7 +75,7 @@ impl PtbWsPreset {
                 let small = lm("smoke");
                 Ok(PtbWsPreset {
                     name: "smoke".into(),
-                    about: "about a minute on 2 cores: a tiny supernet (emb = hid = 16) trained 2 epochs of 20 windows (batch 32, bptt 20), a pool of 6 cells scored twice on one validation chunk each, 2 generated; the best, the random pool's best, DARTS V2 and ENAS then train with the `smoke` language-model recipe".into(),
+                    about: "about a minute on 2 cores: a tiny supernet (emb = hid = 16) trained 2 epochs of 20 windows (batch 32, bptt 20), a pool of 6 cells scored twice on the same 2 validation chunks, 2 generated; the best, the random pool's best, DARTS V2 and ENAS then train with the `smoke` language-model recipe".into(),
                     ws: WsConfig {
                         nao: WsConfig::preset_nao(6, 2, 4, 20, "nao:30"),
                         epochs: 2,
@@ -85,6 +88,10 @@ impl PtbWsPreset {
                     },
                     final_recipe: small,
                     references,
+                    scoring: ChunkScoring {
+                        chunks: 2,
+                        shared: true,
+                    },
                 })
             }
             "default" => {
@@ -93,7 +100,7 @@ impl PtbWsPreset {
                 let child = lm("ptb-child");
                 Ok(PtbWsPreset {
                     name: "default".into(),
-                    about: "about 30-45 minutes on 2 cores: a supernet (emb = hid = 64, the `ptb-child` sizes and optimiser: SGD lr 20, clip 0.25, batch 64, bptt 35) trained 5 epochs over PTB's whole training stream (415 windows each), a pool of 60 cells scored after every epoch on one random 35-step validation chunk each, 15 generated per round from the top 15 (5 evaluations, 4 generations); the best and the random pool's best then train 2 epochs at emb = hid = 96 (`ptb-short`, as `nao ptb`'s default, whose DARTS V2 and ENAS rows are the references) and are scored on the whole validation and test sets".into(),
+                    about: "about 30-45 minutes on 2 cores: a supernet (emb = hid = 64, the `ptb-child` sizes and optimiser: SGD lr 20, clip 0.25, batch 64, bptt 35) trained 5 epochs over PTB's whole training stream (415 windows each), a pool of 60 cells scored after every epoch on the same 4 random 35-step validation chunks (spec 8.2 draws one chunk per cell; shared chunks compare the cells on equal text), 15 generated per round from the top 15 (5 evaluations, 4 generations); the best and the random pool's best then train 2 epochs at emb = hid = 96 (`ptb-short`, as `nao ptb`'s default, whose DARTS V2 and ENAS rows are the references) and are scored on the whole validation and test sets".into(),
                     ws: WsConfig {
                         nao: WsConfig::preset_nao(60, 15, 15, 30, "nao:200"),
                         epochs: 5,
@@ -106,6 +113,10 @@ impl PtbWsPreset {
                     },
                     final_recipe: lm("ptb-short"),
                     references: Vec::new(),
+                    scoring: ChunkScoring {
+                        chunks: 4,
+                        shared: true,
+                    },
                 })
             }
             "paper" => Ok(PtbWsPreset {
@@ -120,6 +131,7 @@ impl PtbWsPreset {
                 train: PtbRecipe::ptb_search(),
                 final_recipe: lm("ptb-final"),
                 references,
+                scoring: ChunkScoring::default(),
             }),
             other => Err(format!(
                 "unknown --ws preset `{other}`; known: smoke, default, paper"
@@ -171,7 +183,8 @@ pub fn run_ptb_ws(
     } else {
         let corpus = LmData::Ptb.load(&data_dir)?;
         let mut shared = PtbSharedWeights::new(&preset.supernet, &preset.train, &corpus, seed)
-            .map_err(|e| Error::Config(format!("building the supernet: {e}")))?;
+            .map_err(|e| Error::Config(format!("building the supernet: {e}")))?
+            .with_scoring(preset.scoring);
         let mut surrogate =
             build_surrogate(&preset.ws.nao, SpaceKind::Rnn).map_err(Error::Config)?;
         let config = WsSearchConfig {

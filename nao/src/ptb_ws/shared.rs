@@ -16,18 +16,44 @@ use models::rnn::{RnnConfig, RnnSupernet};
 use models::space::{Arch, RnnSpace};
 use models::train::ptb_recipe::PtbRecipe;
 use models::train::supernet_trainer::SupernetTrainer;
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::search::surrogate::SurrogateError;
 use crate::search::ws::SharedWeights;
+
+/// How a pool architecture is scored: the mean validation NLL of its path over `chunks`
+/// random 35-step chunks of the validation stream.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChunkScoring {
+    /// Chunks per score (spec 8.2: 1).
+    pub chunks: usize,
+    /// `false` (spec 8.2): each score draws its own chunks. `true`: every architecture
+    /// scored between the same two training steps gets the same chunks (drawn from the
+    /// run's seed and the step count), so the pool is compared on equal text instead of
+    /// each cell on a chunk of its own difficulty.
+    pub shared: bool,
+}
+
+impl Default for ChunkScoring {
+    /// Spec 8.2: one chunk per score, drawn for each architecture.
+    fn default() -> Self {
+        ChunkScoring {
+            chunks: 1,
+            shared: false,
+        }
+    }
+}
 
 /// The PTB supernet, its optimiser and its position in the training stream.
 pub struct PtbSharedWeights {
     config: RnnConfig,
     recipe: PtbRecipe,
     trainer: SupernetTrainer,
+    scoring: ChunkScoring,
+    seed: u64,
 }
 
 impl PtbSharedWeights {
@@ -50,7 +76,14 @@ impl PtbSharedWeights {
             config,
             recipe: recipe.clone(),
             trainer,
+            scoring: ChunkScoring::default(),
+            seed,
         })
+    }
+
+    /// The same, scoring as `scoring` says (default: [`ChunkScoring::default`]).
+    pub fn with_scoring(self, scoring: ChunkScoring) -> PtbSharedWeights {
+        PtbSharedWeights { scoring, ..self }
     }
 
     /// The trainer (and through it the supernet).
@@ -69,6 +102,7 @@ impl SharedWeights for PtbSharedWeights {
             "supernet": self.config,
             "recipe": self.recipe,
             "params": self.trainer.net().num_params(),
+            "scoring": self.scoring,
         })
     }
 
@@ -84,11 +118,30 @@ impl SharedWeights for PtbSharedWeights {
         Ok(self.trainer.train_step(&cell)?.nll)
     }
 
-    /// Minus the validation NLL of the path on one chunk drawn from `rng` over the whole
-    /// validation stream ([`SupernetTrainer::score`]).
+    /// Minus the mean validation NLL of the path over [`ChunkScoring::chunks`] chunks
+    /// drawn over the whole validation stream ([`SupernetTrainer::score_at`]): from `rng`,
+    /// or, when [`ChunkScoring::shared`], from the seed and the training step count (the
+    /// same chunks for every architecture scored between two training steps; `rng` is
+    /// then not used).
     fn score(&mut self, arch: &Arch, rng: &mut Pcg64Mcg) -> Result<f64, SurrogateError> {
         let cell = Self::cell(arch)?;
-        Ok(-self.trainer.score(&cell, rng))
+        let n = self.scoring.chunks.max(1);
+        let starts = self.trainer.score_starts();
+        let mut shared = Pcg64Mcg::seed_from_u64(
+            self.seed ^ 0x6368_756e_6b73 ^ self.trainer.steps().wrapping_mul(0x9e37_79b9),
+        );
+        let draw = if self.scoring.shared {
+            &mut shared
+        } else {
+            rng
+        };
+        let total: f64 = (0..n)
+            .map(|_| {
+                let start = draw.random_range(0..starts);
+                self.trainer.score_at(&cell, start)
+            })
+            .sum();
+        Ok(-total / n as f64)
     }
 
     fn save(&self, dir: &Path) -> Result<(), SurrogateError> {
@@ -268,5 +321,45 @@ mod tests {
             s < 0.0 && (s + (sw.config.vocab as f64).ln()).abs() < 0.5,
             "{s}"
         );
+    }
+
+    /// Shared chunks: two scores of one architecture between the same training steps are
+    /// equal and use no draw of `rng`; after a step the chunks change. Several chunks
+    /// drawn per architecture average [`SupernetTrainer::score_at`] over the draws.
+    #[test]
+    fn chunk_scoring_shared_and_averaged() {
+        let arch = RnnSpace
+            .from_flat(&[
+                0, 1, 0, 1, 1, 1, 3, 0, 4, 1, 4, 1, 5, 1, 1, 1, 7, 1, 1, 1, 1, 2,
+            ])
+            .unwrap();
+        let cell = RnnSpace.decode(&arch).unwrap();
+        let mut sw = shared().with_scoring(ChunkScoring {
+            chunks: 3,
+            shared: true,
+        });
+        let mut rng = Pcg64Mcg::seed_from_u64(5);
+        let before = rng.clone();
+        let a = sw.score(&arch, &mut rng).unwrap();
+        assert_eq!(sw.score(&arch, &mut rng).unwrap(), a);
+        assert_eq!(
+            rng, before,
+            "shared chunks draw nothing from the loop's generator"
+        );
+        sw.train_step(&arch, &mut rng).unwrap();
+        assert_ne!(sw.score(&arch, &mut rng).unwrap(), a);
+
+        let mut own = shared().with_scoring(ChunkScoring {
+            chunks: 2,
+            shared: false,
+        });
+        let (mut r1, mut r2) = (Pcg64Mcg::seed_from_u64(9), Pcg64Mcg::seed_from_u64(9));
+        let s = own.score(&arch, &mut r1).unwrap();
+        let starts = own.trainer().score_starts();
+        let mean = (0..2)
+            .map(|_| own.trainer().score_at(&cell, r2.random_range(0..starts)))
+            .sum::<f64>()
+            / 2.0;
+        assert_eq!(s, -mean);
     }
 }
