@@ -16,7 +16,7 @@ use indicatif::ProgressBar;
 use models::space::{Arch, SearchSpace};
 use rand_pcg::Pcg64Mcg;
 
-use super::nao::NaoConfig;
+use super::nao_config::NaoConfig;
 use super::surrogate::Surrogate;
 
 /// What [`generate_round`] found.

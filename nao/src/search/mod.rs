@@ -13,6 +13,7 @@ pub mod evolution;
 pub mod generate;
 pub mod local;
 pub mod nao;
+pub mod nao_config;
 pub mod random;
 pub mod surrogate;
 pub mod ws;

@@ -6,7 +6,7 @@ use models::space::SpaceKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::nao::{LabelScale, NaoConfig};
+use super::nao_config::{LabelScale, NaoConfig};
 
 /// Settings of the NAO-WS loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
