@@ -305,3 +305,54 @@ fn slurm_cifar_smoke_completes() {
         cifar_smoke("slurm");
     }
 }
+
+/// SIGINT to the driver while its Slurm tasks run cancels them (`scancel`) and stops the
+/// search with an error; `--resume` then finishes it with the inline executor's records.
+#[test]
+fn slurm_driver_interrupted_cancels_its_jobs() {
+    if !slurm_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = table(tmp.path());
+    let a = tmp.path().join("inline");
+    let b = tmp.path().join("slurm");
+    ok(search(&t, &a, "random", 6, &[]).output().unwrap());
+    let mut args = executor_args("slurm");
+    args.extend(["--eval-delay-ms", "3000"]);
+    let mut child = search(&t, &b, "random", 6, &args).spawn().unwrap();
+    wait_for("the first task to start", &mut child, || {
+        !task_pids(&b, 0).is_empty()
+    });
+    let jobs = read(&b.join("slurm/jobs.jsonl"));
+    let job: serde_json::Value = serde_json::from_str(jobs.lines().next().unwrap()).unwrap();
+    let id = job["job"].as_str().unwrap().to_string();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cancelling Slurm jobs"), "{stderr}");
+    let start = Instant::now();
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-r", "-j", &id, "-o", "%i %T"])
+            .output()
+            .unwrap();
+        let q = String::from_utf8_lossy(&q.stdout).to_string();
+        if !q.contains("RUNNING") && !q.contains("PENDING") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job {id} still queued: {q}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut resume = args.clone();
+    resume.push("--resume");
+    ok(search(&t, &b, "random", 6, &resume).output().unwrap());
+    assert_eq!(read(&a.join("archs.jsonl")), read(&b.join("archs.jsonl")));
+}
