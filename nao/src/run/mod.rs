@@ -571,6 +571,3 @@ fn write_checkpoint(
     Ok(())
 }
 
-/// Fsyncs every file under `dir` and the directories themselves (the workspace's one
-/// helper, [`atomic_file::sync_tree`]).
-pub(crate) use atomic_file::sync_tree;

@@ -599,9 +599,7 @@ fn write_checkpoint(
         seen,
     };
     write_json_atomic(&tmp.join("state.json"), &st)?;
-    crate::run::sync_tree(&tmp);
-    std::fs::rename(&tmp, &fin).map_err(io_err("cannot rename into", &fin))?;
-    crate::run::atomic::sync_dir(ckpt);
+    atomic_file::publish_dir(&tmp, &fin).map_err(io_err("cannot rename into", &fin))?;
     write_atomic(&ckpt.join("latest"), format!("{name}\n").as_bytes())?;
     if round >= 2 {
         let _ = std::fs::remove_dir_all(ckpt.join(format!("round-{}", round - 2)));
