@@ -38,7 +38,7 @@ Examples:
   nao ptb --out runs/ptb                          # the default: about 40 minutes on 2 quiet cores
   nao ptb --resume --out runs/ptb                 # continue an interrupted run (even after kill -9)
   nao ptb --ws --preset smoke --out runs/ptb-ws-smoke   # NAO-WS (weight sharing): about a minute
-  nao ptb --ws --out runs/ptb-ws                  # NAO-WS default: about 30-45 minutes on 2 cores
+  nao ptb --ws --out runs/ptb-ws                  # NAO-WS default: about 20-45 minutes on 2 cores
 
 Score: the searches maximise, so each cell is scored by -ln(valid perplexity) (its negative
 mean validation NLL per token); report.md shows perplexities.

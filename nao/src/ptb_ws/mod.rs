@@ -17,7 +17,7 @@
 //! 3. **Report** (`OUT/final.json`, `OUT/report.md` with the supernet and controller
 //!    diagnostics per round, `OUT/<role>.svg`).
 //!
-//! Presets ([`PtbWsPreset::get`]): `smoke` (about a minute; CI), `default` (about 30-45
+//! Presets ([`PtbWsPreset::get`]): `smoke` (about a minute; CI), `default` (about 20-45
 //! minutes on 2 cores), `paper` (spec 8.2's settings, for a GPU).
 
 mod shared;
@@ -100,7 +100,7 @@ impl PtbWsPreset {
                 let child = lm("ptb-child");
                 Ok(PtbWsPreset {
                     name: "default".into(),
-                    about: "about 30-45 minutes on 2 cores: a supernet (emb = hid = 64, the `ptb-child` sizes and optimiser: SGD lr 20, clip 0.25, batch 64, bptt 35) trained 5 epochs over PTB's whole training stream (415 windows each), a pool of 60 cells scored after every epoch on the same 4 random 35-step validation chunks (spec 8.2 draws one chunk per cell; shared chunks compare the cells on equal text), 15 generated per round from the top 15 (5 evaluations, 4 generations); the best and the random pool's best then train 2 epochs at emb = hid = 96 (`ptb-short`, as `nao ptb`'s default, whose DARTS V2 and ENAS rows are the references) and are scored on the whole validation and test sets".into(),
+                    about: "about 20-45 minutes on 2 cores (18 measured at load 2-4, 45 at load 6-10): a supernet (emb = hid = 64, the `ptb-child` sizes and optimiser: SGD lr 20, clip 0.25, batch 64, bptt 35) trained 5 epochs over PTB's whole training stream (415 windows each), a pool of 60 cells scored after every epoch on the same 4 random 35-step validation chunks (spec 8.2 draws one chunk per cell; shared chunks compare the cells on equal text), 15 generated per round from the top 15 (5 evaluations, 4 generations); the best and the random pool's best then train 2 epochs at emb = hid = 96 (`ptb-short`, as `nao ptb`'s default, whose DARTS V2 and ENAS rows are the references) and are scored on the whole validation and test sets".into(),
                     ws: WsConfig {
                         nao: WsConfig::preset_nao(60, 15, 15, 30, "nao:200"),
                         epochs: 5,

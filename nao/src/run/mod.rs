@@ -570,4 +570,3 @@ fn write_checkpoint(
     }
     Ok(())
 }
-
