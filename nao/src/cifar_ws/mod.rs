@@ -42,6 +42,7 @@ use crate::data::{Dataset, load_split};
 use crate::error::{Error, Result};
 use crate::evaluator::train::head;
 use crate::run::atomic::write_atomic;
+use crate::run::preset_file::{NamedPreset, claim};
 use crate::search::surrogate::build_surrogate;
 use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
 use crate::search::{Record, Status};
@@ -99,6 +100,12 @@ fn supernet(n: usize, f: usize, drop_path_keep: f64) -> SupernetConfig {
         classes: 10,
         drop_path_keep,
         dropout_keep: 1.0,
+    }
+}
+
+impl NamedPreset for CifarWsPreset {
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -202,31 +209,7 @@ pub fn run_cifar_ws(
     progress: bool,
     device: &autograd::Device,
 ) -> Result<FinalReport> {
-    let cfg_path = out.join("cifar-ws.json");
-    if !resume && (cfg_path.exists() || out.join("search").exists()) {
-        return Err(Error::Config(format!(
-            "{} already holds a run: pass --resume to continue it, or choose another --out (nothing was changed)",
-            out.display()
-        )));
-    }
-    if resume && let Ok(b) = std::fs::read(&cfg_path) {
-        let stored: CifarWsPreset = serde_json::from_slice(&b).map_err(|e| io_err(&cfg_path, e))?;
-        if &stored != preset {
-            return Err(Error::Config(format!(
-                "{} was made with --preset {}, not {}: resume it with its own preset, or choose another --out",
-                cfg_path.display(),
-                stored.name,
-                preset.name
-            )));
-        }
-    }
-    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
-    write_atomic(
-        &cfg_path,
-        serde_json::to_string_pretty(preset)
-            .expect("serialisable")
-            .as_bytes(),
-    )?;
+    claim(out, "cifar-ws.json", preset, resume)?;
     let data_dir: PathBuf = std::path::absolute(data_dir).map_err(|e| io_err(data_dir, e))?;
     let (train, dev, test) = load_split(Dataset::Cifar10, &data_dir, seed)?;
     let stats = Dataset::Cifar10.stats();

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, io_err};
 use crate::ptb::{PtbFinalReport, PtbFinalSpec, final_cells, final_table, finish, num};
-use crate::run::atomic::write_json_atomic;
+use crate::run::preset_file::{NamedPreset, claim};
 use crate::search::surrogate::build_surrogate;
 use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
 use crate::search::{Record, Status, ranked};
@@ -63,6 +63,12 @@ pub struct PtbWsPreset {
 
 fn lm(name: &str) -> LmRecipe {
     LmRecipe::preset(name).expect("a known recipe")
+}
+
+impl NamedPreset for PtbWsPreset {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 impl PtbWsPreset {
@@ -150,29 +156,7 @@ pub fn run_ptb_ws(
     resume: bool,
     progress: bool,
 ) -> Result<PtbFinalReport> {
-    let cfg_path = out.join("ptb-ws.json");
-    if !resume && (cfg_path.exists() || out.join("search").exists()) {
-        return Err(Error::Config(format!(
-            "{} already holds a run: pass --resume to continue it, or choose another --out (nothing was changed)",
-            out.display()
-        )));
-    }
-    if resume && let Ok(b) = std::fs::read(&cfg_path) {
-        let stored: PtbWsPreset = serde_json::from_slice(&b).map_err(|source| Error::Json {
-            path: cfg_path.clone(),
-            source,
-        })?;
-        if &stored != preset {
-            return Err(Error::Config(format!(
-                "{} was made with --preset {}, not {}: resume it with its own preset, or choose another --out",
-                cfg_path.display(),
-                stored.name,
-                preset.name
-            )));
-        }
-    }
-    std::fs::create_dir_all(out).map_err(io_err("cannot create", out))?;
-    write_json_atomic(&cfg_path, preset)?;
+    claim(out, "ptb-ws.json", preset, resume)?;
     let data_dir: PathBuf =
         std::path::absolute(data_dir).map_err(io_err("cannot resolve", data_dir))?;
 

@@ -24,6 +24,7 @@
 
 pub mod atomic;
 pub mod plain_progress;
+pub mod preset_file;
 pub mod repair;
 pub mod report;
 pub mod svg;
