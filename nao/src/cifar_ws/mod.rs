@@ -44,7 +44,9 @@ use crate::evaluator::train::head;
 use crate::run::atomic::write_atomic;
 use crate::run::preset_file::{NamedPreset, claim};
 use crate::search::surrogate::build_surrogate;
-use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
+use crate::search::ws::{
+    SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, final_and_random_best, run_ws,
+};
 use crate::search::{Record, Status};
 pub use ranking::{RankingReport, RankingSpec, run_ranking};
 pub use shared::{CnnSharedWeights, WsTrainSpec};
@@ -251,16 +253,12 @@ pub fn run_cifar_ws(
         };
         run_ws(&search_dir, &config, &mut shared, &mut *surrogate, opts)?.records
     };
-    let last = records.iter().map(|r| r.round).max().unwrap_or(0);
-    let best_in = |round: usize| -> Option<Record> {
-        crate::search::ranked(&records)
-            .into_iter()
-            .find(|r| r.round == round && r.status == Status::Ok)
-            .cloned()
-    };
-    let best =
-        best_in(last).ok_or_else(|| Error::Config("the search scored no architecture".into()))?;
-    let random_best = best_in(0);
+    let (best, random_best) = final_and_random_best(&records);
+    let (best, random_best) = (
+        best.ok_or_else(|| Error::Config("the search scored no architecture".into()))?
+            .clone(),
+        random_best.cloned(),
+    );
 
     // 2. Final training.
     let mut report = final_report(out, resume)?;
@@ -285,7 +283,7 @@ pub fn run_cifar_ws(
     if let Some(data) = &ranking_data {
         let final_ranked: Vec<Record> = crate::search::ranked(&records)
             .into_iter()
-            .filter(|r| r.round == last && r.status == Status::Ok)
+            .filter(|r| r.round == best.round && r.status == Status::Ok)
             .cloned()
             .collect();
         let spec = RankingSpec {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use models::space::Arch;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::TaskCommand;
 use super::task::{finished, log_path, log_tail, write_pending};
@@ -290,7 +290,7 @@ impl Evaluator for SlurmExecutor {
     }
 
     fn describe(&self) -> Value {
-        json!({"executor": "slurm", "evaluator": self.inner.describe()})
+        self.inner.describe()
     }
 
     fn best_possible(&self) -> Option<f64> {

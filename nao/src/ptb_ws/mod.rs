@@ -33,8 +33,9 @@ use crate::error::{Error, Result, io_err};
 use crate::ptb::{PtbFinalReport, PtbFinalSpec, final_cells, final_table, finish, num};
 use crate::run::preset_file::{NamedPreset, claim};
 use crate::search::surrogate::build_surrogate;
-use crate::search::ws::{SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, run_ws};
-use crate::search::{Record, Status, ranked};
+use crate::search::ws::{
+    SharedWeights, WsConfig, WsRunOptions, WsSearchConfig, final_and_random_best, run_ws,
+};
 use crate::train_lm::{LmData, LmRecipe};
 pub use shared::{ChunkScoring, PtbSharedWeights};
 
@@ -183,18 +184,11 @@ pub fn run_ptb_ws(
         };
         run_ws(&search_dir, &config, &mut shared, &mut *surrogate, opts)?.records
     };
-    let last = records.iter().map(|r| r.round).max().unwrap_or(0);
-    let best_in = |round: usize| -> Option<Record> {
-        ranked(&records)
-            .into_iter()
-            .find(|r| r.round == round && r.status == Status::Ok)
-            .cloned()
-    };
-    let best = best_in(last).ok_or_else(|| Error::Config("the search scored no cell".into()))?;
-    let random_best = best_in(0);
+    let (best, random_best) = final_and_random_best(&records);
+    let best = best.ok_or_else(|| Error::Config("the search scored no cell".into()))?;
 
     // 2. Final training.
-    let cells = final_cells(&best, random_best.as_ref(), &preset.references)?;
+    let cells = final_cells(best, random_best, &preset.references)?;
     let spec = PtbFinalSpec {
         out,
         recipe: &preset.final_recipe,

@@ -136,6 +136,15 @@ pub struct WsRunOptions {
 }
 
 /// Runs (or resumes) NAO-WS in `dir` with `shared` weights and the controller `surrogate`.
+/// The best-scored architecture of the final pool (the last round's scores) and of the
+/// initial random pool (round 0's scores), from a NAO-WS run's records: what the final
+/// trainings of `nao cifar --ws` and `nao ptb --ws` compare.
+pub fn final_and_random_best(records: &[Record]) -> (Option<&Record>, Option<&Record>) {
+    let last = records.iter().map(|r| r.round).max().unwrap_or(0);
+    let best_in = |round: usize| super::best_of(records.iter().filter(|r| r.round == round));
+    (best_in(last), best_in(0))
+}
+
 /// Without `opts.resume`, `dir` must not hold a run yet.
 pub fn run_ws(
     dir: &Path,
