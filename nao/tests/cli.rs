@@ -85,11 +85,13 @@ fn cuda_without_support_and_missing_data_are_clear_errors() {
             tmp.path(),
         );
         assert!(!o.status.success());
-        // Without the `cuda` feature: not compiled in; with it but no GPU: no device.
+        // Without the `cuda` feature: not compiled in; with it: no driver, or no device.
         let e = stderr(&o);
         assert!(
             e.contains("--device cuda")
-                && (e.contains("CUDA support not compiled in") || e.contains("no CUDA device")),
+                && (e.contains("CUDA support not compiled in")
+                    || e.contains("no NVIDIA driver")
+                    || e.contains("no CUDA device")),
             "{e}"
         );
         let o = nao(

@@ -172,57 +172,49 @@ impl CudaDevice {
 #[cfg(feature = "cuda")]
 mod backend {
     use std::collections::HashMap;
-    use std::ffi::c_void;
+    use std::ffi::{CString, c_char, c_int, c_void};
     use std::sync::Mutex;
-
-    use cust::context::{Context, CurrentContext};
-    use cust::device::Device;
-    use cust::module::Module;
-    use cust::stream::{Stream, StreamFlags};
-    use cust::sys as raw;
 
     use super::{LaunchCfg, PoolStats};
     use crate::CudaError;
-    use crate::error::DriverResultExt;
+    use crate::driver::{self, Api, CuDevice, CuDevicePtr, CuHandle, check};
     use crate::ptx::PtxModule;
-
-    fn check(r: raw::CUresult, call: &'static str) -> Result<(), CudaError> {
-        if r == raw::cudaError_enum::CUDA_SUCCESS {
-            Ok(())
-        } else {
-            Err(CudaError::Driver {
-                call,
-                source: crate::DriverError {
-                    code: r as u32,
-                    name: format!("{r:?}"),
-                },
-            })
-        }
-    }
 
     #[derive(Default)]
     struct Pool {
-        free: HashMap<usize, Vec<raw::CUdeviceptr>>,
+        free: HashMap<usize, Vec<CuDevicePtr>>,
         stats: PoolStats,
     }
 
-    /// Field order is drop order: modules and the stream go before the context.
+    /// A loaded module (`CUmodule`).
+    struct Module(CuHandle);
+
     pub(crate) struct Inner {
+        api: &'static Api,
         ordinal: usize,
         name: String,
+        device: CuDevice,
+        /// The device's primary context (retained in `new`, released in `drop`).
+        ctx: CuHandle,
+        stream: CuHandle,
         modules: Mutex<Vec<Option<Module>>>,
         pool: Mutex<Pool>,
-        stream: Stream,
-        ctx: Context,
     }
 
+    // SAFETY: driver handles are plain tokens usable from any thread; every method makes the
+    // context current on the calling thread first, and the mutable state sits behind mutexes.
+    unsafe impl Send for Inner {}
+    unsafe impl Sync for Inner {}
+    unsafe impl Send for Module {}
+
     pub(crate) fn device_count() -> Result<usize, CudaError> {
-        cust::init(cust::CudaFlags::empty()).map_err(|e| CudaError::NoDevice {
-            reason: format!("cuInit failed: {}", crate::DriverError::from(e)),
-        })?;
-        Device::num_devices()
-            .map(|n| n as usize)
-            .call("cuDeviceGetCount")
+        let api = driver::api()?;
+        let mut n: c_int = 0;
+        check(
+            unsafe { (api.cuDeviceGetCount)(&mut n) },
+            "cuDeviceGetCount",
+        )?;
+        Ok(n as usize)
     }
 
     /// Size classes 2^k and 3*2^(k-1) (at most 1/3 wasted), at least 512 bytes.
@@ -247,19 +239,45 @@ mod backend {
                     ),
                 });
             }
-            let device = Device::get_device(ordinal as u32).call("cuDeviceGet")?;
-            let name = device.name().call("cuDeviceGetName")?;
-            let ctx = Context::new(device).call("cuDevicePrimaryCtxRetain")?;
-            CurrentContext::set_current(&ctx).call("cuCtxSetCurrent")?;
-            let stream = Stream::new(StreamFlags::NON_BLOCKING, None).call("cuStreamCreate")?;
-            Ok(Inner {
+            let api = driver::api()?;
+            let mut device: CuDevice = 0;
+            check(
+                unsafe { (api.cuDeviceGet)(&mut device, ordinal as c_int) },
+                "cuDeviceGet",
+            )?;
+            let mut buf = [0 as c_char; 256];
+            check(
+                unsafe { (api.cuDeviceGetName)(buf.as_mut_ptr(), buf.len() as c_int - 1, device) },
+                "cuDeviceGetName",
+            )?;
+            // SAFETY: the buffer is zeroed and the driver writes at most len - 1 bytes.
+            let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            let mut ctx: CuHandle = std::ptr::null_mut();
+            check(
+                unsafe { (api.cuDevicePrimaryCtxRetain)(&mut ctx, device) },
+                "cuDevicePrimaryCtxRetain",
+            )?;
+            let mut inner = Inner {
+                api,
                 ordinal,
                 name,
+                device,
+                ctx,
+                stream: std::ptr::null_mut(),
                 modules: Mutex::new(PtxModule::ALL.iter().map(|_| None).collect()),
                 pool: Mutex::new(Pool::default()),
-                stream,
-                ctx,
-            })
+            };
+            // From here on, `drop` releases what was made if a step fails.
+            inner.make_current()?;
+            let mut stream: CuHandle = std::ptr::null_mut();
+            check(
+                unsafe { (api.cuStreamCreate)(&mut stream, driver::STREAM_NON_BLOCKING) },
+                "cuStreamCreate",
+            )?;
+            inner.stream = stream;
+            Ok(inner)
         }
 
         pub(crate) fn ordinal(&self) -> usize {
@@ -271,12 +289,22 @@ mod backend {
         }
 
         fn make_current(&self) -> Result<(), CudaError> {
-            CurrentContext::set_current(&self.ctx).call("cuCtxSetCurrent")
+            check(
+                unsafe { (self.api.cuCtxSetCurrent)(self.ctx) },
+                "cuCtxSetCurrent",
+            )
+        }
+
+        fn sync_stream(&self) -> Result<(), CudaError> {
+            check(
+                unsafe { (self.api.cuStreamSynchronize)(self.stream) },
+                "cuStreamSynchronize",
+            )
         }
 
         pub(crate) fn synchronize(&self) -> Result<(), CudaError> {
             self.make_current()?;
-            self.stream.synchronize().call("cuStreamSynchronize")
+            self.sync_stream()
         }
 
         pub(crate) fn pool_stats(&self) -> PoolStats {
@@ -289,7 +317,7 @@ mod backend {
             let free = std::mem::take(&mut pool.free);
             for (size, ptrs) in free {
                 for p in ptrs {
-                    check(unsafe { raw::cuMemFree_v2(p) }, "cuMemFree")?;
+                    check(unsafe { (self.api.cuMemFree_v2)(p) }, "cuMemFree")?;
                     pool.stats.reserved -= size;
                     pool.stats.cached -= size;
                 }
@@ -309,11 +337,11 @@ mod backend {
                     return Ok((p, size));
                 }
             }
-            let mut p: raw::CUdeviceptr = 0;
-            let mut r = unsafe { raw::cuMemAlloc_v2(&mut p, size) };
-            if r == raw::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY {
+            let mut p: CuDevicePtr = 0;
+            let mut r = unsafe { (self.api.cuMemAlloc_v2)(&mut p, size) };
+            if r == driver::ERROR_OUT_OF_MEMORY {
                 self.empty_cache()?;
-                r = unsafe { raw::cuMemAlloc_v2(&mut p, size) };
+                r = unsafe { (self.api.cuMemAlloc_v2)(&mut p, size) };
             }
             check(r, "cuMemAlloc")?;
             let mut pool = self.pool.lock().unwrap();
@@ -334,40 +362,30 @@ mod backend {
             self.make_current()?;
             check(
                 unsafe {
-                    raw::cuMemcpyHtoDAsync_v2(
-                        dst,
-                        src as *const c_void,
-                        bytes,
-                        self.stream.as_inner(),
-                    )
+                    (self.api.cuMemcpyHtoDAsync_v2)(dst, src as *const c_void, bytes, self.stream)
                 },
                 "cuMemcpyHtoDAsync",
             )?;
             // Pageable source: the driver has staged it when the call returns, but wait anyway
             // so that the caller may free or reuse `src` at once whatever the memory kind.
-            self.stream.synchronize().call("cuStreamSynchronize")
+            self.sync_stream()
         }
 
         pub(crate) fn dtoh(&self, dst: *mut u8, src: u64, bytes: usize) -> Result<(), CudaError> {
             self.make_current()?;
             check(
                 unsafe {
-                    raw::cuMemcpyDtoHAsync_v2(
-                        dst as *mut c_void,
-                        src,
-                        bytes,
-                        self.stream.as_inner(),
-                    )
+                    (self.api.cuMemcpyDtoHAsync_v2)(dst as *mut c_void, src, bytes, self.stream)
                 },
                 "cuMemcpyDtoHAsync",
             )?;
-            self.stream.synchronize().call("cuStreamSynchronize")
+            self.sync_stream()
         }
 
         pub(crate) fn dtod(&self, dst: u64, src: u64, bytes: usize) -> Result<(), CudaError> {
             self.make_current()?;
             check(
-                unsafe { raw::cuMemcpyDtoDAsync_v2(dst, src, bytes, self.stream.as_inner()) },
+                unsafe { (self.api.cuMemcpyDtoDAsync_v2)(dst, src, bytes, self.stream) },
                 "cuMemcpyDtoDAsync",
             )
         }
@@ -380,7 +398,7 @@ mod backend {
         ) -> Result<(), CudaError> {
             self.make_current()?;
             check(
-                unsafe { raw::cuMemsetD32Async(dst, value, words, self.stream.as_inner()) },
+                unsafe { (self.api.cuMemsetD32Async)(dst, value, words, self.stream) },
                 "cuMemsetD32Async",
             )
         }
@@ -389,7 +407,15 @@ mod backend {
             self.make_current()?;
             let mut mods = self.modules.lock().unwrap();
             if mods[m.index()].is_none() {
-                mods[m.index()] = Some(Module::from_ptx(m.ptx(), &[]).call("cuModuleLoadData")?);
+                let image = CString::new(m.ptx()).expect("PTX text has no NUL byte");
+                let mut module: CuHandle = std::ptr::null_mut();
+                check(
+                    unsafe {
+                        (self.api.cuModuleLoadData)(&mut module, image.as_ptr() as *const c_void)
+                    },
+                    "cuModuleLoadData",
+                )?;
+                mods[m.index()] = Some(Module(module));
             }
             Ok(())
         }
@@ -404,26 +430,56 @@ mod backend {
             self.ensure_module(module)?;
             let mods = self.modules.lock().unwrap();
             let m = mods[module.index()].as_ref().expect("module loaded above");
-            let f = m.get_function(func).call("cuModuleGetFunction")?;
-            let stream = &self.stream;
-            unsafe {
-                stream
-                    .launch(&f, cfg.grid, (cfg.block, 1, 1), cfg.shared, args)
-                    .call("cuLaunchKernel")
-            }
+            let name = CString::new(func).expect("kernel names have no NUL byte");
+            let mut f: CuHandle = std::ptr::null_mut();
+            check(
+                unsafe { (self.api.cuModuleGetFunction)(&mut f, m.0, name.as_ptr()) },
+                "cuModuleGetFunction",
+            )?;
+            let (gx, gy, gz) = cfg.grid;
+            check(
+                unsafe {
+                    (self.api.cuLaunchKernel)(
+                        f,
+                        gx,
+                        gy,
+                        gz,
+                        cfg.block,
+                        1,
+                        1,
+                        cfg.shared,
+                        self.stream,
+                        args.as_ptr() as *mut *mut c_void,
+                        std::ptr::null_mut(),
+                    )
+                },
+                "cuLaunchKernel",
+            )
         }
     }
 
     impl Drop for Inner {
+        /// Frees the cached pool memory, then the modules, the stream and the context, in
+        /// that order (errors are ignored: nothing can be done about them in `drop`).
         fn drop(&mut self) {
-            if self.make_current().is_ok() {
-                let _ = self.stream.synchronize();
-                let pool = self.pool.get_mut().unwrap();
-                for ptrs in pool.free.values() {
-                    for &p in ptrs {
-                        unsafe { raw::cuMemFree_v2(p) };
+            let api = self.api;
+            unsafe {
+                if self.make_current().is_ok() {
+                    if !self.stream.is_null() {
+                        (api.cuStreamSynchronize)(self.stream);
+                    }
+                    let pool = self.pool.get_mut().unwrap();
+                    for &p in pool.free.values().flatten() {
+                        (api.cuMemFree_v2)(p);
+                    }
+                    for m in self.modules.get_mut().unwrap().iter().flatten() {
+                        (api.cuModuleUnload)(m.0);
+                    }
+                    if !self.stream.is_null() {
+                        (api.cuStreamDestroy_v2)(self.stream);
                     }
                 }
+                (api.cuDevicePrimaryCtxRelease_v2)(self.device);
             }
         }
     }

@@ -5,7 +5,7 @@ use thiserror::Error;
 pub struct DriverError {
     /// The `CUresult` value (e.g. 100 for `CUDA_ERROR_NO_DEVICE`).
     pub code: u32,
-    /// The name of the error (from cust's enum; no driver call is made to describe it).
+    /// The error's name in `cuda.h` (e.g. `CUDA_ERROR_NO_DEVICE`).
     pub name: String,
 }
 
@@ -17,18 +17,6 @@ impl std::fmt::Display for DriverError {
 
 impl std::error::Error for DriverError {}
 
-#[cfg(feature = "cuda")]
-impl From<cust::error::CudaError> for DriverError {
-    fn from(e: cust::error::CudaError) -> Self {
-        // Debug, not Display: cust's Display calls cuGetErrorString, which fails (and would
-        // panic inside `to_string`) when the stub libcuda is loaded.
-        DriverError {
-            code: e as u32,
-            name: format!("{e:?}"),
-        }
-    }
-}
-
 /// Errors from the CUDA layer; each names the call or the operation that failed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CudaError {
@@ -37,11 +25,23 @@ pub enum CudaError {
         "CUDA support not compiled in: rebuild with `--features cuda` (cargo build --release --features cuda) on a machine with an NVIDIA driver"
     )]
     NotCompiled,
-    /// No usable device: the driver is missing or failed to initialise, or the ordinal is
-    /// out of range.
-    #[error("no CUDA device found ({reason})")]
+    /// The NVIDIA driver library (`libcuda.so.1`) could not be loaded, or it lacks an entry
+    /// point this crate needs. Only asking for a device loads it: the rest of a program built
+    /// with `--features cuda` runs without it.
+    #[error(
+        "no NVIDIA driver: {reason}. Install the NVIDIA driver (it provides libcuda.so.1; `nvidia-smi` should list the GPU), or run with --device cpu"
+    )]
+    NoDriver {
+        /// What failed, e.g. `libcuda.so.1: cannot open shared object file: ...`.
+        reason: String,
+    },
+    /// No usable device: the driver failed to initialise (no GPU, or a GPU it cannot use),
+    /// or the ordinal is out of range.
+    #[error(
+        "no CUDA device found ({reason}); `nvidia-smi` lists the GPUs the driver sees, or run with --device cpu"
+    )]
     NoDevice {
-        /// What failed, e.g. `cuInit failed: NoDevice (CUresult 100)`.
+        /// What failed, e.g. `cuInit failed: CUDA_ERROR_NO_DEVICE (CUresult 100)`.
         reason: String,
     },
     /// A driver call failed.
@@ -78,21 +78,5 @@ impl CudaError {
             op,
             detail: detail.into(),
         }
-    }
-}
-
-#[cfg(feature = "cuda")]
-pub(crate) trait DriverResultExt<T> {
-    /// Names the failing call.
-    fn call(self, call: &'static str) -> Result<T, CudaError>;
-}
-
-#[cfg(feature = "cuda")]
-impl<T> DriverResultExt<T> for Result<T, cust::error::CudaError> {
-    fn call(self, call: &'static str) -> Result<T, CudaError> {
-        self.map_err(|e| CudaError::Driver {
-            call,
-            source: e.into(),
-        })
     }
 }

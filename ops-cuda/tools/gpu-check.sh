@@ -11,7 +11,7 @@
 # next to the CPU (criterion, short settings; GPU_CHECK_SKIP_BENCH=1 skips it).
 #
 # Without cargo on the machine, point OPS_CUDA_PREBUILT at a folder holding binaries built
-# elsewhere (they link libcuda.so.1 dynamically, so a stub-linked build loads the real driver):
+# elsewhere (any --features cuda build: the driver is loaded at run time, never linked):
 #   parity   (target/release/deps/parity-*, from cargo test --release --features cuda --no-run)
 #   sgemm_bench (target/release/examples/sgemm_bench)
 #   cuda_parity, cuda_child_cnn, cuda_child_rnn, cuda_controller (target/release/deps/*, from cargo test
@@ -36,9 +36,6 @@ step() { # step NAME CMD...: run, log to $out/NAME.log, remember failures, keep 
     [ "$rc" -eq 0 ] || status=1
 }
 
-# Never run against the CI stub on a GPU host.
-if [[ "${LD_LIBRARY_PATH:-}" == *cuda-stub* ]]; then unset LD_LIBRARY_PATH; fi
-
 : >"$out/summary.txt"
 step nvidia-smi nvidia-smi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$out/summary.txt" 2>&1 || true
@@ -54,13 +51,6 @@ if [ -n "${OPS_CUDA_PREBUILT:-}" ]; then
     chmod +x "$parity" "$bench" ${ag_parity:+"$ag_parity"} ${child:+"$child"} ${child_rnn:+"$child_rnn"} ${ctrl:+"$ctrl"} ${cnn_bench:+"$cnn_bench"}
     log "using prebuilt binaries from $OPS_CUDA_PREBUILT"
 elif command -v cargo >/dev/null; then
-    # find_cuda_helper needs CUDA_LIBRARY_PATH/lib64 (or /usr/local/cuda) to emit -lcuda.
-    if [ -z "${CUDA_LIBRARY_PATH:-}" ] && [ ! -d /usr/local/cuda/lib64 ]; then
-        lib="$(ldconfig -p | awk '/libcuda.so.1 /{print $NF; exit}')"
-        export CUDA_LIBRARY_PATH="$out/cuda-link"
-        mkdir -p "$CUDA_LIBRARY_PATH/lib64"
-        ln -sf "$lib" "$CUDA_LIBRARY_PATH/lib64/libcuda.so"
-    fi
     cd "$root"
     step build cargo build --offline --release -p ops-cuda --features cuda --tests --examples
     parity="$(ls -t target/release/deps/parity-* | grep -v '\.d$' | head -n 1)"

@@ -6,7 +6,7 @@
 //! on them (the GPU sums in another order). The gradients are those of `sum(y * w)` for a
 //! seeded random weighting `w` of the output, so every output element matters.
 //!
-//! Without a GPU (no `cuda` feature, the CI stub libcuda, or no device) each test prints
+//! Without a GPU (no `cuda` feature, no NVIDIA driver, or no device) each test prints
 //! `skipped: no CUDA device (<error>)` and passes; with `OPS_CUDA_REQUIRE_GPU=1` (set by
 //! `ops-cuda/tools/gpu-check.sh`) a missing device fails instead.
 
