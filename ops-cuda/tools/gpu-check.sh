@@ -8,7 +8,8 @@
 # GPU tests (models/tests/cuda_child_cnn.rs), the child-RNN GPU tests
 # (models/tests/cuda_child_rnn.rs), the controller GPU tests
 # (nao/tests/cuda_controller.rs) and the child-CNN train/eval step bench on the GPU
-# next to the CPU (criterion, short settings; GPU_CHECK_SKIP_BENCH=1 skips it).
+# next to the CPU (criterion, short settings; GPU_CHECK_SKIP_BENCH=1 skips it), and last
+# `nao --device cuda cifar --preset smoke` and `nao --device cuda ptb --preset smoke`.
 #
 # Without cargo on the machine, point OPS_CUDA_PREBUILT at a folder holding binaries built
 # elsewhere (any --features cuda build: the driver is loaded at run time, never linked):
@@ -103,6 +104,31 @@ if [ -n "${cnn_bench:-}" ] && [ "${GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
     # CPU and GPU train/eval steps of the workload-C child CNN (batch 64), short settings.
     step child-cnn-bench "$cnn_bench" --bench child_cnn_N2F16 --warm-up-time 1 --measurement-time 5
     grep -E "child_cnn|time:" "$out/child-cnn-bench.log" >>"$out/summary.txt" || true
+fi
+# The smoke presets end to end on the GPU (the nao binary is built by the test build above,
+# or taken from OPS_CUDA_PREBUILT/nao). They read NAO_DATA_DIR (default: the shared data next
+# to the checkout) and never download; without the data they are skipped, saying so.
+nao_bin="${OPS_CUDA_PREBUILT:+$OPS_CUDA_PREBUILT/nao}"
+nao_bin="${nao_bin:-$root/target/release/nao}"
+data="${NAO_DATA_DIR:-}"
+for d in "$root/shared/data" "$root/../shared/data"; do
+    if [ -z "$data" ] && [ -f "$d/cifar-10-binary.tar.gz" ]; then data="$d"; fi
+done
+if [ ! -x "$nao_bin" ]; then
+    log "nao smoke runs: no nao binary at $nao_bin"; status=1
+elif [ -z "$data" ]; then
+    log "nao smoke runs: skipped: no data (set NAO_DATA_DIR to a folder with cifar-10-binary.tar.gz and ptb/)"
+else
+    # A writable copy: nao extracts the CIFAR archive next to it.
+    work_data="$out/data"
+    mkdir -p "$work_data/ptb"
+    ln -sf "$(cd "$data" && pwd)/cifar-10-binary.tar.gz" "$work_data/"
+    cp "$data"/ptb/ptb.*.txt "$work_data/ptb/" 2>/dev/null || true
+    export NAO_DATA_DIR="$work_data"
+    step nao-cifar-smoke "$nao_bin" --device cuda cifar --preset smoke --offline --out "$out/cifar-smoke"
+    grep -E "test|wrote" "$out/nao-cifar-smoke.log" | tail -n 5 >>"$out/summary.txt" || true
+    step nao-ptb-smoke "$nao_bin" --device cuda ptb --preset smoke --offline --out "$out/ptb-smoke"
+    grep -E "ppl|wrote" "$out/nao-ptb-smoke.log" | tail -n 5 >>"$out/summary.txt" || true
 fi
 log "overall: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status
