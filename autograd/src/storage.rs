@@ -6,13 +6,14 @@
 //! -> `kernels::{cpu, cuda}` (plain functions on arrays / [`CudaStorage`]; kernels never see
 //! `Tensor`). Each kernel family has its methods here, one file per family under `storage/`
 //! (elementwise, reduce, matmul, index, softmax, pool, conv, batchnorm, embedding, lstm,
-//! highway),
+//! lstm_seq, highway, normalize),
 //! used by its op's forward and backward alike (e.g. [`Storage::unary`] and
 //! [`Storage::unary_backward`], [`Storage::conv2d`] and [`Storage::conv2d_backward`]); what
 //! a backward needs from its forward comes back as a value that holds either device's
 //! state ([`CrossEntropySaved`], [`PoolArgmax`], [`BatchNormSaved`], ...). A fused CPU
 //! kernel without a GPU twin returns `None` on a GPU (`relu_conv2d`, `batch_norm` in
-//! `Eval`, `highway`, `mse`), and the op composes other ops instead. Storages on two devices panic naming
+//! `Eval`, `highway`, `mse`, the LSTM layer `lstm_seq`, `l2_normalize`), and the op composes
+//! other ops instead. Storages on two devices panic naming
 //! both; two CPU dtypes panic naming both.
 //!
 //! The `dispatch!` macros turn one generic-looking expression into one arm per dtype, so a
@@ -161,7 +162,9 @@ mod embedding;
 mod highway;
 mod index;
 mod lstm;
+mod lstm_seq;
 mod matmul;
+mod normalize;
 mod pool;
 mod reduce;
 mod softmax;
@@ -172,6 +175,7 @@ pub use elementwise::{Binary, Unary};
 pub use embedding::EmbeddingIds;
 pub use highway::HighwaySaved;
 pub use lstm::LstmGatesSaved;
+pub use lstm_seq::{LstmPre, LstmSeqState};
 pub use pool::PoolArgmax;
 pub use softmax::CrossEntropySaved;
 

@@ -14,12 +14,8 @@
 //! take one bias `b: (4H)` = `b_ih + b_hh`.
 
 use crate::Storage;
-use crate::dtype::Float;
-use crate::kernels::cpu::lstm_seq::{
-    LstmSeqSaved, lstm_seq_backward, lstm_seq_backward_pre, lstm_seq_forward,
-};
+use crate::storage::LstmPre;
 use crate::tensor::Tensor;
-use ndarray::IxDyn;
 
 /// The weights of one LSTM layer (PyTorch layout; `bias` is `b_ih + b_hh`).
 #[derive(Clone, Debug)]
@@ -152,11 +148,9 @@ pub fn lstm(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> (Tensor, 
     );
     let t = xs.shape()[0];
     check_cell(&xs.shape()[1..], h0, c0, &w.w_ih, &w.w_hh, &w.bias);
-    let all = [xs, h0, c0, &w.w_ih, &w.w_hh, &w.bias];
-    if crate::ops::device_of("lstm", &all).is_some() {
+    let Some(packed) = lstm_seq(xs, h0, c0, w) else {
         return lstm_steps(xs, h0, c0, w);
-    }
-    let packed = lstm_seq(xs, h0, c0, w);
+    };
     let outputs = packed.narrow(0, 0, t);
     let h_last = packed.select(0, t - 1);
     let c_last = packed.select(0, t);
@@ -189,131 +183,30 @@ fn lstm_steps(
     (Tensor::stack(&refs, 0), (h, c))
 }
 
-/// Saved forward state of [`lstm_seq`], per dtype.
-enum SeqSaved {
-    F32(LstmSeqSaved<f32>),
-    F64(LstmSeqSaved<f64>),
-}
-
-/// The whole layer as one op (forward and backward-through-time in
-/// [`crate::kernels::cpu::lstm_seq`]). Returns `(T + 1, B, H)`: rows `0..T` are the
-/// outputs `h_1..h_T`, row `T` is the final cell state `c_T`.
-fn lstm_seq(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> Tensor {
-    use ndarray::{Axis, Ix1, Ix2, Ix3, concatenate};
-    let t = xs.shape()[0];
-    macro_rules! fwd {
-        ($x:expr, $h:expr, $c:expr, $wi:expr, $wh:expr, $b:expr, $variant:ident) => {{
-            let saved = lstm_seq_forward(
-                $x.view().into_dimensionality::<Ix3>().unwrap(),
-                $h.view().into_dimensionality::<Ix2>().unwrap(),
-                $c.view().into_dimensionality::<Ix2>().unwrap(),
-                $wi.view().into_dimensionality::<Ix2>().unwrap(),
-                $wh.view().into_dimensionality::<Ix2>().unwrap(),
-                $b.view().into_dimensionality::<Ix1>().unwrap(),
-            );
-            let out = concatenate(
-                Axis(0),
-                &[
-                    saved.h.slice(ndarray::s![1.., .., ..]),
-                    saved.c.slice(ndarray::s![t..t + 1, .., ..]),
-                ],
-            )
-            .unwrap()
-            .into_dyn();
-            (Storage::$variant(out), SeqSaved::$variant(saved))
-        }};
-    }
-    let (out, saved) = match (
-        xs.storage(),
+/// The whole layer as one op ([`Storage::lstm_seq`]: forward and backward-through-time in
+/// `kernels::cpu::lstm_seq`). Returns `(T + 1, B, H)`: rows `0..T` are the outputs
+/// `h_1..h_T`, row `T` is the final cell state `c_T`; `None` on a GPU (no fused kernel).
+fn lstm_seq(xs: &Tensor, h0: &Tensor, c0: &Tensor, w: &LstmWeights) -> Option<Tensor> {
+    let (out, saved) = xs.storage().lstm_seq(
         h0.storage(),
         c0.storage(),
         w.w_ih.storage(),
         w.w_hh.storage(),
         w.bias.storage(),
-    ) {
-        (
-            Storage::F32(x),
-            Storage::F32(h),
-            Storage::F32(c),
-            Storage::F32(wi),
-            Storage::F32(wh),
-            Storage::F32(b),
-        ) => fwd!(x, h, c, wi, wh, b, F32),
-        (
-            Storage::F64(x),
-            Storage::F64(h),
-            Storage::F64(c),
-            Storage::F64(wi),
-            Storage::F64(wh),
-            Storage::F64(b),
-        ) => fwd!(x, h, c, wi, wh, b, F64),
-        _ => panic!(
-            "lstm: dtype mismatch among inputs ({}, {}, {}, {}, {}, {})",
-            xs.dtype(),
-            h0.dtype(),
-            c0.dtype(),
-            w.w_ih.dtype(),
-            w.w_hh.dtype(),
-            w.bias.dtype()
-        ),
-    };
+    )?;
     let inputs = [xs, h0, c0, &w.w_ih, &w.w_hh, &w.bias];
-    Tensor::from_op(
+    Some(Tensor::from_op(
         out,
         &inputs,
         "lstm_seq",
         move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-            macro_rules! bwd {
-                ($saved:expr, $x:expr, $wi:expr, $wh:expr, $g:expr, $variant:ident) => {{
-                    let g3 = $g.view().into_dimensionality::<Ix3>().unwrap();
-                    let gr = lstm_seq_backward(
-                        $saved,
-                        $x.view().into_dimensionality::<Ix3>().unwrap(),
-                        $wi.view().into_dimensionality::<Ix2>().unwrap(),
-                        $wh.view().into_dimensionality::<Ix2>().unwrap(),
-                        g3.slice(ndarray::s![..t, .., ..]),
-                        g3.index_axis(Axis(0), t),
-                    );
-                    let wrap =
-                        |a: ndarray::ArrayD<_>| Some(Tensor::from_storage(Storage::$variant(a)));
-                    vec![
-                        wrap(gr.dx.into_dyn()),
-                        wrap(gr.dh0.into_dyn()),
-                        wrap(gr.dc0.into_dyn()),
-                        wrap(gr.dw_ih.into_dyn()),
-                        wrap(gr.dw_hh.into_dyn()),
-                        wrap(gr.db.into_dyn()),
-                    ]
-                }};
-            }
-            match (
-                &saved,
-                inp[0].storage(),
-                inp[3].storage(),
-                inp[4].storage(),
-                g.storage(),
-            ) {
-                (
-                    SeqSaved::F32(sv),
-                    Storage::F32(x),
-                    Storage::F32(wi),
-                    Storage::F32(wh),
-                    Storage::F32(gg),
-                ) => bwd!(sv, x, wi, wh, gg, F32),
-                (
-                    SeqSaved::F64(sv),
-                    Storage::F64(x),
-                    Storage::F64(wi),
-                    Storage::F64(wh),
-                    Storage::F64(gg),
-                ) => bwd!(sv, x, wi, wh, gg, F64),
-                _ => panic!(
-                    "lstm backward: dtype mismatch between the saved state and the gradient ({})",
-                    g.dtype()
-                ),
-            }
+            g.storage()
+                .lstm_seq_backward(&saved, inp[0].storage(), inp[3].storage(), inp[4].storage())
+                .into_iter()
+                .map(|d| Some(Tensor::from_storage(d)))
+                .collect()
         },
-    )
+    ))
 }
 
 /// A time-major LSTM layer from precomputed input projections: `pre (T, B, 4H)` =
@@ -330,11 +223,10 @@ pub fn lstm_projected(
     w_hh: &Tensor,
 ) -> (Tensor, (Tensor, Tensor)) {
     check_projected(pre, h0, c0, w_hh);
-    if crate::ops::device_of("lstm_projected", &[pre, h0, c0, w_hh]).is_some() {
+    let Some(packed) = lstm_seq_pre(pre, None, h0, c0, w_hh, false) else {
         return lstm_projected_steps(pre, h0, c0, w_hh);
-    }
+    };
     let t = pre.shape()[0];
-    let packed = lstm_seq_pre(PreSource::Pre(pre), h0, c0, w_hh, false);
     let outputs = packed.narrow(0, 0, t);
     let h_last = packed.select(0, t - 1);
     let c_last = packed.select(0, t);
@@ -345,13 +237,12 @@ pub fn lstm_projected(
 /// attention and per-step normalisation over `(B, T, H)` want, without a transposed copy).
 pub fn lstm_projected_batch_first(pre: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Tensor {
     check_projected(pre, h0, c0, w_hh);
-    if crate::ops::device_of("lstm_projected_batch_first", &[pre, h0, c0, w_hh]).is_some() {
+    lstm_seq_pre(pre, None, h0, c0, w_hh, true).unwrap_or_else(|| {
         // the GPU permute is a row-major copy
-        return lstm_projected_steps(pre, h0, c0, w_hh)
+        lstm_projected_steps(pre, h0, c0, w_hh)
             .0
-            .permute(&[1, 0, 2]);
-    }
-    lstm_seq_pre(PreSource::Pre(pre), h0, c0, w_hh, true)
+            .permute(&[1, 0, 2])
+    })
 }
 
 /// [`lstm_projected`] as a loop of steps (the GPU path): per step `pre_s + h W_hh^T` and the
@@ -395,157 +286,38 @@ fn check_projected_shape(pre: &[usize], h0: &Tensor, c0: &Tensor, w_hh: &Tensor)
     );
 }
 
-/// `(T, B, H)` -> `(B, T, H)` (or back, with the first two sizes swapped), row copies.
-fn swap01<T: Float>(x: ndarray::ArrayView3<T>) -> ndarray::Array3<T> {
-    let (a, b, h) = x.dim();
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout");
-    let mut out = Vec::with_capacity(a * b * h);
-    for j in 0..b {
-        for i in 0..a {
-            out.extend_from_slice(&xs[(i * b + j) * h..(i * b + j + 1) * h]);
-        }
-    }
-    ndarray::Array3::from_shape_vec((b, a, h), out).expect("sizes match")
-}
-
-/// The input projections of [`lstm_seq_pre`]: a `(T, B, 4H)` tensor, or rows of a
-/// `(V, 4H)` table picked by time-major ids.
-enum PreSource<'a> {
-    Pre(&'a Tensor),
-    Table(&'a Tensor, std::sync::Arc<Vec<usize>>),
-}
-
 /// The op behind [`lstm_projected`] (output packed as in [`lstm_seq`]) and, with
-/// `batch_first`, [`lstm_projected_batch_first`] (outputs `(B, T, H)` only) and
-/// [`lstm_table_batch_first`] (projections read from a table).
+/// `batch_first`, [`lstm_projected_batch_first`] (outputs `(B, T, H)` only) and, with
+/// `ids`, [`lstm_table_batch_first`] (`first` is then a `(V, 4H)` table whose rows the ids
+/// pick). `None` on a GPU.
 fn lstm_seq_pre(
-    src: PreSource,
+    first: &Tensor,
+    ids: Option<&[usize]>,
     h0: &Tensor,
     c0: &Tensor,
     w_hh: &Tensor,
     batch_first: bool,
-) -> Tensor {
-    use crate::kernels::cpu::lstm_seq::{StepInputs, lstm_seq_forward_inputs};
-    use ndarray::{Axis, Ix2, Ix3, concatenate};
-    let (first, ids) = match &src {
-        PreSource::Pre(p) => (*p, None),
-        PreSource::Table(tb, ids) => (*tb, Some(ids.clone())),
+) -> Option<Tensor> {
+    let src = match ids {
+        None => LstmPre::Steps(first.storage()),
+        Some(ids) => LstmPre::Table(first.storage(), ids),
     };
-    let t = match &ids {
-        None => first.shape()[0],
-        Some(ids) => ids.len() / h0.shape()[0].max(1),
-    };
-    macro_rules! fwd {
-        ($p:expr, $h:expr, $c:expr, $wh:expr, $variant:ident) => {{
-            let p_std = $p;
-            let inputs = match &ids {
-                None => StepInputs::Pre(p_std.view().into_dimensionality::<Ix3>().unwrap()),
-                Some(ids) => StepInputs::Table {
-                    table: p_std.view().into_dimensionality::<Ix2>().unwrap(),
-                    ids: ids.as_slice(),
-                },
-            };
-            let saved = lstm_seq_forward_inputs(
-                inputs,
-                $h.view().into_dimensionality::<Ix2>().unwrap(),
-                $c.view().into_dimensionality::<Ix2>().unwrap(),
-                $wh.view().into_dimensionality::<Ix2>().unwrap(),
-            );
-            let out = if batch_first {
-                swap01(saved.h.slice(ndarray::s![1.., .., ..])).into_dyn()
-            } else {
-                concatenate(
-                    Axis(0),
-                    &[
-                        saved.h.slice(ndarray::s![1.., .., ..]),
-                        saved.c.slice(ndarray::s![t..t + 1, .., ..]),
-                    ],
-                )
-                .unwrap()
-                .into_dyn()
-            };
-            (Storage::$variant(out), SeqSaved::$variant(saved))
-        }};
-    }
-    let (out, saved) = match (first.storage(), h0.storage(), c0.storage(), w_hh.storage()) {
-        (Storage::F32(p), Storage::F32(h), Storage::F32(c), Storage::F32(wh)) => {
-            fwd!(standard_nd(p), h, c, wh, F32)
-        }
-        (Storage::F64(p), Storage::F64(h), Storage::F64(c), Storage::F64(wh)) => {
-            fwd!(standard_nd(p), h, c, wh, F64)
-        }
-        _ => panic!(
-            "lstm_projected: dtype mismatch among inputs ({}, {}, {}, {})",
-            first.dtype(),
-            h0.dtype(),
-            c0.dtype(),
-            w_hh.dtype()
-        ),
-    };
-    let v = first.shape()[0];
-    Tensor::from_op(
+    let (out, saved) =
+        Storage::lstm_seq_pre(src, h0.storage(), c0.storage(), w_hh.storage(), batch_first)?;
+    let table = ids.map(|ids| (first.shape()[0], ids.to_vec()));
+    Some(Tensor::from_op(
         out,
         &[first, h0, c0, w_hh],
         "lstm_seq_pre",
         move |inp: &[Tensor], _: &Tensor, g: &Tensor| {
-            macro_rules! bwd {
-                ($saved:expr, $wh:expr, $g:expr, $variant:ident) => {{
-                    let g3 = $g.view().into_dimensionality::<Ix3>().unwrap();
-                    let gr = if batch_first {
-                        let b = g3.dim().0;
-                        let dc_last = ndarray::Array2::zeros((b, g3.dim().2));
-                        lstm_seq_backward_pre(
-                            $saved,
-                            $wh.view().into_dimensionality::<Ix2>().unwrap(),
-                            swap01(g3).view(),
-                            dc_last.view(),
-                        )
-                    } else {
-                        lstm_seq_backward_pre(
-                            $saved,
-                            $wh.view().into_dimensionality::<Ix2>().unwrap(),
-                            g3.slice(ndarray::s![..t, .., ..]),
-                            g3.index_axis(Axis(0), t),
-                        )
-                    };
-                    let d_first = match &ids {
-                        None => gr.dgates.into_dyn(),
-                        Some(ids) => {
-                            // the table's gradient: each step's rows scatter-added in order
-                            let h4 = gr.dgates.dim().2;
-                            let dg = gr.dgates.as_slice().expect("fresh arrays are contiguous");
-                            let mut dt = vec![num_traits::Zero::zero(); v * h4];
-                            crate::kernels::cpu::gather_scatter::index_add(dg, v, h4, ids, &mut dt);
-                            ndarray::ArrayD::from_shape_vec(IxDyn(&[v, h4]), dt).unwrap()
-                        }
-                    };
-                    let wrap =
-                        |a: ndarray::ArrayD<_>| Some(Tensor::from_storage(Storage::$variant(a)));
-                    vec![
-                        wrap(d_first),
-                        wrap(gr.dh0.into_dyn()),
-                        wrap(gr.dc0.into_dyn()),
-                        wrap(gr.dw_hh.into_dyn()),
-                    ]
-                }};
-            }
-            match (&saved, inp[3].storage(), g.storage()) {
-                (SeqSaved::F32(sv), Storage::F32(wh), Storage::F32(gg)) => bwd!(sv, wh, gg, F32),
-                (SeqSaved::F64(sv), Storage::F64(wh), Storage::F64(gg)) => bwd!(sv, wh, gg, F64),
-                _ => panic!(
-                    "lstm_projected backward: dtype mismatch between the saved state and the \
-                     gradient ({})",
-                    g.dtype()
-                ),
-            }
+            let table = table.as_ref().map(|(v, ids)| (*v, ids.as_slice()));
+            g.storage()
+                .lstm_seq_pre_backward(&saved, inp[3].storage(), batch_first, table)
+                .into_iter()
+                .map(|d| Some(Tensor::from_storage(d)))
+                .collect()
         },
-    )
-}
-
-/// `a` in standard layout (borrowed when it already is).
-fn standard_nd<T: Float>(a: &ndarray::ArrayD<T>) -> ndarray::CowArray<'_, T, ndarray::IxDyn> {
-    a.as_standard_layout()
+    ))
 }
 
 /// [`lstm_projected_batch_first`] with the input projections read from a table:
@@ -578,18 +350,10 @@ pub fn lstm_table_batch_first(
         h0.shape()
     );
     let t = ids.len() / b;
-    if crate::ops::device_of("lstm_table_batch_first", &[table, h0, c0, w_hh]).is_some() {
-        return lstm_projected_batch_first(&table.embedding(ids, &[t, b]), h0, c0, w_hh);
-    }
     let shape = [t, b, table.shape()[1]];
     check_projected_shape(&shape, h0, c0, w_hh);
-    lstm_seq_pre(
-        PreSource::Table(table, std::sync::Arc::new(ids.to_vec())),
-        h0,
-        c0,
-        w_hh,
-        true,
-    )
+    lstm_seq_pre(table, Some(ids), h0, c0, w_hh, true)
+        .unwrap_or_else(|| lstm_projected_batch_first(&table.embedding(ids, &[t, b]), h0, c0, w_hh))
 }
 
 #[cfg(test)]

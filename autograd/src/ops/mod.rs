@@ -24,10 +24,9 @@ use crate::Device;
 use crate::tensor::Tensor;
 use ops_cuda::CudaDevice;
 
-/// The GPU the inputs live on, or `None` when all are on the CPU. Kernel families dispatch
-/// in [`crate::Storage`]; this is for the ops that are one fused CPU kernel but, having no
-/// GPU twin, a composition of other ops on a GPU (the LSTM layers, `l2_normalize`), and
-/// for callers outside `autograd`. Panics when they are on
+/// The GPU the inputs live on, or `None` when all are on the CPU. Every op dispatches in
+/// [`crate::Storage`] (a fused CPU kernel without a GPU twin returns `None` there and the op
+/// composes others); this is for callers outside `autograd` that choose a path themselves. Panics when they are on
 /// different devices: `op NAME: inputs on different devices: cuda:0 and cpu — move one with
 /// .to(&device)`.
 #[track_caller]

@@ -303,6 +303,53 @@ pub fn cross_entropy_backward<T: Float>(
     d
 }
 
+/// [`l2_normalize_forward`] for contiguous lanes of length `n` (the last axis), one
+/// lane at a time: same sums in the same order, without the per-lane scratch vectors and
+/// tiny parallel tasks of the strided version.
+pub fn l2_normalize_rows_forward<T: Float>(x: &[T], y: &mut [T], n: usize, eps: T) -> Vec<T> {
+    let mut norms = Vec::with_capacity(x.len() / n);
+    for (xr, yr) in x.chunks(n).zip(y.chunks_mut(n)) {
+        let mut s = T::zero();
+        for &v in xr {
+            s += v * v;
+        }
+        let s = s.sqrt();
+        norms.push(s);
+        let r = T::one() / s.max(eps);
+        yr.iter_mut().zip(xr).for_each(|(yv, &xv)| *yv = xv * r);
+    }
+    norms
+}
+
+/// [`l2_normalize_backward`] for contiguous lanes of length `n`.
+pub fn l2_normalize_rows_backward<T: Float>(
+    y: &[T],
+    norms: &[T],
+    g: &[T],
+    dx: &mut [T],
+    n: usize,
+    eps: T,
+) {
+    for (((yr, gr), dr), &nv) in y
+        .chunks(n)
+        .zip(g.chunks(n))
+        .zip(dx.chunks_mut(n))
+        .zip(norms)
+    {
+        let mut s = T::zero();
+        for (&gv, &yv) in gr.iter().zip(yr) {
+            s += gv * yv;
+        }
+        for ((dv, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+            *dv = if nv > eps {
+                (gv - yv * s) / nv
+            } else {
+                gv / eps
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +368,23 @@ mod tests {
         let mut y = [0.0f32; 2];
         softmax_forward(&x, &mut y, 2, 1, true);
         assert!((y[0] + std::f32::consts::LN_2).abs() < 1e-6, "{y:?}");
+    }
+
+    /// The contiguous last-axis path gives the bits of the general lane kernel.
+    #[test]
+    fn l2_normalize_rows_match_the_lane_kernel_bitwise() {
+        let x: Vec<f32> = (0..39_936)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        let n = 96;
+        let (mut y1, mut y2) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        let n1 = l2_normalize_rows_forward(&x, &mut y1, n, 1e-6);
+        let n2 = l2_normalize_forward(&x, &mut y2, n, 1, 1e-6);
+        assert_eq!((&y1, &n1), (&y2, &n2));
+        let g: Vec<f32> = x.iter().map(|v| v * 0.3 - 0.1).collect();
+        let (mut d1, mut d2) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        l2_normalize_rows_backward(&y1, &n1, &g, &mut d1, n, 1e-6);
+        l2_normalize_backward(&y2, &n2, &g, &mut d2, n, 1, 1e-6);
+        assert_eq!(d1, d2);
     }
 }
