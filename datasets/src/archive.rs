@@ -104,7 +104,8 @@ pub fn extract_dir(
     }
     check(&extracted)?;
     let target = data_dir.join(dir_name);
-    match std::fs::rename(&extracted, &target) {
+    // Flushed before the rename: a crash leaves the whole directory or none of it.
+    match atomic_file::publish_dir(&extracted, &target) {
         Ok(()) => Ok(()),
         // Someone else (another test thread or process) got there first.
         Err(_) if target.is_dir() => Ok(()),
