@@ -180,6 +180,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Where evaluations run ([`crate::executor`]); the records are the same for all.
     pub executor: ExecutorConfig,
+    /// The device children and the NAO controller train on (the CPU by default). Not in
+    /// `config.json`: a run resumed on another device is the same run. Out-of-process tasks
+    /// get theirs from their own `--device` (the executor passes it on).
+    pub device: autograd::Device,
 }
 
 impl RunOptions {
@@ -189,6 +193,7 @@ impl RunOptions {
             resume,
             progress,
             executor: ExecutorConfig::Inline,
+            device: autograd::Device::Cpu,
         }
     }
 }
@@ -269,7 +274,7 @@ pub fn read_records(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
 /// Runs the search configured by `config` in `dir`, building the evaluator and (for NAO)
 /// the surrogate from the configuration.
 pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Result<RunOutcome> {
-    let inner = config.evaluator.build(config.space)?;
+    let inner = config.evaluator.build(config.space, &opts.device)?;
     let dir_abs = std::path::absolute(dir).map_err(io_err("cannot resolve", dir))?;
     let mut evaluator: Box<dyn Evaluator> = match &opts.executor {
         ExecutorConfig::Inline => inner,
@@ -284,7 +289,9 @@ pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Resul
         )),
     };
     let surrogate = match &config.algo {
-        AlgoConfig::Nao(c) => Some(build_surrogate(c, config.space).map_err(Error::Config)?),
+        AlgoConfig::Nao(c) => {
+            Some(build_surrogate(c, config.space, &opts.device).map_err(Error::Config)?)
+        }
         _ => None,
     };
     run_search_with(dir, config, &mut *evaluator, surrogate, opts)
