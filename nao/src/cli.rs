@@ -764,14 +764,14 @@ fn run(cli: Cli, training_device: autograd::Device) -> Result<i32> {
             if let Some(e) = epochs {
                 r.epochs = e;
             }
-            let child = models::cnn::CnnConfig {
-                space: kind,
-                n_cells: n,
-                channels: f,
-                classes: dataset.classes(),
-                dropout_keep: r.dropout_keep,
-                drop_path_keep: r.drop_path_keep,
-                aux_head: r.aux_weight > 0.0,
+            let spec = nao::train_cnn::CnnTrainSpec {
+                dataset,
+                arch: tokens,
+                child: nao::train_cnn::child_config(kind, n, f, dataset, &r),
+                recipe: r,
+                train_images,
+                eval_images,
+                seed,
             };
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
             if let Some(dir) = out.as_deref().and_then(Path::parent)
@@ -782,64 +782,14 @@ fn run(cli: Cli, training_device: autograd::Device) -> Result<i32> {
                     .with_context(|| format!("cannot create {} for --out", dir.display()))?;
             }
             nao::data::prepare(dataset, &data_dir, cli.offline)?;
-            let (train, dev, test) = nao::data::load_split(dataset, &data_dir, seed)?;
-            let data = models::train::cnn_trainer::TrainData {
-                train: std::sync::Arc::new(nao::evaluator::train::head(train, train_images)),
-                eval: std::sync::Arc::new(nao::evaluator::train::head(dev, eval_images)),
-                stats: dataset.stats(),
-            };
-            eprintln!(
-                "training {} on {} ({} epochs, N={n}, F={f})",
-                s.to_text(&tokens),
-                dataset.title(),
-                r.epochs
-            );
-            // The curve grows on disk epoch by epoch (watchable; a crash keeps it).
-            let mut live = match &out {
-                Some(o) => {
-                    let (dir, stem) = nao::run::train_curve::beside(o);
-                    Some(nao::run::train_curve::LiveCurve::start(&dir, &stem)?)
-                }
-                None => None,
-            };
-            let (net, report) = models::train::cnn_trainer::train_cnn_observed_on(
-                &tokens,
-                &child,
-                &r,
-                &data,
-                seed,
-                true,
-                device,
-                &mut |e| {
-                    if let Some(l) = live.as_mut() {
-                        l.epoch(e);
-                    }
-                },
-            )?;
-            let test = nao::evaluator::train::head(test, eval_images);
-            let test_images = test.len();
-            let test_acc = models::train::cnn_trainer::evaluate(
-                &net,
-                &std::sync::Arc::new(test),
-                &data.stats,
-                256,
-            );
+            let t = nao::train_cnn::train(&spec, &data_dir, out.as_deref(), device)?;
             println!(
                 "dev accuracy {:.2}%, test accuracy {:.2}%",
-                report.final_eval_acc * 100.0,
-                test_acc * 100.0
+                t.report.final_eval_acc * 100.0,
+                t.test_acc * 100.0
             );
             if let Some(out) = out {
-                let v = serde_json::json!({
-                    "dataset": dataset,
-                    "report": report,
-                    "test_acc": test_acc,
-                    "dev_images": data.eval.len(),
-                    "test_images": test_images,
-                });
-                write_atomic(&out, serde_json::to_string_pretty(&v)?.as_bytes())?;
-                let (cell, curve) =
-                    nao::run::train_curve::write_beside(&out, &s.to_svg(&tokens), &report)?;
+                let (cell, curve) = nao::train_cnn::write_outputs(&out, &spec, &t)?;
                 println!(
                     "wrote {}, {} and {}",
                     out.display(),
