@@ -11,8 +11,9 @@
 //!
 //! The policy is process-wide, so the library does not choose it: a program that trains
 //! calls [`retain_freed_memory`] once at startup (the `nao` binary does, first thing in
-//! `main`; so do the benchmarks that train). A program that does not keeps glibc's
-//! defaults. The policy changes where buffers come from, never the numbers computed.
+//! `main`; so do the benchmarks and examples that train). A program that does not keeps
+//! glibc's defaults. The policy changes where buffers come from, never the numbers
+//! computed.
 
 use std::sync::Once;
 
