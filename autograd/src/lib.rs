@@ -12,6 +12,8 @@
 //! * Ops live in [`ops`], one family per file, each with its backward rule and gradient
 //!   check; CPU kernels live apart in [`kernels::cpu`].
 //! * [`testing::gradcheck`] proves derivatives by central differences in f64.
+//! * [`retain_freed_memory`] is the heap policy a training program chooses at startup
+//!   (glibc keeps freed tensor buffers for reuse); the library never sets it itself.
 //!
 //! ```
 //! use autograd::{DType, Tensor};
@@ -38,6 +40,7 @@ pub use device::Device;
 pub use dtype::{DType, Float};
 pub use error::Error;
 pub use graph::{Backward, Gradients, NoGradGuard, is_grad_enabled, no_grad};
+pub use kernels::cpu::heap::retain_freed_memory;
 pub use storage::Storage;
 pub use tensor::{Tensor, TensorId};
 pub mod nn;

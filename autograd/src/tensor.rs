@@ -99,7 +99,6 @@ impl Tensor {
 
     /// A constant (no gradient) tensor from storage (on the storage's device).
     pub fn from_storage(storage: Storage) -> Tensor {
-        crate::kernels::cpu::heap::retain_freed_memory();
         Tensor(Arc::new(Node {
             id: TensorId::next(),
             device: storage.device(),
@@ -204,7 +203,6 @@ impl Tensor {
         name: &'static str,
         backward: impl Backward + 'static,
     ) -> Tensor {
-        crate::kernels::cpu::heap::retain_freed_memory();
         // Ops check their inputs' devices before computing (`Storage`'s methods, or
         // `ops::device_of`); this catches an op that forgot to.
         if let Some(first) = inputs.first() {

@@ -30,6 +30,8 @@ const ARCH: &str =
     "0 0 1 3 1 3 1 2 0 0 0 4 2 1 0 1 5 1 5 0 | 1 4 1 0 1 0 2 3 0 1 3 3 3 0 1 1 1 0 2 4";
 
 fn bench_child(cr: &mut Criterion) {
+    // The nao binary's heap policy, so that the numbers time what `nao` runs.
+    autograd::retain_freed_memory();
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let net = CnnNetwork::from_flat(ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
     assert_eq!(net.num_params(), 342_458);
@@ -56,6 +58,8 @@ fn bench_child(cr: &mut Criterion) {
 }
 
 fn bench_child_cuda(cr: &mut Criterion) {
+    // The nao binary's heap policy, so that the numbers time what `nao` runs.
+    autograd::retain_freed_memory();
     let dev = match autograd::Device::cuda(0) {
         Ok(d) => d,
         Err(e) => {

@@ -21,6 +21,8 @@ const ARCH: [usize; 40] = [
 ];
 
 fn bench(c: &mut Criterion) {
+    // The nao binary's heap policy, so that the numbers time what `nao` runs.
+    autograd::retain_freed_memory();
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let net = Supernet::new(&SupernetConfig::peer(), &mut rng);
     let arch = CnnArch::from_flat(&CnnSpace::WS, &ARCH).unwrap();

@@ -9,6 +9,8 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 fn main() {
+    // The nao binary's heap policy (freed tensor buffers kept for the next step).
+    autograd::retain_freed_memory();
     let steps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

@@ -53,6 +53,8 @@ fn unique(
 }
 
 fn main() {
+    // The nao binary's heap policy (freed tensor buffers kept for the next step).
+    autograd::retain_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args[0].parse().unwrap();
     let reps: u64 = args[1].parse().unwrap();

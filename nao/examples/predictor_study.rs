@@ -65,6 +65,8 @@ fn parse(s: &str) -> Setting {
 }
 
 fn main() {
+    // The nao binary's heap policy (freed tensor buffers kept for the next step).
+    autograd::retain_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let (table, metric) = (&args[1], &args[2]);
     let n: usize = args[3].parse().unwrap();

@@ -34,7 +34,7 @@ use crate::search::{AlgoConfig, Record, best_of};
 use autograd::optim::schedule::{CosineAnnealing, LrSchedule};
 use models::cnn::CnnConfig;
 use models::space::{SpaceKind, space};
-use models::train::cnn_trainer::{TrainData, train_cnn_observed};
+use models::train::cnn_trainer::{TrainData, train_cnn_observed_on};
 use models::train::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -285,7 +285,8 @@ pub fn datasets_needed(out: &Path, final_dataset: Dataset) -> Vec<Dataset> {
 
 /// Runs (or resumes) `nao cifar` into `out`: the search on CIFAR-10, then the final
 /// trainings on `final_dataset`. The datasets must be on disk ([`crate::data::prepare`]).
-/// `opts`: resume, progress, and where the search's children train ([`crate::executor`]).
+/// `opts`: resume, progress, where the search's children train ([`crate::executor`]) and
+/// on which device (the search's and the final trainings').
 pub fn run_cifar(
     out: &Path,
     preset: &CifarPreset,
@@ -342,6 +343,7 @@ pub fn run_cifar(
             resume: resume && search_dir.join("config.json").exists(),
             progress,
             executor: executor.clone(),
+            device: opts.device.clone(),
         };
         Some(run_search(&search_dir, &config, &opts)?)
     };
@@ -376,6 +378,7 @@ pub fn run_cifar(
         dataset: final_dataset,
         seed,
         progress,
+        device: &opts.device,
     };
     train_finals(&spec, &mut report, &best, random_best.as_ref())?;
 
@@ -409,6 +412,8 @@ pub(crate) struct FinalSpec<'a> {
     /// The run's seed (each cell's training seed is derived from it and the cell).
     pub seed: u64,
     pub progress: bool,
+    /// Where the cells train.
+    pub device: &'a autograd::Device,
 }
 
 /// [`final_trainings`] of `best` and `random_best` as `spec` says: each cell trained from
@@ -428,6 +433,7 @@ pub(crate) fn train_finals(
         dataset,
         seed,
         progress,
+        device,
     } = *spec;
     let final_path = out.join("final.json");
     let s = space(child.space);
@@ -445,13 +451,14 @@ pub(crate) fn train_finals(
             let start = std::time::Instant::now();
             let stem = curve_stem(role, dataset);
             let mut live = crate::run::train_curve::LiveCurve::start(out, &stem)?;
-            let (_, tr) = train_cnn_observed(
+            let (_, tr) = train_cnn_observed_on(
                 &rec.arch,
                 child,
                 recipe,
                 data,
                 arch_seed(seed ^ 0xf1a1, &rec.arch),
                 progress,
+                device,
                 &mut |e| live.epoch(e),
             )
             .map_err(|e| Error::Config(format!("final training of {role}: {e}")))?;

@@ -11,7 +11,7 @@ use nao::evaluator::table::synthetic_nb201_csv;
 use nao::run::atomic::write_atomic;
 use nao::run::{RunOptions, SearchConfig, read_config, read_records, report, run_search};
 use nao::search::AlgoConfig;
-use nao::search::compare::{paired_stats, run_seeds};
+use nao::search::compare::{paired_stats, run_seeds_on};
 
 const CIFAR_HELP: &str = "\
 Examples:
@@ -370,12 +370,14 @@ impl ExecutorArgs {
     }
 }
 
-/// The global options a task (`nao eval`) needs too.
+/// The global options a task (`nao eval`) needs too, and the device `--device` opened.
 #[derive(Debug, Clone)]
 struct GlobalArgs {
     data_dir: Option<PathBuf>,
     device: Device,
     offline: bool,
+    /// `--device`, opened once at startup and passed to everything that trains.
+    training_device: autograd::Device,
 }
 
 impl GlobalArgs {
@@ -529,11 +531,14 @@ struct CompareArgs {
 /// Runs the CLI; returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if let Err(e) = use_device(cli.device) {
-        eprintln!("error: {e:#}");
-        return 1;
-    }
-    match run(cli) {
+    let device = match open_device(cli.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    match run(cli, device) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -542,16 +547,18 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli, training_device: autograd::Device) -> Result<i32> {
     let global = GlobalArgs {
         data_dir: cli.data_dir.clone(),
         device: cli.device,
         offline: cli.offline,
+        training_device,
     };
+    let device = &global.training_device;
     match cli.command {
         Cmd::Search(a) => search(a, &global),
         Cmd::Eval { run, index } => {
-            let f = nao::executor::task::run_task(&run, index)
+            let f = nao::executor::task::run_task(&run, index, device)
                 .with_context(|| format!("nao eval --run {} --index {index}", run.display()))?;
             match &f.outcome {
                 Ok(e) => println!("evaluation {index}: score {} ({:.1} s)", e.score, f.wall_s),
@@ -559,7 +566,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Compare(a) => compare(a),
+        Cmd::Compare(a) => compare(a, device),
         Cmd::Draw {
             space: kind,
             arch,
@@ -616,6 +623,7 @@ fn run(cli: Cli) -> Result<i32> {
                     seed,
                     resume,
                     final_dataset,
+                    device,
                 );
             }
             let p = nao::cifar::CifarPreset::get(&preset).map_err(anyhow::Error::msg)?;
@@ -630,7 +638,7 @@ fn run(cli: Cli) -> Result<i32> {
                 &p,
                 &data_dir,
                 seed,
-                &opts(resume, executor),
+                &opts(resume, executor, device),
                 final_dataset,
             )?;
             for r in &report.results {
@@ -659,12 +667,12 @@ fn run(cli: Cli) -> Result<i32> {
                 let p = nao::ptb_ws::PtbWsPreset::get(&preset).map_err(anyhow::Error::msg)?;
                 eprintln!("nao ptb --ws --preset {}: {}", p.name, p.about);
                 nao::data::prepare_ptb(&data_dir, cli.offline)?;
-                nao::ptb_ws::run_ptb_ws(&out, &p, &data_dir, seed, resume, true)?
+                nao::ptb_ws::run_ptb_ws(&out, &p, &data_dir, seed, resume, true, device)?
             } else {
                 let p = nao::ptb::PtbPreset::get(&preset).map_err(anyhow::Error::msg)?;
                 eprintln!("nao ptb --preset {}: {}", p.name, p.about);
                 nao::data::prepare_ptb(&data_dir, cli.offline)?;
-                nao::ptb::run_ptb(&out, &p, &data_dir, seed, &opts(resume, executor))?
+                nao::ptb::run_ptb(&out, &p, &data_dir, seed, &opts(resume, executor, device))?
             };
             for r in &report.results {
                 println!(
@@ -716,7 +724,7 @@ fn run(cli: Cli) -> Result<i32> {
                 config.recipe.name,
                 config.recipe.train.epochs
             );
-            let r = nao::train_lm::run_lm(&out, &config, &data_dir, resume, true)?;
+            let r = nao::train_lm::run_lm(&out, &config, &data_dir, resume, true, device)?;
             println!(
                 "valid ppl {:.2}, test ppl {:.2} after {} epochs ({} parameters)",
                 r.valid_ppl, r.test_ppl, r.epochs, r.params
@@ -756,14 +764,14 @@ fn run(cli: Cli) -> Result<i32> {
             if let Some(e) = epochs {
                 r.epochs = e;
             }
-            let child = models::cnn::CnnConfig {
-                space: kind,
-                n_cells: n,
-                channels: f,
-                classes: dataset.classes(),
-                dropout_keep: r.dropout_keep,
-                drop_path_keep: r.drop_path_keep,
-                aux_head: r.aux_weight > 0.0,
+            let spec = nao::train_cnn::CnnTrainSpec {
+                dataset,
+                arch: tokens,
+                child: nao::train_cnn::child_config(kind, n, f, dataset, &r),
+                recipe: r,
+                train_images,
+                eval_images,
+                seed,
             };
             let data_dir = datasets::data_dir(cli.data_dir.as_deref());
             if let Some(dir) = out.as_deref().and_then(Path::parent)
@@ -774,63 +782,14 @@ fn run(cli: Cli) -> Result<i32> {
                     .with_context(|| format!("cannot create {} for --out", dir.display()))?;
             }
             nao::data::prepare(dataset, &data_dir, cli.offline)?;
-            let (train, dev, test) = nao::data::load_split(dataset, &data_dir, seed)?;
-            let data = models::train::cnn_trainer::TrainData {
-                train: std::sync::Arc::new(nao::evaluator::train::head(train, train_images)),
-                eval: std::sync::Arc::new(nao::evaluator::train::head(dev, eval_images)),
-                stats: dataset.stats(),
-            };
-            eprintln!(
-                "training {} on {} ({} epochs, N={n}, F={f})",
-                s.to_text(&tokens),
-                dataset.title(),
-                r.epochs
-            );
-            // The curve grows on disk epoch by epoch (watchable; a crash keeps it).
-            let mut live = match &out {
-                Some(o) => {
-                    let (dir, stem) = nao::run::train_curve::beside(o);
-                    Some(nao::run::train_curve::LiveCurve::start(&dir, &stem)?)
-                }
-                None => None,
-            };
-            let (net, report) = models::train::cnn_trainer::train_cnn_observed(
-                &tokens,
-                &child,
-                &r,
-                &data,
-                seed,
-                true,
-                &mut |e| {
-                    if let Some(l) = live.as_mut() {
-                        l.epoch(e);
-                    }
-                },
-            )?;
-            let test = nao::evaluator::train::head(test, eval_images);
-            let test_images = test.len();
-            let test_acc = models::train::cnn_trainer::evaluate(
-                &net,
-                &std::sync::Arc::new(test),
-                &data.stats,
-                256,
-            );
+            let t = nao::train_cnn::train(&spec, &data_dir, out.as_deref(), device)?;
             println!(
                 "dev accuracy {:.2}%, test accuracy {:.2}%",
-                report.final_eval_acc * 100.0,
-                test_acc * 100.0
+                t.report.final_eval_acc * 100.0,
+                t.test_acc * 100.0
             );
             if let Some(out) = out {
-                let v = serde_json::json!({
-                    "dataset": dataset,
-                    "report": report,
-                    "test_acc": test_acc,
-                    "dev_images": data.eval.len(),
-                    "test_images": test_images,
-                });
-                write_atomic(&out, serde_json::to_string_pretty(&v)?.as_bytes())?;
-                let (cell, curve) =
-                    nao::run::train_curve::write_beside(&out, &s.to_svg(&tokens), &report)?;
+                let (cell, curve) = nao::train_cnn::write_outputs(&out, &spec, &t)?;
                 println!(
                     "wrote {}, {} and {}",
                     out.display(),
@@ -853,6 +812,7 @@ fn cifar_ws(
     seed: u64,
     resume: bool,
     final_dataset: nao::data::Dataset,
+    device: &autograd::Device,
 ) -> Result<i32> {
     if final_dataset != nao::data::Dataset::Cifar10 {
         anyhow::bail!("--ws trains its final cells on CIFAR-10 only: drop --final-dataset");
@@ -861,8 +821,7 @@ fn cifar_ws(
     let data_dir = datasets::data_dir(data_dir);
     nao::data::prepare(nao::data::Dataset::Cifar10, &data_dir, offline)?;
     eprintln!("nao cifar --ws --preset {}: {}", p.name, p.about);
-    let device = models::train::device::training_device();
-    let report = nao::cifar_ws::run_cifar_ws(out, &p, &data_dir, seed, resume, true, &device)?;
+    let report = nao::cifar_ws::run_cifar_ws(out, &p, &data_dir, seed, resume, true, device)?;
     for r in &report.results {
         println!(
             "{:<12} search {:6.2}%  test {:6.2}%  {}",
@@ -874,18 +833,16 @@ fn cifar_ws(
 }
 
 /// Opens the `--device`: the CPU, or CUDA device 0 (a clear error when the build has no
-/// CUDA support or no GPU is found). Child networks and the search's controller then train
-/// there ([`models::train::device::set_training_device`], read by
-/// [`crate::controller::ControllerSurrogate::new`]).
-fn use_device(d: Device) -> Result<()> {
-    let dev = match d {
+/// CUDA support or no GPU is found). It is opened once, at startup, and passed down to
+/// everything that trains: the evaluators, the search's controller
+/// ([`nao::search::surrogate::build_surrogate`]), the final trainings, `nao train`.
+fn open_device(d: Device) -> Result<autograd::Device> {
+    Ok(match d {
         Device::Cpu => autograd::Device::Cpu,
         Device::Cuda => {
             autograd::Device::cuda(0).map_err(|e| anyhow::anyhow!("--device cuda: {e}"))?
         }
-    };
-    models::train::device::set_training_device(dev);
-    Ok(())
+    })
 }
 
 fn evaluator_config(e: &EvalArgs) -> Result<(SpaceKind, EvaluatorConfig, usize)> {
@@ -1033,12 +990,17 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
     Ok(c)
 }
 
-/// Run options of a command: progress on, `resume` and `executor` as given.
-fn opts(resume: bool, executor: nao::executor::ExecutorConfig) -> RunOptions {
+/// Run options of a command: progress on, `resume`, `executor` and `device` as given.
+fn opts(
+    resume: bool,
+    executor: nao::executor::ExecutorConfig,
+    device: &autograd::Device,
+) -> RunOptions {
     RunOptions {
         resume,
         progress: true,
         executor,
+        device: device.clone(),
     }
 }
 
@@ -1066,6 +1028,7 @@ fn search(a: SearchArgs, global: &GlobalArgs) -> Result<i32> {
             resume: a.resume,
             progress,
             executor: a.executor.config(global)?,
+            device: global.training_device.clone(),
         },
     )
     .with_context(|| format!("search in {}", a.out.display()))?;
@@ -1085,11 +1048,11 @@ fn search(a: SearchArgs, global: &GlobalArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn compare(a: CompareArgs) -> Result<i32> {
+fn compare(a: CompareArgs, device: &autograd::Device) -> Result<i32> {
     let progress = std::io::stderr().is_terminal() && a.jobs <= 1;
     let (space, evaluator, budget) = evaluator_config(&a.eval)?;
     // Read the table once up front so that errors show before any run starts.
-    let best_possible = evaluator.build(space)?.best_possible();
+    let best_possible = evaluator.build(space, device)?.best_possible();
     let report_values = match (&a.report_metric, &evaluator) {
         (None, _) => None,
         (Some(col), EvaluatorConfig::Table { path, metric }) => {
@@ -1111,7 +1074,7 @@ fn compare(a: CompareArgs) -> Result<i32> {
         };
         let seeds = a.first_seed..a.first_seed + a.seeds;
         eprintln!("running {name} for seeds {seeds:?}");
-        let best = run_seeds(&config, name, seeds, &a.out, progress, a.jobs)?;
+        let best = run_seeds_on(&config, name, seeds, &a.out, progress, a.jobs, device)?;
         let scores: Vec<f64> = best
             .iter()
             .map(|r| r.as_ref().and_then(|r| r.score).unwrap_or(f64::NAN))

@@ -20,6 +20,7 @@ pub mod ptb;
 pub mod ptb_ws;
 pub mod run;
 pub mod search;
+pub mod train_cnn;
 pub mod train_lm;
 
 pub use error::{Error, Result};

@@ -227,6 +227,8 @@ pub(crate) struct PtbFinalSpec<'a> {
     pub resume: bool,
     /// Progress bars.
     pub progress: bool,
+    /// Where the cells train.
+    pub device: &'a autograd::Device,
 }
 
 /// Trains `cells` one at a time with the same final recipe (each a resumable run
@@ -258,7 +260,7 @@ pub(crate) fn train_final_cells(
                 };
                 eprintln!("final training of {role}: {text}");
                 let again = spec.resume && dir.join("lm.json").exists();
-                let r = run_lm(&dir, &lm, spec.data_dir, again, spec.progress)?;
+                let r = run_lm(&dir, &lm, spec.data_dir, again, spec.progress, spec.device)?;
                 Ok(PtbFinalResult {
                     role: role.clone(),
                     arch: arch.clone(),
@@ -337,8 +339,9 @@ pub(crate) fn final_table(report: &PtbFinalReport, search: &str) -> String {
     md
 }
 
-/// Runs (or resumes) `nao ptb` into `out`. `opts`: resume, progress, and where the
-/// search's children train ([`crate::executor`]).
+/// Runs (or resumes) `nao ptb` into `out`. `opts`: resume, progress, where the search's
+/// children train ([`crate::executor`]) and on which device (the search's and the final
+/// trainings').
 pub fn run_ptb(
     out: &Path,
     preset: &PtbPreset,
@@ -374,6 +377,7 @@ pub fn run_ptb(
             resume: resume && search_dir.join("config.json").exists(),
             progress,
             executor: executor.clone(),
+            device: opts.device.clone(),
         };
         run_search(&search_dir, &config, &opts)?.records
     };
@@ -391,6 +395,7 @@ pub fn run_ptb(
         seed,
         resume,
         progress,
+        device: &opts.device,
     };
     finish(&spec, cells, &search_dir, |report, rounds| {
         render_report(preset, report, records.len(), rounds)

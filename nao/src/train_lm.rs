@@ -394,8 +394,8 @@ fn ck_err(e: impl std::fmt::Display) -> Error {
     Error::Config(e.to_string())
 }
 
-/// Builds the model and session of `config` on the process's training device.
-fn session(config: &LmRunConfig, corpus: &Corpus) -> Result<LmSession> {
+/// Builds the model and session of `config` on `device`.
+fn session(config: &LmRunConfig, corpus: &Corpus, device: &autograd::Device) -> Result<LmSession> {
     let cell = RnnSpace.decode(&config.arch)?;
     let model_cfg = config.recipe.model.with_vocab(corpus.vocab.len());
     model_cfg
@@ -403,8 +403,7 @@ fn session(config: &LmRunConfig, corpus: &Corpus) -> Result<LmSession> {
         .map_err(|e| Error::Config(format!("recipe {}: {e}", config.recipe.name)))?;
     let mut rng = Pcg64Mcg::seed_from_u64(config.seed);
     let model = RnnLanguageModel::new(&cell, &model_cfg, &mut rng);
-    let device = models::train::device::training_device();
-    autograd::nn::Module::to_device(&model, &device)
+    autograd::nn::Module::to_device(&model, device)
         .map_err(|e| Error::Config(format!("cannot move the model to {device}: {e}")))?;
     LmSession::new(model, &config.recipe.train, corpus, config.seed).map_err(ck_err)
 }
@@ -413,13 +412,15 @@ fn session(config: &LmRunConfig, corpus: &Corpus) -> Result<LmSession> {
 /// corpus from `data_dir`. A finished run returns its `result.json` without training.
 /// Without `resume`, `dir` must not hold a run yet; with it, `config` must equal the one
 /// in `dir/lm.json` (callers that resume from the directory read it with
-/// [`read_lm_config`] first).
+/// [`read_lm_config`] first). The model trains on `device` (not in `lm.json`: a run may
+/// resume on another device).
 pub fn run_lm(
     dir: &Path,
     config: &LmRunConfig,
     data_dir: &Path,
     resume: bool,
     progress: bool,
+    device: &autograd::Device,
 ) -> Result<LmResult> {
     let cfg_path = dir.join("lm.json");
     let result_path = dir.join("result.json");
@@ -452,7 +453,7 @@ pub fn run_lm(
         RnnSpace.to_svg(&config.arch).as_bytes(),
     )?;
     let corpus = config.data.load(data_dir)?;
-    let mut s = session(config, &corpus)?;
+    let mut s = session(config, &corpus, device)?;
     let ckpt = dir.join("checkpoint");
     let mut rows: Vec<EpochRow> = Vec::new();
     if let Some(latest) = latest_checkpoint(&ckpt)? {

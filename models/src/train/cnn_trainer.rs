@@ -152,8 +152,8 @@ pub fn evaluate(
 /// Returns the trained network's report; stops with [`TrainError::Diverged`] as soon as a
 /// loss is NaN or infinite.
 ///
-/// Runs on the process's child-training device ([`super::device::training_device`], the
-/// CPU unless the CLI's `--device` set another); [`train_cnn_on`] takes one explicitly.
+/// Runs on the CPU; [`train_cnn_on`] takes the device as an argument (there is no
+/// process-wide device: callers such as `nao`'s evaluators carry the one the CLI chose).
 pub fn train_cnn(
     arch: &[usize],
     cfg: &CnnConfig,
@@ -162,8 +162,15 @@ pub fn train_cnn(
     seed: u64,
     progress: bool,
 ) -> Result<(CnnNetwork, TrainReport), TrainError> {
-    let device = super::device::training_device();
-    train_cnn_on(arch, cfg, recipe, data, seed, progress, &device)
+    train_cnn_on(
+        arch,
+        cfg,
+        recipe,
+        data,
+        seed,
+        progress,
+        &autograd::Device::Cpu,
+    )
 }
 
 /// [`train_cnn`] on `device`: the network is built on the CPU (same initial weights for
@@ -185,6 +192,7 @@ pub fn train_cnn_on(
 /// [`train_cnn`], calling `on_epoch` with each epoch's numbers as soon as the epoch is done
 /// (for example to append them to a log that can be watched, and that survives a crash).
 /// The same numbers end up in the returned report; the training is the same bit for bit.
+/// On the CPU; [`train_cnn_observed_on`] takes the device.
 pub fn train_cnn_observed(
     arch: &[usize],
     cfg: &CnnConfig,
@@ -194,8 +202,23 @@ pub fn train_cnn_observed(
     progress: bool,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<(CnnNetwork, TrainReport), TrainError> {
-    let device = super::device::training_device();
-    train_cnn_inner(arch, cfg, recipe, data, seed, progress, &device, on_epoch)
+    let cpu = autograd::Device::Cpu;
+    train_cnn_inner(arch, cfg, recipe, data, seed, progress, &cpu, on_epoch)
+}
+
+/// [`train_cnn_observed`] on `device` (as [`train_cnn_on`] is [`train_cnn`] on `device`).
+#[allow(clippy::too_many_arguments)]
+pub fn train_cnn_observed_on(
+    arch: &[usize],
+    cfg: &CnnConfig,
+    recipe: &Recipe,
+    data: &TrainData,
+    seed: u64,
+    progress: bool,
+    device: &autograd::Device,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(CnnNetwork, TrainReport), TrainError> {
+    train_cnn_inner(arch, cfg, recipe, data, seed, progress, device, on_epoch)
 }
 
 #[allow(clippy::too_many_arguments)]

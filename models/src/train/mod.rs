@@ -7,7 +7,6 @@
 //! trained; named presets follow the rows of spec section 6.3.
 
 pub mod cnn_trainer;
-pub mod device;
 pub mod lm_session;
 pub mod ptb_recipe;
 pub mod recipe;
@@ -16,5 +15,6 @@ pub mod supernet_trainer;
 
 pub use cnn_trainer::{
     EpochReport, TrainData, TrainError, TrainReport, evaluate, train_cnn, train_cnn_observed,
+    train_cnn_observed_on, train_cnn_on,
 };
 pub use recipe::{OptimizerSpec, Recipe};

@@ -14,9 +14,8 @@
 //!   the averaged weights; at the end the model holds the averaged weights.
 //! * A non-finite loss or gradient norm stops training with [`TrainError::NonFinite`].
 //!
-//! Device: [`train_rnn`] trains on the process's child-training device
-//! ([`super::device::training_device`], the CPU unless the CLI's `--device` set another);
-//! [`train_rnn_on`] takes one explicitly, [`train_model`] uses the model's own. The
+//! Device: [`train_rnn`] trains on the CPU; [`train_rnn_on`] takes the device as an
+//! argument (there is no process-wide device), [`train_model`] uses the model's own. The
 //! parameters, optimiser state, hidden states, masks and the ASGD average all live there.
 //!
 //! Randomness: the model's initial weights, the dropout masks and the window lengths all
@@ -108,8 +107,8 @@ pub struct RnnReport {
 }
 
 /// Builds a model for `arch` (weights seeded from `seed`, vocabulary size taken from the
-/// corpus) and trains it on the process's child-training device
-/// ([`super::device::training_device`]); see the module docs.
+/// corpus) and trains it on the CPU ([`train_rnn_on`] on another device); see the module
+/// docs.
 pub fn train_rnn(
     arch: &RnnCell,
     config: &RnnConfig,
@@ -118,8 +117,7 @@ pub fn train_rnn(
     seed: u64,
     progress: bool,
 ) -> Result<RnnReport, TrainError> {
-    let device = super::device::training_device();
-    train_rnn_on(arch, config, recipe, corpus, seed, progress, &device)
+    train_rnn_on(arch, config, recipe, corpus, seed, progress, &Device::Cpu)
 }
 
 /// [`train_rnn`] on `device`: the model is built on the CPU (same initial weights for

@@ -237,7 +237,7 @@ pub fn run_cifar_ws(
         )
         .map_err(|e| Error::Config(format!("building the supernet: {e}")))?;
         let mut surrogate =
-            build_surrogate(&preset.ws.nao, SpaceKind::CnnWs).map_err(Error::Config)?;
+            build_surrogate(&preset.ws.nao, SpaceKind::CnnWs, device).map_err(Error::Config)?;
         let config = WsSearchConfig {
             space: SpaceKind::CnnWs,
             ws: preset.ws.clone(),
@@ -275,6 +275,7 @@ pub fn run_cifar_ws(
         dataset: Dataset::Cifar10,
         seed,
         progress,
+        device,
     };
     train_finals(&spec, &mut report, &best, random_best.as_ref())?;
 

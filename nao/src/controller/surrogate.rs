@@ -60,9 +60,10 @@ impl SurrogateOptions {
 /// trained for `epochs` each round (continuing from the previous round's weights and
 /// optimiser state, as NAO-WS does).
 ///
-/// The controllers live on the surrogate's device: by default the process's training
-/// device ([`models::train::device::training_device`], which the CLI's `--device` sets), so
-/// `--device cuda` trains the controller on the GPU as well as the child networks.
+/// The controllers live on the surrogate's device: the CPU unless [`Self::with_device`]
+/// names another. There is no process-wide device: a search passes the one the CLI's
+/// `--device` opened ([`crate::search::surrogate::build_surrogate`]), so `--device cuda`
+/// trains the controller on the GPU as well as the child networks.
 pub struct ControllerSurrogate {
     kind: SpaceKind,
     cfg: ControllerConfig,
@@ -100,12 +101,14 @@ fn member_files(i: usize) -> (String, String) {
 }
 
 impl ControllerSurrogate {
-    /// A single controller for `kind` that trains `epochs` per round.
+    /// A single controller for `kind` that trains `epochs` per round, on the CPU
+    /// ([`Self::with_device`] for another device).
     pub fn new(kind: SpaceKind, epochs: usize) -> ControllerSurrogate {
         Self::with_options(kind, &SurrogateOptions::spec(epochs))
     }
 
-    /// A surrogate for `kind` as `opts` say.
+    /// A surrogate for `kind` as `opts` say, on the CPU ([`Self::with_device`] for another
+    /// device).
     pub fn with_options(kind: SpaceKind, opts: &SurrogateOptions) -> ControllerSurrogate {
         let mut cfg = ControllerConfig::for_space(space(kind).as_ref());
         cfg.epochs = opts.epochs;
@@ -120,7 +123,7 @@ impl ControllerSurrogate {
             fresh: opts.fresh,
             members: Vec::new(),
             init_seeds: Vec::new(),
-            device: models::train::device::training_device(),
+            device: Device::Cpu,
         }
     }
 

@@ -288,10 +288,13 @@ impl EvaluatorConfig {
         }
     }
 
-    /// Builds the evaluator for `space` (reads the table).
+    /// Builds the evaluator for `space` (reads the table); evaluators that train children
+    /// train them on `device` (not part of the configuration: a run resumed on another
+    /// device is the same run).
     pub fn build(
         &self,
         space: models::space::SpaceKind,
+        device: &autograd::Device,
     ) -> crate::error::Result<Box<dyn Evaluator>> {
         let s = models::space::space(space);
         Ok(match self {
@@ -315,7 +318,7 @@ impl EvaluatorConfig {
                         spec.child.space
                     )));
                 }
-                Box::new(train::ChildTrainer::new((**spec).clone())?)
+                Box::new(train::ChildTrainer::new((**spec).clone(), device)?)
             }
             EvaluatorConfig::TrainRnn(spec) => {
                 if space != models::space::SpaceKind::Rnn {
@@ -323,7 +326,7 @@ impl EvaluatorConfig {
                         "language-model children need the rnn space, not {space}"
                     )));
                 }
-                Box::new(train_rnn::RnnChildTrainer::new((**spec).clone())?)
+                Box::new(train_rnn::RnnChildTrainer::new((**spec).clone(), device)?)
             }
         })
     }

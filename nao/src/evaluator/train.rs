@@ -10,7 +10,7 @@ use super::{EvalFailure, Evaluation, Evaluator, FailureKind};
 use datasets::{ChannelStats, Cifar, ImageSet, LoadOptions};
 use models::cnn::CnnConfig;
 use models::space::Arch;
-use models::train::cnn_trainer::{TrainData, TrainError, train_cnn};
+use models::train::cnn_trainer::{TrainData, TrainError, train_cnn_on};
 use models::train::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -69,18 +69,26 @@ pub fn head(set: ImageSet, n: usize) -> ImageSet {
 pub struct ChildTrainer {
     spec: ChildTrainSpec,
     data: TrainData,
+    device: autograd::Device,
 }
 
 impl ChildTrainer {
-    /// Loads the data named by `spec`.
-    pub fn new(spec: ChildTrainSpec) -> crate::error::Result<ChildTrainer> {
+    /// Loads the data named by `spec`; the children train on `device`.
+    pub fn new(
+        spec: ChildTrainSpec,
+        device: &autograd::Device,
+    ) -> crate::error::Result<ChildTrainer> {
         let (train, dev, _) = load_cifar10(&spec.data_dir, spec.seed)?;
         let data = TrainData {
             train: Arc::new(head(train, spec.train_images)),
             eval: Arc::new(head(dev, spec.eval_images)),
             stats: ChannelStats::CIFAR10,
         };
-        Ok(ChildTrainer { spec, data })
+        Ok(ChildTrainer {
+            spec,
+            data,
+            device: device.clone(),
+        })
     }
 }
 
@@ -97,13 +105,14 @@ impl Evaluator for ChildTrainer {
     fn evaluate(&mut self, arch: &Arch) -> Result<Evaluation, EvalFailure> {
         let seed = arch_seed(self.spec.seed, arch);
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            train_cnn(
+            train_cnn_on(
                 arch,
                 &self.spec.child,
                 &self.spec.recipe,
                 &self.data,
                 seed,
                 false,
+                &self.device,
             )
         }));
         match run {

@@ -15,7 +15,7 @@ use super::{EvalFailure, Evaluation, Evaluator, FailureKind};
 use crate::train_lm::{LmData, LmRecipe};
 use datasets::Corpus;
 use models::space::{Arch, RnnSpace};
-use models::train::rnn_trainer::{TrainError, train_rnn};
+use models::train::rnn_trainer::{TrainError, train_rnn_on};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -40,13 +40,21 @@ pub struct RnnChildSpec {
 pub struct RnnChildTrainer {
     spec: RnnChildSpec,
     corpus: Corpus,
+    device: autograd::Device,
 }
 
 impl RnnChildTrainer {
-    /// Loads the corpus named by `spec`.
-    pub fn new(spec: RnnChildSpec) -> crate::error::Result<RnnChildTrainer> {
+    /// Loads the corpus named by `spec`; the language models train on `device`.
+    pub fn new(
+        spec: RnnChildSpec,
+        device: &autograd::Device,
+    ) -> crate::error::Result<RnnChildTrainer> {
         let corpus = spec.data.load(&spec.data_dir)?;
-        Ok(RnnChildTrainer { spec, corpus })
+        Ok(RnnChildTrainer {
+            spec,
+            corpus,
+            device: device.clone(),
+        })
     }
 }
 
@@ -57,13 +65,14 @@ impl Evaluator for RnnChildTrainer {
             .decode(arch)
             .map_err(|e| EvalFailure::error(e.to_string()))?;
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            train_rnn(
+            train_rnn_on(
                 &cell,
                 &self.spec.recipe.model,
                 &self.spec.recipe.train,
                 &self.corpus,
                 seed,
                 false,
+                &self.device,
             )
         }));
         match run {

@@ -99,7 +99,8 @@ pub fn log_tail(run: &Path, index: usize, lines: usize) -> String {
 /// the run's evaluator (its `config.json`; the hidden per-evaluation delay included) and
 /// writes `DIR/evals/I.json` atomically. The evaluation's own failure is written as an
 /// outcome; an `Err` means the task could not run (no such index, unreadable run).
-pub fn run_task(run: &Path, index: usize) -> Result<EvalFile> {
+/// Children train on `device` (the task's own `--device`).
+pub fn run_task(run: &Path, index: usize, device: &autograd::Device) -> Result<EvalFile> {
     let config = read_config(run)?;
     let pending: Pending = read_json(&pending_path(run))?;
     let entry = pending
@@ -113,7 +114,7 @@ pub fn run_task(run: &Path, index: usize) -> Result<EvalFile> {
                 pending.batch.iter().map(|e| e.index).collect::<Vec<_>>()
             ))
         })?;
-    let mut evaluator = config.evaluator.build(config.space)?;
+    let mut evaluator = config.evaluator.build(config.space, device)?;
     let start = Instant::now();
     if config.eval_delay_ms > 0 {
         std::thread::sleep(Duration::from_millis(config.eval_delay_ms));

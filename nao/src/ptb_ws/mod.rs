@@ -148,7 +148,8 @@ impl PtbWsPreset {
 }
 
 /// Runs (or resumes) `nao ptb --ws` into `out`. PTB must be on disk in `data_dir`
-/// ([`crate::data::prepare_ptb`]).
+/// ([`crate::data::prepare_ptb`]). The controller and the final trainings run on
+/// `device`; the supernet stays on the CPU.
 pub fn run_ptb_ws(
     out: &Path,
     preset: &PtbWsPreset,
@@ -156,6 +157,7 @@ pub fn run_ptb_ws(
     seed: u64,
     resume: bool,
     progress: bool,
+    device: &autograd::Device,
 ) -> Result<PtbFinalReport> {
     claim(out, "ptb-ws.json", preset, resume)?;
     let data_dir: PathBuf =
@@ -171,7 +173,7 @@ pub fn run_ptb_ws(
             .map_err(|e| Error::Config(format!("building the supernet: {e}")))?
             .with_scoring(preset.scoring);
         let mut surrogate =
-            build_surrogate(&preset.ws.nao, SpaceKind::Rnn).map_err(Error::Config)?;
+            build_surrogate(&preset.ws.nao, SpaceKind::Rnn, device).map_err(Error::Config)?;
         let config = WsSearchConfig {
             space: SpaceKind::Rnn,
             ws: preset.ws.clone(),
@@ -197,6 +199,7 @@ pub fn run_ptb_ws(
         seed,
         resume,
         progress,
+        device,
     };
     finish(&spec, cells, &search_dir, |report, rounds| {
         render_report(preset, report, records.len(), rounds)

@@ -21,33 +21,43 @@
 //! restores the newest checkpoint, keeps the log up to it, and replays every evaluation
 //! logged after it from the log instead of querying the evaluator again, so the continued
 //! run makes exactly the same decisions and writes the same `archs.jsonl`.
+//!
+//! [`run_search_with`] ties the parts together, one file each: opening the directory
+//! (`open.rs`: a new run's first files, or an interrupted run's state and logs cut back to
+//! its checkpoint), the rounds (`rounds.rs`: each round's line, timing and checkpoint),
+//! the checkpoints themselves (`checkpoint.rs`), the manifest (`manifest.rs`), the
+//! repairs of a damaged directory ([`repair`]) and the reports ([`report`]).
 
 pub mod atomic;
+mod checkpoint;
+mod manifest;
+mod open;
 pub mod plain_progress;
 pub mod preset_file;
 pub mod repair;
 pub mod report;
+mod rounds;
 pub mod svg;
 pub mod train_curve;
 
-use std::collections::HashMap;
+pub(crate) use manifest::hostname;
+pub use manifest::{Manifest, now_iso};
+
 use std::io::IsTerminal;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use models::space::{SpaceKind, space};
-use rand::SeedableRng;
-use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::error::{Error, Result, io_err};
 use crate::evaluator::{Delayed, Evaluator, EvaluatorConfig, Replay};
 use crate::executor::{ExecutorConfig, LocalExecutor, SlurmExecutor};
 use crate::search::surrogate::{Surrogate, build_surrogate};
 use crate::search::{AlgoConfig, Ctx, Record, RecordSink};
-use atomic::{JsonlAppender, read_lines, write_atomic, write_json_atomic};
+use atomic::{JsonlAppender, read_lines, write_json_atomic};
 
 /// Every setting of a search run (`config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,109 +77,6 @@ pub struct SearchConfig {
     pub eval_delay_ms: u64,
 }
 
-/// `manifest.json`: where, when and how a run ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The run's seed.
-    pub seed: u64,
-    /// This crate's version.
-    pub crate_version: String,
-    /// `git rev-parse HEAD` of the working directory, when available.
-    pub git_commit: Option<String>,
-    /// The host's name, when available.
-    pub hostname: Option<String>,
-    /// Logical CPUs available.
-    pub cpu_count: usize,
-    /// When the run first started (UTC, ISO 8601).
-    pub start_time: String,
-    /// When it last ended (UTC, ISO 8601).
-    pub end_time: Option<String>,
-    /// Wall time summed over all invocations, seconds.
-    pub wall_time_s: f64,
-    /// `running`, `finished` or `failed: ...`.
-    pub status: String,
-    /// How many times the run was started (1 + resumptions).
-    pub invocations: usize,
-    /// Evaluations answered from the log on resumption, over all resumptions.
-    pub replayed_evaluations: usize,
-}
-
-impl Manifest {
-    /// The manifest of a run starting now with `seed` (status `running`, one invocation).
-    pub fn starting(seed: u64) -> Manifest {
-        Manifest {
-            seed,
-            crate_version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: git_commit(),
-            hostname: hostname(),
-            cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            start_time: now_iso(),
-            end_time: None,
-            wall_time_s: 0.0,
-            status: "running".into(),
-            invocations: 1,
-            replayed_evaluations: 0,
-        }
-    }
-}
-
-/// Current UTC time as ISO 8601 (`2026-01-31T12:00:00Z`).
-pub fn now_iso() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// `git rev-parse HEAD` in the working directory, else in the crate's source tree.
-fn git_commit() -> Option<String> {
-    let rev = |dir: Option<&str>| {
-        let mut c = std::process::Command::new("git");
-        if let Some(d) = dir {
-            c.args(["-C", d]);
-        }
-        let out = c
-            .args(["rev-parse", "HEAD"])
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    rev(None).or_else(|| rev(Some(env!("CARGO_MANIFEST_DIR"))))
-}
-
-pub(crate) fn hostname() -> Option<String> {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| {
-            let out = std::process::Command::new("hostname").output().ok()?;
-            Some(String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
-        })
-}
-
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -180,6 +87,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Where evaluations run ([`crate::executor`]); the records are the same for all.
     pub executor: ExecutorConfig,
+    /// The device children and the NAO controller train on (the CPU by default). Not in
+    /// `config.json`: a run resumed on another device is the same run. Out-of-process tasks
+    /// get theirs from their own `--device` (the executor passes it on).
+    pub device: autograd::Device,
 }
 
 impl RunOptions {
@@ -189,6 +100,7 @@ impl RunOptions {
             resume,
             progress,
             executor: ExecutorConfig::Inline,
+            device: autograd::Device::Cpu,
         }
     }
 }
@@ -269,7 +181,7 @@ pub fn read_records(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
 /// Runs the search configured by `config` in `dir`, building the evaluator and (for NAO)
 /// the surrogate from the configuration.
 pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Result<RunOutcome> {
-    let inner = config.evaluator.build(config.space)?;
+    let inner = config.evaluator.build(config.space, &opts.device)?;
     let dir_abs = std::path::absolute(dir).map_err(io_err("cannot resolve", dir))?;
     let mut evaluator: Box<dyn Evaluator> = match &opts.executor {
         ExecutorConfig::Inline => inner,
@@ -284,7 +196,9 @@ pub fn run_search(dir: &Path, config: &SearchConfig, opts: &RunOptions) -> Resul
         )),
     };
     let surrogate = match &config.algo {
-        AlgoConfig::Nao(c) => Some(build_surrogate(c, config.space).map_err(Error::Config)?),
+        AlgoConfig::Nao(c) => {
+            Some(build_surrogate(c, config.space, &opts.device).map_err(Error::Config)?)
+        }
         _ => None,
     };
     run_search_with(dir, config, &mut *evaluator, surrogate, opts)
@@ -313,14 +227,6 @@ impl RecordSink for Logs {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    round: usize,
-    n_records: usize,
-    rng: Pcg64Mcg,
-    algo: Value,
-}
-
 /// Runs the search with a given evaluator and surrogate (see the module docs). Without
 /// `opts.resume`, `dir` must not hold a run yet.
 pub fn run_search_with(
@@ -333,91 +239,19 @@ pub fn run_search_with(
     let started = Instant::now();
     let space = space(config.space);
     let mut algo = config.algo.build(surrogate).map_err(Error::Config)?;
-    let cfg_path = dir.join("config.json");
     let man_path = dir.join("manifest.json");
-    let ckpt_dir = dir.join("checkpoint");
-    let mut manifest;
-    let mut records = Vec::new();
-    let mut cache = HashMap::new();
-    let mut rng = Pcg64Mcg::seed_from_u64(config.seed);
-    let mut next_round = 0;
-    let mut notes = Vec::new();
-    if opts.resume {
-        let stored = read_config(dir)?;
-        if &stored != config {
-            return Err(Error::Config(format!(
-                "{} does not match the settings given for --resume",
-                cfg_path.display()
-            )));
-        }
-        manifest = read_json::<Manifest>(&man_path)?;
-        manifest.invocations += 1;
-        for name in ["archs.jsonl", "rounds.jsonl", "timings.jsonl"] {
-            if let Some(note) = repair::repair_torn_tail(&dir.join(name))? {
-                eprintln!("warning: {note}");
-                notes.push(note);
-            }
-        }
-        let (logged, raw) = read_records(dir)?;
-        let mut keep = 0;
-        if let Some(st) =
-            repair::restore_newest_usable(&ckpt_dir, &mut *algo, logged.len(), &mut notes)?
-        {
-            rng = st.rng;
-            keep = st.n_records;
-            next_round = st.round + 1;
-        }
-        records = logged[..keep].to_vec();
-        for r in &logged[keep..] {
-            cache.insert(r.arch.clone(), r.outcome());
-        }
-        // Cut the logs back to the checkpoint; replayed evaluations are appended again.
-        let mut kept = raw[..keep].join("\n");
-        if keep > 0 {
-            kept.push('\n');
-        }
-        write_atomic(&dir.join("archs.jsonl"), kept.as_bytes())?;
-        let keep_round = |l: &String| {
-            serde_json::from_str::<Value>(l).ok().is_some_and(|v| {
-                match (v["round"].as_u64(), v["index"].as_u64()) {
-                    (Some(r), None) => (r as usize) < next_round,
-                    (None, Some(i)) => (i as usize) < keep,
-                    _ => false,
-                }
-            })
-        };
-        for name in ["rounds.jsonl", "timings.jsonl"] {
-            let p = dir.join(name);
-            let lines: Vec<String> = read_lines(&p)?.into_iter().filter(keep_round).collect();
-            let mut text = lines.join("\n");
-            if !lines.is_empty() {
-                text.push('\n');
-            }
-            write_atomic(&p, text.as_bytes())?;
-        }
+    let open::Opened {
+        mut manifest,
+        records,
+        cache,
+        rng,
+        next_round,
+        notes,
+    } = if opts.resume {
+        open::resume(dir, config, &mut *algo)?
     } else {
-        if cfg_path.exists() || dir.join("archs.jsonl").exists() {
-            return Err(Error::Config(format!(
-                "{} already holds a run: pass --resume to continue it, or choose another --out",
-                dir.display()
-            )));
-        }
-        std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
-        write_json_atomic(&cfg_path, config)?;
-        manifest = Manifest {
-            seed: config.seed,
-            crate_version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: git_commit(),
-            hostname: hostname(),
-            cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            start_time: now_iso(),
-            end_time: None,
-            wall_time_s: 0.0,
-            status: "running".into(),
-            invocations: 1,
-            replayed_evaluations: 0,
-        };
-    }
+        open::start(dir, config)?
+    };
     manifest.status = "running".into();
     write_json_atomic(&man_path, &manifest)?;
     let prior_wall = manifest.wall_time_s;
@@ -436,19 +270,7 @@ pub fn run_search_with(
         plain: plain.clone(),
     };
     let mut rounds_log = JsonlAppender::open(&dir.join("rounds.jsonl"))?;
-    let progress = if opts.progress && std::io::stderr().is_terminal() {
-        let pb = ProgressBar::new(config.budget as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} evaluations  {msg}",
-            )
-            .expect("valid template"),
-        );
-        pb.enable_steady_tick(Duration::from_millis(200));
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let progress = progress_bar(opts.progress, config.budget);
     let mut delayed;
     // Out-of-process tasks sleep themselves (`executor::task::run_task`).
     let inline = opts.executor == ExecutorConfig::Inline;
@@ -476,34 +298,13 @@ pub fn run_search_with(
             &mut logs,
             progress.clone(),
         );
-        let mut round = next_round;
-        while ctx.remaining() > 0 {
-            let t = Instant::now();
-            let before = ctx.records.len();
-            let diag = algo.round(&mut ctx, round)?;
-            let mut line = Map::new();
-            line.insert("round".into(), json!(round));
-            line.insert("evaluations".into(), json!(ctx.records.len()));
-            line.insert(
-                "failed".into(),
-                json!(ctx.records.iter().filter(|r| r.score.is_none()).count()),
-            );
-            line.insert("best".into(), json!(ctx.best().and_then(|r| r.score)));
-            line.extend(diag);
-            rounds_log.append(&line)?;
-            ctx.log_timing(&json!({"round": round, "wall_s": t.elapsed().as_secs_f64()}))?;
-            write_checkpoint(&ckpt_dir, round, &ctx, &*algo)?;
-            if let Some(p) = &plain {
-                eprintln!("{}", p.round(round));
-            }
-            if let Some(b) = ctx.best().and_then(|r| r.score) {
-                progress.set_message(format!("round {round} done, best {b:.4}"));
-            }
-            round += 1;
-            if ctx.records.len() == before {
-                break; // nothing new could be found: the space is exhausted
-            }
-        }
+        let mut round_logs = rounds::RoundLogs {
+            rounds: &mut rounds_log,
+            ckpt_dir: &dir.join("checkpoint"),
+            plain: plain.as_deref(),
+            progress: &progress,
+        };
+        let round = rounds::run_rounds(&mut ctx, &mut *algo, next_round, &mut round_logs)?;
         Ok((ctx.records, round))
     })();
     progress.finish_and_clear();
@@ -530,44 +331,20 @@ pub fn run_search_with(
     })
 }
 
-/// Writes `checkpoint/round-R/` via a temporary directory and a rename, then points
-/// `checkpoint/latest` at it; keeps the two newest checkpoints.
-fn write_checkpoint(
-    ckpt_dir: &Path,
-    round: usize,
-    ctx: &Ctx<'_>,
-    algo: &dyn crate::search::Algorithm,
-) -> Result<()> {
-    std::fs::create_dir_all(ckpt_dir).map_err(io_err("cannot create", ckpt_dir))?;
-    let name = format!("round-{round}");
-    let tmp = ckpt_dir.join(format!(".{name}.tmp"));
-    let fin = ckpt_dir.join(&name);
-    for d in [&tmp, &fin] {
-        if d.exists() {
-            std::fs::remove_dir_all(d).map_err(io_err("cannot remove", d))?;
-        }
+/// The evaluations' progress bar: drawn when `progress` and stderr is a terminal, else
+/// hidden.
+fn progress_bar(progress: bool, budget: usize) -> ProgressBar {
+    if progress && std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(budget as u64);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} evaluations  {msg}",
+            )
+            .expect("valid template"),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb
+    } else {
+        ProgressBar::hidden()
     }
-    let sdir = tmp.join("surrogate");
-    std::fs::create_dir_all(&sdir).map_err(io_err("cannot create", &sdir))?;
-    algo.save_extra(&sdir)?;
-    let state = CheckpointState {
-        round,
-        n_records: ctx.records.len(),
-        rng: ctx.rng.clone(),
-        algo: algo.state(),
-    };
-    write_json_atomic(&tmp.join("state.json"), &state)?;
-    let mut pool = String::new();
-    for r in &ctx.records {
-        pool.push_str(&serde_json::to_string(r).expect("serialisable"));
-        pool.push('\n');
-    }
-    write_atomic(&tmp.join("pool.jsonl"), pool.as_bytes())?;
-    atomic_file::publish_dir(&tmp, &fin).map_err(io_err("cannot rename into", &fin))?;
-    write_atomic(&ckpt_dir.join("latest"), format!("{name}\n").as_bytes())?;
-    if round >= 2 {
-        let old = ckpt_dir.join(format!("round-{}", round - 2));
-        let _ = std::fs::remove_dir_all(old);
-    }
-    Ok(())
 }

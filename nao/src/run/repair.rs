@@ -14,7 +14,8 @@
 use std::path::Path;
 
 use super::atomic::write_atomic;
-use super::{CheckpointState, read_json};
+use super::checkpoint::CheckpointState;
+use super::read_json;
 use crate::error::{Error, Result, io_err};
 use crate::search::Algorithm;
 

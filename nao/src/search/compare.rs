@@ -21,7 +21,8 @@ use crate::run::{RunOptions, SearchConfig, read_config, read_records, run_search
 /// Runs `base` (its seed replaced) for each seed in `seeds`, in `out/<label>/seed-<s>`, and
 /// returns the best record found per seed (`None` when a run found nothing). Finished runs
 /// with the same settings are reused; interrupted ones resume. `jobs` runs go at once (each
-/// run is deterministic on its own, so the results do not depend on `jobs`).
+/// run is deterministic on its own, so the results do not depend on `jobs`). On the CPU;
+/// [`run_seeds_on`] takes the device.
 pub fn run_seeds(
     base: &SearchConfig,
     label: &str,
@@ -29,6 +30,27 @@ pub fn run_seeds(
     out: &Path,
     progress: bool,
     jobs: usize,
+) -> Result<Vec<Option<Record>>> {
+    run_seeds_on(
+        base,
+        label,
+        seeds,
+        out,
+        progress,
+        jobs,
+        &autograd::Device::Cpu,
+    )
+}
+
+/// [`run_seeds`] with the runs' children and controllers on `device`.
+pub fn run_seeds_on(
+    base: &SearchConfig,
+    label: &str,
+    seeds: Range<u64>,
+    out: &Path,
+    progress: bool,
+    jobs: usize,
+    device: &autograd::Device,
 ) -> Result<Vec<Option<Record>>> {
     let seeds: Vec<u64> = seeds.collect();
     let next = AtomicUsize::new(0);
@@ -43,7 +65,11 @@ pub fn run_seeds(
                 read_records(&dir)?.0
             } else {
                 let resume = dir.join("config.json").exists();
-                run_search(&dir, &config, &RunOptions::inline(resume, progress))?.records
+                let opts = RunOptions {
+                    device: device.clone(),
+                    ..RunOptions::inline(resume, progress)
+                };
+                run_search(&dir, &config, &opts)?.records
             };
         Ok(super::best_of(&records).cloned())
     };

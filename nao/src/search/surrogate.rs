@@ -105,24 +105,28 @@ pub const DEFAULT_CONTROLLER_EPOCHS: usize = 200;
 /// Builds NAO's surrogate as `config` says: `config.surrogate` names it (`nao`, the
 /// controller with [`DEFAULT_CONTROLLER_EPOCHS`] epochs per round; `nao:EPOCHS`; or
 /// `linear`); the controller's ensemble size, ranking-loss weight and generation settings come
-/// from the same settings.
+/// from the same settings. The controller lives on `device`.
 pub fn build_surrogate(
     config: &super::NaoConfig,
     space: SpaceKind,
+    device: &autograd::Device,
 ) -> Result<Box<dyn Surrogate>, String> {
     let controller = |epochs: usize| -> Box<dyn Surrogate> {
-        Box::new(crate::controller::ControllerSurrogate::with_options(
-            space,
-            &crate::controller::SurrogateOptions {
-                epochs,
-                ensemble: config.ensemble,
-                rank_weight: config.rank_weight,
-                noise: config.noise,
-                temperature: config.temperature,
-                eta_step: config.eta_step,
-                fresh: config.fresh,
-            },
-        ))
+        Box::new(
+            crate::controller::ControllerSurrogate::with_options(
+                space,
+                &crate::controller::SurrogateOptions {
+                    epochs,
+                    ensemble: config.ensemble,
+                    rank_weight: config.rank_weight,
+                    noise: config.noise,
+                    temperature: config.temperature,
+                    eta_step: config.eta_step,
+                    fresh: config.fresh,
+                },
+            )
+            .with_device(device.clone()),
+        )
     };
     match config.surrogate.as_str() {
         "linear" => Ok(Box::new(LinearSurrogate::new(space, 1.0))),

@@ -8,6 +8,12 @@
 //! the mmap threshold to its 32 MiB maximum and switching trimming off keeps freed buffers
 //! in the process for the next step. The cost is that memory freed after a peak is not
 //! returned to the system until the process ends.
+//!
+//! The policy is process-wide, so the library does not choose it: a program that trains
+//! calls [`retain_freed_memory`] once at startup (the `nao` binary does, first thing in
+//! `main`; so do the benchmarks and examples that train). A program that does not keeps
+//! glibc's defaults. The policy changes where buffers come from, never the numbers
+//! computed.
 
 use std::sync::Once;
 
@@ -16,9 +22,11 @@ unsafe extern "C" {
     fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
 }
 
-/// Applies the policy above (once per process; no effect off glibc, or when the
-/// environment variable `AUTOGRAD_KEEP_HEAP=0` is set). Called when a tensor is created.
-#[inline]
+/// Applies the policy above: glibc's mmap threshold raised to 32 MiB, trimming off.
+///
+/// Call it once, early, from the binary (later calls do nothing). It has no effect off
+/// glibc, or when the environment variable `AUTOGRAD_KEEP_HEAP=0` is set. Also exported as
+/// [`crate::retain_freed_memory`].
 pub fn retain_freed_memory() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
