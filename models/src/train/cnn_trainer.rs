@@ -186,7 +186,7 @@ pub fn train_cnn_on(
     progress: bool,
     device: &autograd::Device,
 ) -> Result<(CnnNetwork, TrainReport), TrainError> {
-    train_cnn_inner(arch, cfg, recipe, data, seed, progress, device, &mut |_| {})
+    train_cnn_observed_on(arch, cfg, recipe, data, seed, progress, device, &mut |_| {})
 }
 
 /// [`train_cnn`], calling `on_epoch` with each epoch's numbers as soon as the epoch is done
@@ -203,26 +203,12 @@ pub fn train_cnn_observed(
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<(CnnNetwork, TrainReport), TrainError> {
     let cpu = autograd::Device::Cpu;
-    train_cnn_inner(arch, cfg, recipe, data, seed, progress, &cpu, on_epoch)
+    train_cnn_observed_on(arch, cfg, recipe, data, seed, progress, &cpu, on_epoch)
 }
 
 /// [`train_cnn_observed`] on `device` (as [`train_cnn_on`] is [`train_cnn`] on `device`).
 #[allow(clippy::too_many_arguments)]
 pub fn train_cnn_observed_on(
-    arch: &[usize],
-    cfg: &CnnConfig,
-    recipe: &Recipe,
-    data: &TrainData,
-    seed: u64,
-    progress: bool,
-    device: &autograd::Device,
-    on_epoch: &mut dyn FnMut(&EpochReport),
-) -> Result<(CnnNetwork, TrainReport), TrainError> {
-    train_cnn_inner(arch, cfg, recipe, data, seed, progress, device, on_epoch)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn train_cnn_inner(
     arch: &[usize],
     cfg: &CnnConfig,
     recipe: &Recipe,
