@@ -356,3 +356,62 @@ fn slurm_driver_interrupted_cancels_its_jobs() {
     ok(search(&t, &b, "random", 6, &resume).output().unwrap());
     assert_eq!(read(&a.join("archs.jsonl")), read(&b.join("archs.jsonl")));
 }
+
+/// A Slurm task that runs past `--slurm-time` is ended by Slurm (TIMEOUT), submitted once
+/// more, and after its second time-out recorded as a failed evaluation with the reason
+/// Slurm gives; the search goes on and the other evaluations succeed. The evaluator is an
+/// external command that hangs on cells whose first edge is `avg_pool_3x3` (with seed 4,
+/// one of the four random cells). Takes about two to three minutes: Slurm's time limits
+/// have a resolution of one minute.
+#[test]
+fn slurm_task_past_its_time_limit_is_retried_then_recorded_failed() {
+    if !slurm_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("slurm");
+    let script = r#"case "$1" in "|avg_pool"*) exec sleep 600;; esac; n=$(printf '%s' "$1" | grep -o nor_conv | wc -l); echo "{\"acc\": $n}""#;
+    let mut c = Command::new(BIN);
+    c.args([
+        "search", "--space", "nb201", "--metric", "acc", "--algo", "random", "--budget", "4",
+        "--seed", "4", "--out",
+    ])
+    .arg(&run)
+    .args(executor_args("slurm"))
+    .args([
+        "--slurm-time",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        "{arch}",
+    ]);
+    let stderr = ok(c.output().unwrap());
+    let recs: Vec<serde_json::Value> = read(&run.join("archs.jsonl"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    let (hung, fine): (Vec<_>, Vec<_>) = recs
+        .iter()
+        .partition(|r| r["text"].as_str().unwrap().starts_with("|avg_pool"));
+    assert!(!hung.is_empty() && !fine.is_empty(), "{recs:?}");
+    for r in &hung {
+        assert_eq!(r["status"], "failed", "{r}");
+        let msg = r["error"]["message"].as_str().unwrap();
+        eprintln!("recorded: {msg}");
+        assert!(msg.contains("TIMEOUT") && msg.contains("twice"), "{msg}");
+    }
+    for r in &fine {
+        assert_eq!(r["status"], "ok", "{r}");
+    }
+    assert!(stderr.contains("submitting it once more"), "{stderr}");
+    assert_eq!(
+        submitted(&run),
+        recs.len() + hung.len(),
+        "each timed-out task submitted twice, the others once: {}",
+        read(&run.join("slurm/jobs.jsonl"))
+    );
+}
