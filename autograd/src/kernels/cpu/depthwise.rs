@@ -20,16 +20,26 @@
 //!
 //! Forward and input gradient run in parallel over the `N x C` planes; the weight gradient
 //! runs in parallel over channels (each channel loops over the images in order, so no
-//! reduction and the same bits whatever the thread count). f32 runs AVX-512 intrinsics
-//! (with FMA) where the CPU has them; otherwise (and for f64) the same blocking in plain
-//! Rust, compiled for AVX2 where available ([`crate::kernels::cpu::simd`]). Results are
-//! deterministic for a given CPU, but the two paths differ in rounding (FMA).
+//! reduction and the same bits whatever the thread count).
+//!
+//! The two tap kernels ([`taps`], [`tap_dots`]) run AVX-512 intrinsics (with FMA) for f32
+//! where the CPU has them; otherwise (and for f64) the same blocking in plain Rust, compiled
+//! for AVX2 where available ([`crate::kernels::cpu::simd`]). Results are deterministic for a
+//! given CPU, but the two paths differ in rounding (FMA). The data movement around them
+//! (the padded and phase-split copies, the interleave back into the plane, the ReLU and
+//! its mask) is one generic body per kernel, compiled by `multiversion! { wide .. }` for
+//! AVX-512, AVX2 or the baseline: only moves and selects, so every copy gives the same
+//! bits. Row copies run over [`by_lanes!`] blocks (whole vectors even for 8-wide rows);
+//! the even/odd split and merge of stride 2 are plain loops over pairs, which LLVM
+//! vectorises into shuffles better than the blocked form.
 //! Stride, zero padding and dilation follow [`Conv2dParams`]; its `groups` must equal the
 //! channel count.
 
 use crate::dtype::{DType, Float};
 use crate::kernels::cpu::conv::{Conv2dParams, Geom};
-use crate::kernels::cpu::simd::{has_avx512f, multiversion};
+#[cfg(test)]
+use crate::kernels::cpu::simd::FORCE_GENERIC;
+use crate::kernels::cpu::simd::{by_lanes, force_generic, has_avx512f, multiversion};
 use ndarray::{Array4, ArrayView1, ArrayView4};
 use rayon::prelude::*;
 
@@ -53,26 +63,11 @@ fn geom(
     g
 }
 
-/// Whether the f32 kernels take the AVX-512 path (tests switch it off to compare).
+/// Whether the f32 tap kernels take the AVX-512 FMA path (tests switch it off with
+/// [`force_generic`] to compare).
 #[inline(always)]
 fn use_avx512<T: Float>() -> bool {
     T::DTYPE == DType::F32 && has_avx512f() && !force_generic()
-}
-
-#[cfg(test)]
-thread_local! {
-    static FORCE_GENERIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-#[cfg(test)]
-fn force_generic() -> bool {
-    FORCE_GENERIC.with(|f| f.get())
-}
-
-#[cfg(not(test))]
-#[inline(always)]
-fn force_generic() -> bool {
-    false
 }
 
 /// `max(v, 0)` as the ReLU op computes it (0 for NaN and -0).
@@ -197,21 +192,18 @@ impl Plan {
             dxlen: g.sh * g.sw * uh * wz + SLACK,
         }
     }
+}
 
+multiversion! {
+    wide
     /// Copies an input plane `(h, w)` (its ReLU when `relu`) into the phase-split padded
     /// buffer `xb` (whose padding is zero from its creation and never written).
-    fn fill_x<T: Float>(&self, src: &[T], xb: &mut [T], relu: bool) {
-        #[cfg(target_arch = "x86_64")]
-        if use_avx512::<T>() {
-            // SAFETY: f32 and AVX-512F checked.
-            unsafe { self.fill_x_avx512(cast(src), cast_mut(xb), relu) };
-            return;
-        }
-        let g = &self.g;
-        let pl = self.uh * self.vw;
+    fn fill_x<T: Float>(plan: &Plan, src: &[T], xb: &mut [T], relu: bool) {
+        let g = &plan.g;
+        let pl = plan.uh * plan.vw;
         for ih in 0..g.h {
             let r = ih + g.ph;
-            let row = (r % g.sh) * g.sw * pl + (r / g.sh) * self.vw;
+            let row = (r % g.sh) * g.sw * pl + (r / g.sh) * plan.vw;
             let s = &src[ih * g.w..][..g.w];
             match g.sw {
                 1 => copy_relu(&mut xb[row + g.pw..][..g.w], s, relu),
@@ -231,17 +223,21 @@ impl Plan {
             }
         }
     }
+}
 
+multiversion! {
+    wide
     /// Copies `dy (ho, wo)` into `dz` at row stride `stride`, `top` rows and `left` columns
     /// in (the rest stays zero from the buffer's creation).
-    fn spread<T: Float>(&self, dy: &[T], dz: &mut [T], stride: usize, top: usize, left: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if use_avx512::<T>() {
-            // SAFETY: f32 and AVX-512F checked.
-            unsafe { self.spread_avx512(cast(dy), cast_mut(dz), stride, top, left) };
-            return;
-        }
-        let g = &self.g;
+    fn spread<T: Float>(
+        plan: &Plan,
+        dy: &[T],
+        dz: &mut [T],
+        stride: usize,
+        top: usize,
+        left: usize,
+    ) {
+        let g = &plan.g;
         for oh in 0..g.ho {
             copy_relu(
                 &mut dz[(oh + top) * stride + left..][..g.wo],
@@ -250,21 +246,33 @@ impl Plan {
             );
         }
     }
+}
 
+multiversion! {
+    wide
+    /// Copies the forward's output run `acc` (row stride `vw`) into `y (ho, wo)`.
+    fn copy_out<T: Float>(plan: &Plan, acc: &[T], y: &mut [T]) {
+        let g = &plan.g;
+        for oh in 0..g.ho {
+            copy_relu(
+                &mut y[oh * g.wo..][..g.wo],
+                &acc[oh * plan.vw..][..g.wo],
+                false,
+            );
+        }
+    }
+}
+
+multiversion! {
+    wide
     /// Writes the input-gradient plane `dxp (h, w)` from the phase buffer `acc`, masked by
     /// `xp > 0` when `relu`.
-    fn gather_dx<T: Float>(&self, acc: &[T], xp: &[T], relu: bool, dxp: &mut [T]) {
-        #[cfg(target_arch = "x86_64")]
-        if use_avx512::<T>() {
-            // SAFETY: f32 and AVX-512F checked.
-            unsafe { self.gather_dx_avx512(cast(acc), cast(xp), relu, cast_mut(dxp)) };
-            return;
-        }
-        let g = &self.g;
-        let ps = self.uh * self.wz;
+    fn gather_dx<T: Float>(plan: &Plan, acc: &[T], xp: &[T], relu: bool, dxp: &mut [T]) {
+        let g = &plan.g;
+        let ps = plan.uh * plan.wz;
         for ih in 0..g.h {
             let r = ih + g.ph;
-            let row = (r % g.sh) * g.sw * ps + (r / g.sh) * self.wz;
+            let row = (r % g.sh) * g.sw * ps + (r / g.sh) * plan.wz;
             let d = &mut dxp[ih * g.w..][..g.w];
             let xr = &xp[ih * g.w..][..g.w];
             match g.sw {
@@ -292,184 +300,6 @@ impl Plan {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Plan {
-    /// [`Plan::fill_x`] for f32 with AVX-512.
-    #[target_feature(enable = "avx512f")]
-    fn fill_x_avx512(&self, src: &[f32], xb: &mut [f32], relu: bool) {
-        let g = &self.g;
-        let pl = self.uh * self.vw;
-        for ih in 0..g.h {
-            let r = ih + g.ph;
-            let row = (r % g.sh) * g.sw * pl + (r / g.sh) * self.vw;
-            let s = &src[ih * g.w..][..g.w];
-            match g.sw {
-                1 => copy_row_avx512(&mut xb[row + g.pw..][..g.w], s, relu),
-                2 => {
-                    let (pe, po) = ((g.pw % 2) * pl, ((g.pw + 1) % 2) * pl);
-                    let (ce, co) = (g.pw / 2, g.pw.div_ceil(2));
-                    let (ne, no) = (g.w.div_ceil(2), g.w / 2);
-                    let (ev, od) = split_pair(xb, row + pe + ce, ne, row + po + co, no);
-                    deinterleave_f32_avx512(s, ev, od, relu);
-                }
-                sw => {
-                    for (iw, &v) in s.iter().enumerate() {
-                        let c = iw + g.pw;
-                        xb[row + (c % sw) * pl + c / sw] = if relu { relu1(v) } else { v };
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`Plan::spread`] for f32 with AVX-512.
-    #[target_feature(enable = "avx512f")]
-    fn spread_avx512(&self, dy: &[f32], dz: &mut [f32], stride: usize, top: usize, left: usize) {
-        let g = &self.g;
-        for oh in 0..g.ho {
-            copy_row_avx512(
-                &mut dz[(oh + top) * stride + left..][..g.wo],
-                &dy[oh * g.wo..][..g.wo],
-                false,
-            );
-        }
-    }
-
-    /// [`Plan::gather_dx`] for f32 with AVX-512.
-    #[target_feature(enable = "avx512f")]
-    fn gather_dx_avx512(&self, acc: &[f32], xp: &[f32], relu: bool, dxp: &mut [f32]) {
-        let g = &self.g;
-        let ps = self.uh * self.wz;
-        for ih in 0..g.h {
-            let r = ih + g.ph;
-            let row = (r % g.sh) * g.sw * ps + (r / g.sh) * self.wz;
-            let d = &mut dxp[ih * g.w..][..g.w];
-            let xr = &xp[ih * g.w..][..g.w];
-            match g.sw {
-                1 => mask_row_avx512(d, &acc[row + g.pw..][..g.w], xr, relu),
-                2 => {
-                    let (pe, po) = ((g.pw % 2) * ps, ((g.pw + 1) % 2) * ps);
-                    let (ce, co) = (g.pw / 2, g.pw.div_ceil(2));
-                    let ev = &acc[row + pe + ce..][..g.w.div_ceil(2)];
-                    let od = &acc[row + po + co..][..g.w / 2];
-                    interleave_f32_avx512(d, ev, od, xr, relu);
-                }
-                sw => {
-                    for (iw, d) in d.iter_mut().enumerate() {
-                        let c = iw + g.pw;
-                        let v = acc[row + (c % sw) * ps + c / sw];
-                        *d = if !relu || xr[iw] > 0.0 { v } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
-
-    /// Copies the forward's output run `acc` (row stride `vw`) into `y (ho, wo)`.
-    fn copy_out<T: Float>(&self, acc: &[T], y: &mut [T]) {
-        let g = &self.g;
-        #[cfg(target_arch = "x86_64")]
-        if use_avx512::<T>() {
-            // SAFETY: f32 and AVX-512F checked.
-            unsafe { self.copy_out_avx512(cast(acc), cast_mut(y)) };
-            return;
-        }
-        for oh in 0..g.ho {
-            y[oh * g.wo..][..g.wo].copy_from_slice(&acc[oh * self.vw..][..g.wo]);
-        }
-    }
-
-    /// [`Plan::copy_out`] for f32 with AVX-512.
-    #[target_feature(enable = "avx512f")]
-    fn copy_out_avx512(&self, acc: &[f32], y: &mut [f32]) {
-        let g = &self.g;
-        for oh in 0..g.ho {
-            copy_row_avx512(
-                &mut y[oh * g.wo..][..g.wo],
-                &acc[oh * self.vw..][..g.wo],
-                false,
-            );
-        }
-    }
-}
-
-/// The mask of the first `k` of 16 lanes (all for `k >= 16`).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn lanes(k: usize) -> u16 {
-    if k >= 16 { 0xffff } else { (1u16 << k) - 1 }
-}
-
-/// `d = s` (its ReLU when `relu`) for f32 with AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn copy_row_avx512(d: &mut [f32], s: &[f32], relu: bool) {
-    use std::arch::x86_64::*;
-    let n = d.len();
-    assert_eq!(s.len(), n);
-    let z = _mm512_setzero_ps();
-    let mut i = 0;
-    while i + 16 <= n {
-        // SAFETY: `i + 16 <= n` bounds both accesses.
-        unsafe {
-            let mut v = _mm512_loadu_ps(s.as_ptr().add(i));
-            if relu {
-                v = _mm512_max_ps(v, z);
-            }
-            _mm512_storeu_ps(d.as_mut_ptr().add(i), v);
-        }
-        i += 16;
-    }
-    if i < n {
-        let m = lanes(n - i);
-        // SAFETY: the mask limits both accesses to `i..n`.
-        unsafe {
-            let mut v = _mm512_maskz_loadu_ps(m, s.as_ptr().add(i));
-            if relu {
-                v = _mm512_max_ps(v, z);
-            }
-            _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), m, v);
-        }
-    }
-}
-
-/// `d = s` where `x > 0` (everywhere when not `relu`), else 0, for f32 with AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn mask_row_avx512(d: &mut [f32], s: &[f32], x: &[f32], relu: bool) {
-    use std::arch::x86_64::*;
-    let n = d.len();
-    assert!(s.len() == n && x.len() == n);
-    let z = _mm512_setzero_ps();
-    let mut i = 0;
-    while i < n {
-        let m = lanes(n - i);
-        // SAFETY: `i + 16 <= n` bounds the unmasked accesses; otherwise the mask limits
-        // every access to `i..n` (masked stores are slow on some CPUs: full vectors avoid
-        // them).
-        unsafe {
-            if m == 0xffff {
-                let mut v = _mm512_loadu_ps(s.as_ptr().add(i));
-                if relu {
-                    let xv = _mm512_loadu_ps(x.as_ptr().add(i));
-                    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, z), v);
-                }
-                _mm512_storeu_ps(d.as_mut_ptr().add(i), v);
-            } else {
-                let mut v = _mm512_maskz_loadu_ps(m, s.as_ptr().add(i));
-                if relu {
-                    let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
-                    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, z), v);
-                }
-                _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), m, v);
-            }
-        }
-        i += 16;
-    }
-}
-
 /// Two disjoint mutable runs `buf[a..a + na]` and `buf[b..b + nb]` (in either order).
 fn split_pair<T>(buf: &mut [T], a: usize, na: usize, b: usize, nb: usize) -> (&mut [T], &mut [T]) {
     if a < b {
@@ -484,47 +314,67 @@ fn split_pair<T>(buf: &mut [T], a: usize, na: usize, b: usize, nb: usize) -> (&m
 /// `d = s` (its ReLU when `relu`).
 #[inline(always)]
 fn copy_relu<T: Float>(d: &mut [T], s: &[T], relu: bool) {
-    if relu {
-        d.iter_mut().zip(s).for_each(|(d, &v)| *d = relu1(v));
-    } else {
-        d.copy_from_slice(s);
-    }
+    assert_eq!(d.len(), s.len());
+    by_lanes!(d.len(), |i, L| {
+        let (d, s) = (&mut d[i..][..L], &s[i..][..L]);
+        for l in 0..L {
+            d[l] = if relu { relu1(s[l]) } else { s[l] };
+        }
+    });
 }
 
 /// `d = s` where `x > 0` (everywhere when not `relu`), else 0.
 #[inline(always)]
 fn mask_copy<T: Float>(d: &mut [T], s: &[T], x: &[T], relu: bool) {
-    if relu {
-        d.iter_mut()
-            .zip(s.iter().zip(x))
-            .for_each(|(d, (&v, &x))| *d = if x > T::zero() { v } else { T::zero() });
-    } else {
-        d.copy_from_slice(s);
-    }
+    assert!(s.len() == d.len() && x.len() == d.len());
+    by_lanes!(d.len(), |i, L| {
+        let (d, s, x) = (&mut d[i..][..L], &s[i..][..L], &x[i..][..L]);
+        for l in 0..L {
+            // Loaded before the test, so that the select vectorises (no branch per lane).
+            let v = s[l];
+            d[l] = if !relu || x[l] > T::zero() {
+                v
+            } else {
+                T::zero()
+            };
+        }
+    });
 }
 
 /// Splits `s` into its even (`ev`) and odd (`od`) elements (their ReLU when `relu`).
 #[inline(always)]
 fn deinterleave<T: Float>(s: &[T], ev: &mut [T], od: &mut [T], relu: bool) {
+    let n = s.len();
+    assert!(ev.len() == n.div_ceil(2) && od.len() == n / 2);
     let f = |v: T| if relu { relu1(v) } else { v };
-    for (k, e) in ev.iter_mut().enumerate() {
-        *e = f(s[2 * k]);
+    // One pass over the pairs (an interleaved access the vectoriser turns into shuffles).
+    for ((e, o), p) in ev.iter_mut().zip(od.iter_mut()).zip(s.chunks_exact(2)) {
+        *e = f(p[0]);
+        *o = f(p[1]);
     }
-    for (k, o) in od.iter_mut().enumerate() {
-        *o = f(s[2 * k + 1]);
+    if n % 2 == 1 {
+        ev[n / 2] = f(s[n - 1]);
     }
 }
 
 /// `d[2k] = ev[k]`, `d[2k + 1] = od[k]`, zero where `relu` and not `x > 0`.
 #[inline(always)]
 fn interleave<T: Float>(d: &mut [T], ev: &[T], od: &[T], x: &[T], relu: bool) {
-    for (iw, d) in d.iter_mut().enumerate() {
-        let v = if iw % 2 == 0 { ev[iw / 2] } else { od[iw / 2] };
-        *d = if !relu || x[iw] > T::zero() {
-            v
-        } else {
-            T::zero()
-        };
+    let n = d.len();
+    assert!(ev.len() == n.div_ceil(2) && od.len() == n / 2 && x.len() == n);
+    let m = |v: T, x: T| {
+        if !relu || x > T::zero() { v } else { T::zero() }
+    };
+    for ((p, x), (&e, &o)) in d
+        .chunks_exact_mut(2)
+        .zip(x.chunks_exact(2))
+        .zip(ev.iter().zip(od))
+    {
+        p[0] = m(e, x[0]);
+        p[1] = m(o, x[1]);
+    }
+    if n % 2 == 1 {
+        d[n - 1] = m(ev[n / 2], x[n - 1]);
     }
 }
 
@@ -766,90 +616,6 @@ unsafe fn tap_dots_f32_avx512<const K: usize>(
     }
 }
 
-/// [`deinterleave`] for f32: 32 inputs per step through two permutes, masked at the end.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn deinterleave_f32_avx512(s: &[f32], ev: &mut [f32], od: &mut [f32], relu: bool) {
-    use std::arch::x86_64::*;
-    let n = s.len();
-    assert!(ev.len() == n.div_ceil(2) && od.len() == n / 2);
-    let ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    let z = _mm512_setzero_ps();
-    let mut i = 0;
-    while i < n {
-        let r = n - i;
-        let m = lanes;
-        // SAFETY: the masks limit every load to `s[i..n]` and every store to
-        // `ev[i / 2..]` (`ceil(r / 2)` lanes) and `od[i / 2..]` (`r / 2` lanes).
-        unsafe {
-            let lo = _mm512_maskz_loadu_ps(m(r), s.as_ptr().add(i));
-            let hi = _mm512_maskz_loadu_ps(m(r.saturating_sub(16)), s.as_ptr().add(i + 16.min(r)));
-            let (mut e, mut o) = (
-                _mm512_permutex2var_ps(lo, ie, hi),
-                _mm512_permutex2var_ps(lo, io, hi),
-            );
-            if relu {
-                e = _mm512_max_ps(e, z);
-                o = _mm512_max_ps(o, z);
-            }
-            if r >= 32 {
-                _mm512_storeu_ps(ev.as_mut_ptr().add(i / 2), e);
-                _mm512_storeu_ps(od.as_mut_ptr().add(i / 2), o);
-            } else {
-                _mm512_mask_storeu_ps(ev.as_mut_ptr().add(i / 2), m(r.div_ceil(2)), e);
-                _mm512_mask_storeu_ps(od.as_mut_ptr().add(i / 2), m(r / 2), o);
-            }
-        }
-        i += 32;
-    }
-}
-
-/// [`interleave`] for f32: 32 outputs per step through two permutes, masked at the end.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn interleave_f32_avx512(d: &mut [f32], ev: &[f32], od: &[f32], x: &[f32], relu: bool) {
-    use std::arch::x86_64::*;
-    let n = d.len();
-    assert!(ev.len() == n.div_ceil(2) && od.len() == n / 2 && x.len() == n);
-    let il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    let ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    let z = _mm512_setzero_ps();
-    let mut i = 0;
-    while i < n {
-        let r = n - i;
-        let m = lanes;
-        // SAFETY: the masks limit every access to `d[i..n]`, `x[i..n]`, `ev[i / 2..]`
-        // (`ceil(r / 2)` lanes) and `od[i / 2..]` (`r / 2` lanes).
-        unsafe {
-            let e = _mm512_maskz_loadu_ps(m(r.div_ceil(2)), ev.as_ptr().add(i / 2));
-            let o = _mm512_maskz_loadu_ps(m(r / 2), od.as_ptr().add(i / 2));
-            let (ml, mh) = (m(r), m(r.saturating_sub(16)));
-            let (mut lo, mut hi) = (
-                _mm512_permutex2var_ps(e, il, o),
-                _mm512_permutex2var_ps(e, ih, o),
-            );
-            let hp = d.as_mut_ptr().add(i + 16.min(r));
-            if relu {
-                let xl = _mm512_maskz_loadu_ps(ml, x.as_ptr().add(i));
-                let xh = _mm512_maskz_loadu_ps(mh, x.as_ptr().add(i + 16.min(r)));
-                lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xl, z), lo);
-                hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(xh, z), hi);
-            }
-            if r >= 32 {
-                _mm512_storeu_ps(d.as_mut_ptr().add(i), lo);
-                _mm512_storeu_ps(hp, hi);
-            } else {
-                _mm512_mask_storeu_ps(d.as_mut_ptr().add(i), ml, lo);
-                _mm512_mask_storeu_ps(hp, mh, hi);
-            }
-        }
-        i += 32;
-    }
-}
-
 /// Scratch buffers of one thread, zeroed once: the padded input and its output run
 /// (forward), or the padded input, the two `dy` layouts and the phase buffer (backward).
 struct Scratch<T> {
@@ -906,9 +672,9 @@ pub fn depthwise_forward_act<T: Float>(
                 let c = pi % g.cout;
                 let b = bias.as_ref().map_or(T::zero(), |b| b[c]);
                 let (xp, wc) = (&xs[pi * plane..][..plane], &ws[c * taps_n..][..taps_n]);
-                plan.fill_x(xp, &mut s.x, relu);
+                fill_x(&plan, xp, &mut s.x, relu);
                 taps(&mut s.a, 0, plan.flat, &s.x, &plan.xoffs, wc, b);
-                plan.copy_out(&s.a, y);
+                copy_out(&plan, &s.a, y);
             },
         );
     out
@@ -994,12 +760,12 @@ pub fn depthwise_backward_act<T: Float>(
                             prefetch(&dys[next * g.l..][..g.l]);
                         }
                         if need_dw {
-                            plan.fill_x(xp, &mut s.x, relu);
-                            plan.spread(dyp, &mut s.a, plan.vw, 0, 0);
+                            fill_x(plan, xp, &mut s.x, relu);
+                            spread(plan, dyp, &mut s.a, plan.vw, 0, 0);
                             tap_dots(&s.a, plan.flat, &s.x, &plan.xoffs, dwc);
                         }
                         if need_dx {
-                            plan.spread(dyp, &mut s.b, plan.wz, plan.mt, plan.ml);
+                            spread(plan, dyp, &mut s.b, plan.wz, plan.mt, plan.ml);
                             for (ph, wp) in plan.phases.iter().zip(&wph) {
                                 let out = &mut s.c[ph.base..];
                                 taps(out, ph.q0, ph.n, &s.b, &ph.offs, wp, T::zero());
@@ -1009,7 +775,7 @@ pub fn depthwise_backward_act<T: Float>(
                             let dxp = unsafe {
                                 std::slice::from_raw_parts_mut(dx_ptr.get().add(pi * plane), plane)
                             };
-                            plan.gather_dx(&s.c, xp, relu, dxp);
+                            gather_dx(plan, &s.c, xp, relu, dxp);
                         }
                     }
                 },
