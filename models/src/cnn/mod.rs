@@ -5,6 +5,7 @@
 //!
 //! * [`ops`]: the cell ops, all in ReLU-conv-BN order.
 //! * [`reduce`]: factorized reduce and the calibration of cell inputs.
+//! * [`relu_conv_bn`]: ReLU, conv, BN, the block both of those are built from.
 //! * [`cell`]: one cell (nodes = sum of two branches, drop-path, loose-end concatenation).
 //! * [`network`]: [`CnnNetwork`] (stem, cells, optional auxiliary head, classifier).
 //! * [`config`]: the configuration, [`CnnConfig`].
@@ -41,6 +42,7 @@ pub mod fused;
 pub mod network;
 pub mod ops;
 pub mod reduce;
+pub mod relu_conv_bn;
 pub mod supernet;
 
 pub use cell::Cell;

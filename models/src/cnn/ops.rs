@@ -12,78 +12,13 @@
 
 use autograd::Tensor;
 use autograd::nn::{BatchNorm2d, Conv2d, Module, Param, join};
-use autograd::ops::conv::Conv2dParams;
 use rand_pcg::Pcg64Mcg;
 
 use super::Mode;
 use super::reduce::FactorizedReduce;
+pub use super::relu_conv_bn::ReluConvBn;
+use super::relu_conv_bn::{conv, relu_conv};
 use crate::space::cnn::CnnOp;
-
-#[allow(clippy::too_many_arguments)]
-fn conv(
-    name: &str,
-    cin: usize,
-    cout: usize,
-    k: (usize, usize),
-    stride: usize,
-    pad: (usize, usize),
-    groups: usize,
-    rng: &mut Pcg64Mcg,
-) -> Conv2d {
-    let p = Conv2dParams {
-        stride: (stride, stride),
-        padding: pad,
-        dilation: (1, 1),
-        groups,
-    };
-    Conv2d::new(name, cin, cout, k, p, false, rng)
-}
-
-/// `conv(relu(x))` as one fused op ([`Tensor::relu_conv2d`]).
-pub(super) fn relu_conv(conv: &Conv2d, x: &Tensor) -> Tensor {
-    let b = conv.bias.as_ref().map(|b| b.get());
-    x.relu_conv2d(&conv.weight.get(), b.as_ref(), conv.params)
-}
-
-/// ReLU, conv (no bias), BN.
-#[derive(Debug, Clone)]
-pub struct ReluConvBn {
-    /// The convolution.
-    pub conv: Conv2d,
-    /// The batch norm.
-    pub bn: BatchNorm2d,
-}
-
-impl ReluConvBn {
-    /// `cin -> cout` with a `k` window, `stride` and `pad` (per axis).
-    pub fn new(
-        name: &str,
-        cin: usize,
-        cout: usize,
-        k: (usize, usize),
-        stride: usize,
-        pad: (usize, usize),
-        rng: &mut Pcg64Mcg,
-    ) -> ReluConvBn {
-        ReluConvBn {
-            conv: conv(&join(name, "conv"), cin, cout, k, stride, pad, 1, rng),
-            bn: BatchNorm2d::new(&join(name, "bn"), cout),
-        }
-    }
-
-    /// `BN(conv(relu(x)))`.
-    pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Tensor {
-        self.bn.forward(&relu_conv(&self.conv, x), mode.bn)
-    }
-}
-
-impl Module for ReluConvBn {
-    fn params(&self) -> Vec<Param> {
-        let mut v = self.conv.params();
-        v.extend(self.bn.params());
-        v
-    }
-}
 
 /// Separable conv applied twice: [ReLU, depthwise kxk (stride s), pointwise 1x1, BN], then
 /// [ReLU, depthwise kxk, pointwise 1x1, BN] (the peer's `SepConv`).

@@ -7,7 +7,7 @@ use autograd::ops::conv::Conv2dParams;
 use rand_pcg::Pcg64Mcg;
 
 use super::Mode;
-use super::ops::{ReluConvBn, relu_conv};
+use super::relu_conv_bn::{ReluConvBn, relu_conv};
 
 /// Halves the resolution without losing every other pixel: two 1x1 convs (`cout / 2`
 /// channels each, no bias), the first on the input subsampled by 2, the second on the input

@@ -46,10 +46,8 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
+use super::lm_parts::{Averager, EpochStats, RnnReport, TrainError, asgd_should_switch, evaluate};
 use super::ptb_recipe::PtbRecipe;
-use super::rnn_trainer::{
-    Averager, EpochStats, RnnReport, TrainError, asgd_should_switch, evaluate,
-};
 use crate::rnn::RnnLanguageModel;
 
 /// The seed of the dropout-mask generator for a training seed (the same as

@@ -7,6 +7,7 @@
 //! trained; named presets follow the rows of spec section 6.3.
 
 pub mod cnn_trainer;
+pub mod lm_parts;
 pub mod lm_session;
 pub mod ptb_recipe;
 pub mod recipe;

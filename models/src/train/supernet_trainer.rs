@@ -39,9 +39,9 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
+use super::lm_parts::TrainError;
 use super::lm_session::mask_seed;
 use super::ptb_recipe::PtbRecipe;
-use super::rnn_trainer::TrainError;
 use crate::rnn::RnnSupernet;
 use crate::space::rnn::RnnCell;
 
