@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use models::space::{Arch, SearchSpace, SpaceKind, space};
+use models::space::{SpaceKind, space};
 use nao::evaluator::EvaluatorConfig;
 use nao::evaluator::table::synthetic_nb201_csv;
 use nao::run::atomic::write_atomic;
@@ -573,7 +573,7 @@ fn run(cli: Cli, training_device: autograd::Device) -> Result<i32> {
             out,
         } => {
             let s = space(kind);
-            let tokens = read_arch(s.as_ref(), arch)?;
+            let tokens = nao::arch_arg::read_arch(s.as_ref(), &arch)?;
             s.validate(&tokens)?;
             write_atomic(&out, s.to_svg(&tokens).as_bytes())?;
             println!("wrote {} ({})", out.display(), s.to_text(&tokens));
@@ -740,7 +740,7 @@ fn run(cli: Cli, training_device: autograd::Device) -> Result<i32> {
             let arch = arch.context("--arch is required")?;
             let recipe = recipe.unwrap_or_else(|| "nao-search".into());
             let s = space(kind);
-            let tokens = read_arch(s.as_ref(), arch)?;
+            let tokens = nao::arch_arg::read_arch(s.as_ref(), &arch)?;
             let mut r =
                 models::train::recipe::Recipe::preset(&recipe).map_err(anyhow::Error::msg)?;
             if let Some(e) = epochs {
@@ -818,21 +818,6 @@ fn cifar_ws(
 /// CUDA support or no GPU is found). It is opened once, at startup, and passed down to
 /// everything that trains: the evaluators, the search's controller
 /// ([`nao::search::surrogate::build_surrogate`]), the final trainings, `nao train`.
-/// An architecture given on the command line (`--arch`): a file holding its text or JSON
-/// form, or the text form itself.
-fn read_arch(s: &dyn SearchSpace, arch: String) -> Result<Arch> {
-    let text = if Path::new(&arch).is_file() {
-        std::fs::read_to_string(&arch).with_context(|| format!("cannot read {arch}"))?
-    } else {
-        arch
-    };
-    Ok(if text.trim_start().starts_with('{') {
-        s.from_json(text.trim())?
-    } else {
-        s.from_text(text.trim())?
-    })
-}
-
 fn open_device(d: Device) -> Result<autograd::Device> {
     Ok(match d {
         Device::Cpu => autograd::Device::Cpu,

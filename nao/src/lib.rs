@@ -8,6 +8,7 @@
 //! * [`run`]: run directories (config, manifest, logs, checkpoints, resumption, reports);
 //! * [`data`]: the CIFAR datasets the commands train on, fetched when missing.
 
+pub mod arch_arg;
 pub mod cifar;
 pub mod cifar_ws;
 pub mod controller;

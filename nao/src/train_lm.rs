@@ -258,21 +258,13 @@ pub fn parse_rnn_arch(arg: &str) -> Result<(Arch, Option<String>)> {
     if let Some((name, flat, _)) = NAMED_CELLS.iter().find(|(n, _, _)| *n == arg) {
         return Ok((RnnSpace.from_text(flat)?, Some(name.to_string())));
     }
-    let text = if Path::new(arg).is_file() {
-        std::fs::read_to_string(arg).map_err(io_err("cannot read", arg))?
-    } else {
-        arg.to_string()
-    };
-    let tokens = if text.trim_start().starts_with('{') {
-        RnnSpace.from_json(text.trim())?
-    } else {
-        RnnSpace.from_text(text.trim()).map_err(|e| {
-            Error::Config(format!(
-                "{e} (an rnn architecture is a named cell ({}), 22 integers `pred act` per node, or the text form `[0 tanh] [0 relu] ...`)",
-                NAMED_CELLS.map(|c| c.0).join(", ")
-            ))
-        })?
-    };
+    let tokens = crate::arch_arg::read_arch(&RnnSpace, arg).map_err(|e| match e {
+        Error::Arch(e) => Error::Config(format!(
+            "{e} (an rnn architecture is a named cell ({}), 22 integers `pred act` per node, or the text form `[0 tanh] [0 relu] ...`)",
+            NAMED_CELLS.map(|c| c.0).join(", ")
+        )),
+        other => other,
+    })?;
     RnnSpace.validate(&tokens)?;
     Ok((tokens, None))
 }
