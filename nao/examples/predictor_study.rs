@@ -5,8 +5,11 @@
 //! ```sh
 //! cargo run -p nao --release --example predictor_study -- TABLE.csv METRIC N REPEATS [SETTING...]
 //! ```
-//! SETTING is `name=epochs:E,rank:W,labels:rank|minmax,lambda:L,dropout:D,wd:W,ensemble:K`
-//! (any subset; defaults are the search's).
+//! SETTING is `name=epochs:E,rank:W,labels:rank|minmax,lambda:L,dropout:D,wd:W,ensemble:K,
+//! lr:LR,input:mean|concat,pretrain:P,pepochs:E` (any subset; defaults are the spec
+//! controller's with 200 epochs; `pretrain:P` first trains the autoencoder alone on P random
+//! unlabelled cells for `pepochs` epochs, 50 unless given; a setting named `linear` is the
+//! ridge regression on one-hot tokens).
 
 use std::collections::HashSet;
 
@@ -31,6 +34,9 @@ struct Setting {
     ensemble: usize,
     lr: f64,
     linear: bool,
+    pretrain: usize,
+    pretrain_epochs: usize,
+    concat: bool,
 }
 
 fn parse(s: &str) -> Setting {
@@ -46,6 +52,9 @@ fn parse(s: &str) -> Setting {
         ensemble: 1,
         lr: 1e-3,
         linear: name == "linear",
+        pretrain: 0,
+        pretrain_epochs: 50,
+        concat: false,
     };
     for kv in rest.split(',').filter(|x| !x.is_empty()) {
         let (k, v) = kv.split_once(':').expect("key:value");
@@ -58,6 +67,9 @@ fn parse(s: &str) -> Setting {
             "wd" => st.wd = v.parse().unwrap(),
             "ensemble" => st.ensemble = v.parse().unwrap(),
             "lr" => st.lr = v.parse().unwrap(),
+            "pretrain" => st.pretrain = v.parse().unwrap(),
+            "input" => st.concat = v == "concat",
+            "pepochs" => st.pretrain_epochs = v.parse().unwrap(),
             other => panic!("unknown key {other}"),
         }
     }
@@ -115,14 +127,31 @@ fn main() {
                 cfg.mlp_dropout = st.dropout;
                 cfg.weight_decay = st.wd;
                 cfg.lr = st.lr;
+                if st.concat {
+                    cfg.predictor_input = nao::controller::PredictorInput::Concat;
+                }
                 let mut c =
                     Controller::new(SpaceKind::Nb201, cfg, DType::F32, rep * 100 + m as u64);
+                if st.pretrain > 0 {
+                    let unl: Vec<(Arch, f64)> = sample(&mut rng, all.len(), st.pretrain)
+                        .into_iter()
+                        .map(|i| (sp.canonical(&all[i].0), 0.5))
+                        .collect();
+                    let lambda = c.cfg.lambda;
+                    let wd = c.optimizer().weight_decay;
+                    c.cfg.lambda = 0.0;
+                    c.optimizer().weight_decay = 0.0;
+                    c.train(&unl, st.pretrain_epochs, &mut rng, |_, _| {});
+                    c.cfg.lambda = lambda;
+                    c.optimizer().weight_decay = wd;
+                }
                 c.train(&data, st.epochs, &mut rng, |_, _| {});
                 for (p, q) in preds.iter_mut().zip(c.predict(&ref_archs)) {
                     *p += q;
                 }
             }
-            taus.push(kendall_tau(&ref_y, &preds).unwrap());
+            // NaN when every prediction is the same (a dead predictor)
+            taus.push(kendall_tau(&ref_y, &preds).unwrap_or(f64::NAN));
         }
         let mean = taus.iter().sum::<f64>() / taus.len() as f64;
         println!(

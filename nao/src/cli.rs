@@ -478,6 +478,17 @@ struct AlgoArgs {
     /// NAO: epochs of the pseudo-labelled training per round [default: 0].
     #[arg(long, help_heading = "NAO")]
     pseudo_epochs: Option<usize>,
+    /// NAO: unsupervised pre-training of the controller's autoencoder on this many random
+    /// unqueried architectures before the first fit (arch2vec / SemiNAS) [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    pretrain: Option<usize>,
+    /// NAO: epochs of the autoencoder pre-training [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    pretrain_epochs: Option<usize>,
+    /// NAO: what the controller's predictor reads: `mean` (the architecture embedding, the
+    /// paper) or `concat` (every encoder step's output side by side) [default: mean].
+    #[arg(long, value_parser = ["mean", "concat"], help_heading = "NAO")]
+    predictor_input: Option<String>,
     /// NAO: screen candidates by mean + EXPLORE * ensemble spread [default: 0].
     #[arg(long, help_heading = "NAO")]
     explore: Option<f64>,
@@ -946,6 +957,18 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
             }
             if let Some(v) = a.pseudo_epochs {
                 n.pseudo_epochs = v;
+            }
+            if let Some(v) = &a.predictor_input {
+                n.predictor_input = match v.as_str() {
+                    "concat" => nao::controller::PredictorInput::Concat,
+                    _ => nao::controller::PredictorInput::Mean,
+                };
+            }
+            if let Some(v) = a.pretrain {
+                n.pretrain = v;
+            }
+            if let Some(v) = a.pretrain_epochs {
+                n.pretrain_epochs = v;
             }
             if a.no_top_up {
                 n.top_up = false;

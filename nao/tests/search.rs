@@ -167,6 +167,8 @@ struct SpyLog {
     fits: Vec<Vec<Arch>>,
     /// (data size, epochs) of every `fit_epochs` call.
     extra_fits: Vec<(usize, usize)>,
+    /// (architectures, epochs) of every `pretrain` call, and the fits made before it.
+    pretrains: Vec<(Vec<Arch>, usize, usize)>,
     candidates: Vec<Vec<Arch>>,
     /// (seed count, trust radius) of every `generate` call.
     generate_calls: Vec<(usize, usize)>,
@@ -204,6 +206,11 @@ impl nao::search::Surrogate for Spy {
     ) -> nao::search::FitStats {
         self.0.borrow_mut().extra_fits.push((data.len(), epochs));
         Default::default()
+    }
+    fn pretrain(&mut self, archs: &[Arch], epochs: usize, _: &mut rand_pcg::Pcg64Mcg) {
+        let mut log = self.0.borrow_mut();
+        let fits = log.fits.len();
+        log.pretrains.push((archs.to_vec(), epochs, fits));
     }
     fn predict(&self, archs: &[Arch]) -> Vec<f64> {
         archs
@@ -538,6 +545,25 @@ fn nao_pseudo_labels_extend_the_training_set() {
     );
     let (log, _) = spy_run_with(0, true, 0, |_| {});
     assert!(log.extra_fits.is_empty());
+}
+
+/// Pre-training: once, before the first fit, on `pretrain` random canonical architectures
+/// for `pretrain_epochs`; none of them is queried. Off by default.
+#[test]
+fn nao_pretrains_once_before_the_first_fit() {
+    let (log, recs) = spy_run_with(0, true, 0, |n| {
+        n.pretrain = 40;
+        n.pretrain_epochs = 3;
+    });
+    assert_eq!(log.pretrains.len(), 1);
+    let (archs, epochs, fits_before) = &log.pretrains[0];
+    assert_eq!((archs.len(), *epochs, *fits_before), (40, 3, 0));
+    let s = models::space::space(models::space::SpaceKind::Nb201);
+    assert!(archs.iter().all(|a| *a == s.canonical(a)));
+    assert!(log.fits.len() > 1);
+    assert_eq!(recs.len(), 30, "pre-training architectures are not queried");
+    let (log, _) = spy_run_with(0, true, 0, |_| {});
+    assert!(log.pretrains.is_empty());
 }
 
 /// Local search climbs: every move goes to a better neighbour, each round evaluates one

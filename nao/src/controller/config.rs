@@ -39,6 +39,22 @@ pub struct ControllerConfig {
     /// (p_i - p_j))`, the hinge ranking loss of GATES (Ning et al., ECCV 2020).
     #[serde(default)]
     pub rank_weight: f64,
+    /// What the predictor reads: the architecture embedding (the spec: the normalised mean
+    /// of the normalised encoder outputs) or all the normalised encoder outputs side by
+    /// side (`steps * hidden` wide), which keeps which step holds what.
+    #[serde(default)]
+    pub predictor_input: PredictorInput,
+}
+
+/// What the predictor MLP reads ([`ControllerConfig::predictor_input`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictorInput {
+    /// The architecture embedding (spec 3.2).
+    #[default]
+    Mean,
+    /// The normalised encoder outputs of every step, concatenated.
+    Concat,
 }
 
 /// Margin of the pairwise hinge ranking loss, in normalised-label units.
@@ -71,6 +87,7 @@ impl ControllerConfig {
             batch_size: 100,
             epochs: 1000,
             rank_weight: 0.0,
+            predictor_input: PredictorInput::Mean,
         }
     }
 

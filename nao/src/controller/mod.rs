@@ -17,7 +17,7 @@ pub mod encoder;
 pub mod predictor;
 pub mod surrogate;
 
-pub use config::ControllerConfig;
+pub use config::{ControllerConfig, PredictorInput};
 pub use decoder::Decoder;
 pub use encoder::{Encoded, Encoder};
 pub use predictor::Predictor;
@@ -130,16 +130,14 @@ impl Controller {
             labels.len()
         );
         let enc = self.encoder.forward(archs);
-        let pred = self.predictor.forward(&enc.embedding, rng);
+        let pred = self
+            .predictor
+            .forward(&self.predictor_input(&enc.outputs, &enc.embedding), rng);
         let target = Tensor::from_vec(labels.to_vec(), &[labels.len()])
             .to_dtype(self.dtype)
             .to(pred.device());
         let mse = pred.mse(&target);
-        let logits = self.decoder.forward(archs, &enc.embedding, &enc.outputs);
-        let flat: Vec<usize> = archs.iter().flatten().copied().collect();
-        let ce = logits
-            .reshape(&[flat.len(), self.cfg.vocab])
-            .cross_entropy(&flat);
+        let ce = self.reconstruction_loss(archs, &enc);
         let lambda = self.cfg.lambda;
         let mut total = mse.mul_scalar(lambda).add(&ce.mul_scalar(1.0 - lambda));
         let mut rank_value = 0.0;
@@ -156,6 +154,27 @@ impl Controller {
             rank: rank_value,
         };
         (total, l)
+    }
+
+    /// What the predictor reads ([`ControllerConfig::predictor_input`]) of normalised
+    /// encoder outputs `(B, steps, H)` and their `embedding`.
+    fn predictor_input(&self, outputs: &Tensor, embedding: &Tensor) -> Tensor {
+        match self.cfg.predictor_input {
+            PredictorInput::Mean => embedding.clone(),
+            PredictorInput::Concat => {
+                let s = outputs.shape();
+                outputs.reshape(&[s[0], s[1] * s[2]])
+            }
+        }
+    }
+
+    /// The decoder's mean token cross-entropy reconstructing `archs` from their encoding.
+    fn reconstruction_loss(&self, archs: &[Arch], enc: &Encoded) -> Tensor {
+        let logits = self.decoder.forward(archs, &enc.embedding, &enc.outputs);
+        let flat: Vec<usize> = archs.iter().flatten().copied().collect();
+        logits
+            .reshape(&[flat.len(), self.cfg.vocab])
+            .cross_entropy(&flat)
     }
 
     /// One optimisation step on a batch; returns its losses.
@@ -176,6 +195,52 @@ impl Controller {
         data: &[(Arch, f64)],
         epochs: usize,
         rng: &mut Pcg64Mcg,
+        on_epoch: impl FnMut(usize, StepLoss),
+    ) -> Vec<StepLoss> {
+        self.epochs_of(data, epochs, rng, Self::train_step, on_epoch)
+    }
+
+    /// Unsupervised pre-training of the autoencoder (semi-supervised NAS: arch2vec, Yan et
+    /// al. NeurIPS 2020; SemiNAS, Luo et al. NeurIPS 2020): `epochs` passes over `archs`
+    /// (no labels; they need not have been evaluated) minimising the reconstruction loss
+    /// alone, stepping only the encoder and decoder (the predictor and its optimiser state
+    /// are untouched). The encoder then places the whole space, not only the few labelled
+    /// architectures, and the predictor trained on top of it ranks unseen ones better.
+    /// Returns the mean reconstruction loss of each epoch (as [`StepLoss::ce`]).
+    pub fn pretrain(
+        &mut self,
+        archs: &[Arch],
+        epochs: usize,
+        rng: &mut Pcg64Mcg,
+        on_epoch: impl FnMut(usize, StepLoss),
+    ) -> Vec<StepLoss> {
+        let data: Vec<(Arch, f64)> = archs.iter().map(|a| (a.clone(), 0.0)).collect();
+        let step = |c: &mut Self, archs: &[Arch], _: &[f64], _: &mut Pcg64Mcg| {
+            let ce = c.reconstruction_loss(archs, &c.encoder.forward(archs));
+            let value = ce.item();
+            let mut grads = ce.backward();
+            grads.clip_by_global_norm(c.cfg.grad_clip);
+            let mut params = c.encoder.params();
+            params.extend(c.decoder.params());
+            c.opt.step(&params, &grads);
+            StepLoss {
+                total: value,
+                mse: 0.0,
+                ce: value,
+                rank: 0.0,
+            }
+        };
+        self.epochs_of(&data, epochs, rng, step, on_epoch)
+    }
+
+    /// `epochs` passes of `step` over `data` in shuffled mini-batches, each example
+    /// branch-swapped afresh every time it is drawn; the mean losses of each epoch.
+    fn epochs_of(
+        &mut self,
+        data: &[(Arch, f64)],
+        epochs: usize,
+        rng: &mut Pcg64Mcg,
+        mut step: impl FnMut(&mut Self, &[Arch], &[f64], &mut Pcg64Mcg) -> StepLoss,
         mut on_epoch: impl FnMut(usize, StepLoss),
     ) -> Vec<StepLoss> {
         let mut order: Vec<usize> = (0..data.len()).collect();
@@ -195,7 +260,7 @@ impl Controller {
                     .map(|&i| self.space.symmetric_variant(&data[i].0, rng))
                     .collect();
                 let labels: Vec<f64> = chunk.iter().map(|&i| data[i].1).collect();
-                let l = self.train_step(&archs, &labels, rng);
+                let l = step(self, &archs, &labels, rng);
                 sum.total += l.total;
                 sum.mse += l.mse;
                 sum.ce += l.ce;
@@ -221,8 +286,9 @@ impl Controller {
             archs
                 .chunks(self.cfg.batch_size.max(1))
                 .flat_map(|c| {
+                    let enc = self.encoder.forward(c);
                     self.predictor
-                        .forward(&self.encoder.forward(c).embedding, None)
+                        .forward(&self.predictor_input(&enc.outputs, &enc.embedding), None)
                         .to_vec::<f64>()
                 })
                 .collect()
@@ -269,7 +335,9 @@ impl Controller {
         let enc = no_grad(|| self.encoder.forward(seeds));
         // The normalised outputs become a leaf: d(prediction)/d(outputs) for every step.
         let h = enc.outputs.detach().requires_grad();
-        let pred = self.predictor.forward(&encoder::embed(&h), None);
+        let pred = self
+            .predictor
+            .forward(&self.predictor_input(&h, &encoder::embed(&h)), None);
         let grads = pred.sum().backward();
         let g = grads
             .get(&h)

@@ -1,7 +1,7 @@
 //! The performance predictor (spec 3.2): `mlp_layers` x [linear, ReLU, dropout], then a
 //! linear layer to one output and a sigmoid.
 
-use super::config::ControllerConfig;
+use super::config::{ControllerConfig, PredictorInput};
 use autograd::Tensor;
 use autograd::nn::{Linear, Module, Param};
 use autograd::ops::dropout::dropout_mask;
@@ -17,7 +17,10 @@ pub struct Predictor {
 impl Predictor {
     /// A freshly initialised predictor.
     pub fn new(cfg: &ControllerConfig, rng: &mut Pcg64Mcg) -> Predictor {
-        let mut width = cfg.hidden;
+        let mut width = match cfg.predictor_input {
+            PredictorInput::Mean => cfg.hidden,
+            PredictorInput::Concat => cfg.hidden * cfg.enc_steps(),
+        };
         let mut hidden = Vec::new();
         for i in 0..cfg.mlp_layers {
             hidden.push(Linear::new(

@@ -1,6 +1,6 @@
 //! The controller as the NAO search's [`Surrogate`].
 
-use super::{Controller, ControllerConfig, Generation};
+use super::{Controller, ControllerConfig, Generation, PredictorInput};
 use crate::search::surrogate::{FitStats, Surrogate, SurrogateError};
 use autograd::nn::{Module, load_params, save_params};
 use autograd::optim::Optimizer;
@@ -38,6 +38,9 @@ pub struct SurrogateOptions {
     /// Re-initialise the controllers (new weights from the run's generator, fresh
     /// optimiser) at every [`fit`](Surrogate::fit) instead of continuing training.
     pub fresh: bool,
+    /// What the predictor reads ([`ControllerConfig::predictor_input`]).
+    #[serde(default)]
+    pub predictor_input: PredictorInput,
 }
 
 impl SurrogateOptions {
@@ -51,6 +54,7 @@ impl SurrogateOptions {
             temperature: 0.0,
             eta_step: 1.0,
             fresh: false,
+            predictor_input: PredictorInput::Mean,
         }
     }
 }
@@ -113,6 +117,7 @@ impl ControllerSurrogate {
         let mut cfg = ControllerConfig::for_space(space(kind).as_ref());
         cfg.epochs = opts.epochs;
         cfg.rank_weight = opts.rank_weight;
+        cfg.predictor_input = opts.predictor_input;
         ControllerSurrogate {
             kind,
             cfg,
@@ -147,11 +152,32 @@ impl ControllerSurrogate {
         c
     }
 
+    /// Creates the controllers (initial weights from seeds drawn from `rng`) unless they
+    /// exist.
+    fn create_members(&mut self, rng: &mut Pcg64Mcg) {
+        if self.members.is_empty() {
+            self.init_seeds = (0..self.ensemble).map(|_| rng.random()).collect();
+            self.members = self
+                .init_seeds
+                .iter()
+                .map(|&s| self.to_device(self.build(s)))
+                .collect();
+        }
+    }
+
     fn first(&self) -> &Controller {
         self.members
             .first()
             .expect("the controller is created by the first fit")
     }
+}
+
+/// One generator per member, drawn in order from the run's: the members train in parallel
+/// and the result does not depend on the thread count.
+fn member_rngs(n: usize, rng: &mut Pcg64Mcg) -> Vec<Pcg64Mcg> {
+    (0..n)
+        .map(|_| Pcg64Mcg::seed_from_u64(rng.random()))
+        .collect()
 }
 
 impl Surrogate for ControllerSurrogate {
@@ -175,23 +201,23 @@ impl Surrogate for ControllerSurrogate {
         self.fit_epochs(data, self.cfg.epochs, rng)
     }
 
+    fn pretrain(&mut self, archs: &[Arch], epochs: usize, rng: &mut Pcg64Mcg) {
+        self.create_members(rng);
+        let mut rngs = member_rngs(self.members.len(), rng);
+        self.members
+            .par_iter_mut()
+            .zip(rngs.par_iter_mut())
+            .for_each(|(c, r)| {
+                c.pretrain(archs, epochs, r, |_, _| {});
+            });
+    }
+
     fn fit_epochs(&mut self, data: &[(Arch, f64)], epochs: usize, rng: &mut Pcg64Mcg) -> FitStats {
         if self.fresh {
             self.members.clear();
         }
-        if self.members.is_empty() {
-            self.init_seeds = (0..self.ensemble).map(|_| rng.random()).collect();
-            self.members = self
-                .init_seeds
-                .iter()
-                .map(|&s| self.to_device(self.build(s)))
-                .collect();
-        }
-        // One generator per member, drawn in order from the run's: the members train in
-        // parallel and the result does not depend on the thread count.
-        let mut rngs: Vec<Pcg64Mcg> = (0..self.members.len())
-            .map(|_| Pcg64Mcg::seed_from_u64(rng.random()))
-            .collect();
+        self.create_members(rng);
+        let mut rngs = member_rngs(self.members.len(), rng);
         let last: Vec<FitStats> = self
             .members
             .par_iter_mut()

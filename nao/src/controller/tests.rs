@@ -23,6 +23,16 @@ fn parameter_count_matches_the_pytorch_peer() {
 /// on a tiny configuration, w.r.t. every parameter, by central differences.
 #[test]
 fn gradcheck_whole_controller_loss_tiny_config() {
+    gradcheck_tiny(PredictorInput::Mean);
+}
+
+/// As above, with the predictor reading the concatenated encoder outputs.
+#[test]
+fn gradcheck_whole_controller_loss_concat_predictor_input() {
+    gradcheck_tiny(PredictorInput::Concat);
+}
+
+fn gradcheck_tiny(predictor_input: PredictorInput) {
     let cfg = ControllerConfig {
         vocab: 12,
         seq_len: 40,
@@ -39,6 +49,7 @@ fn gradcheck_whole_controller_loss_tiny_config() {
         batch_size: 3,
         epochs: 1,
         rank_weight: 0.5,
+        predictor_input,
     };
     let c = Controller::new(SpaceKind::CnnWs, cfg, DType::F64, 1);
     let s = space(SpaceKind::CnnWs);
@@ -186,6 +197,7 @@ fn ensemble_surrogate_averages_members_and_round_trips() {
         temperature: 0.5,
         eta_step: 0.5,
         fresh: false,
+        predictor_input: PredictorInput::Concat,
     };
     let mut sur = ControllerSurrogate::with_options(SpaceKind::Nb201, &opts);
     let mut rng = Pcg64Mcg::seed_from_u64(2);
@@ -338,4 +350,88 @@ fn trust_radius_keeps_generation_near_the_seeds() {
     };
     assert!(farthest(1) <= 1);
     assert!(farthest(0) > 1);
+}
+
+/// Pre-training lowers the reconstruction loss of unlabelled architectures, moves the
+/// encoder and decoder, and leaves every predictor parameter (and its optimiser state:
+/// none is created) exactly as initialised.
+#[test]
+fn pretrain_trains_the_autoencoder_only() {
+    let s = space(SpaceKind::Nb201);
+    let mut cfg = ControllerConfig::for_space(s.as_ref());
+    cfg.batch_size = 20;
+    let mut c = Controller::new(SpaceKind::Nb201, cfg, DType::F32, 3);
+    let mut rng = Pcg64Mcg::seed_from_u64(4);
+    let archs: Vec<Arch> = (0..60).map(|_| s.canonical(&s.sample(&mut rng))).collect();
+    let snapshot =
+        |ps: Vec<Param>| -> Vec<Vec<f32>> { ps.iter().map(|p| p.get().to_vec()).collect() };
+    let pred_before = snapshot(c.predictor.params());
+    let enc_before = snapshot(c.encoder.params());
+    let dec_before = snapshot(c.decoder.params());
+    let history = c.pretrain(&archs, 30, &mut rng, |_, _| {});
+    assert_eq!(history.len(), 30);
+    assert!(history.iter().all(|l| l.mse == 0.0 && l.ce == l.total));
+    assert!(
+        history[29].ce < 0.5 * history[0].ce,
+        "reconstruction loss {} -> {}",
+        history[0].ce,
+        history[29].ce
+    );
+    assert_eq!(snapshot(c.predictor.params()), pred_before);
+    assert_ne!(snapshot(c.encoder.params()), enc_before);
+    assert_ne!(snapshot(c.decoder.params()), dec_before);
+    let names: Vec<String> = c
+        .predictor
+        .params()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    let state = c.optimizer_ref().state();
+    assert!(names.iter().all(|n| !state.params.contains_key(n)));
+}
+
+/// With `predictor_input: concat` the predictor's first layer reads every step's output
+/// (`steps * hidden` inputs), so its prediction depends on which step holds what; the
+/// embedding (a mean over steps) does not. Generation still moves the outputs along the
+/// prediction's gradient and yields valid new architectures.
+#[test]
+fn concat_predictor_reads_every_step_in_order() {
+    let s = space(SpaceKind::Nb201);
+    let mut cfg = ControllerConfig::for_space(s.as_ref());
+    let mean = Controller::new(SpaceKind::Nb201, cfg.clone(), DType::F32, 7);
+    cfg.predictor_input = PredictorInput::Concat;
+    let concat = Controller::new(SpaceKind::Nb201, cfg.clone(), DType::F32, 7);
+    let first = |c: &Controller| c.predictor.params()[0].get().shape().to_vec();
+    assert_eq!(first(&mean), vec![cfg.mlp_hidden, cfg.hidden]);
+    assert_eq!(first(&concat), vec![cfg.mlp_hidden, cfg.hidden * 6]);
+    // reversing the steps of the encoder outputs keeps the mean, not the concatenation
+    let enc = no_grad(|| {
+        concat
+            .encoder
+            .forward(&[s.sample(&mut Pcg64Mcg::seed_from_u64(1))])
+    });
+    let rev: Vec<Tensor> = (0..6).rev().map(|i| enc.outputs.narrow(1, i, 1)).collect();
+    let reversed = Tensor::concat(&rev.iter().collect::<Vec<_>>(), 1);
+    let p = |c: &Controller, o: &Tensor| -> f64 {
+        no_grad(|| {
+            c.predictor
+                .forward(&c.predictor_input(o, &encoder::embed(o)), None)
+                .to_vec::<f64>()[0]
+        })
+    };
+    assert_eq!(p(&mean, &enc.outputs), p(&mean, &reversed));
+    assert_ne!(p(&concat, &enc.outputs), p(&concat, &reversed));
+    let mut rng = Pcg64Mcg::seed_from_u64(2);
+    let data: Vec<(Arch, f64)> = (0..30)
+        .map(|i| (s.canonical(&s.sample(&mut rng)), i as f64 / 29.0))
+        .collect();
+    let mut c = concat;
+    c.train(&data, 5, &mut rng, |_, _| {});
+    let seeds: Vec<Arch> = data.iter().take(5).map(|d| d.0.clone()).collect();
+    let seen: HashSet<Arch> = data.iter().map(|d| d.0.clone()).collect();
+    let new = c.generate(&seeds, 5, &seen, 20);
+    assert!(!new.is_empty());
+    for (a, _) in &new {
+        assert!(s.validate(a).is_ok() && !seen.contains(&s.canonical(a)));
+    }
 }

@@ -10,7 +10,9 @@
 //! predict their scores (before evaluating: a held-out test of the predictor); evaluate
 //! them. If generation yields fewer than asked, the trust region widens (`expand_seeds`,
 //! `expand_radius`), and if that is not enough either, random unseen architectures top the
-//! round up (recorded as `top_up`). Diagnostics per round: predictor pairwise accuracy on the pool
+//! round up (recorded as `top_up`). With `pretrain`, round 1 first pre-trains the
+//! surrogate's autoencoder on that many random architectures that are never queried
+//! ([`Surrogate::pretrain`]). Diagnostics per round: predictor pairwise accuracy on the pool
 //! and on the new batch, reconstruction exact-match rate and Hamming distance, mean
 //! predicted against mean measured score of the batch, the step sizes used (`eta_counts`: `[eta, count]` pairs in increasing eta), and `candidates`, the number
 //! generated before selection.
@@ -86,6 +88,17 @@ impl Algorithm for Nao {
             data.len()
         ));
         let clock = std::time::Instant::now();
+        if round == 1 && self.config.pretrain > 0 && self.config.pretrain_epochs > 0 {
+            ctx.progress.set_message(format!(
+                "round 1: pre-training the autoencoder on {} unlabelled",
+                self.config.pretrain
+            ));
+            let unlabelled: Vec<Arch> = (0..self.config.pretrain)
+                .map(|_| form(&ctx.space.sample(&mut ctx.rng)))
+                .collect();
+            self.surrogate
+                .pretrain(&unlabelled, self.config.pretrain_epochs, &mut ctx.rng);
+        }
         let mut fit = self.surrogate.fit(&data, &mut ctx.rng);
         if self.config.pseudo > 0 && self.config.pseudo_epochs > 0 && !data.is_empty() {
             ctx.progress.set_message(format!(

@@ -3,6 +3,7 @@
 //! Apart from the algorithm ([`super::nao`]) so that the generation stage
 //! ([`super::generate`]) it calls can read them without importing it.
 
+use crate::controller::PredictorInput;
 use serde::{Deserialize, Serialize};
 
 /// How measured scores become the controller's labels.
@@ -117,6 +118,20 @@ pub struct NaoConfig {
     /// Epochs of the pseudo-labelled training per round.
     #[serde(default)]
     pub pseudo_epochs: usize,
+    /// Unsupervised pre-training (arch2vec, Yan et al. NeurIPS 2020; SemiNAS's
+    /// unlabelled data): before the first fit, the controller's encoder and decoder train
+    /// `pretrain_epochs` epochs to reconstruct this many random architectures (not queried,
+    /// not counted against the budget, never labelled or predicted), so that the encoder
+    /// places the whole space and not only the few evaluated cells (0 = off, the spec).
+    #[serde(default)]
+    pub pretrain: usize,
+    /// Epochs of the pre-training.
+    #[serde(default)]
+    pub pretrain_epochs: usize,
+    /// What the controller's predictor reads: the architecture embedding (`mean`, the spec)
+    /// or the encoder outputs of every step side by side (`concat`).
+    #[serde(default)]
+    pub predictor_input: PredictorInput,
     /// Step-size increment of generation: eta = `eta_step`, 2 `eta_step`, ... up to
     /// `max_eta` (1 = the spec's integer schedule).
     #[serde(default = "unit")]
@@ -197,6 +212,9 @@ impl NaoConfig {
             fresh: false,
             pseudo: 0,
             pseudo_epochs: 0,
+            pretrain: 0,
+            pretrain_epochs: 0,
+            predictor_input: PredictorInput::Mean,
             explore: 0.0,
             cool_down: true,
             top_up: true,

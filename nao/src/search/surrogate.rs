@@ -49,6 +49,11 @@ pub trait Surrogate {
         self.fit(data, rng)
     }
 
+    /// Unsupervised pre-training on unlabelled architectures for `epochs` (the
+    /// controller's autoencoder: [`Controller::pretrain`](crate::controller::Controller::pretrain));
+    /// surrogates without an unsupervised part ignore it.
+    fn pretrain(&mut self, _archs: &[Arch], _epochs: usize, _rng: &mut Pcg64Mcg) {}
+
     /// Predicted normalised labels.
     fn predict(&self, archs: &[Arch]) -> Vec<f64>;
 
@@ -123,6 +128,7 @@ pub fn build_surrogate(
                     temperature: config.temperature,
                     eta_step: config.eta_step,
                     fresh: config.fresh,
+                    predictor_input: config.predictor_input,
                 },
             )
             .with_device(device.clone()),
