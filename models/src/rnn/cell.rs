@@ -200,10 +200,12 @@ impl HighwayCell {
             Some(m) => s.mul(m),
             None => s.clone(),
         };
+        let xw_steps = split_steps(&xw);
         let mut hs = Vec::with_capacity(t_len);
         let mut h_prev = h0.clone();
-        for t in 0..t_len {
-            let pre0 = xw.select(0, t).add(&mask_h(&h_prev).matmul(&w0h));
+        for (t, xw_t) in xw_steps.iter().enumerate() {
+            debug_assert_eq!(xw_t.shape()[0], b, "step {t}");
+            let pre0 = xw_t.add(&mask_h(&h_prev).matmul(&w0h));
             let s0 = highway(&h_prev, &pre0, HighwayAct::Tanh);
             let mut states = vec![s0];
             let mut masked: Vec<Option<Tensor>> = vec![None; STEPS + 1];
@@ -214,8 +216,12 @@ impl HighwayCell {
                 let s = highway(&states[p], &pre, highway_act(node.act));
                 states.push(s);
             }
-            let refs: Vec<&Tensor> = states[1..].iter().collect();
-            let h_t = Tensor::stack(&refs, 0).mean_axes(&[0], false);
+            // mean(s_1, ..., s_11) as a chain of adds (the same left-to-right sum as
+            // `stack(..).mean_axes(0)`, without copying the states into one tensor).
+            let sum = states[2..]
+                .iter()
+                .fold(states[1].clone(), |acc, s| acc.add(s));
+            let h_t = sum.mul_scalar(1.0 / STEPS as f64);
             hs.push(h_t.clone());
             h_prev = h_t;
         }
@@ -224,10 +230,62 @@ impl HighwayCell {
     }
 }
 
+/// The steps `x[0], x[1], ...` of a `(T, ...)` tensor, cut by halving it recursively.
+///
+/// `x.select(0, t)` for every `t` would be cheaper forward, but the backward of each
+/// select is a zero-padded gradient of the whole of `x`, summed into `x`'s gradient: `T`
+/// full-size buffers. Halving pads each level once (about `log2 T` full-size buffers) and
+/// gives the same gradient (each element is one step's value plus zeros).
+fn split_steps(x: &Tensor) -> Vec<Tensor> {
+    let n = x.shape()[0];
+    if n == 0 {
+        return Vec::new();
+    }
+    if n == 1 {
+        let rest = x.shape()[1..].to_vec();
+        return vec![x.reshape(&rest)];
+    }
+    let mid = n / 2;
+    let mut out = split_steps(&x.narrow(0, 0, mid));
+    out.extend(split_steps(&x.narrow(0, mid, n - mid)));
+    out
+}
+
 impl Module for HighwayCell {
     fn params(&self) -> Vec<Param> {
         let mut p = vec![self.w0.clone()];
         p.extend(self.ws.iter().cloned());
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::testing::{assert_close, rand_f64};
+
+    /// The halving split gives every step, with the same values and the same gradient as
+    /// one `select` per step.
+    #[test]
+    fn split_steps_matches_select_forward_and_backward() {
+        for t in [1, 2, 3, 7, 35] {
+            let x = rand_f64(&[t, 2, 3], 1).requires_grad();
+            let w = rand_f64(&[t, 2, 3], 2);
+            let parts = split_steps(&x);
+            assert_eq!(parts.len(), t);
+            let sel: Vec<Tensor> = (0..t).map(|i| x.select(0, i)).collect();
+            let loss = |ps: &[Tensor]| {
+                ps.iter()
+                    .enumerate()
+                    .map(|(i, p)| p.mul(&w.select(0, i)).sum())
+                    .reduce(|a, b| &a + &b)
+                    .unwrap()
+            };
+            for (p, s) in parts.iter().zip(&sel) {
+                assert_close(p, s, 0.0, 0.0);
+            }
+            let (g1, g2) = (loss(&parts).backward(), loss(&sel).backward());
+            assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 0.0, 0.0);
+        }
     }
 }

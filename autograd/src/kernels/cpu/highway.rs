@@ -16,6 +16,8 @@
 //!
 //! with `act'` written in terms of `a`: tanh `1 - a²`, sigmoid `a (1 - a)`, relu
 //! `[a > 0]`, identity `1`. Rows are processed in parallel (rayon) when the batch is large.
+//! The forward's `σ` and `tanh` go through [`Float::sigmoid_inplace`] and
+//! [`Float::tanh_inplace`] (f32: the vectorised `kernels::cpu::fastmath`; f64: libm).
 
 use crate::dtype::Float;
 use rayon::prelude::*;
@@ -31,11 +33,6 @@ pub enum HighwayAct {
     Sigmoid,
     /// `z`.
     Identity,
-}
-
-#[inline]
-fn sigmoid<T: Float>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
 }
 
 /// Rows per rayon task; below two tasks' worth the kernel runs on the calling thread.
@@ -60,14 +57,21 @@ fn forward_rows<T: Float>(
         .zip(a.chunks_mut(h))
     {
         let (c, z) = pr.split_at(h);
-        gr.iter_mut().zip(c).for_each(|(g, &c)| *g = sigmoid(c));
+        gr.copy_from_slice(c);
+        T::sigmoid_inplace(gr);
         match act {
-            HighwayAct::Tanh => ar.iter_mut().zip(z).for_each(|(a, &z)| *a = z.tanh()),
+            HighwayAct::Tanh => {
+                ar.copy_from_slice(z);
+                T::tanh_inplace(ar);
+            }
             HighwayAct::Relu => ar
                 .iter_mut()
                 .zip(z)
                 .for_each(|(a, &z)| *a = if z > T::zero() { z } else { T::zero() }),
-            HighwayAct::Sigmoid => ar.iter_mut().zip(z).for_each(|(a, &z)| *a = sigmoid(z)),
+            HighwayAct::Sigmoid => {
+                ar.copy_from_slice(z);
+                T::sigmoid_inplace(ar);
+            }
             HighwayAct::Identity => ar.copy_from_slice(z),
         }
         for (((s, &p), &g), &a) in sr.iter_mut().zip(spr).zip(gr.iter()).zip(ar.iter()) {
@@ -130,24 +134,46 @@ fn backward_rows<T: Float>(
         .zip(dpre.chunks_mut(2 * h))
     {
         let (dc, dz) = dpr.split_at_mut(h);
-        for k in 0..h {
-            let (d, p, g, a) = (dsr[k], spr[k], gr[k], ar[k]);
-            dspr[k] = d * (one - g);
-            dc[k] = d * (a - p) * g * (one - g);
-            let da = match act {
-                HighwayAct::Tanh => one - a * a,
-                HighwayAct::Sigmoid => a * (one - a),
-                HighwayAct::Relu => {
-                    if a > T::zero() {
-                        one
-                    } else {
-                        T::zero()
-                    }
-                }
-                HighwayAct::Identity => one,
-            };
-            dz[k] = d * g * da;
+        // One loop per activation (no branch inside), so each vectorises.
+        match act {
+            HighwayAct::Tanh => backward_row(dsr, spr, gr, ar, dspr, dc, dz, |a| one - a * a),
+            HighwayAct::Sigmoid => backward_row(dsr, spr, gr, ar, dspr, dc, dz, |a| a * (one - a)),
+            HighwayAct::Relu => backward_row(dsr, spr, gr, ar, dspr, dc, dz, |a| {
+                if a > T::zero() { one } else { T::zero() }
+            }),
+            HighwayAct::Identity => backward_row(dsr, spr, gr, ar, dspr, dc, dz, |_| one),
         }
+    }
+}
+
+/// One row of [`backward_rows`], with `act'` written in terms of `a`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_row<T: Float>(
+    ds: &[T],
+    sp: &[T],
+    g: &[T],
+    a: &[T],
+    dsp: &mut [T],
+    dc: &mut [T],
+    dz: &mut [T],
+    dact: impl Fn(T) -> T,
+) {
+    let one = T::one();
+    let n = ds.len();
+    let (sp, g, a, dsp, dc, dz) = (
+        &sp[..n],
+        &g[..n],
+        &a[..n],
+        &mut dsp[..n],
+        &mut dc[..n],
+        &mut dz[..n],
+    );
+    for k in 0..n {
+        let (d, p, g, a) = (ds[k], sp[k], g[k], a[k]);
+        dsp[k] = d * (one - g);
+        dc[k] = d * (a - p) * g * (one - g);
+        dz[k] = d * g * dact(a);
     }
 }
 
