@@ -277,9 +277,7 @@ impl Surrogate for ControllerSurrogate {
         temperature: Option<f64>,
         rng: &mut Pcg64Mcg,
     ) -> Vec<(Arch, f64)> {
-        let rngs: Vec<Pcg64Mcg> = (0..self.members.len())
-            .map(|_| Pcg64Mcg::seed_from_u64(rng.random()))
-            .collect();
+        let rngs = member_rngs(self.members.len(), rng);
         let how = Generation {
             max_eta: max_eta as f64,
             eta_step: self.eta_step,

@@ -87,15 +87,17 @@ impl Algorithm for Nao {
             "round {round}: fitting the surrogate on {}",
             data.len()
         ));
+        // random architectures that are never queried (pre-training, pseudo-labels)
+        let unlabelled = |n: usize, rng: &mut rand_pcg::Pcg64Mcg| -> Vec<Arch> {
+            (0..n).map(|_| form(&space.sample(rng))).collect()
+        };
         let clock = std::time::Instant::now();
         if round == 1 && self.config.pretrain > 0 && self.config.pretrain_epochs > 0 {
             ctx.progress.set_message(format!(
                 "round 1: pre-training the autoencoder on {} unlabelled",
                 self.config.pretrain
             ));
-            let unlabelled: Vec<Arch> = (0..self.config.pretrain)
-                .map(|_| form(&ctx.space.sample(&mut ctx.rng)))
-                .collect();
+            let unlabelled = unlabelled(self.config.pretrain, &mut ctx.rng);
             self.surrogate
                 .pretrain(&unlabelled, self.config.pretrain_epochs, &mut ctx.rng);
         }
@@ -105,9 +107,7 @@ impl Algorithm for Nao {
                 "round {round}: pseudo-labelling {}",
                 self.config.pseudo
             ));
-            let unlabelled: Vec<Arch> = (0..self.config.pseudo)
-                .map(|_| form(&ctx.space.sample(&mut ctx.rng)))
-                .collect();
+            let unlabelled = unlabelled(self.config.pseudo, &mut ctx.rng);
             let pseudo = self.surrogate.predict(&unlabelled);
             let mut both = data.clone();
             both.extend(unlabelled.into_iter().zip(pseudo));

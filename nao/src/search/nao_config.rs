@@ -123,6 +123,7 @@ pub struct NaoConfig {
     /// `pretrain_epochs` epochs to reconstruct this many random architectures (not queried,
     /// not counted against the budget, never labelled or predicted), so that the encoder
     /// places the whole space and not only the few evaluated cells (0 = off, the spec).
+    /// With `fresh`, the first fit's new controllers discard it.
     #[serde(default)]
     pub pretrain: usize,
     /// Epochs of the pre-training.
