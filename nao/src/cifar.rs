@@ -26,6 +26,7 @@ use crate::data::{Dataset, load_all, load_split};
 use crate::error::{Error, Result};
 use crate::evaluator::EvaluatorConfig;
 use crate::evaluator::train::{ChildTrainSpec, arch_seed, head};
+use crate::executor::ExecutorConfig;
 use crate::final_rows::{FinalRow, reuse_or_train};
 use crate::run::atomic::write_atomic;
 use crate::run::{RunOptions, SearchConfig, run_search};
@@ -379,6 +380,10 @@ pub fn run_cifar(
         seed,
         progress,
         device: &opts.device,
+        side_by_side: match &opts.executor {
+            ExecutorConfig::Local { workers, .. } => *workers,
+            _ => 1,
+        },
     };
     train_finals(&spec, &mut report, &best, random_best.as_ref())?;
 
@@ -414,6 +419,9 @@ pub(crate) struct FinalSpec<'a> {
     pub progress: bool,
     /// Where the cells train.
     pub device: &'a autograd::Device,
+    /// How many cells may train at once, each on its share of the threads (the local
+    /// executor's `--workers`; 1: one after another, on all threads).
+    pub side_by_side: usize,
 }
 
 /// [`final_trainings`] of `best` and `random_best` as `spec` says: each cell trained from
@@ -434,6 +442,7 @@ pub(crate) fn train_finals(
         seed,
         progress,
         device,
+        side_by_side,
     } = *spec;
     let final_path = out.join("final.json");
     let s = space(child.space);
@@ -442,7 +451,8 @@ pub(crate) fn train_finals(
         best,
         random_best,
         dataset,
-        |role, rec| {
+        side_by_side,
+        |role, rec, show| {
             eprintln!(
                 "final training of the {role} architecture on {}: {}",
                 dataset.title(),
@@ -457,7 +467,7 @@ pub(crate) fn train_finals(
                 recipe,
                 data,
                 arch_seed(seed ^ 0xf1a1, &rec.arch),
-                progress,
+                progress && show,
                 device,
                 &mut |e| live.epoch(e),
             )
@@ -497,26 +507,87 @@ pub(crate) fn train_finals(
 /// Final training on `dataset` of the search's `best` and of the random pool's best,
 /// skipping roles already in `report` for that dataset (a resumed run). When the random pool's best is the search's best
 /// (the same evaluation), it is trained once: the `random-best` row copies the `best` row
-/// with `same_as = "best"`. `train` trains one architecture; `saved` is called after each
-/// new row (to write `final.json` and the SVG).
+/// with `same_as = "best"`. `train(role, record, progress)` trains one architecture;
+/// `saved` is called after each new row (to write `final.json` and the SVG).
+///
+/// With `side_by_side` > 1 and two distinct cells due, both train at once, each in its own
+/// rayon pool with its share of the threads (the kernels give the same bits on any
+/// number of threads, so the rows are those of one after another); only the first shows
+/// a progress bar. Each row is saved as soon as it exists, and the rows stand in
+/// `report` in the same order as one after another would put them.
 pub(crate) fn final_trainings(
     report: &mut FinalReport,
     best: &Record,
     random_best: Option<&Record>,
     dataset: Dataset,
-    mut train: impl FnMut(&str, &Record) -> Result<FinalResult>,
+    side_by_side: usize,
+    train: impl Fn(&str, &Record, bool) -> Result<FinalResult> + Sync,
     mut saved: impl FnMut(&FinalReport, &str, &Record) -> Result<()>,
 ) -> Result<()> {
     let mut todo = vec![("best", best)];
     if let Some(r) = random_best {
         todo.push(("random-best", r));
     }
-    for (role, rec) in todo {
-        if report
+    let done = |report: &FinalReport, role: &str, rec: &Record| {
+        report
             .results
             .iter()
             .any(|r| r.role == role && r.arch == rec.arch && r.dataset == dataset)
-        {
+    };
+    todo.retain(|(role, rec)| !done(report, role, rec));
+    // The cells that need a training of their own (not in `report`, not an earlier one's).
+    let mut due: Vec<(&str, &Record)> = Vec::new();
+    for &(role, rec) in &todo {
+        let trained = report
+            .results
+            .iter()
+            .any(|r| r.arch == rec.arch && r.same_as.is_none() && r.dataset == dataset);
+        if !trained && !due.iter().any(|d| d.1.arch == rec.arch) {
+            due.push((role, rec));
+        }
+    }
+    if side_by_side > 1 && due.len() > 1 {
+        let threads = (rayon::current_num_threads() / side_by_side.min(due.len())).max(1);
+        let base = report.results.len();
+        let mut first_error = None;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            for (k, &(role, rec)) in due.iter().enumerate() {
+                let (tx, train) = (tx.clone(), &train);
+                scope.spawn(move || {
+                    let row = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))
+                        .and_then(|pool| pool.install(|| train(role, rec, k == 0)));
+                    let _ = tx.send((k, row));
+                });
+            }
+            drop(tx);
+            // Rows as they finish, each put where one after another would have put it.
+            let mut finished: Vec<usize> = Vec::new();
+            for (k, row) in rx {
+                match row {
+                    Ok(row) => {
+                        let at = base + finished.iter().filter(|&&j| j < k).count();
+                        report.results.insert(at, row);
+                        finished.push(k);
+                        if let Err(e) = saved(report, due[k].0, due[k].1) {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        });
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    for (role, rec) in todo {
+        if done(report, role, rec) {
             continue;
         }
         let row = reuse_or_train(
@@ -524,7 +595,7 @@ pub(crate) fn final_trainings(
             role,
             &rec.arch,
             |r| r.dataset == dataset,
-            || train(role, rec),
+            || train(role, rec, true),
         )?;
         report.results.push(row);
         saved(report, role, rec)?;
@@ -668,8 +739,11 @@ mod tests {
         }
     }
 
-    fn fake_train(calls: &mut Vec<String>) -> impl FnMut(&str, &Record) -> Result<FinalResult> {
-        move |role, r| {
+    fn fake_train(
+        calls: &std::sync::Mutex<Vec<String>>,
+    ) -> impl Fn(&str, &Record, bool) -> Result<FinalResult> + Sync {
+        move |role, r, _| {
+            let mut calls = calls.lock().unwrap();
             calls.push(role.to_string());
             Ok(FinalResult {
                 role: role.into(),
@@ -689,21 +763,22 @@ mod tests {
     fn random_best_equal_to_best_is_trained_once() {
         let best = rec(2, vec![1, 2, 3], 60.0);
         let mut report = FinalReport::default();
-        let mut calls = Vec::new();
+        let calls = std::sync::Mutex::new(Vec::new());
         let mut saves = 0;
         final_trainings(
             &mut report,
             &best,
             Some(&best.clone()),
             Dataset::Cifar10,
-            fake_train(&mut calls),
+            1,
+            fake_train(&calls),
             |_, _, _| {
                 saves += 1;
                 Ok(())
             },
         )
         .unwrap();
-        assert_eq!(calls, ["best"]);
+        assert_eq!(*calls.lock().unwrap(), ["best"]);
         assert_eq!(saves, 2);
         assert_eq!(report.results.len(), 2);
         let (a, b) = (&report.results[0], &report.results[1]);
@@ -716,17 +791,18 @@ mod tests {
         let json = serde_json::to_string(&report).unwrap();
         assert!(json.contains("\"same_as\":\"best\""), "{json}");
         // A resumed run trains nothing more.
-        let mut calls2 = Vec::new();
+        let calls2 = std::sync::Mutex::new(Vec::new());
         final_trainings(
             &mut report,
             &best,
             Some(&best.clone()),
             Dataset::Cifar10,
-            fake_train(&mut calls2),
+            1,
+            fake_train(&calls2),
             |_, _, _| Ok(()),
         )
         .unwrap();
-        assert!(calls2.is_empty());
+        assert!(calls2.lock().unwrap().is_empty());
         assert_eq!(report.results.len(), 2);
     }
 
@@ -735,21 +811,125 @@ mod tests {
         let best = rec(5, vec![1, 2, 3], 61.0);
         let random_best = rec(1, vec![3, 2, 1], 58.0);
         let mut report = FinalReport::default();
-        let mut calls = Vec::new();
+        let calls = std::sync::Mutex::new(Vec::new());
         final_trainings(
             &mut report,
             &best,
             Some(&random_best),
             Dataset::Cifar10,
-            fake_train(&mut calls),
+            1,
+            fake_train(&calls),
             |_, _, _| Ok(()),
         )
         .unwrap();
-        assert_eq!(calls, ["best", "random-best"]);
+        assert_eq!(*calls.lock().unwrap(), ["best", "random-best"]);
         assert!(report.results.iter().all(|r| r.same_as.is_none()));
         assert!(
             !render_report(&CifarPreset::get("smoke").unwrap(), &report, 8)
                 .contains("not retrained")
         );
+    }
+
+    /// Side by side (`--executor local --workers 2`): both cells train at once, each on
+    /// its share of the threads, and the rows stand in the order one after another gives,
+    /// whichever finishes first; the random pool's best equal to the best is still trained
+    /// once.
+    #[test]
+    fn two_cells_train_side_by_side_in_the_sequential_order() {
+        let best = rec(5, vec![1, 2, 3], 61.0);
+        let random_best = rec(1, vec![3, 2, 1], 58.0);
+        let sequential = {
+            let calls = std::sync::Mutex::new(Vec::new());
+            let mut report = FinalReport::default();
+            final_trainings(
+                &mut report,
+                &best,
+                Some(&random_best),
+                Dataset::Cifar10,
+                1,
+                fake_train(&calls),
+                |_, _, _| Ok(()),
+            )
+            .unwrap();
+            report
+        };
+        let pools = std::sync::Mutex::new(Vec::new());
+        let saved_rows = std::sync::Mutex::new(Vec::new());
+        let mut report = FinalReport::default();
+        final_trainings(
+            &mut report,
+            &best,
+            Some(&random_best),
+            Dataset::Cifar10,
+            2,
+            |role, r, show| {
+                // `best` finishes last, so the rows arrive out of order.
+                if role == "best" {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                pools.lock().unwrap().push((
+                    role.to_string(),
+                    rayon::current_thread_index().is_some(),
+                    rayon::current_num_threads(),
+                    show,
+                ));
+                let test_acc = if role == "best" { 51.0 } else { 52.0 };
+                Ok(FinalResult {
+                    role: role.into(),
+                    arch: r.arch.clone(),
+                    text: r.text.clone(),
+                    search_dev_acc: r.score.unwrap(),
+                    dataset: Dataset::Cifar10,
+                    test_acc,
+                    params: 7,
+                    seconds: 3.0,
+                    same_as: None,
+                })
+            },
+            |report, role, _| {
+                saved_rows
+                    .lock()
+                    .unwrap()
+                    .push((role.to_string(), report.results.len()));
+                Ok(())
+            },
+        )
+        .unwrap();
+        let roles: Vec<&str> = report.results.iter().map(|r| r.role.as_str()).collect();
+        assert_eq!(roles, ["best", "random-best"]);
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            serde_json::to_string(&sequential).unwrap()
+        );
+        // Each row saved when it existed: random-best first (alone), then best.
+        assert_eq!(
+            *saved_rows.lock().unwrap(),
+            [("random-best".to_string(), 1), ("best".to_string(), 2)]
+        );
+        let pools = pools.into_inner().unwrap();
+        let threads = (rayon::current_num_threads() / 2).max(1);
+        assert!(pools.iter().all(|p| p.1 && p.2 == threads), "{pools:?}");
+        // Only the first due cell shows progress.
+        assert!(
+            pools.iter().any(|p| p.0 == "best" && p.3)
+                && pools.iter().any(|p| p.0 == "random-best" && !p.3),
+            "{pools:?}"
+        );
+
+        // The same cell in both roles: one training, the second row a copy.
+        let calls = std::sync::Mutex::new(Vec::new());
+        let mut report = FinalReport::default();
+        final_trainings(
+            &mut report,
+            &best,
+            Some(&best.clone()),
+            Dataset::Cifar10,
+            2,
+            fake_train(&calls),
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(*calls.lock().unwrap(), ["best"]);
+        assert_eq!(report.results[1].same_as.as_deref(), Some("best"));
     }
 }

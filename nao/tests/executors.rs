@@ -89,6 +89,7 @@ fn submitted(run: &Path) -> usize {
 
 fn executor_args(kind: &str) -> Vec<&str> {
     match kind {
+        "inline" => vec![],
         "local" => vec!["--executor", "local", "--workers", "2"],
         _ => vec!["--executor", "slurm", "--slurm-max-parallel", "2"],
     }
@@ -229,33 +230,52 @@ fn killed_driver_resumes(kind: &str) {
 }
 
 /// `nao cifar --preset smoke` with the executor completes on real CIFAR-10 (reads
-/// NAO_DATA_DIR; CI sets it), every search child scored.
+/// NAO_DATA_DIR; CI sets it), every search child scored. With `local`, the search and
+/// the final trainings (two cells side by side, one thread each) give what inline gives.
 fn cifar_smoke(kind: &str) {
     let Ok(data) = std::env::var("NAO_DATA_DIR") else {
         eprintln!("skipped: NAO_DATA_DIR not set");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
+    let run = |out: &Path, kind: &str| {
+        let mut c = Command::new(BIN);
+        c.args([
+            "--data-dir",
+            &data,
+            "cifar",
+            "--preset",
+            "smoke",
+            "--seed",
+            "2",
+            "--out",
+        ])
+        .arg(out)
+        .args(executor_args(kind));
+        ok(c.output().unwrap());
+    };
     let out = tmp.path().join("c");
-    let mut c = Command::new(BIN);
-    c.args([
-        "--data-dir",
-        &data,
-        "cifar",
-        "--preset",
-        "smoke",
-        "--seed",
-        "2",
-        "--out",
-    ])
-    .arg(&out)
-    .args(executor_args(kind));
-    ok(c.output().unwrap());
+    run(&out, kind);
     let archs = read(&out.join("search/archs.jsonl"));
     assert!(archs.lines().count() >= 4, "{archs}");
     assert!(!archs.contains("\"failed\""), "{archs}");
-    let fin: serde_json::Value = serde_json::from_str(&read(&out.join("final.json"))).unwrap();
+    // The final rows without their wall times.
+    let finals = |out: &Path| {
+        let mut fin: serde_json::Value =
+            serde_json::from_str(&read(&out.join("final.json"))).unwrap();
+        for r in fin["results"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("seconds");
+        }
+        fin
+    };
+    let fin = finals(&out);
     assert!(!fin["results"].as_array().unwrap().is_empty(), "{fin}");
+    if kind == "local" {
+        let inline = tmp.path().join("inline");
+        run(&inline, "inline");
+        assert_eq!(archs, read(&inline.join("search/archs.jsonl")));
+        assert_eq!(fin, finals(&inline));
+    }
 }
 
 #[test]

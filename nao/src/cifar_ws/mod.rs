@@ -276,6 +276,8 @@ pub fn run_cifar_ws(
         seed,
         progress,
         device,
+        // The weight-sharing search has no executor: its finals train one after another.
+        side_by_side: 1,
     };
     train_finals(&spec, &mut report, &best, random_best.as_ref())?;
 

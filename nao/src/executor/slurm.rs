@@ -135,14 +135,25 @@ fn active(jobs: &HashSet<String>) -> Result<HashSet<TaskId>> {
 }
 
 /// What Slurm says about a finished task: `JobState`, `Reason` and `ExitCode` of
-/// `scontrol show job -o JOB_TASK`, or that it no longer knows it.
+/// `scontrol show job -o JOB_TASK`; once the controller has forgotten the job
+/// (`MinJobAge`, e.g. after the driver was down), the accounting's (`sacct`) where the
+/// cluster keeps one; else that Slurm no longer knows.
 fn why(task: &TaskId) -> String {
     let id = format!("{}_{}", task.0, task.1);
     let Ok(text) = slurm(
         "scontrol",
         &["show".into(), "job".into(), "-o".into(), id.clone()],
     ) else {
-        return format!("Slurm task {id} ended; Slurm no longer reports why");
+        let accounting = slurm(
+            "sacct",
+            &["-n", "-P", "-X", "-o", "State,Reason,ExitCode", "-j", &id].map(String::from),
+        );
+        return match accounting.ok().and_then(|t| sacct_why(&t)) {
+            Some((state, reason, exit)) => format!(
+                "Slurm task {id} ended {state} (Reason={reason}, ExitCode={exit}; from sacct)"
+            ),
+            None => format!("Slurm task {id} ended; Slurm no longer reports why"),
+        };
     };
     let field = |k: &str| {
         text.split_whitespace()
@@ -156,6 +167,16 @@ fn why(task: &TaskId) -> String {
         field("Reason"),
         field("ExitCode")
     )
+}
+
+/// State, reason and exit code from `sacct -n -P -X -o State,Reason,ExitCode`'s first
+/// line (`TIMEOUT|TimeLimit|0:0`; a state such as `CANCELLED by 0` kept whole); `None`
+/// when it lists nothing (no accounting, or not this job).
+fn sacct_why(text: &str) -> Option<(String, String, String)> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let mut f = line.split('|').map(str::trim);
+    let (state, reason, exit) = (f.next()?, f.next()?, f.next()?);
+    (!state.is_empty()).then(|| (state.into(), reason.into(), exit.into()))
 }
 
 impl SlurmExecutor {
@@ -433,6 +454,21 @@ impl SlurmExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sacct_lines_give_state_reason_and_exit_code() {
+        assert_eq!(
+            sacct_why("TIMEOUT|TimeLimit|0:0\n"),
+            Some(("TIMEOUT".into(), "TimeLimit".into(), "0:0".into()))
+        );
+        assert_eq!(
+            sacct_why("\nCANCELLED by 0|None|0:15\nCOMPLETED|None|0:0\n"),
+            Some(("CANCELLED by 0".into(), "None".into(), "0:15".into()))
+        );
+        // Nothing listed (no accounting kept, or another cluster's job): no reason.
+        assert_eq!(sacct_why(""), None);
+        assert_eq!(sacct_why("garbage"), None);
+    }
 
     #[test]
     fn squeue_job_fields_expand_to_array_tasks() {
