@@ -311,7 +311,8 @@ struct ExecutorArgs {
     /// file system the nodes share). The records are the same whichever runs them.
     #[arg(long, value_parser = ["inline", "local", "slurm"], default_value = "inline", help_heading = "Executor")]
     executor: String,
-    /// --executor local: evaluations at once.
+    /// --executor local: evaluations at once (`nao cifar`: also its two final trainings
+    /// side by side, each on its share of the threads).
     #[arg(long, default_value_t = 2, help_heading = "Executor")]
     workers: usize,
     /// --executor slurm: `sbatch --partition` (default: the cluster's).
