@@ -465,6 +465,11 @@ struct AlgoArgs {
     /// (further decoder samples; 1 = the paper's single pass) [default: 1].
     #[arg(long, help_heading = "NAO")]
     draws: Option<usize>,
+    /// NAO: up to this many of each round's cells come from the best measured cell's
+    /// neighbourhood alone (the best predicted of what the decoder proposes around it),
+    /// before the other seeds are used (0 = off, the paper) [default: 0].
+    #[arg(long, help_heading = "NAO")]
+    focus: Option<usize>,
     /// NAO: train a fresh controller every round instead of continuing the last one.
     #[arg(long, help_heading = "NAO")]
     fresh: bool,
@@ -943,6 +948,9 @@ fn algo_config(name: &str, budget: usize, a: &AlgoArgs) -> Result<AlgoConfig> {
                     bail!("--draws must be at least 1");
                 }
                 n.draws = v;
+            }
+            if let Some(v) = a.focus {
+                n.focus = v;
             }
             if let Some(v) = a.eta_step {
                 if v.is_nan() || v <= 0.0 {

@@ -426,6 +426,8 @@ fn generation_flags_are_checked_and_recorded() {
                 "3",
                 "--draws",
                 "4",
+                "--focus",
+                "3",
                 "--no-cool-down",
             ],
         ]
@@ -441,5 +443,6 @@ fn generation_flags_are_checked_and_recorded() {
     assert_eq!(nao["expand_seeds"], 7, "{config}");
     assert_eq!(nao["expand_radius"], 3, "{config}");
     assert_eq!(nao["draws"], 4, "{config}");
+    assert_eq!(nao["focus"], 3, "{config}");
     assert_eq!(nao["cool_down"], false, "{config}");
 }

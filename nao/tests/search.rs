@@ -505,6 +505,54 @@ fn nao_cools_the_decoder_before_topping_up() {
     assert!(round1.clone().all(|r| r.source == Source::TopUp));
 }
 
+/// `focus`: the round's first `focus` cells are the best predicted of what the decoder
+/// proposed around the top seed alone; the rest of the round comes from the top `top_k`,
+/// chosen among their proposals and the top seed's other ones.
+#[test]
+fn nao_focus_fills_its_slots_from_the_best_cell_alone() {
+    let sums = |archs: &[Arch]| -> Vec<usize> { archs.iter().map(|a| a.iter().sum()).collect() };
+    let best_first = |mut v: Vec<usize>| {
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    };
+    let (log, recs) = spy_run_with(12, true, 0, |n| {
+        n.top_k = 4;
+        n.trust_radius = 1;
+        n.focus = 2;
+    });
+    assert_eq!(
+        log.generate_calls[..2],
+        [(1, 1), (4, 1)],
+        "{:?}",
+        log.generate_calls
+    );
+    let round1: Vec<usize> = recs
+        .iter()
+        .filter(|r| r.round == 1)
+        .map(|r| r.arch.iter().sum())
+        .collect();
+    assert_eq!(round1.len(), 5);
+    let near = best_first(sums(&log.candidates[0]));
+    assert_eq!(
+        round1[..2],
+        near[..2],
+        "focus slots: the top seed's best predicted"
+    );
+    let mut rest = near[2..].to_vec();
+    rest.extend(sums(&log.candidates[1]));
+    assert_eq!(
+        round1[2..],
+        best_first(rest)[..3],
+        "the others compete for the rest"
+    );
+    // Off: the first call uses the top_k seeds.
+    let (log, _) = spy_run_with(12, true, 0, |n| {
+        n.top_k = 4;
+        n.trust_radius = 1;
+    });
+    assert_eq!(log.generate_calls[0], (4, 1));
+}
+
 /// `draws`: generation passes again over the same seeds and radius while candidates are
 /// short, before the region is widened or topped up.
 #[test]

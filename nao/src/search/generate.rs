@@ -23,9 +23,10 @@ use super::surrogate::Surrogate;
 #[derive(Debug, Clone)]
 pub struct Generated {
     /// The new architectures with the step size that produced each: valid, their canonical
-    /// forms distinct and not in the `seen` given. When more than the quota were generated,
-    /// the quota's best by the controller's prediction (`mean + explore * spread`), best
-    /// first; otherwise all of them, in generation order.
+    /// forms distinct and not in the `seen` given. First the `focus` slots (the best
+    /// predicted around the top seed, best first), then the rest: when more than the
+    /// quota were generated, the quota's best by the controller's prediction (`mean +
+    /// explore * spread`), best first; otherwise all of them, in generation order.
     pub archs: Vec<(Arch, f64)>,
     /// Seeds used by the last generation stage (the first `seeds` of the ranking given).
     pub seeds: usize,
@@ -49,6 +50,8 @@ pub struct Generated {
 /// at least the first `max(top_k, expand_seeds)` are needed). `want` is the round's quota,
 /// `seen` the canonical forms not to generate again; messages go to `progress`.
 ///
+/// With `config.focus`, up to that many of the `want` are first the best predicted of what
+/// the decoder proposes around the top seed alone (its other proposals stay candidates).
 /// Stages, each run only while fewer than `want` were found (the first always): the top
 /// `top_k` seeds within `trust_radius`; the top `expand_seeds` (when larger); then, when the
 /// trust region is on, radii `trust_radius + 1` ... `trust_radius + expand_radius`; then,
@@ -101,12 +104,47 @@ pub fn generate_round(
         }
     }
     let mut cooled_to = None;
-    let mut batch: Vec<(Arch, f64)> = Vec::new();
     let mut taken = seen.clone();
-    let mut invalid = 0;
-    let (mut seeds_used, mut radius_used, mut calls) = (0, config.trust_radius, 0);
+    let mut counts = Counts::default();
+    // The incumbent's slots (`focus`): the best predicted of what the decoder proposes
+    // around the top seed alone. Its other proposals stay candidates of the round.
+    let mut focused: Vec<(Arch, f64)> = Vec::new();
+    let mut batch: Vec<(Arch, f64)> = Vec::new();
+    let n_focus = config.focus.min(want);
+    if n_focus > 0 && !ranked.is_empty() {
+        let mut near = Vec::new();
+        let pass = Pass {
+            seeds: &ranked[..1],
+            radius: config.trust_radius,
+            temperature: None,
+            limit: n_cand,
+        };
+        pass.run(
+            config,
+            space,
+            surrogate,
+            &mut near,
+            &mut taken,
+            &mut counts,
+            rng,
+            progress,
+            round,
+        );
+        let order = best_predicted(config, surrogate, &near, &form);
+        let mut near: Vec<Option<(Arch, f64)>> = near.into_iter().map(Some).collect();
+        for (rank, &i) in order.iter().enumerate() {
+            let cell = near[i].take().unwrap();
+            if rank < n_focus {
+                focused.push(cell);
+            } else {
+                batch.push(cell);
+            }
+        }
+    }
+    let want_rest = want - focused.len();
+    let (mut seeds_used, mut radius_used) = (0, config.trust_radius);
     for (stage, &(k, radius, temperature)) in stages.iter().enumerate() {
-        if want == 0 || (stage > 0 && batch.len() >= want) {
+        if want_rest == 0 || (stage > 0 && batch.len() >= want_rest) {
             break;
         }
         let seeds = &ranked[..k.min(ranked.len())];
@@ -117,32 +155,109 @@ pub fn generate_round(
             cooled_to = temperature;
         }
         (seeds_used, radius_used) = (seeds.len(), radius);
+        let pass = Pass {
+            seeds,
+            radius,
+            temperature,
+            limit: n_cand.max(batch.len()),
+        };
+        pass.run(
+            config,
+            space,
+            surrogate,
+            &mut batch,
+            &mut taken,
+            &mut counts,
+            rng,
+            progress,
+            round,
+        );
+    }
+    let candidates = focused.len() + batch.len();
+    if batch.len() > want_rest {
+        // Keep the `want_rest` best by mean + explore * spread (stable: generation order
+        // breaks ties).
+        let order = best_predicted(config, surrogate, &batch, &form);
+        let mut keep: Vec<Option<(Arch, f64)>> = batch.into_iter().map(Some).collect();
+        batch = order[..want_rest]
+            .iter()
+            .map(|&i| keep[i].take().unwrap())
+            .collect();
+    }
+    focused.extend(batch);
+    let batch = focused;
+    let (calls, invalid) = (counts.calls, counts.invalid);
+    Generated {
+        archs: batch,
+        seeds: seeds_used,
+        radius: radius_used,
+        cooled_to,
+        calls,
+        candidates,
+        invalid,
+        taken,
+    }
+}
+
+/// Calls and rejected decodes of a round's generation passes.
+#[derive(Default)]
+struct Counts {
+    calls: usize,
+    invalid: usize,
+}
+
+/// One stage of generation: from `seeds` within `radius` at `temperature` (None = the
+/// configured one), up to `config.draws` passes, until `batch` holds `limit`.
+struct Pass<'a> {
+    seeds: &'a [Arch],
+    radius: usize,
+    temperature: Option<f64>,
+    limit: usize,
+}
+
+impl Pass<'_> {
+    /// Appends what it generates to `batch` (valid, canonical form not in `taken`, which
+    /// gains it).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        config: &NaoConfig,
+        space: &dyn SearchSpace,
+        surrogate: &dyn Surrogate,
+        batch: &mut Vec<(Arch, f64)>,
+        taken: &mut HashSet<Arch>,
+        counts: &mut Counts,
+        rng: &mut Pcg64Mcg,
+        progress: &ProgressBar,
+        round: usize,
+    ) {
+        let radius = self.radius;
         for draw in 0..config.draws.max(1) {
-            if batch.len() >= n_cand {
+            if batch.len() >= self.limit {
                 break;
             }
             progress.set_message(format!(
                 "round {round}: generating {} from {} seeds within {radius}",
-                n_cand - batch.len(),
-                seeds.len()
+                self.limit - batch.len(),
+                self.seeds.len()
             ));
             let generated = surrogate.generate(
-                seeds,
-                n_cand - batch.len(),
-                &taken,
+                self.seeds,
+                self.limit - batch.len(),
+                taken,
                 config.max_eta,
                 radius,
-                temperature,
+                self.temperature,
                 rng,
             );
-            calls += 1;
+            counts.calls += 1;
             let before = batch.len();
             for (a, eta) in generated {
-                if batch.len() >= n_cand {
+                if batch.len() >= self.limit {
                     break;
                 }
                 if space.validate(&a).is_err() {
-                    invalid += 1;
+                    counts.invalid += 1;
                     continue;
                 }
                 if taken.insert(space.canonical(&a)) {
@@ -154,28 +269,22 @@ pub fn generate_round(
             }
         }
     }
-    let candidates = batch.len();
-    if batch.len() > want {
-        // Keep the `want` best by mean + explore * spread (stable: generation order
-        // breaks ties).
-        let preds = surrogate.predict_spread(&batch.iter().map(|b| form(&b.0)).collect::<Vec<_>>());
-        let score: Vec<f64> = preds.iter().map(|(m, s)| m + config.explore * s).collect();
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&i, &j| score[j].total_cmp(&score[i]).then(i.cmp(&j)));
-        let mut keep: Vec<Option<(Arch, f64)>> = batch.into_iter().map(Some).collect();
-        batch = order[..want]
-            .iter()
-            .map(|&i| keep[i].take().unwrap())
-            .collect();
+}
+
+/// Indices of `batch`, best first by the controller's `mean + explore * spread` of the
+/// form it was fitted on (stable: generation order breaks ties).
+fn best_predicted(
+    config: &NaoConfig,
+    surrogate: &dyn Surrogate,
+    batch: &[(Arch, f64)],
+    form: &dyn Fn(&Arch) -> Arch,
+) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    if batch.is_empty() {
+        return order;
     }
-    Generated {
-        archs: batch,
-        seeds: seeds_used,
-        radius: radius_used,
-        cooled_to,
-        calls,
-        candidates,
-        invalid,
-        taken,
-    }
+    let preds = surrogate.predict_spread(&batch.iter().map(|b| form(&b.0)).collect::<Vec<_>>());
+    let score: Vec<f64> = preds.iter().map(|(m, s)| m + config.explore * s).collect();
+    order.sort_by(|&i, &j| score[j].total_cmp(&score[i]).then(i.cmp(&j)));
+    order
 }

@@ -107,6 +107,15 @@ pub struct NaoConfig {
     /// nothing new. Generation costs little next to fitting the controller.
     #[serde(default = "one")]
     pub draws: usize,
+    /// Up to this many of each round's architectures come from the neighbourhood of the
+    /// best measured cell alone (TuRBO's trust region centred on the incumbent, Eriksson
+    /// et al. 2019): before the other seeds are used, the decoder generates around the top
+    /// seed within the trust radius, and the best predicted of those fill these slots; the
+    /// rest of the round is generated as without it, from the top `top_k` (0 = off, the
+    /// spec). When the best cell's neighbourhood is used up, the round falls back to the
+    /// other seeds.
+    #[serde(default)]
+    pub focus: usize,
     /// Semi-supervised fitting (SemiNAS, Luo et al., NeurIPS 2020): after each round's fit,
     /// this many random architectures (not queried, not counted against the budget) get the
     /// controller's predictions as pseudo-labels, and the controller trains
@@ -209,6 +218,7 @@ impl NaoConfig {
             expand_seeds: 0,
             expand_radius: 2,
             draws: 1,
+            focus: 0,
             eta_step: 0.1,
             fresh: false,
             pseudo: 0,
