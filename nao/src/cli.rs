@@ -166,6 +166,11 @@ noise), test_acc, params, live_edges.")]
         /// paper of `nao::cifar_ws::CifarWsPreset`. CIFAR-10 only.
         #[arg(long)]
         ws: bool,
+        /// With --ws: random dev batches averaged per supernet score [default: the
+        /// preset's, 1 (spec 7)]. More batches rank the pool more repeatably and cost
+        /// proportionally more scoring time (README, "Does sharing rank well?").
+        #[arg(long, value_name = "K")]
+        eval_batches: Option<usize>,
         /// Where the search's children train (not with --ws).
         #[command(flatten)]
         executor: ExecutorArgs,
@@ -616,17 +621,25 @@ fn run(cli: Cli, training_device: autograd::Device) -> Result<i32> {
             resume,
             final_dataset,
             ws,
+            eval_batches,
             executor,
         } => {
             let executor = executor.config(&global)?;
             if ws && executor != nao::executor::ExecutorConfig::Inline {
                 bail!("--ws trains one supernet in this process: drop --executor");
             }
+            if eval_batches.is_some() && !ws {
+                bail!("--eval-batches sets how the supernet scores: it needs --ws");
+            }
+            if eval_batches == Some(0) {
+                bail!("--eval-batches must be at least 1");
+            }
             if ws {
                 return cifar_ws(
                     cli.data_dir.as_deref(),
                     cli.offline,
                     &preset,
+                    eval_batches,
                     &out,
                     seed,
                     resume,
@@ -807,6 +820,7 @@ fn cifar_ws(
     data_dir: Option<&std::path::Path>,
     offline: bool,
     preset: &str,
+    eval_batches: Option<usize>,
     out: &std::path::Path,
     seed: u64,
     resume: bool,
@@ -816,7 +830,11 @@ fn cifar_ws(
     if final_dataset != nao::data::Dataset::Cifar10 {
         anyhow::bail!("--ws trains its final cells on CIFAR-10 only: drop --final-dataset");
     }
-    let p = nao::cifar_ws::CifarWsPreset::get(preset).map_err(anyhow::Error::msg)?;
+    let mut p = nao::cifar_ws::CifarWsPreset::get(preset).map_err(anyhow::Error::msg)?;
+    if let Some(k) = eval_batches {
+        // Recorded in OUT/cifar-ws.json with the rest of the preset (a resume must match).
+        p.train.eval_batches = k;
+    }
     let data_dir = datasets::data_dir(data_dir);
     nao::data::prepare(nao::data::Dataset::Cifar10, &data_dir, offline)?;
     eprintln!("nao cifar --ws --preset {}: {}", p.name, p.about);

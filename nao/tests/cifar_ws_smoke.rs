@@ -2,8 +2,9 @@
 //! it): a supernet trained on real images, the pool scored and replaced, final training of
 //! the best cell and of the random pool's best, the ranking study (final-pool cells trained
 //! stand-alone: `ranking.json`, `ranking.svg`, a report section); the same seed writes the
-//! same search bytes; `--resume` of the finished run redoes nothing, and a resume after a
-//! ranking row was lost retrains only that one, to the same accuracy.
+//! same search bytes; `--eval-batches 2` is recorded with the preset and changes the scores;
+//! `--resume` of the finished run redoes nothing, and a resume after a ranking row was lost
+//! retrains only that one, to the same accuracy.
 
 use std::path::Path;
 use std::process::Command;
@@ -94,6 +95,16 @@ fn ws_smoke_preset_runs_end_to_end_on_real_cifar10() {
             "{f} differs between equal seeds"
         );
     }
+    // --eval-batches: recorded with the preset, and the scores average two dev batches.
+    let c = tmp.path().join("c");
+    run(&c, &["--eval-batches", "2"]);
+    let preset: serde_json::Value = serde_json::from_str(&read(&c.join("cifar-ws.json"))).unwrap();
+    assert_eq!(preset["train"]["eval_batches"], 2, "{preset}");
+    assert_ne!(
+        read(&a.join("search/archs.jsonl")),
+        read(&c.join("search/archs.jsonl")),
+        "scores on two batches equal those on one"
+    );
     let before = read(&a.join("final.json"));
     let (_, stderr) = run(&a, &["--resume"]);
     assert_eq!(read(&a.join("final.json")), before);

@@ -446,3 +446,31 @@ fn generation_flags_are_checked_and_recorded() {
     assert_eq!(nao["focus"], 3, "{config}");
     assert_eq!(nao["cool_down"], false, "{config}");
 }
+
+/// `--eval-batches` is an option of the weight-sharing search only, and at least 1.
+#[test]
+fn eval_batches_needs_ws_and_one_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = nao(
+        &["cifar", "--eval-batches", "2", "--out", "x", "--offline"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("needs --ws"), "{}", stderr(&o));
+    let o = nao(
+        &[
+            "cifar",
+            "--ws",
+            "--eval-batches",
+            "0",
+            "--out",
+            "x",
+            "--offline",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
+    assert!(!d.join("x").exists());
+}
