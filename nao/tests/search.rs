@@ -526,6 +526,8 @@ fn nao_focus_fills_its_slots_from_the_best_cell_alone() {
         "{:?}",
         log.generate_calls
     );
+    // The top seed is asked for the screening's ratio of its slots: 2 x 12 / 5, rounded up.
+    assert_eq!(log.candidates[0].len(), 5);
     let round1: Vec<usize> = recs
         .iter()
         .filter(|r| r.round == 1)

@@ -113,11 +113,14 @@ pub fn generate_round(
     let n_focus = config.focus.min(want);
     if n_focus > 0 && !ranked.is_empty() {
         let mut near = Vec::new();
+        // The screening's ratio for these slots (candidates per cell asked for), so that
+        // where the top seed's region is large (`cnn`, `rnn`) it does not take the whole
+        // candidate quota from the other seeds.
         let pass = Pass {
             seeds: &ranked[..1],
             radius: config.trust_radius,
             temperature: None,
-            limit: n_cand,
+            limit: (n_focus * n_cand).div_ceil(want),
         };
         pass.run(
             config,
