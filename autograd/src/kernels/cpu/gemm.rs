@@ -17,7 +17,9 @@ use rayon::prelude::*;
 /// Products with at least this many multiply-adds are split across threads.
 const PAR_FLOPS: usize = super::par::GEMM_MIN_FLOPS;
 
-/// `c = alpha * op(a) * op(b) + beta * c`.
+/// `c = alpha * op(a) * op(b) + beta * c`. With `beta = 0`, `c` is only written, never
+/// read (as BLAS and matrixmultiply do), so it may be a buffer from
+/// [`crate::kernels::cpu::uninit::overwritten`].
 ///
 /// Panics naming all three shapes when they do not fit.
 pub fn gemm<T: Float>(
@@ -44,7 +46,12 @@ pub fn gemm<T: Float>(
         return;
     }
     if k == 0 {
-        c.map_inplace(|v| *v *= beta);
+        // beta = 0 overwrites C without reading it (C may be unwritten memory).
+        if beta == T::zero() {
+            c.fill(T::zero());
+        } else {
+            c.map_inplace(|v| *v *= beta);
+        }
         return;
     }
     if m == 1 {
@@ -202,6 +209,22 @@ mod tests {
         gemm(1.0, a.view(), false, b.view(), false, 0.0, c.view_mut());
         let want = naive(&a, &b);
         assert!(c.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-9));
+    }
+
+    /// With beta = 0, C is only written: NaN (or unwritten memory) in it does not reach
+    /// the result, also when the inner dimension is empty (which used to compute 0 x C).
+    #[test]
+    fn beta_zero_overwrites_c_without_reading_it() {
+        for &(m, k, n) in &[(3, 0, 4), (1, 5, 6), (6, 5, 1), (40, 30, 20)] {
+            let (a, b) = (arr(m, k, 5), arr(k, n, 6));
+            let mut c = Array2::from_elem((m, n), f64::NAN);
+            gemm(1.0, a.view(), false, b.view(), false, 0.0, c.view_mut());
+            let want = naive(&a, &b);
+            assert!(
+                c.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-9),
+                "({m},{k},{n}): {c:?}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::dtype::Float;
 use crate::kernels::cpu::gemm;
 use crate::kernels::cpu::packed_gemm::{PackedB, gemm_at_b, gemm_packed};
 use crate::kernels::cpu::simd::multiversion;
-use crate::kernels::cpu::uninit::write_slice;
+use crate::kernels::cpu::uninit::{overwritten_array, write_slice};
 use ndarray::{
     Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s,
 };
@@ -156,31 +156,42 @@ pub fn lstm_seq_forward_inputs<T: Float>(
         w_hh.dim()
     );
     let mut gates = Array3::<T>::uninit((t_len, batch, hid4));
-    let mut c = Array3::<T>::zeros((t_len + 1, batch, hid));
-    let mut h = Array3::<T>::zeros((t_len + 1, batch, hid));
-    c.index_axis_mut(Axis(0), 0).assign(&c0);
-    h.index_axis_mut(Axis(0), 0).assign(&h0);
     let w_hh_t = PackedB::new(w_hh.t());
     let chunk = row_chunk(t_len, batch, hid);
-    let g_parts: Vec<_> = gates.axis_chunks_iter_mut(Axis(1), chunk).collect();
-    let c_parts: Vec<_> = c.axis_chunks_iter_mut(Axis(1), chunk).collect();
-    let h_parts: Vec<_> = h.axis_chunks_iter_mut(Axis(1), chunk).collect();
-    let work = |(i, ((g, c), h))| forward_rows(g, i * chunk, &src, batch, c, h, &w_hh_t);
-    if g_parts.len() > 1 {
-        g_parts
-            .into_par_iter()
-            .zip(c_parts)
-            .zip(h_parts)
-            .enumerate()
-            .for_each(work);
-    } else {
-        g_parts
-            .into_iter()
-            .zip(c_parts)
-            .zip(h_parts)
-            .enumerate()
-            .for_each(work);
-    }
+    let mut recurrence = |mut c: ArrayViewMut3<T>, mut h: ArrayViewMut3<T>| {
+        c.index_axis_mut(Axis(0), 0).assign(&c0);
+        h.index_axis_mut(Axis(0), 0).assign(&h0);
+        let g_parts: Vec<_> = gates.axis_chunks_iter_mut(Axis(1), chunk).collect();
+        let c_parts: Vec<_> = c.axis_chunks_iter_mut(Axis(1), chunk).collect();
+        let h_parts: Vec<_> = h.axis_chunks_iter_mut(Axis(1), chunk).collect();
+        let work = |(i, ((g, c), h))| forward_rows(g, i * chunk, &src, batch, c, h, &w_hh_t);
+        if g_parts.len() > 1 {
+            g_parts
+                .into_par_iter()
+                .zip(c_parts)
+                .zip(h_parts)
+                .enumerate()
+                .for_each(work);
+        } else {
+            g_parts
+                .into_iter()
+                .zip(c_parts)
+                .zip(h_parts)
+                .enumerate()
+                .for_each(work);
+        }
+    };
+    // The states are not zero-filled either. SAFETY: row 0 of `c` and `h` is assigned
+    // first, and step `t` of `forward_rows` writes row `t + 1` of both (all of it: the
+    // blocks cover the batch) before step `t + 1` reads it.
+    let shape = (t_len + 1, batch, hid);
+    let mut h = None;
+    let c = unsafe {
+        overwritten_array(shape, |c| {
+            h = Some(overwritten_array(shape, |h| recurrence(c, h)));
+        })
+    };
+    let h = h.expect("the recurrence ran");
     // SAFETY: `forward_rows` wrote every step of every row block (the blocks cover the
     // batch) through `StepInputs::fill`.
     let gates = unsafe { gates.assume_init() };
@@ -418,46 +429,50 @@ pub fn lstm_seq_backward_pre<T: Float>(
     let (t_len, batch, hid) = dh_out.dim();
     let mut tanh_c = saved.c.slice(s![1.., .., ..]).to_owned();
     T::tanh_inplace(tanh_c.as_slice_mut().expect("fresh arrays are contiguous"));
-    let mut dgates = Array3::<T>::zeros((t_len, batch, 4 * hid));
     let mut dh_next = Array2::<T>::zeros((batch, hid));
     let mut dc_next = dc_last.as_standard_layout().into_owned();
     let dh_out = dh_out.as_standard_layout();
     let w_hh_p = PackedB::new(w_hh);
     let chunk = row_chunk(t_len, batch, hid);
-    let parts: Vec<_> = saved
-        .gates
-        .axis_chunks_iter(Axis(1), chunk)
-        .zip(saved.c.axis_chunks_iter(Axis(1), chunk))
-        .zip(tanh_c.axis_chunks_iter(Axis(1), chunk))
-        .zip(dh_out.axis_chunks_iter(Axis(1), chunk))
-        .zip(dgates.axis_chunks_iter_mut(Axis(1), chunk))
-        .zip(dh_next.axis_chunks_iter_mut(Axis(0), chunk))
-        .zip(dc_next.axis_chunks_iter_mut(Axis(0), chunk))
-        .map(|((((((g, c), tc), dh), dg), dhn), dcn)| BackRows {
-            gates: g,
-            c,
-            tanh_c: tc,
-            dh_out: dh,
-            dgates: dg,
-            dh_next: dhn,
-            dc_next: dcn,
-        })
-        .collect();
-    if parts.len() > 1 {
-        parts
-            .into_par_iter()
-            .for_each(|p| backward_rows(p, &w_hh_p));
-    } else {
-        parts.into_iter().for_each(|p| backward_rows(p, &w_hh_p));
-    }
+    let through_time = |mut dgates: ArrayViewMut3<T>| {
+        let parts: Vec<_> = saved
+            .gates
+            .axis_chunks_iter(Axis(1), chunk)
+            .zip(saved.c.axis_chunks_iter(Axis(1), chunk))
+            .zip(tanh_c.axis_chunks_iter(Axis(1), chunk))
+            .zip(dh_out.axis_chunks_iter(Axis(1), chunk))
+            .zip(dgates.axis_chunks_iter_mut(Axis(1), chunk))
+            .zip(dh_next.axis_chunks_iter_mut(Axis(0), chunk))
+            .zip(dc_next.axis_chunks_iter_mut(Axis(0), chunk))
+            .map(|((((((g, c), tc), dh), dg), dhn), dcn)| BackRows {
+                gates: g,
+                c,
+                tanh_c: tc,
+                dh_out: dh,
+                dgates: dg,
+                dh_next: dhn,
+                dc_next: dcn,
+            })
+            .collect();
+        if parts.len() > 1 {
+            parts
+                .into_par_iter()
+                .for_each(|p| backward_rows(p, &w_hh_p));
+        } else {
+            parts.into_iter().for_each(|p| backward_rows(p, &w_hh_p));
+        }
+    };
+    // SAFETY: `backward_rows` writes every step's gate gradients (`gate_grads` stores all
+    // `4H` of each row) before the GEMM reads them back.
+    let dgates = unsafe { overwritten_array((t_len, batch, 4 * hid), through_time) };
     let dg2 = dgates
         .view()
         .into_shape_with_order((t_len * batch, 4 * hid))
         .unwrap();
     let hprev = saved.h.slice(s![..t_len, .., ..]);
     let hprev2 = hprev.into_shape_with_order((t_len * batch, hid)).unwrap();
-    let mut dw_hh = Array2::<T>::zeros((4 * hid, hid));
-    gemm_at_b(dg2, hprev2, dw_hh.view_mut());
+    // SAFETY: `gemm_at_b` overwrites its output.
+    let dw_hh = unsafe { overwritten_array((4 * hid, hid), |c| gemm_at_b(dg2, hprev2, c)) };
     LstmSeqPreGrads {
         dgates,
         dh0: dh_next,
@@ -492,11 +507,18 @@ pub fn lstm_seq_backward<T: Float>(
         .view()
         .into_shape_with_order((t_len * batch, input))
         .unwrap();
-    let mut dw_ih = Array2::<T>::zeros((4 * hid, input));
-    gemm(T::one(), dg2, true, x2, false, T::zero(), dw_ih.view_mut());
+    // SAFETY (both): `gemm` with beta = 0 overwrites its output without reading it.
+    let dw_ih = unsafe {
+        overwritten_array((4 * hid, input), |c| {
+            gemm(T::one(), dg2, true, x2, false, T::zero(), c)
+        })
+    };
     let db = dg2.sum_axis(Axis(0));
-    let mut dx2 = Array2::<T>::zeros((t_len * batch, input));
-    gemm(T::one(), dg2, false, w_ih, false, T::zero(), dx2.view_mut());
+    let dx2 = unsafe {
+        overwritten_array((t_len * batch, input), |c| {
+            gemm(T::one(), dg2, false, w_ih, false, T::zero(), c)
+        })
+    };
     LstmSeqGrads {
         dx: dx2.into_shape_with_order((t_len, batch, input)).unwrap(),
         dh0,

@@ -9,6 +9,7 @@ use crate::kernels::cpu::gemm;
 use crate::kernels::cpu::packed_gemm::{
     PackedB, gemm_at_b, gemm_packed, gemm_packed_at, gemm_small_k,
 };
+use crate::kernels::cpu::uninit::overwritten_array;
 use ndarray::{ArrayD, Axis, Ix2, Ix3};
 
 /// Per-product size (`m * n * k`) up to which a batched product skips matrixmultiply:
@@ -97,17 +98,18 @@ pub fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool)
             let m = if ta { a2.dim().1 } else { a2.dim().0 };
             let n = if tb { b2.dim().0 } else { b2.dim().1 };
             let k = if ta { a2.dim().0 } else { a2.dim().1 };
-            let mut c = ndarray::Array2::<T>::zeros((m, n));
-            match route_2d(m, k, n, ta) {
-                Route::AtB => gemm_at_b(a2, if tb { b2.t() } else { b2 }, c.view_mut()),
+            let product = |c: ndarray::ArrayViewMut2<T>| match route_2d(m, k, n, ta) {
+                Route::AtB => gemm_at_b(a2, if tb { b2.t() } else { b2 }, c),
                 Route::SmallK => gemm_small_k(
                     if ta { a2.t() } else { a2 },
                     if tb { b2.t() } else { b2 },
-                    c.view_mut(),
+                    c,
                 ),
-                Route::Gemm => gemm(T::one(), a2, ta, b2, tb, T::zero(), c.view_mut()),
-            }
-            c.into_dyn()
+                Route::Gemm => gemm(T::one(), a2, ta, b2, tb, T::zero(), c),
+            };
+            // SAFETY: each route overwrites all of `c` without reading it (`gemm_at_b` and
+            // `gemm_small_k` store their first block's products; `gemm` has beta = 0).
+            unsafe { overwritten_array((m, n), product) }.into_dyn()
         }
         (3, 3) | (3, 2) => {
             let a3 = a.view().into_dimensionality::<Ix3>().unwrap();
@@ -119,7 +121,6 @@ pub fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool)
                 b.shape()[b.ndim() - 1]
             };
             let k = if ta { a3.dim().1 } else { a3.dim().2 };
-            let mut c = ndarray::Array3::<T>::zeros((batch, m, n));
             let small = m * n * k <= SMALL_PRODUCT;
             // Each product is independent: batches split across the rayon pool (each
             // product's arithmetic does not depend on the split).
@@ -145,20 +146,24 @@ pub fn matmul_kernel<T: Float>(a: &ArrayD<T>, ta: bool, b: &ArrayD<T>, tb: bool)
                     ci.view_mut(),
                 );
             };
-            if batch > 1
-                && batch * m * n * k >= super::par::BATCHED_MATMUL_MIN_FLOPS
-                && rayon::current_num_threads() > 1
-                && rayon::current_thread_index().is_none()
-            {
-                use rayon::prelude::*;
-                c.axis_iter_mut(Axis(0))
-                    .into_par_iter()
-                    .enumerate()
-                    .for_each(work);
-            } else {
-                c.axis_iter_mut(Axis(0)).enumerate().for_each(work);
-            }
-            c.into_dyn()
+            let products = |mut c: ndarray::ArrayViewMut3<T>| {
+                if batch > 1
+                    && batch * m * n * k >= super::par::BATCHED_MATMUL_MIN_FLOPS
+                    && rayon::current_num_threads() > 1
+                    && rayon::current_thread_index().is_none()
+                {
+                    use rayon::prelude::*;
+                    c.axis_iter_mut(Axis(0))
+                        .into_par_iter()
+                        .enumerate()
+                        .for_each(work);
+                } else {
+                    c.axis_iter_mut(Axis(0)).enumerate().for_each(work);
+                }
+            };
+            // SAFETY: every product overwrites its slice of `c` without reading it
+            // (`small_product` stores, `gemm` has beta = 0).
+            unsafe { overwritten_array((batch, m, n), products) }.into_dyn()
         }
         _ => panic!(
             "matmul: unsupported shapes {:?} x {:?} (2-D x 2-D, 3-D x 3-D or 3-D x 2-D)",

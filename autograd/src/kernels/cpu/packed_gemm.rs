@@ -35,19 +35,28 @@ impl<T: Float> PackedB<T> {
     pub fn new(b: ArrayView2<T>) -> PackedB<T> {
         let (k, n) = b.dim();
         let np = n.div_ceil(NR);
-        let mut panels = vec![T::zero(); np * k * NR];
         let (rs, cs) = (b.strides()[0], b.strides()[1]);
-        for (jp, panel) in panels.chunks_exact_mut(k * NR.max(1)).enumerate() {
-            let j0 = jp * NR;
-            let nc = (n - j0).min(NR);
-            if cs == 1 || n == 1 {
-                // rows of b are contiguous: one slice copy per row of the panel
+        if cs == 1 || n == 1 {
+            // Rows of b are contiguous: each panel row is one slice copy plus its zero
+            // padding, appended in order (no zero-fill of the whole buffer first).
+            let mut panels = Vec::with_capacity(np * k * NR);
+            for jp in 0..np {
+                let j0 = jp * NR;
+                let nc = (n - j0).min(NR);
                 for p in 0..k {
                     let row = b.row(p);
                     let src = row.as_slice().expect("contiguous rows");
-                    panel[p * NR..p * NR + nc].copy_from_slice(&src[j0..j0 + nc]);
+                    panels.extend_from_slice(&src[j0..j0 + nc]);
+                    panels.resize(panels.len() + NR - nc, T::zero());
                 }
-            } else if rs == 1 {
+            }
+            return PackedB { k, n, panels };
+        }
+        let mut panels = vec![T::zero(); np * k * NR];
+        for (jp, panel) in panels.chunks_exact_mut(k * NR.max(1)).enumerate() {
+            let j0 = jp * NR;
+            let nc = (n - j0).min(NR);
+            if rs == 1 {
                 // columns of b are contiguous (a transposed view): read them in order
                 for q in 0..nc {
                     let col = b.column(j0 + q);
