@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use autograd::Device;
-use nao::cifar_ws::{CifarWsPreset, CnnSharedWeights, RankingReport};
+use nao::cifar_ws::{CifarWsPreset, CnnSharedWeights, ranking};
 use nao::data::{Dataset, load_split};
 use nao::evaluator::train::head;
 use nao::search::diagnostics::kendall_tau;
@@ -59,10 +59,8 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let latest = std::fs::read_to_string(search.join("checkpoint").join("latest"))?;
     let weights = search.join("checkpoint").join(latest.trim()).join("shared");
-    let study: Option<RankingReport> = std::fs::read(run.join("ranking.json"))
-        .ok()
-        .map(|b| serde_json::from_slice(&b))
-        .transpose()?;
+    // The run's ranking study (empty when the run made none).
+    let study = Some(ranking::load(&run, true)?).filter(|s| !s.rows.is_empty());
     println!(
         "final pool: {} cells (round {last}); supernet from {}",
         pool.len(),

@@ -103,6 +103,13 @@ pub fn generate_round(
             stages.push((widest, widest_radius, Some(0.0)));
         }
     }
+    let ctx = RoundContext {
+        config,
+        space,
+        surrogate,
+        progress,
+        round,
+    };
     let mut cooled_to = None;
     let mut taken = seen.clone();
     let mut counts = Counts::default();
@@ -122,27 +129,10 @@ pub fn generate_round(
             temperature: None,
             limit: (n_focus * n_cand).div_ceil(want),
         };
-        pass.run(
-            config,
-            space,
-            surrogate,
-            &mut near,
-            &mut taken,
-            &mut counts,
-            rng,
-            progress,
-            round,
-        );
-        let order = best_predicted(config, surrogate, &near, &form);
-        let mut near: Vec<Option<(Arch, f64)>> = near.into_iter().map(Some).collect();
-        for (rank, &i) in order.iter().enumerate() {
-            let cell = near[i].take().unwrap();
-            if rank < n_focus {
-                focused.push(cell);
-            } else {
-                batch.push(cell);
-            }
-        }
+        pass.run(&ctx, &mut near, &mut taken, &mut counts, rng);
+        let mut near = best_first(config, surrogate, near, &form).into_iter();
+        focused.extend(near.by_ref().take(n_focus));
+        batch.extend(near);
     }
     let want_rest = want - focused.len();
     let (mut seeds_used, mut radius_used) = (0, config.trust_radius);
@@ -164,28 +154,14 @@ pub fn generate_round(
             temperature,
             limit: n_cand.max(batch.len()),
         };
-        pass.run(
-            config,
-            space,
-            surrogate,
-            &mut batch,
-            &mut taken,
-            &mut counts,
-            rng,
-            progress,
-            round,
-        );
+        pass.run(&ctx, &mut batch, &mut taken, &mut counts, rng);
     }
     let candidates = focused.len() + batch.len();
     if batch.len() > want_rest {
         // Keep the `want_rest` best by mean + explore * spread (stable: generation order
         // breaks ties).
-        let order = best_predicted(config, surrogate, &batch, &form);
-        let mut keep: Vec<Option<(Arch, f64)>> = batch.into_iter().map(Some).collect();
-        batch = order[..want_rest]
-            .iter()
-            .map(|&i| keep[i].take().unwrap())
-            .collect();
+        batch = best_first(config, surrogate, batch, &form);
+        batch.truncate(want_rest);
     }
     focused.extend(batch);
     let batch = focused;
@@ -218,22 +194,33 @@ struct Pass<'a> {
     limit: usize,
 }
 
+/// What every generation pass of a round reads.
+struct RoundContext<'a> {
+    config: &'a NaoConfig,
+    space: &'a dyn SearchSpace,
+    surrogate: &'a dyn Surrogate,
+    progress: &'a ProgressBar,
+    round: usize,
+}
+
 impl Pass<'_> {
     /// Appends what it generates to `batch` (valid, canonical form not in `taken`, which
     /// gains it).
-    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
-        config: &NaoConfig,
-        space: &dyn SearchSpace,
-        surrogate: &dyn Surrogate,
+        ctx: &RoundContext,
         batch: &mut Vec<(Arch, f64)>,
         taken: &mut HashSet<Arch>,
         counts: &mut Counts,
         rng: &mut Pcg64Mcg,
-        progress: &ProgressBar,
-        round: usize,
     ) {
+        let RoundContext {
+            config,
+            space,
+            surrogate,
+            progress,
+            round,
+        } = *ctx;
         let radius = self.radius;
         for draw in 0..config.draws.max(1) {
             if batch.len() >= self.limit {
@@ -274,20 +261,24 @@ impl Pass<'_> {
     }
 }
 
-/// Indices of `batch`, best first by the controller's `mean + explore * spread` of the
-/// form it was fitted on (stable: generation order breaks ties).
-fn best_predicted(
+/// `batch` reordered best first by the controller's `mean + explore * spread` of the form
+/// it was fitted on (stable: generation order breaks ties).
+fn best_first(
     config: &NaoConfig,
     surrogate: &dyn Surrogate,
-    batch: &[(Arch, f64)],
+    batch: Vec<(Arch, f64)>,
     form: &dyn Fn(&Arch) -> Arch,
-) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..batch.len()).collect();
+) -> Vec<(Arch, f64)> {
     if batch.is_empty() {
-        return order;
+        return batch;
     }
     let preds = surrogate.predict_spread(&batch.iter().map(|b| form(&b.0)).collect::<Vec<_>>());
-    let score: Vec<f64> = preds.iter().map(|(m, s)| m + config.explore * s).collect();
-    order.sort_by(|&i, &j| score[j].total_cmp(&score[i]).then(i.cmp(&j)));
-    order
+    let mut scored: Vec<(f64, (Arch, f64))> = preds
+        .iter()
+        .map(|(m, s)| m + config.explore * s)
+        .zip(batch)
+        .collect();
+    // A stable sort: equal scores keep generation order.
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().map(|(_, cell)| cell).collect()
 }
