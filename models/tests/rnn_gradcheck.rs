@@ -128,36 +128,3 @@ fn gradcheck_whole_language_model_loss_with_fixed_masks() {
     .unwrap();
     assert_eq!(r.elements, lm.num_params());
 }
-
-#[test]
-fn fused_decoder_loss_matches_the_composed_one_and_gradchecks() {
-    use models::rnn::decoder::linear_cross_entropy;
-    // N = 2500 rows > one block of 1024, so blocks and the gradient accumulation over
-    // blocks are exercised.
-    let (n, d, v) = (2500, 5, 9);
-    let x = rand_f64(&[n, d], 1).requires_grad();
-    let w = rand_f64(&[v, d], 2).requires_grad();
-    let b = rand_f64(&[v], 3).requires_grad();
-    let labels: Vec<usize> = (0..n).map(|i| (i * 7 + 3) % v).collect();
-    let fused = linear_cross_entropy(&x, &w, &b, &labels).mul_scalar(3.0);
-    let composed = (&x.matmul_t(&w) + &b)
-        .cross_entropy(&labels)
-        .mul_scalar(3.0);
-    assert!((fused.item() - composed.item()).abs() < 1e-12);
-    let (g1, g2) = (fused.backward(), composed.backward());
-    for t in [&x, &w, &b] {
-        autograd::testing::assert_close(g1.get(t).unwrap(), g2.get(t).unwrap(), 1e-12, 1e-12);
-    }
-    gradcheck(
-        |t| linear_cross_entropy(&t[0], &t[1], &t[2], &[1, 0, 4]),
-        &[
-            rand_f64(&[3, 4], 4),
-            rand_f64(&[5, 4], 5),
-            rand_f64(&[5], 6),
-        ],
-    )
-    .unwrap();
-    // no gradient wanted: no gradient computed, same value
-    let e = autograd::no_grad(|| linear_cross_entropy(&x, &w, &b, &labels));
-    assert!((3.0 * e.item() - composed.item()).abs() < 1e-12);
-}

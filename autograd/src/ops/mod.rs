@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod highway;
 pub mod index;
+pub mod linear_ce;
 pub mod lstm;
 pub mod matmul;
 pub mod normalize;

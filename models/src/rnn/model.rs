@@ -31,8 +31,8 @@ use rand_pcg::Pcg64Mcg;
 
 use super::cell::{CellMasks, HighwayCell, INIT_RANGE};
 use super::config::RnnConfig;
-use super::decoder::linear_cross_entropy;
 use crate::space::rnn::RnnCell;
+use autograd::ops::linear_ce::linear_cross_entropy;
 
 /// The dropout masks of one forward pass; `None` means no dropout there.
 #[derive(Debug, Clone, Default)]

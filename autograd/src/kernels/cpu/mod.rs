@@ -16,6 +16,7 @@ pub mod heap;
 pub mod highway;
 pub mod lanes;
 pub mod layout;
+pub mod linear_ce;
 pub mod lstm_gates;
 pub mod lstm_seq;
 pub mod matmul;
