@@ -168,6 +168,7 @@ mod matmul;
 mod normalize;
 mod pool;
 mod reduce;
+mod scaled_sum;
 mod softmax;
 
 pub use batchnorm::{BatchNormForward, BatchNormMode, BatchNormSaved, bn_layout};

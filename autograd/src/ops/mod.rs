@@ -17,6 +17,7 @@ pub mod matmul;
 pub mod normalize;
 pub mod pool;
 pub mod reduce;
+pub mod scaled_sum;
 pub mod shape;
 pub mod softmax;
 pub mod unary;

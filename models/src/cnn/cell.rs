@@ -4,11 +4,12 @@ use autograd::Tensor;
 use autograd::nn::{Module, Param, join};
 use rand_pcg::Pcg64Mcg;
 
-use super::fused::{drop_path_factors, node_sum};
+use super::drop_path::drop_path_factors;
 use super::ops::BranchOp;
 use super::reduce::{Calibrate, FactorizedReduce, MapSize};
 use super::{Mode, drop_path_keep};
 use crate::space::cnn::{CnnCell, NODES, STATES};
+use autograd::ops::scaled_sum::scaled_sum;
 
 /// One built branch: its input state and op.
 #[derive(Debug, Clone)]
@@ -135,7 +136,7 @@ impl Cell {
                 _ => None,
             };
             let (ka, kb) = (factors(a), factors(b));
-            states.push(node_sum(&ya, ka, &yb, kb));
+            states.push(scaled_sum(&ya, ka, &yb, kb));
         }
         for (i, m) in &self.fac {
             states[*i] = m.forward(&states[*i], mode);

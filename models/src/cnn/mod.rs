@@ -9,7 +9,8 @@
 //! * [`cell`]: one cell (nodes = sum of two branches, drop-path, loose-end concatenation).
 //! * [`network`]: [`CnnNetwork`] (stem, cells, optional auxiliary head, classifier).
 //! * [`config`]: the configuration, [`CnnConfig`].
-//! * [`fused`]: the node sum with drop-path in one pass.
+//! * [`drop_path`]: the per-example drop-path factors (the node sum with drop-path is
+//!   one op, `autograd::ops::scaled_sum::scaled_sum`).
 //! * [`supernet`]: the NAO-WS weight-sharing supernet, [`supernet::Supernet`].
 //!
 //! Forward passes take a [`Mode`]: which batch-norm statistics to use and, when training, the
@@ -38,7 +39,7 @@
 
 pub mod cell;
 pub mod config;
-pub mod fused;
+pub mod drop_path;
 pub mod network;
 pub mod ops;
 pub mod reduce;

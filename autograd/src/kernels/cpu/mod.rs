@@ -23,5 +23,6 @@ pub mod matmul;
 pub mod packed_gemm;
 pub mod par;
 pub mod pool;
+pub mod scaled_sum;
 pub mod simd;
 pub mod uninit;

@@ -49,12 +49,13 @@ use autograd::ops::conv::Conv2dParams;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
-use super::fused::{drop_path_factors, node_sum};
+use super::drop_path::drop_path_factors;
 use super::network::kaiming_linear;
 use super::ops::BranchOp;
 use super::reduce::{Calibrate, FactorizedReduce, MapSize};
 use super::{Mode, drop_path_keep};
 use crate::space::cnn::{Branch, CnnArch, CnnCell, NODES, WS_OPS};
+use autograd::ops::scaled_sum::scaled_sum;
 
 /// The size and regularisation of a [`Supernet`].
 ///
@@ -272,7 +273,7 @@ impl WsCell {
                 _ => None,
             };
             let (ka, kb) = (factors(oa), factors(ob));
-            states.push(node_sum(&ya, ka, &yb, kb));
+            states.push(scaled_sum(&ya, ka, &yb, kb));
         }
         let loose = arch.loose_ends();
         if self.reduction {
