@@ -20,8 +20,9 @@ const POISON: bool = cfg!(any(test, debug_assertions));
 /// A `len`-element vector filled by `fill`, allocated without zero-filling it first.
 ///
 /// `fill` gets the whole buffer as `&mut [T]`; before its first write an element holds
-/// no value (NaN when [`POISON`] is on). The vector's length is set only after `fill`
-/// returns, so a panic inside it leaves nothing uninitialised reachable.
+/// no value (NaN in this crate's unit tests and in debug builds). The vector's length is
+/// set only after `fill` returns, so a panic inside it leaves nothing uninitialised
+/// reachable.
 ///
 /// # Safety
 /// `fill` must write every element, and must not read an element before writing it.
