@@ -4,6 +4,7 @@
 use crate::harness::{gpu, parity, rand};
 use autograd::ops::attention::{luong_attention, luong_attention_seq};
 use autograd::ops::highway::{HighwayAct, highway};
+use autograd::ops::linear_ce::linear_cross_entropy_masked;
 use autograd::ops::lstm::{LstmWeights, lstm, lstm_cell, lstm_gates};
 
 const EW: f64 = 1e-4;
@@ -101,4 +102,29 @@ fn normalize_and_highway() {
             move |t| highway(&t[0], &t[1], act),
         );
     }
+}
+
+/// The language model's decoder loss with its locked output dropout folded in: on the GPU
+/// the op is composed (`x * mask`, `matmul_t`, bias, `cross_entropy`), on the CPU the
+/// masked kernel multiplies only the kept columns.
+#[test]
+fn linear_cross_entropy_with_a_locked_mask() {
+    let Some(dev) = gpu() else { return };
+    let (t, g, d, v) = (4, 3, 5, 9);
+    let x = rand(&[t * g, d], -1.0, 1.0, 93);
+    let w = rand(&[v, d], -1.0, 1.0, 94);
+    let b = rand(&[v], -1.0, 1.0, 95);
+    // 0 or 2 (keep 1/2), one stream keeping nothing
+    let m: Vec<f32> = (0..g * d)
+        .map(|i| if i < d || i % 3 == 0 { 0.0 } else { 2.0 })
+        .collect();
+    let mask = autograd::Tensor::from_vec(m, &[g, d]);
+    let labels: Vec<usize> = (0..t * g).map(|i| (i * 5 + 1) % v).collect();
+    parity(
+        "linear_cross_entropy_masked",
+        &dev,
+        &[x, w, b, mask],
+        RED,
+        |t| linear_cross_entropy_masked(&t[0], &t[3].detach(), &t[1], &t[2], &labels),
+    );
 }

@@ -9,6 +9,8 @@
 //! x  = E'[ids] · m_i                locked dropout on the embeddings (dropouti)
 //! hs = cell(x, h0; m_x, m_h)        variational dropouts inside the cell (dropoutx, dropouth)
 //! logits = (hs · m_o) E^T + b       locked dropout on the outputs (dropout); tied weights
+//!                                   (folded into the decoder's loss op, which multiplies
+//!                                   only the columns m_o keeps: a quarter at dropout 0.75)
 //! loss = CE(logits, targets) + β mean((hs[t] - hs[t-1])²)    temporal activation reg.
 //! ```
 //!
@@ -32,7 +34,7 @@ use rand_pcg::Pcg64Mcg;
 use super::cell::{CellMasks, HighwayCell, INIT_RANGE};
 use super::config::RnnConfig;
 use crate::space::rnn::RnnCell;
-use autograd::ops::linear_ce::linear_cross_entropy;
+use autograd::ops::linear_ce::{linear_cross_entropy, linear_cross_entropy_masked};
 
 /// The dropout masks of one forward pass; `None` means no dropout there.
 #[derive(Debug, Clone, Default)]
@@ -277,9 +279,14 @@ impl RnnLanguageModel {
         let m = masks.unwrap_or(&none);
         let (hs, last) = self.run(ids, hidden, m);
         let (t_len, b) = ids.dim();
-        let out = mul_opt(&hs, &m.output).reshape(&[t_len * b, self.config.hidden]);
+        let out = hs.reshape(&[t_len * b, self.config.hidden]);
         let labels: Vec<usize> = targets.iter().map(|&i| i as usize).collect();
-        let nll = linear_cross_entropy(&out, &self.encoder.get(), &self.bias.get(), &labels);
+        let (enc, bias) = (self.encoder.get(), self.bias.get());
+        // The output dropout is folded into the decoder: only kept columns are multiplied.
+        let nll = match &m.output {
+            Some(mask) => linear_cross_entropy_masked(&out, mask, &enc, &bias, &labels),
+            None => linear_cross_entropy(&out, &enc, &bias, &labels),
+        };
         let beta = self.config.tar_beta;
         let loss = if masks.is_some() && beta > 0.0 && t_len > 1 {
             let diff = hs.narrow(0, 1, t_len - 1) - hs.narrow(0, 0, t_len - 1);
