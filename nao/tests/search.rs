@@ -181,6 +181,8 @@ struct SpyLog {
     /// Generation yields nothing at this temperature or hotter (a decoder that samples
     /// too far from its seeds for the trust region).
     too_hot: Option<f64>,
+    /// Generation yields only these (those not in `seen`), when set.
+    only: Option<Vec<Arch>>,
 }
 
 /// A surrogate whose prediction is the token sum, and whose generation returns the unseen
@@ -253,6 +255,12 @@ impl nao::search::Surrogate for Spy {
             && t >= hot
         {
             return Vec::new();
+        }
+        let only = self.0.borrow().only.clone();
+        if let Some(only) = only {
+            let out: Vec<Arch> = only.into_iter().filter(|a| !seen.contains(a)).collect();
+            self.0.borrow_mut().candidates.push(out.clone());
+            return out.into_iter().map(|a| (a, 1.0)).collect();
         }
         let mut out: Vec<Arch> = Vec::new();
         let mut taken = HashSet::new();
@@ -503,6 +511,60 @@ fn nao_cools_the_decoder_before_topping_up() {
     assert_eq!(log.temperatures[2], Some(4.0));
     let round1 = recs.iter().filter(|r| r.round == 1);
     assert!(round1.clone().all(|r| r.source == Source::TopUp));
+}
+
+/// A round's random top-up never repeats a cell generated in the same round (it used to be
+/// drawn against the queried cells only, and the repeat was then skipped, leaving the
+/// round one short). The first run tops round 1 up entirely and shows which cells the
+/// top-up draws; in the second the decoder generates the first of them, so the top-up
+/// draws it again from the same generator state and must pass over it.
+#[test]
+fn nao_top_up_does_not_repeat_a_generated_cell() {
+    let run = |only: Option<Vec<Arch>>, too_hot: Option<f64>| {
+        spy_run_from(
+            SpyLog {
+                temperature: Some(4.0),
+                too_hot,
+                only,
+                ..SpyLog::default()
+            },
+            0,
+            true,
+            |n| {
+                n.top_k = 4;
+                n.trust_radius = 1;
+                n.expand_radius = 1;
+                n.cool_down = false;
+            },
+        )
+    };
+    let round1 = |recs: &[nao::search::Record]| -> Vec<nao::search::Record> {
+        recs.iter().filter(|r| r.round == 1).cloned().collect()
+    };
+    let (_, recs) = run(None, Some(1.0));
+    let drawn = round1(&recs);
+    assert_eq!(drawn.len(), 5);
+    assert!(drawn.iter().all(|r| r.source == Source::TopUp));
+    let first = Nb201Space.canonical(&drawn[0].arch);
+    let (log, recs) = run(Some(vec![first.clone()]), None);
+    assert_eq!(log.candidates[0], vec![first.clone()]);
+    let got = round1(&recs);
+    assert_eq!(got.len(), 5, "round 1 is one short: {got:?}");
+    assert_eq!(got[0].source, Source::Generated);
+    assert_eq!(Nb201Space.canonical(&got[0].arch), first);
+    assert!(got[1..].iter().all(|r| r.source == Source::TopUp));
+    let forms: HashSet<Arch> = got.iter().map(|r| Nb201Space.canonical(&r.arch)).collect();
+    assert_eq!(forms.len(), 5);
+    // The top-up passed over the generated cell and took the next four drawn.
+    let want: Vec<Arch> = drawn[1..5]
+        .iter()
+        .map(|r| Nb201Space.canonical(&r.arch))
+        .collect();
+    let top: Vec<Arch> = got[1..]
+        .iter()
+        .map(|r| Nb201Space.canonical(&r.arch))
+        .collect();
+    assert_eq!(top, want);
 }
 
 /// `focus`: the round's first `focus` cells are the best predicted of what the decoder

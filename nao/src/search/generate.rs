@@ -5,10 +5,9 @@
 //! predicted when more were generated than asked for.
 //!
 //! What is not here, because the two loops differ: fitting the controller, the random
-//! top-up of a short generation (NAO draws it against the queried architectures, since its
-//! [`Ctx::query`](super::Ctx::query) refuses repeats; NAO-WS against
-//! [`Generated::taken`], since its pool must not hold one architecture twice), and the
-//! predictions in score units.
+//! top-up of a short generation (both draw it against [`Generated::taken`], so that it
+//! repeats neither a queried nor a generated cell; NAO-WS also keeps adding to that set,
+//! since its pool must not hold one architecture twice), and the predictions in score units.
 
 use std::collections::HashSet;
 

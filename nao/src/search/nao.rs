@@ -178,8 +178,11 @@ impl Algorithm for Nao {
         let mut batch: Vec<(Arch, Option<f64>)> =
             g.archs.into_iter().map(|(a, eta)| (a, Some(eta))).collect();
         let n_generated = batch.len();
+        // Drawn against this round's candidates too (`g.taken`), not only the queried ones:
+        // a top-up equal to a generated cell would be skipped as a repeat, leaving the
+        // round one short.
         let top_up = if self.config.top_up {
-            ctx.random_unseen(want - n_generated)
+            super::random_unseen(ctx.space, &g.taken, want - n_generated, &mut ctx.rng)
         } else {
             Vec::new()
         };
