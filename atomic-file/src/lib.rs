@@ -5,7 +5,7 @@
 //! reader sees the old file or the new one, never a part of either. On any failure (and when
 //! an [`AtomicFile`] is dropped without [`AtomicFile::commit`]) the temporary file is
 //! removed and the target is untouched. The temporary files are `tempfile`'s
-//! [`NamedTempFile`](tempfile::NamedTempFile)s.
+//! [`NamedTempFile`]s.
 //!
 //! ```
 //! let dir = tempfile::tempdir()?;

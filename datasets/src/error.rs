@@ -172,7 +172,7 @@ pub enum DatasetError {
         "{path}:{line}: word {word:?} is not in the training vocabulary and the vocabulary has no <unk>. Fix: use matching train/valid/test files (all from the same release), or map rare words to <unk> in the text"
     )]
     OutOfVocabulary {
-        /// The text file (or "<train text>" etc. for in-memory text).
+        /// The text file (or `"<train text>"` etc. for in-memory text).
         path: PathBuf,
         /// 1-based line number.
         line: usize,

@@ -1,5 +1,5 @@
 //! The layer most CNN ops are built from: ReLU, convolution (no bias), batch
-//! norm ([`ReluConvBn`]), with the fused `conv(relu(x))` ([`relu_conv`]) it runs. The cell
+//! norm ([`ReluConvBn`]), with the fused `conv(relu(x))` (`relu_conv`) it runs. The cell
 //! ops ([`super::ops`]) and the factorized reduce and input calibration ([`super::reduce`])
 //! both build on it.
 

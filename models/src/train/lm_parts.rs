@@ -67,7 +67,7 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
-/// What [`train_rnn`] measured.
+/// What `train_rnn` (`crate::train::rnn_trainer`) measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RnnReport {
     /// One entry per epoch.

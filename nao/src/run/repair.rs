@@ -6,7 +6,7 @@
 //!   ([`repair_torn_tail`]); a torn evaluation is simply evaluated again;
 //! * a newest checkpoint that cannot be read (truncated or corrupt `state.json`, surrogate
 //!   files that do not load, more records than the log holds) is skipped for the previous
-//!   one ([`restore_newest_usable`]); the evaluations since are replayed from the log.
+//!   one (`restore_newest_usable`); the evaluations since are replayed from the log.
 //!
 //! Each repair is reported with a line on stderr (`warning: ...`) and in the returned
 //! notes.

@@ -1,5 +1,5 @@
 //! Hand-written SVG plots: the search curve, the predictor's quality per round, and the
-//! [`Frame`] (axes, ticks, legend) they and the training curves share.
+//! `Frame` (axes, ticks, legend) they and the training curves share.
 
 use crate::search::{Record, Source};
 

@@ -4,7 +4,7 @@ use crate::dtype::Float;
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 
 /// The arrays joined along `ax` (their other axes agree; checked by the caller). Row-major
-/// inputs are copied block by block ([`concat_blocks`]), others through ndarray.
+/// inputs are copied block by block (`concat_blocks`), others through ndarray.
 pub fn concat<T: Float>(views: &[ArrayViewD<T>], ax: usize) -> ArrayD<T> {
     if views.iter().all(|v| v.is_standard_layout()) {
         return concat_blocks(views, ax);

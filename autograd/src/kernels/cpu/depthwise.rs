@@ -9,27 +9,27 @@
 //! buffer at one fixed offset from the output position, so the outputs of a plane, taken
 //! as one flat run of `(ho - 1) * vw + wo` positions with row stride `vw` (the phase-plane
 //! width; the positions past `wo` in each row are computed and dropped), are
-//! `y[q] = b + sum_t w[t] * buf[q + off[t]]`. The kernel ([`taps`]) keeps a block of 64
+//! `y[q] = b + sum_t w[t] * buf[q + off[t]]`. The kernel (`taps`) keeps a block of 64
 //! outputs in registers while it runs over all taps, and stores each output once.
 //!
 //! The input gradient is the same gather on a zero-margined copy of `dy`, once per phase
 //! of the padded input (the taps with `i * dh = a (mod sh)`, `j * dw = b (mod sw)` feed
 //! phase `(a, b)`), then interleaved back into the plane and masked by `x > 0` when the
 //! ReLU is fused. The weight gradient correlates the same flat `dy` run with the input
-//! buffer at every tap offset ([`tap_dots`]: one `dy` load feeds every tap's accumulator).
+//! buffer at every tap offset (`tap_dots`: one `dy` load feeds every tap's accumulator).
 //!
 //! Forward and input gradient run in parallel over the `N x C` planes; the weight gradient
 //! runs in parallel over channels (each channel loops over the images in order, so no
 //! reduction and the same bits whatever the thread count).
 //!
-//! The two tap kernels ([`taps`], [`tap_dots`]) run AVX-512 intrinsics (with FMA) for f32
+//! The two tap kernels (`taps`, `tap_dots`) run AVX-512 intrinsics (with FMA) for f32
 //! where the CPU has them; otherwise (and for f64) the same blocking in plain Rust, compiled
 //! for AVX2 where available ([`crate::kernels::cpu::simd`]). Results are deterministic for a
 //! given CPU, but the two paths differ in rounding (FMA). The data movement around them
 //! (the padded and phase-split copies, the interleave back into the plane, the ReLU and
 //! its mask) is one generic body per kernel, compiled by `multiversion! { wide .. }` for
 //! AVX-512, AVX2 or the baseline: only moves and selects, so every copy gives the same
-//! bits. Row copies run over [`by_lanes!`] blocks (whole vectors even for 8-wide rows);
+//! bits. Row copies run over `by_lanes!` blocks (whole vectors even for 8-wide rows);
 //! the even/odd split and merge of stride 2 are plain loops over pairs, which LLVM
 //! vectorises into shuffles better than the blocked form.
 //! Stride, zero padding and dilation follow [`Conv2dParams`]; its `groups` must equal the

@@ -1,6 +1,6 @@
 //! Matrix products on the CPU: 2-D x 2-D, batched 3-D x 3-D and batched 3-D x 2-D, with
 //! either operand read transposed. Large general shapes go through the GEMM wrapper
-//! [`crate::kernels::cpu::gemm`]; small batched products, weight gradients and
+//! [`crate::kernels::cpu::gemm::gemm`]; small batched products, weight gradients and
 //! short-inner-axis products through the packed-panel kernels
 //! ([`crate::kernels::cpu::packed_gemm`]).
 

@@ -169,7 +169,7 @@ pub fn par_rows(m: usize, n: usize, k: usize) -> usize {
 }
 
 /// `c = a^T b` (a weight gradient: `a (k x m)`, `b (k x n)`, `k` the long axis) without
-/// transposing `a`: `k` runs in blocks of [`KC`] rows, each block of `b` packed once and
+/// transposing `a`: `k` runs in blocks of `KC` rows, each block of `b` packed once and
 /// multiplied by the columns of `a` read in place ([`gemm_packed_at`]); the blocks'
 /// products are added to `c` in order. Rows of `c` are split across the rayon pool for
 /// large products; each element's arithmetic does not depend on the split, so the result

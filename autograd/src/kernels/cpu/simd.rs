@@ -1,7 +1,7 @@
 //! Runtime SIMD dispatch for the plain-Rust kernels, and the lane blocks they are written in.
 //!
 //! The workspace builds for the baseline x86-64 target (SSE2), so generic loops vectorise
-//! four f32 lanes wide. [`multiversion!`] compiles a kernel body a second time with AVX2
+//! four f32 lanes wide. `multiversion!` compiles a kernel body a second time with AVX2
 //! enabled (eight lanes), or with `wide` also with AVX-512 (sixteen lanes), and picks the
 //! widest copy the CPU has at run time. The body is the same code, so all copies give
 //! bit-identical results: no FMA contraction happens (Rust never fuses `a * b + c` on its
@@ -9,7 +9,7 @@
 //!
 //! Kernels are written so that every copy vectorises without intrinsics. Register-blocked
 //! kernels loop `for l in 0..16` over `[T; 16]` blocks: one AVX-512 register for f32 (two
-//! AVX2, four SSE2 ones) in each copy. [`by_lanes!`] is the row form of that: it walks
+//! AVX2, four SSE2 ones) in each copy. `by_lanes!` is the row form of that: it walks
 //! `0..n` in blocks of 16 lanes, then at most one block of 8 and one of 4, then single
 //! lanes, with the block width a constant in the body, so short rows (the 8- to 32-wide
 //! planes of a CNN) still run whole vectors instead of a scalar remainder. Loops that LLVM
