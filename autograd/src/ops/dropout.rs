@@ -42,9 +42,17 @@ pub fn dropout_mask(
     if keep_prob == 1.0 {
         return Tensor::ones(shape, dtype);
     }
-    let n: usize = shape.iter().product();
+    let v = keep_factors(shape.iter().product(), keep_prob, rng);
+    Tensor::from_vec(v, shape).to_dtype(dtype)
+}
+
+/// `n` inverted-dropout factors, `1 / keep_prob` with probability `keep_prob` and `0`
+/// otherwise: one uniform draw from `rng` each, in order. Every mask here is made of
+/// these; per-example factors (drop-path folded into a sum) use them directly.
+pub fn keep_factors(n: usize, keep_prob: f64, rng: &mut impl rand::Rng) -> Vec<f64> {
+    check_keep(keep_prob);
     let scale = 1.0 / keep_prob;
-    let v: Vec<f64> = (0..n)
+    (0..n)
         .map(|_| {
             if rng.random_range(0.0..1.0) < keep_prob {
                 scale
@@ -52,8 +60,7 @@ pub fn dropout_mask(
                 0.0
             }
         })
-        .collect();
-    Tensor::from_vec(v, shape).to_dtype(dtype)
+        .collect()
 }
 
 /// A locked (variational) dropout mask for a time-major sequence of shape `(T, B, D)`:

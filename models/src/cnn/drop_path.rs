@@ -2,30 +2,17 @@
 //! with [`autograd::ops::scaled_sum::scaled_sum`], `a[n] * ka[n] + b[n] * kb[n]`, where `ka`,
 //! `kb` are these factors (0 or `1 / keep`, or none when a branch is not dropped).
 
-use rand::RngExt;
+use autograd::ops::dropout::keep_factors;
 
 /// Per-example drop-path factors for a batch of `n`, drawn exactly as
-/// `autograd::ops::dropout::drop_path_mask` draws them (one uniform per example, kept when
-/// below `keep`); `None` when `keep == 1` (nothing drawn).
+/// `autograd::ops::dropout::drop_path_mask` draws them ([`keep_factors`]: one uniform per
+/// example, kept when below `keep`); `None` when `keep == 1` (nothing drawn).
 pub fn drop_path_factors(n: usize, keep: f64, rng: &mut impl rand::Rng) -> Option<Vec<f64>> {
     assert!(
         keep > 0.0 && keep <= 1.0,
         "drop-path: keep probability must be in (0, 1], got {keep}"
     );
-    if keep == 1.0 {
-        return None;
-    }
-    Some(
-        (0..n)
-            .map(|_| {
-                if rng.random_range(0.0..1.0) < keep {
-                    1.0 / keep
-                } else {
-                    0.0
-                }
-            })
-            .collect(),
-    )
+    (keep < 1.0).then(|| keep_factors(n, keep, rng))
 }
 
 #[cfg(test)]
