@@ -20,20 +20,16 @@ use autograd::nn::Module;
 use autograd::optim::{Optimizer, Sgd, clip_grad_norm};
 use autograd::{DType, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
-use models::cnn::{CnnConfig, CnnNetwork, Mode};
+use models::cnn::{CnnConfig, CnnNetwork, Mode, PEER_ARCH};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use std::time::Duration;
-
-/// The peer's CONV_ARCH + REDUC_ARCH, flat form.
-const ARCH: &str =
-    "0 0 1 3 1 3 1 2 0 0 0 4 2 1 0 1 5 1 5 0 | 1 4 1 0 1 0 2 3 0 1 3 3 3 0 1 1 1 0 2 4";
 
 fn bench_child(cr: &mut Criterion) {
     // The nao binary's heap policy, so that the numbers time what `nao` runs.
     autograd::retain_freed_memory();
     let mut rng = Pcg64Mcg::seed_from_u64(0);
-    let net = CnnNetwork::from_flat(ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
+    let net = CnnNetwork::from_flat(PEER_ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
     assert_eq!(net.num_params(), 342_458);
     let x = Tensor::randn(&[64, 3, 32, 32], 1.0, DType::F32, &mut rng);
     let y: Vec<usize> = (0..64).map(|_| rng.random_range(0..10)).collect();
@@ -68,7 +64,7 @@ fn bench_child_cuda(cr: &mut Criterion) {
         }
     };
     let mut rng = Pcg64Mcg::seed_from_u64(0);
-    let net = CnnNetwork::from_flat(ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
+    let net = CnnNetwork::from_flat(PEER_ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
     net.to_device(&dev).unwrap();
     let x = Tensor::randn(&[64, 3, 32, 32], 1.0, DType::F32, &mut rng).to(&dev);
     let y: Vec<usize> = (0..64).map(|_| rng.random_range(0..10)).collect();

@@ -8,24 +8,18 @@ use autograd::nn::Module;
 use autograd::optim::{Optimizer, Sgd, clip_grad_norm};
 use autograd::{DType, Tensor, no_grad};
 use criterion::{Criterion, criterion_group, criterion_main};
-use models::cnn::Mode;
 use models::cnn::supernet::{Supernet, SupernetConfig};
+use models::cnn::{Mode, PEER_ARCH};
 use models::space::cnn::{CnnArch, CnnSpace};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-
-/// The peer's CONV_ARCH then REDUC_ARCH.
-const ARCH: [usize; 40] = [
-    0, 0, 1, 3, 1, 3, 1, 2, 0, 0, 0, 4, 2, 1, 0, 1, 5, 1, 5, 0, 1, 4, 1, 0, 1, 0, 2, 3, 0, 1, 3, 3,
-    3, 0, 1, 1, 1, 0, 2, 4,
-];
 
 fn bench(c: &mut Criterion) {
     // The nao binary's heap policy, so that the numbers time what `nao` runs.
     autograd::retain_freed_memory();
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let net = Supernet::new(&SupernetConfig::peer(), &mut rng);
-    let arch = CnnArch::from_flat(&CnnSpace::WS, &ARCH).unwrap();
+    let arch = CnnArch::from_flat(&CnnSpace::WS, &peer_arch()).unwrap();
     let params = net.trainable_params();
     let mut opt = Sgd::new(0.025).with_momentum(0.9).with_weight_decay(3e-4);
     let x = Tensor::randn(&[64, 3, 32, 32], 1.0, DType::F32, &mut rng);
@@ -49,3 +43,11 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// [`PEER_ARCH`] as tokens.
+fn peer_arch() -> Vec<usize> {
+    PEER_ARCH
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect()
+}

@@ -5,13 +5,9 @@
 use autograd::nn::Module;
 use autograd::optim::{Optimizer, Sgd, clip_grad_norm};
 use autograd::{DType, Tensor};
-use models::cnn::{CnnConfig, CnnNetwork, Mode};
+use models::cnn::{CnnConfig, CnnNetwork, Mode, PEER_ARCH};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-
-/// The peer's CONV_ARCH + REDUC_ARCH, flat form (as in `benches/benches/child_cnn.rs`).
-const ARCH: &str =
-    "0 0 1 3 1 3 1 2 0 0 0 4 2 1 0 1 5 1 5 0 | 1 4 1 0 1 0 2 3 0 1 3 3 3 0 1 1 1 0 2 4";
 
 fn main() {
     // The nao binary's heap policy (freed tensor buffers kept for the next step).
@@ -21,7 +17,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let mut rng = Pcg64Mcg::seed_from_u64(0);
-    let net = CnnNetwork::from_flat(ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
+    let net = CnnNetwork::from_flat(PEER_ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
     let x = Tensor::randn(&[64, 3, 32, 32], 1.0, DType::F32, &mut rng);
     let y: Vec<usize> = (0..64).map(|_| rng.random_range(0..10)).collect();
     let params = net.trainable_params();

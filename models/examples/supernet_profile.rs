@@ -7,17 +7,11 @@
 use autograd::nn::Module;
 use autograd::optim::{Optimizer, Sgd, clip_grad_norm};
 use autograd::{DType, Tensor};
-use models::cnn::Mode;
 use models::cnn::supernet::{Supernet, SupernetConfig};
+use models::cnn::{Mode, PEER_ARCH};
 use models::space::cnn::{CnnArch, CnnSpace};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-
-/// The peer's CONV_ARCH then REDUC_ARCH (as in `benches/benches/supernet.rs`).
-const ARCH: [usize; 40] = [
-    0, 0, 1, 3, 1, 3, 1, 2, 0, 0, 0, 4, 2, 1, 0, 1, 5, 1, 5, 0, 1, 4, 1, 0, 1, 0, 2, 3, 0, 1, 3, 3,
-    3, 0, 1, 1, 1, 0, 2, 4,
-];
 
 /// Resident memory in MiB (`/proc/self/statm`, 4 KiB pages); 0 where it cannot be read.
 fn rss_mib() -> f64 {
@@ -36,7 +30,7 @@ fn main() {
         .unwrap_or(10);
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let net = Supernet::new(&SupernetConfig::peer(), &mut rng);
-    let arch = CnnArch::from_flat(&CnnSpace::WS, &ARCH).unwrap();
+    let arch = CnnArch::from_flat(&CnnSpace::WS, &peer_arch()).unwrap();
     let params = net.trainable_params();
     let mut opt = Sgd::new(0.025).with_momentum(0.9).with_weight_decay(3e-4);
     let x = Tensor::randn(&[64, 3, 32, 32], 1.0, DType::F32, &mut rng);
@@ -55,4 +49,12 @@ fn main() {
             rss_mib()
         );
     }
+}
+
+/// [`PEER_ARCH`] as tokens.
+fn peer_arch() -> Vec<usize> {
+    PEER_ARCH
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect()
 }

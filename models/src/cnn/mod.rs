@@ -37,6 +37,12 @@
 //! assert!(eval.aux_logits.is_none());
 //! ```
 
+/// The PyTorch peers' pinned architecture (`shared/bench/peers`: CONV_ARCH then
+/// REDUC_ARCH, 40 integers in the flat text form): the cell of the CNN benches and of the
+/// profiling examples, so that their numbers compare with the peers'.
+pub const PEER_ARCH: &str =
+    "0 0 1 3 1 3 1 2 0 0 0 4 2 1 0 1 5 1 5 0 1 4 1 0 1 0 2 3 0 1 3 3 3 0 1 1 1 0 2 4";
+
 pub mod cell;
 pub mod config;
 pub mod drop_path;
