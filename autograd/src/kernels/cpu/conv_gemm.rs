@@ -1,4 +1,4 @@
-//! The three products of a convolution, without packing.
+//! The three products of a convolution, packing no more than one strip of `b`.
 //!
 //! Per image and group, a convolution is `Y = W C` (forward), `dC = W^T dY` (input
 //! gradient) and `dW += dY C^T` (weight gradient), where `C (k x l)` is the image itself
@@ -7,13 +7,18 @@
 //! BOTH operands on every call; with `m` and `k` this small, packing costs as much as the
 //! multiply (it was 12% of a child-CNN training step against 7% for the products). Here:
 //!
-//! * [`matmul_rows`]: `c = a b` with `b (k x n)` read in place, row by row. Its rows are
-//!   contiguous, which is exactly the layout a broadcast-`a` micro-kernel streams: `MR`
-//!   rows of `c` by `NR` columns held in registers, one vector load of `b` per `p` and
-//!   column vector, one broadcast of `a` per row. `a` is read through two strides, so `W`
-//!   and `W^T` need no copy either.
+//! * [`matmul_rows`]: `c = a b` by a broadcast-`a` micro-kernel: `MR` rows of `c` by `NR`
+//!   columns held in registers (AVX2: 6 x 16, AVX-512: 6 x 64), one vector load of `b` per
+//!   `p` and column vector, one broadcast of `a` per row. The `k x NR` strip of `b` a
+//!   column block reads is first copied contiguous (through the ReLU, zero-padded at the
+//!   ragged edge): `b`'s rows are often 4 KiB apart (`l = 1024`), and read in place they
+//!   fall into the same few L1 sets, so each tile of rows re-read them from L2 (this copy
+//!   and 6 x 16 tiles instead of 3 x 32, which spilled a register, doubled the AVX2
+//!   kernel's speed at `m = k = 20`). Rows are split into tiles as even as possible. `a`
+//!   is read through two strides, so `W` and `W^T` need no copy.
 //! * [`matmul_nt`]: `c (+)= a b^T` with both operands' rows contiguous along the long
-//!   axis: a register block of dot products, reduced once at the end.
+//!   axis: a register block of dot products (ragged edges in blocks of their own size),
+//!   unmasked loads but for the last vector, reduced once at the end.
 //!
 //! Each element of `c` is a sum over the inner index in a fixed order (whatever the tile
 //! it falls in), so results do not depend on how callers split the work. The f32 kernels
@@ -250,10 +255,10 @@ mod x86 {
 
     macro_rules! kernels {
         ($rows:ident, $nt:ident, $feat:literal, $vec:ty, $mask:ty, $lanes:expr, $mr:expr,
-         $ra:expr, $rb:expr, $maskf:ident, $load:ident, $store:ident, $hsum:ident,
-         $zero:ident, $set1:ident, $fma:ident, $max:ident) => {
+         $v:expr, $ra:expr, $rb:expr, $maskf:ident, $load:ident, $store:ident, $loadu:ident,
+         $storeu:ident, $hsum:ident, $zero:ident, $set1:ident, $fma:ident, $max:ident) => {
             /// Vectors per column strip of `c` in the broadcast kernel.
-            const V: usize = 4;
+            const V: usize = $v;
 
             /// `b` through a ReLU when `RELU` (`max` returns its second operand, 0, for NaN).
             #[target_feature(enable = $feat)]
@@ -301,71 +306,95 @@ mod x86 {
                 ldc: usize,
             ) {
                 const NR: usize = V * $lanes;
+                // The strip `b[.., j0..j0 + NR]`, copied contiguous (zero-padded past `n`,
+                // through the ReLU): the rows of `b` are often 4 KiB apart, so read in
+                // place they share a few L1 sets and every tile of rows re-read them from
+                // L2. Copying changes no value, so no bit either.
+                let mut strip = vec![0.0f32; k * NR];
                 let mut j0 = 0;
                 while j0 < n {
                     let nc = (n - j0).min(NR);
                     let masks: [$mask; V] =
                         std::array::from_fn(|v| $maskf(nc.saturating_sub(v * $lanes)));
-                    let mut i = 0;
-                    // SAFETY (all calls): rows i.. of a and c and columns j0..j0+nc exist
-                    // (the caller checked the slice lengths against m, k, n).
-                    while i + $mr <= m {
-                        unsafe {
-                            rows_micro::<{ $mr }, RELU>(
-                                a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc,
-                            )
-                        };
-                        i += $mr;
+                    for p in 0..k {
+                        for v in 0..V {
+                            // SAFETY: row p < k of b, columns j0.. masked below n; the
+                            // strip holds k * NR values.
+                            unsafe {
+                                let x = act::<RELU>($load(
+                                    b.as_ptr().add(p * ldb + j0 + v * $lanes),
+                                    masks[v],
+                                ));
+                                $storeu(strip.as_mut_ptr().add(p * NR + v * $lanes), x);
+                            }
+                        }
                     }
-                    // The last rows in one tile of their own size.
-                    match m - i {
-                        1 => unsafe {
-                            rows_micro::<1, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
-                        },
-                        2 => unsafe {
-                            rows_micro::<2, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
-                        },
-                        3 => unsafe {
-                            rows_micro::<3, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
-                        },
-                        4 => unsafe {
-                            rows_micro::<4, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
-                        },
-                        5 => unsafe {
-                            rows_micro::<5, RELU>(a, ars, acs, i, k, b, ldb, j0, &masks, c, ldc)
-                        },
-                        _ => {}
+                    let full = nc == NR;
+                    // ceil(m / MR) tiles of rows, as even as can be (m = 20 with MR = 6:
+                    // 5, 5, 5, 5, not 6, 6, 6, 2): a thin last tile wastes the registers.
+                    let tiles = m.div_ceil($mr);
+                    let mut i = 0;
+                    for t in 0..tiles {
+                        let r = m / tiles + usize::from(t < m % tiles);
+                        // SAFETY (all calls): rows i..i + r of a and c and columns
+                        // j0..j0 + nc exist (the caller checked the slice lengths).
+                        match r {
+                            1 => unsafe {
+                                rows_micro::<1>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                            },
+                            2 => unsafe {
+                                rows_micro::<2>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                            },
+                            3 => unsafe {
+                                rows_micro::<3>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                            },
+                            4 => unsafe {
+                                rows_micro::<4>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                            },
+                            5 => unsafe {
+                                rows_micro::<5>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                            },
+                            6 => unsafe {
+                                rows_micro::<6>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                            },
+                            7 => unsafe {
+                                rows_micro::<7>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                            },
+                            _ => unreachable!("tile of {r} rows"),
+                        }
+                        i += r;
                     }
                     j0 += NR;
                 }
             }
 
-            /// Rows `i..i + R`, columns `j0..` (masked) of `c = a b`.
+            /// Rows `i..i + R`, columns `j0..` (masked unless `full`) of `c = a b`, `b`'s
+            /// columns `j0..j0 + NR` packed in `strip` (`k x NR`, row-major).
             #[target_feature(enable = $feat)]
             #[inline]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn rows_micro<const R: usize, const RELU: bool>(
+            unsafe fn rows_micro<const R: usize>(
                 a: &[f32],
                 ars: usize,
                 acs: usize,
                 i: usize,
                 k: usize,
-                b: &[f32],
-                ldb: usize,
+                strip: &[f32],
                 j0: usize,
+                full: bool,
                 masks: &[$mask; V],
                 c: &mut [f32],
                 ldc: usize,
             ) {
+                const NR: usize = V * $lanes;
                 let mut acc: [[$vec; V]; R] = [[$zero(); V]; R];
                 let ap = a.as_ptr();
-                let bp = b.as_ptr();
+                let bp = strip.as_ptr();
                 for p in 0..k {
-                    // SAFETY: p < k, rows i..i+R < m and the masks keep columns below n.
+                    // SAFETY: p < k (the strip's rows), rows i..i+R < m.
                     unsafe {
-                        let bv: [$vec; V] = std::array::from_fn(|v| {
-                            act::<RELU>($load(bp.add(p * ldb + j0 + v * $lanes), masks[v]))
-                        });
+                        let bv: [$vec; V] =
+                            std::array::from_fn(|v| $loadu(bp.add(p * NR + v * $lanes)));
                         for r in 0..R {
                             let av = $set1(*ap.add((i + r) * ars + p * acs));
                             for v in 0..V {
@@ -377,9 +406,14 @@ mod x86 {
                 let cp = c.as_mut_ptr();
                 for (r, accr) in acc.iter().enumerate() {
                     for v in 0..V {
-                        // SAFETY: as above.
+                        // SAFETY: as above; the masks keep columns below n.
                         unsafe {
-                            $store(cp.add((i + r) * ldc + j0 + v * $lanes), masks[v], accr[v])
+                            let q = cp.add((i + r) * ldc + j0 + v * $lanes);
+                            if full {
+                                $storeu(q, accr[v])
+                            } else {
+                                $store(q, masks[v], accr[v])
+                            }
                         };
                     }
                 }
@@ -430,22 +464,58 @@ mod x86 {
                     let mut j = 0;
                     while j < n {
                         let rj = (n - j).min($rb);
-                        if ri == $ra && rj == $rb {
-                            unsafe {
-                                nt_micro::<{ $ra }, { $rb }, RELU>(
-                                    a, lda, i, b, ldb, j, l, accumulate, c, ldc,
-                                )
-                            };
-                        } else {
-                            for ii in i..i + ri {
-                                for jj in j..j + rj {
-                                    unsafe {
-                                        nt_micro::<1, 1, RELU>(
-                                            a, lda, ii, b, ldb, jj, l, accumulate, c, ldc,
-                                        )
-                                    };
-                                }
-                            }
+                        // Full blocks and the ragged edges alike in one block of their
+                        // own size (blocks larger than $ra x $rb never occur).
+                        match (ri, rj) {
+                            (1, 1) => unsafe {
+                                nt_micro::<1, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (1, 2) => unsafe {
+                                nt_micro::<1, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (1, 3) => unsafe {
+                                nt_micro::<1, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (1, 4) => unsafe {
+                                nt_micro::<1, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (2, 1) => unsafe {
+                                nt_micro::<2, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (2, 2) => unsafe {
+                                nt_micro::<2, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (2, 3) => unsafe {
+                                nt_micro::<2, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (2, 4) => unsafe {
+                                nt_micro::<2, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (3, 1) => unsafe {
+                                nt_micro::<3, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (3, 2) => unsafe {
+                                nt_micro::<3, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (3, 3) => unsafe {
+                                nt_micro::<3, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (3, 4) => unsafe {
+                                nt_micro::<3, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (4, 1) => unsafe {
+                                nt_micro::<4, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (4, 2) => unsafe {
+                                nt_micro::<4, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (4, 3) => unsafe {
+                                nt_micro::<4, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            (4, 4) => unsafe {
+                                nt_micro::<4, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                            },
+                            _ => unreachable!("nt block {ri} x {rj}"),
                         }
                         j += rj;
                     }
@@ -473,17 +543,34 @@ mod x86 {
                 let ap = a.as_ptr();
                 let bp = b.as_ptr();
                 let mut q = 0;
+                // Whole vectors unmasked, then the ragged end masked (masked-off lanes
+                // read as 0, so every lane's sum is the same as with masks throughout).
                 while q < l {
-                    let mask = $maskf(l - q);
-                    // SAFETY: rows i..i+RA of a, j..j+RB of b exist; the mask keeps q < l.
+                    let rest = l - q;
+                    // SAFETY: rows i..i+RA of a, j..j+RB of b exist; q + lanes <= l, or
+                    // the mask keeps the lanes below l.
                     unsafe {
-                        let bv: [$vec; RB] = std::array::from_fn(|s| {
-                            act::<RELU>($load(bp.add((j + s) * ldb + q), mask))
-                        });
-                        for r in 0..RA {
-                            let av = $load(ap.add((i + r) * lda + q), mask);
-                            for s in 0..RB {
-                                acc[r][s] = $fma(av, bv[s], acc[r][s]);
+                        let bv: [$vec; RB];
+                        if rest >= $lanes {
+                            bv = std::array::from_fn(|s| {
+                                act::<RELU>($loadu(bp.add((j + s) * ldb + q)))
+                            });
+                            for r in 0..RA {
+                                let av = $loadu(ap.add((i + r) * lda + q));
+                                for s in 0..RB {
+                                    acc[r][s] = $fma(av, bv[s], acc[r][s]);
+                                }
+                            }
+                        } else {
+                            let mask = $maskf(rest);
+                            bv = std::array::from_fn(|s| {
+                                act::<RELU>($load(bp.add((j + s) * ldb + q), mask))
+                            });
+                            for r in 0..RA {
+                                let av = $load(ap.add((i + r) * lda + q), mask);
+                                for s in 0..RB {
+                                    acc[r][s] = $fma(av, bv[s], acc[r][s]);
+                                }
                             }
                         }
                     }
@@ -515,9 +602,12 @@ mod x86 {
             6,
             4,
             4,
+            4,
             mask512,
             load512,
             store512,
+            _mm512_loadu_ps,
+            _mm512_storeu_ps,
             hsum512,
             _mm512_setzero_ps,
             _mm512_set1_ps,
@@ -528,6 +618,8 @@ mod x86 {
 
     mod avx2 {
         use super::*;
+        const MR_AVX2: usize = 6;
+        const V_AVX2: usize = 2;
         kernels!(
             rows_avx2,
             nt_avx2,
@@ -535,12 +627,15 @@ mod x86 {
             __m256,
             __m256i,
             8,
-            3,
+            MR_AVX2,
+            V_AVX2,
             3,
             3,
             mask256,
             load256,
             store256,
+            _mm256_loadu_ps,
+            _mm256_storeu_ps,
             hsum256,
             _mm256_setzero_ps,
             _mm256_set1_ps,
@@ -573,6 +668,8 @@ mod tests {
             (7, 5, 70),
             (13, 17, 130),
             (32, 48, 1024),
+            (20, 20, 1024),
+            (40, 9, 37),
             (5, 0, 9),
         ] {
             for (transposed, relu_b) in [(false, false), (true, false), (false, true)] {
@@ -606,7 +703,15 @@ mod tests {
     /// `matmul_nt` (f32) against an f64 loop, overwrite and accumulate, ragged sizes.
     #[test]
     fn nt_matches_f64_reference() {
-        for &(m, n, l) in &[(1, 1, 1), (4, 4, 16), (5, 7, 33), (16, 48, 1024), (9, 3, 7)] {
+        for &(m, n, l) in &[
+            (1, 1, 1),
+            (4, 4, 16),
+            (5, 7, 33),
+            (16, 48, 1024),
+            (9, 3, 7),
+            (20, 20, 1024),
+            (8, 14, 5),
+        ] {
             for (accumulate, relu_b) in [(false, false), (true, false), (true, true)] {
                 let (lda, ldb, ldc) = (l + 2, l + 5, n + 1);
                 let a = fill(m * lda, 3);
@@ -664,6 +769,73 @@ mod tests {
         unsafe { x86::nt_avx2(&a, l, m, &b, l, n, l, true, &mut c2, n, true) };
         for (x, y) in c1.iter().zip(&c2) {
             assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+    }
+
+    /// Every element of `c` is the same sum in the same order whatever tile it falls in:
+    /// rows and columns computed alone (other tile shapes, other ragged edges) give the
+    /// same bits as the whole product.
+    #[test]
+    fn bits_do_not_depend_on_tiling() {
+        let (m, k, n) = (20, 23, 70);
+        let a = fill(m * k, 6);
+        let b = fill(k * n, 7);
+        let mut whole = vec![0.0f32; m * n];
+        matmul_rows(&a, k, 1, m, k, &b, n, n, &mut whole, n, true);
+        for (r0, r1, c0, c1) in [(0, 1, 0, n), (3, 20, 0, n), (7, 9, 5, 69), (0, m, 17, 18)] {
+            let mut part = vec![0.0f32; (r1 - r0) * (c1 - c0)];
+            matmul_rows(
+                &a[r0 * k..],
+                k,
+                1,
+                r1 - r0,
+                k,
+                &b[c0..],
+                n,
+                c1 - c0,
+                &mut part,
+                c1 - c0,
+                true,
+            );
+            for i in r0..r1 {
+                for j in c0..c1 {
+                    assert_eq!(
+                        part[(i - r0) * (c1 - c0) + j - c0].to_bits(),
+                        whole[i * n + j].to_bits(),
+                        "rows: ({i},{j}) of the block {r0}..{r1} x {c0}..{c1}"
+                    );
+                }
+            }
+        }
+        let l = 45;
+        let a = fill(m * l, 8);
+        let b = fill(n * l, 9);
+        let mut whole = vec![0.0f32; m * n];
+        matmul_nt(&a, l, m, &b, l, n, l, false, &mut whole, n, false);
+        for (r0, r1, c0, c1) in [(0, 1, 0, n), (3, 20, 0, n), (7, 9, 5, 69), (0, m, 17, 18)] {
+            let mut part = vec![0.0f32; (r1 - r0) * (c1 - c0)];
+            matmul_nt(
+                &a[r0 * l..],
+                l,
+                r1 - r0,
+                &b[c0 * l..],
+                l,
+                c1 - c0,
+                l,
+                false,
+                &mut part,
+                c1 - c0,
+                false,
+            );
+            for i in r0..r1 {
+                for j in c0..c1 {
+                    assert_eq!(
+                        part[(i - r0) * (c1 - c0) + j - c0].to_bits(),
+                        whole[i * n + j].to_bits(),
+                        "nt: ({i},{j}) of the block {r0}..{r1} x {c0}..{c1}"
+                    );
+                }
+            }
         }
     }
 
