@@ -316,20 +316,25 @@ mod x86 {
                     let nc = (n - j0).min(NR);
                     let masks: [$mask; V] =
                         std::array::from_fn(|v| $maskf(nc.saturating_sub(v * $lanes)));
+                    let full = nc == NR;
                     for p in 0..k {
                         for v in 0..V {
-                            // SAFETY: row p < k of b, columns j0.. masked below n; the
-                            // strip holds k * NR values.
+                            // SAFETY: row p < k of b, columns j0.. below n (all of them
+                            // when `full`, else masked); the strip holds k * NR values.
                             unsafe {
-                                let x = act::<RELU>($load(
-                                    b.as_ptr().add(p * ldb + j0 + v * $lanes),
-                                    masks[v],
-                                ));
-                                $storeu(strip.as_mut_ptr().add(p * NR + v * $lanes), x);
+                                let src = b.as_ptr().add(p * ldb + j0 + v * $lanes);
+                                let x = if full {
+                                    $loadu(src)
+                                } else {
+                                    $load(src, masks[v])
+                                };
+                                $storeu(
+                                    strip.as_mut_ptr().add(p * NR + v * $lanes),
+                                    act::<RELU>(x),
+                                );
                             }
                         }
                     }
-                    let full = nc == NR;
                     // ceil(m / MR) tiles of rows, as even as can be (m = 20 with MR = 6:
                     // 5, 5, 5, 5, not 6, 6, 6, 2): a thin last tile wastes the registers.
                     let tiles = m.div_ceil($mr);
