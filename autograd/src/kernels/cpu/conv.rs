@@ -14,6 +14,7 @@
 
 use crate::dtype::Float;
 use crate::kernels::cpu::conv_gemm::{matmul_nt, matmul_rows};
+use crate::kernels::cpu::uninit::{overwritten, overwritten_array};
 use ndarray::{Array2, Array4, ArrayView1, ArrayView4};
 use rayon::prelude::*;
 
@@ -296,10 +297,6 @@ pub fn conv2d_forward_act<T: Float>(
     let xs = x.as_slice().unwrap();
     let w = w.as_standard_layout();
     let ws = w.as_slice().unwrap();
-    let mut out = Array4::<T>::zeros((g.n, g.cout, g.ho, g.wo));
-    if out.is_empty() {
-        return out;
-    }
     let scratch = if g.pointwise { 0 } else { g.k * g.l };
     let image = |col: &mut Vec<T>, (ni, y): (usize, &mut [T])| {
         let x_img = &xs[ni * g.img_in()..][..g.img_in()];
@@ -322,19 +319,26 @@ pub fn conv2d_forward_act<T: Float>(
             }
         }
     };
-    let ys = out.as_slice_mut().unwrap();
-    if images_in_parallel(g.n) {
-        ys.par_chunks_mut(g.img_out())
-            .enumerate()
-            .for_each_init(|| vec![T::zero(); scratch], image);
-    } else {
-        // Fewer images than threads: one image at a time, each GEMM split by the wrapper.
-        let mut col = vec![T::zero(); scratch];
-        ys.chunks_mut(g.img_out())
-            .enumerate()
-            .for_each(|item| image(&mut col, item));
-    }
-    out
+    let run = |mut out: ndarray::ArrayViewMut4<T>| {
+        let ys = out.as_slice_mut().unwrap();
+        if ys.is_empty() {
+            return;
+        }
+        if images_in_parallel(g.n) {
+            ys.par_chunks_mut(g.img_out())
+                .enumerate()
+                .for_each_init(|| vec![T::zero(); scratch], image);
+        } else {
+            // Fewer images than threads: one image at a time, each GEMM split by the wrapper.
+            let mut col = vec![T::zero(); scratch];
+            ys.chunks_mut(g.img_out())
+                .enumerate()
+                .for_each(|item| image(&mut col, item));
+        }
+    };
+    // SAFETY: every image's every group of output rows is overwritten by `matmul_rows`
+    // (zeros when `k == 0`) before the bias is added to it; nothing is read before.
+    unsafe { overwritten_array((g.n, g.cout, g.ho, g.wo), run) }
 }
 
 /// Whether a batch of `n` images is spread over the rayon pool (one single-threaded GEMM
@@ -398,7 +402,6 @@ pub fn conv2d_backward_act<T: Float>(
     let dys = dy.as_slice().unwrap();
     // Without an input gradient, iterate over one dummy element per image.
     let chunk = if need_dx { g.img_in().max(1) } else { 1 };
-    let mut dx = vec![T::zero(); g.n * chunk];
     let col_len = if g.pointwise || !need_dw {
         0
     } else {
@@ -462,15 +465,28 @@ pub fn conv2d_backward_act<T: Float>(
             .fold(init(), image)
             .dw
     };
-    let blocks = dx.chunks_mut(chunk * DW_BLOCK).enumerate();
-    let partials: Vec<Option<Array2<T>>> = if images_in_parallel(g.n) {
-        blocks
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(run_block)
-            .collect()
+    let mut partials: Vec<Option<Array2<T>>> = Vec::new();
+    let mut run = |dx: &mut [T]| {
+        let blocks = dx.chunks_mut(chunk * DW_BLOCK).enumerate();
+        partials = if images_in_parallel(g.n) {
+            blocks
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(run_block)
+                .collect()
+        } else {
+            blocks.map(run_block).collect()
+        };
+    };
+    let dx = if need_dx && g.pointwise {
+        // SAFETY: a pointwise conv's input gradient is overwritten whole, image by image
+        // and group by group, by `matmul_rows` (zeros when `cout_g == 0`) before the ReLU
+        // mask reads it; `col2im` (other convs) adds into its buffer, which stays zeroed.
+        unsafe { overwritten(g.n * chunk, run) }
     } else {
-        blocks.map(run_block).collect()
+        let mut dx = vec![T::zero(); g.n * chunk];
+        run(&mut dx);
+        dx
     };
     let dw_sum = partials.into_iter().flatten().reduce(|a, b| a + b);
     let dx = need_dx.then(|| Array4::from_shape_vec((g.n, g.cin, g.h, g.w), dx).unwrap());

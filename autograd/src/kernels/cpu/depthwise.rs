@@ -41,6 +41,7 @@ use crate::kernels::cpu::conv::{Conv2dParams, Geom};
 #[cfg(test)]
 use crate::kernels::cpu::simd::FORCE_GENERIC;
 use crate::kernels::cpu::simd::{by_lanes, force_generic, has_avx2_fma, has_avx512f, multiversion};
+use crate::kernels::cpu::uninit::{overwritten, overwritten_array};
 use ndarray::{Array4, ArrayView1, ArrayView4};
 use rayon::prelude::*;
 
@@ -796,34 +797,36 @@ pub fn depthwise_forward_act<T: Float>(
     let xs = x.as_slice().unwrap();
     let w = w.as_standard_layout();
     let ws = w.as_slice().unwrap();
-    let mut out = Array4::<T>::zeros((g.n, g.cout, g.ho, g.wo));
-    if out.is_empty() {
-        return out;
+    if g.n * g.cout * g.l == 0 {
+        return Array4::zeros((g.n, g.cout, g.ho, g.wo));
     }
     let plan = Plan::new(&g);
     let plane = g.h * g.w;
     let taps_n = g.kh * g.kw;
-    out.as_slice_mut()
-        .unwrap()
-        .par_chunks_mut(g.l)
-        .enumerate()
-        .for_each_init(
-            || Scratch {
-                x: vec![T::zero(); plan.xlen],
-                a: vec![T::zero(); plan.flat + SLACK],
-                b: Vec::new(),
-                c: Vec::new(),
-            },
-            |s, (pi, y)| {
-                let c = pi % g.cout;
-                let b = bias.as_ref().map_or(T::zero(), |b| b[c]);
-                let (xp, wc) = (&xs[pi * plane..][..plane], &ws[c * taps_n..][..taps_n]);
-                fill_x(&plan, xp, &mut s.x, relu);
-                taps(&mut s.a, 0, plan.flat, &s.x, &plan.xoffs, wc, b);
-                copy_out(&plan, &s.a, y);
-            },
-        );
-    out
+    let run = |mut out: ndarray::ArrayViewMut4<T>| {
+        out.as_slice_mut()
+            .unwrap()
+            .par_chunks_mut(g.l)
+            .enumerate()
+            .for_each_init(
+                || Scratch {
+                    x: vec![T::zero(); plan.xlen],
+                    a: vec![T::zero(); plan.flat + SLACK],
+                    b: Vec::new(),
+                    c: Vec::new(),
+                },
+                |s, (pi, y)| {
+                    let c = pi % g.cout;
+                    let b = bias.as_ref().map_or(T::zero(), |b| b[c]);
+                    let (xp, wc) = (&xs[pi * plane..][..plane], &ws[c * taps_n..][..taps_n]);
+                    fill_x(&plan, xp, &mut s.x, relu);
+                    taps(&mut s.a, 0, plan.flat, &s.x, &plan.xoffs, wc, b);
+                    copy_out(&plan, &s.a, y);
+                },
+            );
+    };
+    // SAFETY: `copy_out` writes every position of every plane; nothing is read before.
+    unsafe { overwritten_array((g.n, g.cout, g.ho, g.wo), run) }
 }
 
 /// Depthwise conv backward: gradients w.r.t. the input (`need_dx`) and the weight
@@ -872,9 +875,9 @@ pub fn depthwise_backward_act<T: Float>(
     // One pass over the channels (in parallel); each channel walks the images in order,
     // reading each `x` and `dy` plane once for both gradients. The weight gradient is thus
     // summed in image order whatever the thread count.
-    let mut dx_buf = vec![T::zero(); if need_dx { g.n * g.cin * plane } else { 0 }];
     let mut dw = Array4::<T>::zeros((g.cout, 1, g.kh, g.kw));
-    if g.l > 0 && plane > 0 && (need_dx || need_dw) {
+    let dx_len = if need_dx { g.n * g.cin * plane } else { 0 };
+    let run = |dx_buf: &mut [T]| {
         let dx_ptr = SendPtr(dx_buf.as_mut_ptr());
         let plan = &plan;
         dw.as_slice_mut()
@@ -926,7 +929,14 @@ pub fn depthwise_backward_act<T: Float>(
                     }
                 },
             );
-    }
+    };
+    let dx_buf = if g.l > 0 && plane > 0 {
+        // SAFETY: `gather_dx` writes every position of every plane of the input gradient
+        // (when it is asked for) and nothing reads it before.
+        unsafe { overwritten(dx_len, run) }
+    } else {
+        vec![T::zero(); dx_len]
+    };
     let dx = need_dx.then(|| Array4::from_shape_vec((g.n, g.cin, g.h, g.w), dx_buf).unwrap());
     let dw = need_dw.then_some(dw);
     (dx, dw)
