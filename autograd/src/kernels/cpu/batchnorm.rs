@@ -155,25 +155,41 @@ pub fn bn_affine2<T: Float>(u: &[T], v: &[T], l: BnLayout, a: &[T], b: &[T], d: 
                 let base = ni * img + start;
                 let oc = &mut o[start..start + l.hw];
                 let uc = &u[base..base + l.hw];
-                let (ac, dc) = (a[ci], d[ci]);
-                if v.is_empty() {
-                    oc.iter_mut().zip(uc).for_each(|(o, &x)| {
-                        o.write(ac * x + dc);
-                    });
+                let vc = if v.is_empty() {
+                    &[][..]
                 } else {
-                    let bc = b[ci];
-                    let vc = &v[base..base + l.hw];
-                    oc.iter_mut()
-                        .zip(uc.iter().zip(vc))
-                        .for_each(|(o, (&x, &y))| {
-                            o.write(ac * x + bc * y + dc);
-                        });
-                }
+                    &v[base..base + l.hw]
+                };
+                let bc = if v.is_empty() { T::zero() } else { b[ci] };
+                affine_plane(oc, uc, vc, a[ci], bc, d[ci]);
             }
         });
     // SAFETY: the chunks above cover `0..len` (len = n * img) and write every element.
     unsafe { out.set_len(len) };
     out
+}
+
+multiversion! {
+    /// One plane of [`bn_affine2`]: `o = a u + d`, or `o = a u + b v + d` when `v` is not
+    /// empty (AVX2 where available; no FMA, so the same bits on every path).
+    fn affine_plane<T: Float>(
+        o: &mut [std::mem::MaybeUninit<T>],
+        u: &[T],
+        v: &[T],
+        a: T,
+        b: T,
+        d: T,
+    ) {
+        if v.is_empty() {
+            o.iter_mut().zip(u).for_each(|(o, &x)| {
+                o.write(a * x + d);
+            });
+        } else {
+            o.iter_mut().zip(u.iter().zip(v)).for_each(|(o, (&x, &y))| {
+                o.write(a * x + b * y + d);
+            });
+        }
+    }
 }
 
 #[cfg(test)]
