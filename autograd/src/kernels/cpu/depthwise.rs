@@ -23,8 +23,8 @@
 //! reduction and the same bits whatever the thread count).
 //!
 //! The two tap kernels (`taps`, `tap_dots`) run AVX-512 or AVX2 + FMA intrinsics for f32
-//! where the CPU has them (AVX2: 64 outputs in eight registers per pass over the taps, and
-//! up to 13 taps' sums per pass over `dy`); otherwise (and for f64) the same blocking in
+//! where the CPU has them (one macro for both, `x86::tap_kernels!`: 64 outputs in four or
+//! eight registers per pass over the taps, up to 13 taps' sums per pass over `dy`); otherwise (and for f64) the same blocking in
 //! plain Rust, compiled for AVX2 where available ([`crate::kernels::cpu::simd`]). Results
 //! are deterministic for a given CPU, but the paths differ in rounding (FMA, lanes). The data movement around them
 //! (the padded and phase-split copies, the interleave back into the plane, the ReLU and
@@ -65,17 +65,27 @@ fn geom(
     g
 }
 
-/// Whether the f32 tap kernels take the AVX-512 FMA path (tests switch it off with
-/// [`force_generic`] to compare).
-#[inline(always)]
-fn use_avx512<T: Float>() -> bool {
-    T::DTYPE == DType::F32 && has_avx512f() && !force_generic()
+/// The intrinsic tap kernels an f32 call takes: AVX-512, else AVX2 + FMA, else none (f64,
+/// other CPUs, and tests that switch them off with [`force_generic`] to compare).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+enum Isa {
+    Avx512,
+    Avx2,
 }
 
-/// Whether the f32 tap kernels take the AVX2 + FMA path (CPUs without AVX-512).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn use_avx2_fma<T: Float>() -> bool {
-    T::DTYPE == DType::F32 && has_avx2_fma() && !force_generic()
+fn simd_isa<T: Float>() -> Option<Isa> {
+    if T::DTYPE != DType::F32 || force_generic() {
+        None
+    } else if has_avx512f() {
+        Some(Isa::Avx512)
+    } else if has_avx2_fma() {
+        Some(Isa::Avx2)
+    } else {
+        None
+    }
 }
 
 /// `max(v, 0)` as the ReLU op computes it (0 for NaN and -0).
@@ -428,35 +438,16 @@ fn taps<T: Float>(
     let end = q0 + run_len(n);
     assert!(out.len() >= end && src.len() >= end + max_off);
     #[cfg(target_arch = "x86_64")]
-    if use_avx512::<T>() {
-        // SAFETY: f32 and AVX-512F checked; every write `out[q0..end]` and read
+    if let Some(isa) = simd_isa::<T>() {
+        let (out, src) = (cast_mut(out).as_mut_ptr(), cast(src).as_ptr());
+        let (ws, init) = (cast(ws), cast(std::slice::from_ref(&init))[0]);
+        // SAFETY: f32 and the ISA's features checked; every write `out[q0..end]` and read
         // `src[q0 + off..end + off]` is in bounds (asserted above).
         unsafe {
-            taps_f32_avx512(
-                cast_mut(out).as_mut_ptr(),
-                q0,
-                end,
-                cast(src).as_ptr(),
-                offs,
-                cast(ws),
-                cast(std::slice::from_ref(&init))[0],
-            )
-        };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2_fma::<T>() {
-        // SAFETY: f32, AVX2 and FMA checked; the bounds as for AVX-512 above.
-        unsafe {
-            taps_f32_avx2(
-                cast_mut(out).as_mut_ptr(),
-                q0,
-                end,
-                cast(src).as_ptr(),
-                offs,
-                cast(ws),
-                cast(std::slice::from_ref(&init))[0],
-            )
+            match isa {
+                Isa::Avx512 => x86::avx512::taps(out, q0, end, src, offs, ws, init),
+                Isa::Avx2 => x86::avx2::taps(out, q0, end, src, offs, ws, init),
+            }
         };
         return;
     }
@@ -501,54 +492,20 @@ fn tap_dots<T: Float>(dy: &[T], n: usize, src: &[T], offs: &Offsets, dwc: &mut [
     let end = run_len(n);
     assert!(dy.len() >= end && src.len() >= end + max_off);
     #[cfg(target_arch = "x86_64")]
-    if use_avx512::<T>() {
+    if let Some(isa) = simd_isa::<T>() {
         let (dy, src) = (cast(&dy[..end]), cast(src));
-        let mut sums = [0.0f32; 25];
-        // SAFETY: f32 and AVX-512F checked; the kernel checks its reads.
-        unsafe {
-            match offs.len() {
-                9 => tap_dots_f32_avx512::<9>(dy, src, offs.try_into().unwrap(), &mut sums),
-                25 => tap_dots_f32_avx512::<25>(dy, src, offs.try_into().unwrap(), &mut sums),
-                _ => {
-                    for (d, &off) in dwc.iter_mut().zip(offs) {
-                        tap_dots_f32_avx512::<1>(dy, &src[off..], &[0], &mut sums);
-                        *d += T::of(sums[0] as f64);
-                    }
-                    return;
-                }
-            }
-        }
-        for (d, &s) in dwc.iter_mut().zip(&sums) {
-            *d += T::of(s as f64);
-        }
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2_fma::<T>() {
-        let (dy, src) = (cast(&dy[..end]), cast(src));
-        // Up to 12 taps per pass over `dy` (12 accumulators, the `dy` vector and one
-        // loaded input fit the 16 registers): 3x3 in one pass, 5x5 in 13 + 12.
-        for (dw_chunk, off_chunk) in dwc.chunks_mut(13).zip(offs.chunks(13)) {
-            let mut sums = [0.0f32; 13];
-            // SAFETY: f32, AVX2 and FMA checked; the kernel checks its reads.
+        for (dw_chunk, off_chunk) in dwc
+            .chunks_mut(x86::TAP_CHUNK)
+            .zip(offs.chunks(x86::TAP_CHUNK))
+        {
+            let mut sums = [0.0f32; x86::TAP_CHUNK];
+            // SAFETY: f32 and the ISA's features checked; the kernels check their reads.
             unsafe {
-                match off_chunk.len() {
-                    9 => tap_dots_f32_avx2::<9>(dy, src, off_chunk.try_into().unwrap(), &mut sums),
-                    12 => {
-                        tap_dots_f32_avx2::<12>(dy, src, off_chunk.try_into().unwrap(), &mut sums)
-                    }
-                    13 => {
-                        tap_dots_f32_avx2::<13>(dy, src, off_chunk.try_into().unwrap(), &mut sums)
-                    }
-                    _ => {
-                        for (t, &off) in off_chunk.iter().enumerate() {
-                            let mut one = [0.0f32; 1];
-                            tap_dots_f32_avx2::<1>(dy, &src[off..], &[0], &mut one);
-                            sums[t] = one[0];
-                        }
-                    }
+                match isa {
+                    Isa::Avx512 => x86::avx512::tap_dots(dy, src, off_chunk, &mut sums),
+                    Isa::Avx2 => x86::avx2::tap_dots(dy, src, off_chunk, &mut sums),
                 }
-            }
+            };
             for (d, &s) in dw_chunk.iter_mut().zip(&sums) {
                 *d += T::of(s as f64);
             }
@@ -585,181 +542,176 @@ multiversion! {
     }
 }
 
-/// [`taps`] for f32: blocks of 64 outputs (four registers) over all taps, then 32 and 16.
+/// The f32 tap kernels in intrinsics, one macro instantiated for AVX-512 (16 lanes) and
+/// AVX2 + FMA (8 lanes).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn taps_f32_avx512(
-    out: *mut f32,
-    q0: usize,
-    end: usize,
-    src: *const f32,
-    offs: &[usize],
-    ws: &[f32],
-    init: f32,
-) {
+mod x86 {
     use std::arch::x86_64::*;
-    let b = _mm512_set1_ps(init);
-    let mut q = q0;
-    // SAFETY (all pointer arithmetic): the caller guarantees `out[q0..end]` and
-    // `src[q0 + off..end + off]` for every tap offset.
-    unsafe {
-        while q + 64 <= end {
-            let (mut a0, mut a1, mut a2, mut a3) = (b, b, b, b);
-            for (&off, &w) in offs.iter().zip(ws) {
-                let wv = _mm512_set1_ps(w);
-                let p = src.add(q + off);
-                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p), a0);
-                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(16)), a1);
-                a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(32)), a2);
-                a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(48)), a3);
-            }
-            _mm512_storeu_ps(out.add(q), a0);
-            _mm512_storeu_ps(out.add(q + 16), a1);
-            _mm512_storeu_ps(out.add(q + 32), a2);
-            _mm512_storeu_ps(out.add(q + 48), a3);
-            q += 64;
-        }
-        if q + 32 <= end {
-            let (mut a0, mut a1) = (b, b);
-            for (&off, &w) in offs.iter().zip(ws) {
-                let wv = _mm512_set1_ps(w);
-                let p = src.add(q + off);
-                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p), a0);
-                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(16)), a1);
-            }
-            _mm512_storeu_ps(out.add(q), a0);
-            _mm512_storeu_ps(out.add(q + 16), a1);
-            q += 32;
-        }
-        if q < end {
-            let mut a0 = b;
-            for (&off, &w) in offs.iter().zip(ws) {
-                let p = src.add(q + off);
-                a0 = _mm512_fmadd_ps(_mm512_set1_ps(w), _mm512_loadu_ps(p), a0);
-            }
-            _mm512_storeu_ps(out.add(q), a0);
-        }
-    }
-}
 
-/// [`tap_dots`] for f32 with `K` taps: one 16-lane accumulator per tap, one `dy` load per
-/// block feeding all of them; `sums[t]` receives each tap's total.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn tap_dots_f32_avx512<const K: usize>(
-    dy: &[f32],
-    src: &[f32],
-    offs: &[usize; K],
-    sums: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let end = dy.len();
-    assert!(end.is_multiple_of(16) && sums.len() >= K);
-    assert!(offs.iter().all(|&o| o + end <= src.len()));
-    let mut acc = [_mm512_setzero_ps(); K];
-    let (d, s) = (dy.as_ptr(), src.as_ptr());
-    for q in (0..end).step_by(16) {
-        // SAFETY: `q + 16 <= end <= dy.len()` and `off + q + 16 <= src.len()` (asserted).
-        unsafe {
-            let dv = _mm512_loadu_ps(d.add(q));
-            for t in 0..K {
-                acc[t] = _mm512_fmadd_ps(dv, _mm512_loadu_ps(s.add(offs[t] + q)), acc[t]);
-            }
-        }
-    }
-    for t in 0..K {
-        sums[t] = _mm512_reduce_add_ps(acc[t]);
-    }
-}
+    /// Taps per pass of [`avx2::tap_dots`] over `dy`: 13 accumulators, the `dy` vector and
+    /// one loaded input fit AVX2's 16 registers (3x3 in one pass, 5x5 in 13 + 12). Each
+    /// tap's sum is its own, so the split changes no bit.
+    pub(super) const TAP_CHUNK: usize = 13;
 
-/// [`taps`] for f32 on AVX2 + FMA: blocks of 64 outputs (eight registers, enough
-/// independent sums to hide the FMA latency) over all taps, then blocks of 16.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn taps_f32_avx2(
-    out: *mut f32,
-    q0: usize,
-    end: usize,
-    src: *const f32,
-    offs: &[usize],
-    ws: &[f32],
-    init: f32,
-) {
-    let mut q = q0;
-    // SAFETY (both): the caller guarantees `out[q0..end]` and `src[q0 + off..end + off]`
-    // for every tap offset; `end - q0` is a multiple of 16.
-    unsafe {
-        while q + 64 <= end {
-            taps_f32_avx2_block::<8>(out, q, src, offs, ws, init);
-            q += 64;
-        }
-        while q < end {
-            taps_f32_avx2_block::<2>(out, q, src, offs, ws, init);
-            q += 16;
-        }
-    }
-}
-
-/// `V` vectors of 8 outputs at `q` of [`taps_f32_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn taps_f32_avx2_block<const V: usize>(
-    out: *mut f32,
-    q: usize,
-    src: *const f32,
-    offs: &[usize],
-    ws: &[f32],
-    init: f32,
-) {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm256_set1_ps(init); V];
-    // SAFETY: the caller's bounds, `out[q..q + 8 V]` and `src[q + off..q + off + 8 V]`.
-    unsafe {
-        for (&off, &w) in offs.iter().zip(ws) {
-            let wv = _mm256_set1_ps(w);
-            let p = src.add(q + off);
-            for (v, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p.add(8 * v)), *a);
-            }
-        }
-        for (v, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.add(q + 8 * v), *a);
-        }
-    }
-}
-
-/// [`tap_dots`] for f32 with `K` taps on AVX2 + FMA: one 8-lane accumulator per tap, one
-/// `dy` load per block feeding all of them; `sums[t]` receives each tap's total.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tap_dots_f32_avx2<const K: usize>(
-    dy: &[f32],
-    src: &[f32],
-    offs: &[usize; K],
-    sums: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let end = dy.len();
-    assert!(end.is_multiple_of(8) && sums.len() >= K);
-    assert!(offs.iter().all(|&o| o + end <= src.len()));
-    let mut acc = [_mm256_setzero_ps(); K];
-    let (d, s) = (dy.as_ptr(), src.as_ptr());
-    for q in (0..end).step_by(8) {
-        // SAFETY: `q + 8 <= end <= dy.len()` and `off + q + 8 <= src.len()` (asserted).
-        unsafe {
-            let dv = _mm256_loadu_ps(d.add(q));
-            for t in 0..K {
-                acc[t] = _mm256_fmadd_ps(dv, _mm256_loadu_ps(s.add(offs[t] + q)), acc[t]);
-            }
-        }
-    }
-    for t in 0..K {
-        let lo = _mm256_castps256_ps128(acc[t]);
-        let hi = _mm256_extractf128_ps(acc[t], 1);
-        let v = _mm_add_ps(lo, hi);
+    /// The sum of the 8 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn hsum256(v: __m256) -> f32 {
+        let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-        sums[t] = _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps(v, v, 1)));
+        _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps(v, v, 1)))
+    }
+
+    macro_rules! tap_kernels {
+        ($feat:literal, $vec:ty, $lanes:expr, $big:expr, $loadu:ident, $storeu:ident,
+         $set1:ident, $zero:ident, $fma:ident, $hsum:ident) => {
+            /// [`super::taps`]: blocks of 64 outputs (`$big` registers: enough
+            /// independent sums to hide the FMA latency) over all taps, then blocks of 16.
+            ///
+            /// # Safety
+            /// The CPU has `$feat`; `out[q0..end]` and `src[q0 + off..end + off]` exist for
+            /// every tap offset; `end - q0` is a multiple of 16.
+            #[target_feature(enable = $feat)]
+            pub(in super::super) unsafe fn taps(
+                out: *mut f32,
+                q0: usize,
+                end: usize,
+                src: *const f32,
+                offs: &[usize],
+                ws: &[f32],
+                init: f32,
+            ) {
+                let mut q = q0;
+                // SAFETY (both): the caller's bounds, block by block.
+                unsafe {
+                    while q + 64 <= end {
+                        block::<{ $big }>(out, q, src, offs, ws, init);
+                        q += 64;
+                    }
+                    while q < end {
+                        block::<{ 16 / $lanes }>(out, q, src, offs, ws, init);
+                        q += 16;
+                    }
+                }
+            }
+
+            /// `V` vectors of outputs at `q` of [`taps`], each `init` plus the taps in order.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            unsafe fn block<const V: usize>(
+                out: *mut f32,
+                q: usize,
+                src: *const f32,
+                offs: &[usize],
+                ws: &[f32],
+                init: f32,
+            ) {
+                let mut acc = [$set1(init); V];
+                // SAFETY: the caller's bounds, `out[q..q + V lanes]` and
+                // `src[q + off..q + off + V lanes]`.
+                unsafe {
+                    for (&off, &w) in offs.iter().zip(ws) {
+                        let wv = $set1(w);
+                        let p = src.add(q + off);
+                        for (v, a) in acc.iter_mut().enumerate() {
+                            *a = $fma(wv, $loadu(p.add($lanes * v)), *a);
+                        }
+                    }
+                    for (v, a) in acc.iter().enumerate() {
+                        $storeu(out.add(q + $lanes * v), *a);
+                    }
+                }
+            }
+
+            /// [`super::tap_dots`] for up to [`TAP_CHUNK`] taps: `sums[t] = sum_q dy[q] *
+            /// src[q + offs[t]]`, one accumulator per tap and one `dy` load per block
+            /// feeding all of them (3x3 and a 5x5 pass at full speed; other counts one
+            /// tap at a time).
+            ///
+            /// # Safety
+            /// The CPU has `$feat`.
+            #[target_feature(enable = $feat)]
+            pub(in super::super) unsafe fn tap_dots(
+                dy: &[f32],
+                src: &[f32],
+                offs: &[usize],
+                sums: &mut [f32],
+            ) {
+                // SAFETY (all): the CPU has the features (the caller's promise).
+                unsafe {
+                    match offs.len() {
+                        9 => dots::<9>(dy, src, offs.try_into().unwrap(), sums),
+                        12 => dots::<12>(dy, src, offs.try_into().unwrap(), sums),
+                        13 => dots::<13>(dy, src, offs.try_into().unwrap(), sums),
+                        _ => {
+                            for (t, &off) in offs.iter().enumerate() {
+                                dots::<1>(dy, &src[off..], &[0], &mut sums[t..]);
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// [`tap_dots`] with `K` taps.
+            #[target_feature(enable = $feat)]
+            unsafe fn dots<const K: usize>(
+                dy: &[f32],
+                src: &[f32],
+                offs: &[usize; K],
+                sums: &mut [f32],
+            ) {
+                let end = dy.len();
+                assert!(end.is_multiple_of($lanes) && sums.len() >= K);
+                assert!(offs.iter().all(|&o| o + end <= src.len()));
+                let mut acc = [$zero(); K];
+                let (d, s) = (dy.as_ptr(), src.as_ptr());
+                for q in (0..end).step_by($lanes) {
+                    // SAFETY: `q + lanes <= end <= dy.len()` and `off + q + lanes <=
+                    // src.len()` (asserted).
+                    unsafe {
+                        let dv = $loadu(d.add(q));
+                        for t in 0..K {
+                            acc[t] = $fma(dv, $loadu(s.add(offs[t] + q)), acc[t]);
+                        }
+                    }
+                }
+                for t in 0..K {
+                    sums[t] = $hsum(acc[t]);
+                }
+            }
+        };
+    }
+
+    pub(super) mod avx512 {
+        use super::*;
+        tap_kernels!(
+            "avx512f",
+            __m512,
+            16,
+            4,
+            _mm512_loadu_ps,
+            _mm512_storeu_ps,
+            _mm512_set1_ps,
+            _mm512_setzero_ps,
+            _mm512_fmadd_ps,
+            _mm512_reduce_add_ps
+        );
+    }
+
+    pub(super) mod avx2 {
+        use super::*;
+        tap_kernels!(
+            "avx2,fma",
+            __m256,
+            8,
+            8,
+            _mm256_loadu_ps,
+            _mm256_storeu_ps,
+            _mm256_set1_ps,
+            _mm256_setzero_ps,
+            _mm256_fmadd_ps,
+            hsum256
+        );
     }
 }
 
