@@ -182,6 +182,7 @@ fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
 /// registers) and AVX2 (8 lanes, masks as integer vectors).
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::kernels::cpu::simd::hsum256;
     pub(super) use crate::kernels::cpu::simd::{has_avx2_fma, has_avx512f as has_avx512};
     use std::arch::x86_64::*;
 
@@ -242,15 +243,18 @@ mod x86 {
         unsafe { _mm256_maskstore_ps(p, mask, v) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn hsum256(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
+    /// `$call` with the const `$r` set to the run-time size `$n`, one of the listed sizes
+    /// (a micro-kernel's row or column count, a const generic).
+    macro_rules! by_size {
+        ($n:expr, [$($size:literal)*], |$r:ident| $call:expr) => {
+            match $n {
+                $($size => {
+                    const $r: usize = $size;
+                    $call
+                })*
+                other => unreachable!("no micro-kernel of size {other}"),
+            }
+        };
     }
 
     macro_rules! kernels {
@@ -343,30 +347,9 @@ mod x86 {
                         let r = m / tiles + usize::from(t < m % tiles);
                         // SAFETY (all calls): rows i..i + r of a and c and columns
                         // j0..j0 + nc exist (the caller checked the slice lengths).
-                        match r {
-                            1 => unsafe {
-                                rows_micro::<1>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
-                            },
-                            2 => unsafe {
-                                rows_micro::<2>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
-                            },
-                            3 => unsafe {
-                                rows_micro::<3>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
-                            },
-                            4 => unsafe {
-                                rows_micro::<4>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
-                            },
-                            5 => unsafe {
-                                rows_micro::<5>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
-                            },
-                            6 => unsafe {
-                                rows_micro::<6>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
-                            },
-                            7 => unsafe {
-                                rows_micro::<7>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
-                            },
-                            _ => unreachable!("tile of {r} rows"),
-                        }
+                        by_size!(r, [1 2 3 4 5 6], |R| unsafe {
+                            rows_micro::<R>(a, ars, acs, i, k, &strip, j0, full, &masks, c, ldc)
+                        });
                         i += r;
                     }
                     j0 += NR;
@@ -471,57 +454,9 @@ mod x86 {
                         let rj = (n - j).min($rb);
                         // Full blocks and the ragged edges alike in one block of their
                         // own size (blocks larger than $ra x $rb never occur).
-                        match (ri, rj) {
-                            (1, 1) => unsafe {
-                                nt_micro::<1, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (1, 2) => unsafe {
-                                nt_micro::<1, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (1, 3) => unsafe {
-                                nt_micro::<1, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (1, 4) => unsafe {
-                                nt_micro::<1, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (2, 1) => unsafe {
-                                nt_micro::<2, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (2, 2) => unsafe {
-                                nt_micro::<2, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (2, 3) => unsafe {
-                                nt_micro::<2, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (2, 4) => unsafe {
-                                nt_micro::<2, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (3, 1) => unsafe {
-                                nt_micro::<3, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (3, 2) => unsafe {
-                                nt_micro::<3, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (3, 3) => unsafe {
-                                nt_micro::<3, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (3, 4) => unsafe {
-                                nt_micro::<3, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (4, 1) => unsafe {
-                                nt_micro::<4, 1, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (4, 2) => unsafe {
-                                nt_micro::<4, 2, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (4, 3) => unsafe {
-                                nt_micro::<4, 3, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            (4, 4) => unsafe {
-                                nt_micro::<4, 4, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
-                            },
-                            _ => unreachable!("nt block {ri} x {rj}"),
-                        }
+                        by_size!(ri, [1 2 3 4], |RA| by_size!(rj, [1 2 3 4], |RB| unsafe {
+                            nt_micro::<RA, RB, RELU>(a, lda, i, b, ldb, j, l, accumulate, c, ldc)
+                        }));
                         j += rj;
                     }
                     i += ri;

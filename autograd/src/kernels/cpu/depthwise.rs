@@ -24,9 +24,10 @@
 //!
 //! The two tap kernels (`taps`, `tap_dots`) run AVX-512 or AVX2 + FMA intrinsics for f32
 //! where the CPU has them (one macro for both, `x86::tap_kernels!`: 64 outputs in four or
-//! eight registers per pass over the taps, up to 13 taps' sums per pass over `dy`); otherwise (and for f64) the same blocking in
-//! plain Rust, compiled for AVX2 where available ([`crate::kernels::cpu::simd`]). Results
-//! are deterministic for a given CPU, but the paths differ in rounding (FMA, lanes). The data movement around them
+//! eight registers per pass over the taps, up to 13 taps' sums per pass over `dy`);
+//! otherwise (and for f64) the same blocking in plain Rust, compiled for AVX2 where
+//! available ([`crate::kernels::cpu::simd`]). Results are deterministic for a given CPU,
+//! but the paths differ in rounding (FMA, lanes). The data movement around them
 //! (the padded and phase-split copies, the interleave back into the plane, the ReLU and
 //! its mask) is one generic body per kernel, compiled by `multiversion! { wide .. }` for
 //! AVX-512, AVX2 or the baseline: only moves and selects, so every copy gives the same
@@ -546,21 +547,13 @@ multiversion! {
 /// AVX2 + FMA (8 lanes).
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::kernels::cpu::simd::hsum256;
     use std::arch::x86_64::*;
 
     /// Taps per pass of [`avx2::tap_dots`] over `dy`: 13 accumulators, the `dy` vector and
     /// one loaded input fit AVX2's 16 registers (3x3 in one pass, 5x5 in 13 + 12). Each
     /// tap's sum is its own, so the split changes no bit.
     pub(super) const TAP_CHUNK: usize = 13;
-
-    /// The sum of the 8 lanes.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn hsum256(v: __m256) -> f32 {
-        let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-        _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps(v, v, 1)))
-    }
 
     macro_rules! tap_kernels {
         ($feat:literal, $vec:ty, $lanes:expr, $big:expr, $loadu:ident, $storeu:ident,

@@ -63,6 +63,22 @@ pub fn has_avx2_fma() -> bool {
     })
 }
 
+/// The sum of an AVX register's 8 f32 lanes (halves added, then pairs, then the last two),
+/// for the intrinsic kernels' dot products.
+///
+/// # Safety
+/// Called from code compiled for AVX2 and FMA (which needs no `unsafe`) or where the CPU
+/// is known to have them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+}
+
 #[cfg(test)]
 thread_local! {
     /// Set by tests to run the plain copy of every [`multiversion!`] kernel (and the
