@@ -478,10 +478,11 @@ pub fn conv2d_backward_act<T: Float>(
             blocks.map(run_block).collect()
         };
     };
-    let dx = if need_dx && g.pointwise {
+    let dx = if need_dx && g.pointwise && g.img_in() > 0 {
         // SAFETY: a pointwise conv's input gradient is overwritten whole, image by image
         // and group by group, by `matmul_rows` (zeros when `cout_g == 0`) before the ReLU
-        // mask reads it; `col2im` (other convs) adds into its buffer, which stays zeroed.
+        // mask reads it; `col2im` (other convs) adds into its buffer, which stays zeroed,
+        // and so does the one placeholder element per image of an empty input.
         unsafe { overwritten(g.n * chunk, run) }
     } else {
         let mut dx = vec![T::zero(); g.n * chunk];
