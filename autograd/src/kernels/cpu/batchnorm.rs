@@ -155,12 +155,11 @@ pub fn bn_affine2<T: Float>(u: &[T], v: &[T], l: BnLayout, a: &[T], b: &[T], d: 
                 let base = ni * img + start;
                 let oc = &mut o[start..start + l.hw];
                 let uc = &u[base..base + l.hw];
-                let vc = if v.is_empty() {
-                    &[][..]
+                let (vc, bc) = if v.is_empty() {
+                    (&[][..], T::zero())
                 } else {
-                    &v[base..base + l.hw]
+                    (&v[base..base + l.hw], b[ci])
                 };
-                let bc = if v.is_empty() { T::zero() } else { b[ci] };
                 affine_plane(oc, uc, vc, a[ci], bc, d[ci]);
             }
         });
