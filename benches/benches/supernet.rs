@@ -10,7 +10,8 @@ use autograd::{DType, Tensor, no_grad};
 use criterion::{Criterion, criterion_group, criterion_main};
 use models::cnn::supernet::{Supernet, SupernetConfig};
 use models::cnn::{Mode, PEER_ARCH};
-use models::space::cnn::{CnnArch, CnnSpace};
+use models::space::SearchSpace;
+use models::space::cnn::CnnSpace;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
@@ -19,7 +20,9 @@ fn bench(c: &mut Criterion) {
     autograd::retain_freed_memory();
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let net = Supernet::new(&SupernetConfig::peer(), &mut rng);
-    let arch = CnnArch::from_flat(&CnnSpace::WS, &peer_arch()).unwrap();
+    let arch = CnnSpace::WS
+        .decode(&CnnSpace::WS.from_text(PEER_ARCH).unwrap())
+        .unwrap();
     let params = net.trainable_params();
     let mut opt = Sgd::new(0.025).with_momentum(0.9).with_weight_decay(3e-4);
     let x = Tensor::randn(&[64, 3, 32, 32], 1.0, DType::F32, &mut rng);
@@ -43,11 +46,3 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
-
-/// [`PEER_ARCH`] as tokens.
-fn peer_arch() -> Vec<usize> {
-    PEER_ARCH
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect()
-}
