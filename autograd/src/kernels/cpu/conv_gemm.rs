@@ -712,6 +712,26 @@ mod tests {
         }
     }
 
+    /// `part` (the block `r0..r1 x c0..c1` computed alone) has the bits of that block of
+    /// `whole` (row stride `n`).
+    fn assert_block_bits(
+        what: &str,
+        part: &[f32],
+        whole: &[f32],
+        n: usize,
+        (r0, r1, c0, c1): (usize, usize, usize, usize),
+    ) {
+        for i in r0..r1 {
+            for j in c0..c1 {
+                assert_eq!(
+                    part[(i - r0) * (c1 - c0) + j - c0].to_bits(),
+                    whole[i * n + j].to_bits(),
+                    "{what}: ({i},{j}) of the block {r0}..{r1} x {c0}..{c1}"
+                );
+            }
+        }
+    }
+
     /// Every element of `c` is the same sum in the same order whatever tile it falls in:
     /// rows and columns computed alone (other tile shapes, other ragged edges) give the
     /// same bits as the whole product.
@@ -737,15 +757,7 @@ mod tests {
                 c1 - c0,
                 true,
             );
-            for i in r0..r1 {
-                for j in c0..c1 {
-                    assert_eq!(
-                        part[(i - r0) * (c1 - c0) + j - c0].to_bits(),
-                        whole[i * n + j].to_bits(),
-                        "rows: ({i},{j}) of the block {r0}..{r1} x {c0}..{c1}"
-                    );
-                }
-            }
+            assert_block_bits("rows", &part, &whole, n, (r0, r1, c0, c1));
         }
         let l = 45;
         let a = fill(m * l, 8);
@@ -767,15 +779,7 @@ mod tests {
                 c1 - c0,
                 false,
             );
-            for i in r0..r1 {
-                for j in c0..c1 {
-                    assert_eq!(
-                        part[(i - r0) * (c1 - c0) + j - c0].to_bits(),
-                        whole[i * n + j].to_bits(),
-                        "nt: ({i},{j}) of the block {r0}..{r1} x {c0}..{c1}"
-                    );
-                }
-            }
+            assert_block_bits("nt", &part, &whole, n, (r0, r1, c0, c1));
         }
     }
 
