@@ -14,6 +14,8 @@
 //! * [`testing::gradcheck`] proves derivatives by central differences in f64.
 //! * [`retain_freed_memory`] is the heap policy a training program chooses at startup
 //!   (glibc keeps freed tensor buffers for reuse); the library never sets it itself.
+//! * [`flush_denormals`] likewise: the float mode (subnormals read and written as zero,
+//!   on every computing thread) a training program chooses at startup.
 //!
 //! ```
 //! use autograd::{DType, Tensor};
@@ -40,6 +42,7 @@ pub use device::Device;
 pub use dtype::{DType, Float};
 pub use error::Error;
 pub use graph::{Backward, Gradients, NoGradGuard, is_grad_enabled, no_grad};
+pub use kernels::cpu::denormals::{flush_denormals, inherit_denormal_mode};
 pub use kernels::cpu::heap::retain_freed_memory;
 pub use storage::Storage;
 pub use tensor::{Tensor, TensorId};

@@ -37,8 +37,9 @@ const ARCH: [usize; 22] = [
 ];
 
 fn bench_child_rnn(c: &mut Criterion) {
-    // The nao binary's heap policy, so that the numbers time what `nao` runs.
+    // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
     autograd::retain_freed_memory();
+    autograd::flush_denormals();
     let s = RnnSpace;
     let cell = s.decode(&s.from_flat(&ARCH).unwrap()).unwrap();
     let cfg = RnnConfig::ptb_search();
@@ -79,8 +80,9 @@ fn bench_child_rnn(c: &mut Criterion) {
 }
 
 fn bench_supernet_rnn(c: &mut Criterion) {
-    // The nao binary's heap policy, so that the numbers time what `nao` runs.
+    // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
     autograd::retain_freed_memory();
+    autograd::flush_denormals();
     let s = RnnSpace;
     let cfg = RnnConfig::ptb_search();
     let mut rng = Pcg64Mcg::seed_from_u64(0);

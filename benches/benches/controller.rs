@@ -28,8 +28,9 @@ fn setup() -> (Controller, Vec<Arch>, Vec<f64>, Pcg64Mcg) {
 }
 
 fn controller(c: &mut Criterion) {
-    // The nao binary's heap policy, so that the numbers time what `nao` runs.
+    // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
     autograd::retain_freed_memory();
+    autograd::flush_denormals();
     let mut g = c.benchmark_group("controller");
     g.sample_size(30)
         .measurement_time(Duration::from_secs(6))

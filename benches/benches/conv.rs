@@ -34,8 +34,9 @@ fn flops(c: &Case) -> u64 {
 }
 
 fn bench_conv(cr: &mut Criterion) {
-    // The nao binary's heap policy, so that the numbers time what `nao` runs.
+    // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
     autograd::retain_freed_memory();
+    autograd::flush_denormals();
     let cases = [
         Case {
             name: "conv3x3_16to32_b64_32x32",

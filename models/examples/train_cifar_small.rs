@@ -26,8 +26,10 @@ const ARCH: &str =
     "0 0 1 3 1 3 1 2 0 0 0 4 2 1 0 1 5 1 5 0 | 1 4 1 0 1 0 2 3 0 1 3 3 3 0 1 1 1 0 2 4";
 
 fn main() {
-    // The nao binary's heap policy (freed tensor buffers kept for the next step).
+    // The nao binary's heap policy (freed tensor buffers kept for the next step) and float
+    // mode (subnormals flushed to zero).
     autograd::retain_freed_memory();
+    autograd::flush_denormals();
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| {

@@ -53,8 +53,10 @@ fn unique(
 }
 
 fn main() {
-    // The nao binary's heap policy (freed tensor buffers kept for the next step).
+    // The nao binary's heap policy (freed tensor buffers kept for the next step) and float
+    // mode (subnormals flushed to zero).
     autograd::retain_freed_memory();
+    autograd::flush_denormals();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args[0].parse().unwrap();
     let reps: u64 = args[1].parse().unwrap();

@@ -557,6 +557,7 @@ pub(crate) fn final_trainings(
                 scope.spawn(move || {
                     let row = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)
+                        .start_handler(|_| autograd::inherit_denormal_mode())
                         .build()
                         .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))
                         .and_then(|pool| pool.install(|| train(role, rec, k == 0)));

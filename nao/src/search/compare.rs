@@ -76,6 +76,7 @@ pub fn run_seeds_on(
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, seeds.len().max(1)) {
             scope.spawn(|| {
+                autograd::inherit_denormal_mode();
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= seeds.len() {

@@ -8,6 +8,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod conv_gemm;
+pub mod denormals;
 pub mod depthwise;
 pub mod elementwise;
 pub mod fastmath;
