@@ -108,24 +108,44 @@ fn cifar10_dev_split_is_seeded() {
     );
 }
 
+/// Once extracted and verified, a load reads the files without hashing them again: with
+/// the `.verified` marker present, the default (`Verify::Auto`) does not see a flipped
+/// pixel byte that full verification reports (`corrupted_bin_is_detected_by_full_verification`).
+/// (This was a timed test, which failed on a busy machine; what made the load fast is
+/// checked here instead, and the time is only printed.)
 #[test]
-fn cifar10_loads_fast_once_extracted() {
+fn cifar10_load_skips_the_md5s_once_verified() {
     let Some(dir) = data_dir() else { return };
     let _ = cifar10(); // make sure it is extracted and verified
-    assert!(
-        dir.join("cifar-10-batches-bin")
-            .join(VERIFIED_MARKER)
-            .is_file()
-    );
+    let real = dir.join("cifar-10-batches-bin");
+    assert!(real.join(VERIFIED_MARKER).is_file());
     let t = Instant::now();
     let c = Cifar::cifar10(&dir, &LoadOptions::default()).unwrap();
-    let load = t.elapsed();
+    eprintln!(
+        "CIFAR-10 load (60k images, marker present): {:?}",
+        t.elapsed()
+    );
     assert_eq!(c.train.len() + c.test.len(), 60_000);
-    eprintln!("CIFAR-10 load (60k images, marker present): {load:?}");
-    // Release builds load in well under a second; leave slack for busy CI machines.
-    if !cfg!(debug_assertions) {
-        assert!(load.as_secs_f64() < 3.0, "load took {load:?}");
-    }
+
+    let tmp = corrupted_copy(&real, "data_batch_4.bin");
+    std::fs::copy(
+        real.join(VERIFIED_MARKER),
+        tmp.path()
+            .join("cifar-10-batches-bin")
+            .join(VERIFIED_MARKER),
+    )
+    .unwrap();
+    let quick = Cifar::cifar10(tmp.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(quick.train.len(), 50_000, "loaded without hashing");
+    let full = LoadOptions {
+        verify: Verify::Full,
+        ..LoadOptions::default()
+    };
+    let msg = Cifar::cifar10(tmp.path(), &full).unwrap_err().to_string();
+    assert!(
+        msg.contains("data_batch_4.bin"),
+        "the copy is corrupt: {msg}"
+    );
 }
 
 #[test]
