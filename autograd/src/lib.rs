@@ -16,6 +16,8 @@
 //!   (glibc keeps freed tensor buffers for reuse); the library never sets it itself.
 //! * [`flush_denormals`] likewise: the float mode (subnormals read and written as zero,
 //!   on every computing thread) a training program chooses at startup.
+//! * [`configure_training_process`] makes both choices in one call (what the `nao`
+//!   binary, the benchmarks and the training examples do first thing).
 //!
 //! ```
 //! use autograd::{DType, Tensor};
@@ -44,6 +46,17 @@ pub use error::Error;
 pub use graph::{Backward, Gradients, NoGradGuard, is_grad_enabled, no_grad};
 pub use kernels::cpu::denormals::{flush_denormals, inherit_denormal_mode};
 pub use kernels::cpu::heap::retain_freed_memory;
+
+/// The process-wide choices of a program that trains, made once at startup: freed tensor
+/// buffers kept for the next step ([`retain_freed_memory`]) and subnormal floats flushed
+/// to zero on every computing thread ([`flush_denormals`]). Neither changes what is
+/// computed beyond subnormal results becoming zero; each has its own opt-out
+/// (`AUTOGRAD_KEEP_HEAP=0`, `AUTOGRAD_FLUSH_DENORMALS=0`). Returns whether the flush took
+/// effect.
+pub fn configure_training_process() -> bool {
+    retain_freed_memory();
+    flush_denormals()
+}
 pub use storage::Storage;
 pub use tensor::{Tensor, TensorId};
 pub mod nn;

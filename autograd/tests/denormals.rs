@@ -41,7 +41,8 @@ fn flush_denormals_reaches_every_computing_thread_and_the_products() {
     // SAFETY: as above.
     unsafe { std::env::remove_var("AUTOGRAD_FLUSH_DENORMALS") };
 
-    assert!(flush_denormals());
+    // the one call a training program makes: heap policy and float mode
+    assert!(autograd::configure_training_process());
     assert!(flushes_denormals(), "the calling thread");
     let pool: Vec<bool> = rayon::broadcast(|_| flushes_denormals());
     assert!(pool.iter().all(|&f| f), "rayon's pool: {pool:?}");

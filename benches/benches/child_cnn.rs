@@ -27,8 +27,7 @@ use std::time::Duration;
 
 fn bench_child(cr: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let net = CnnNetwork::from_flat(PEER_ARCH, &CnnConfig::workload_c(), &mut rng).unwrap();
     assert_eq!(net.num_params(), 342_458);
@@ -56,8 +55,7 @@ fn bench_child(cr: &mut Criterion) {
 
 fn bench_child_cuda(cr: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let dev = match autograd::Device::cuda(0) {
         Ok(d) => d,
         Err(e) => {

@@ -38,8 +38,7 @@ const ARCH: [usize; 22] = [
 
 fn bench_child_rnn(c: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let s = RnnSpace;
     let cell = s.decode(&s.from_flat(&ARCH).unwrap()).unwrap();
     let cfg = RnnConfig::ptb_search();
@@ -81,8 +80,7 @@ fn bench_child_rnn(c: &mut Criterion) {
 
 fn bench_supernet_rnn(c: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let s = RnnSpace;
     let cfg = RnnConfig::ptb_search();
     let mut rng = Pcg64Mcg::seed_from_u64(0);

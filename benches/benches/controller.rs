@@ -29,8 +29,7 @@ fn setup() -> (Controller, Vec<Arch>, Vec<f64>, Pcg64Mcg) {
 
 fn controller(c: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let mut g = c.benchmark_group("controller");
     g.sample_size(30)
         .measurement_time(Duration::from_secs(6))

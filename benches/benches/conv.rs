@@ -35,8 +35,7 @@ fn flops(c: &Case) -> u64 {
 
 fn bench_conv(cr: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let cases = [
         Case {
             name: "conv3x3_16to32_b64_32x32",

@@ -16,8 +16,7 @@ fn t(shape: &[usize], rng: &mut Pcg64Mcg) -> Tensor {
 
 fn bench_ops(c: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let mut g = c.benchmark_group("ops");
     g.measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));

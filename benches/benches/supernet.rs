@@ -17,8 +17,7 @@ use rand_pcg::Pcg64Mcg;
 
 fn bench(c: &mut Criterion) {
     // The nao binary's heap policy and float mode, so that the numbers time what `nao` runs.
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let net = Supernet::new(&SupernetConfig::peer(), &mut rng);
     let arch = CnnSpace::WS

@@ -12,8 +12,7 @@ use rand_pcg::Pcg64Mcg;
 fn main() {
     // The nao binary's heap policy (freed tensor buffers kept for the next step) and float
     // mode (subnormals flushed to zero).
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let steps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

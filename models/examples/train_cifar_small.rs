@@ -28,8 +28,7 @@ const ARCH: &str =
 fn main() {
     // The nao binary's heap policy (freed tensor buffers kept for the next step) and float
     // mode (subnormals flushed to zero).
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| {

@@ -55,8 +55,7 @@ fn unique(
 fn main() {
     // The nao binary's heap policy (freed tensor buffers kept for the next step) and float
     // mode (subnormals flushed to zero).
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args[0].parse().unwrap();
     let reps: u64 = args[1].parse().unwrap();

@@ -79,8 +79,7 @@ fn parse(s: &str) -> Setting {
 fn main() {
     // The nao binary's heap policy (freed tensor buffers kept for the next step) and float
     // mode (subnormals flushed to zero).
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let args: Vec<String> = std::env::args().collect();
     let (table, metric) = (&args[1], &args[2]);
     let n: usize = args[3].parse().unwrap();

@@ -29,8 +29,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 fn main() -> anyhow::Result<()> {
-    autograd::retain_freed_memory();
-    autograd::flush_denormals();
+    autograd::configure_training_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
         anyhow::bail!(

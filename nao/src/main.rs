@@ -3,12 +3,11 @@
 mod cli;
 
 fn main() {
-    // The heap policy is the binary's choice, not the library's: keep freed tensor buffers
-    // in the process for the next training step (see `autograd::retain_freed_memory`).
-    autograd::retain_freed_memory();
-    // The float mode too: subnormals read and written as zero on every computing thread
-    // (see `autograd::flush_denormals`); a controller trained across a search otherwise
-    // spends most of its time on them.
-    autograd::flush_denormals();
+    // The heap policy and the float mode are the binary's choices, not the library's
+    // (`autograd::configure_training_process`): freed tensor buffers kept in the process
+    // for the next training step, and subnormals read and written as zero on every
+    // computing thread (a controller trained across a search otherwise spends most of its
+    // time on them).
+    autograd::configure_training_process();
     std::process::exit(cli::main());
 }

@@ -55,11 +55,6 @@ pub fn inherit_denormal_mode() {
     }
 }
 
-/// Whether the calling thread flushes subnormals to zero.
-pub fn flushes_denormals() -> bool {
-    this_thread_flushes()
-}
-
 const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
 /// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
@@ -90,7 +85,8 @@ fn set_this_thread(on: bool) {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn this_thread_flushes() -> bool {
+/// Whether the calling thread flushes subnormals to zero.
+pub fn flushes_denormals() -> bool {
     mxcsr() & MXCSR_FTZ_DAZ == MXCSR_FTZ_DAZ
 }
 
@@ -118,7 +114,8 @@ fn set_this_thread(on: bool) {
 }
 
 #[cfg(target_arch = "aarch64")]
-fn this_thread_flushes() -> bool {
+/// Whether the calling thread flushes subnormals to zero.
+pub fn flushes_denormals() -> bool {
     fpcr() & FPCR_FZ != 0
 }
 
@@ -126,7 +123,8 @@ fn this_thread_flushes() -> bool {
 fn set_this_thread(_on: bool) {}
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn this_thread_flushes() -> bool {
+/// Whether the calling thread flushes subnormals to zero.
+pub fn flushes_denormals() -> bool {
     false
 }
 
