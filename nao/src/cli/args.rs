@@ -477,10 +477,12 @@ pub(super) struct AlgoArgs {
     #[arg(long, help_heading = "NAO")]
     pub(super) eta_step: Option<f64>,
     /// NAO: SemiNAS pseudo-labels: this many random unqueried architectures labelled by the
-    /// controller join its training each round [default: 0].
+    /// controller join its training each round [default: 500 from budget 100 up, else 0;
+    /// paper: 0].
     #[arg(long, help_heading = "NAO")]
     pub(super) pseudo: Option<usize>,
-    /// NAO: epochs of the pseudo-labelled training per round [default: 0].
+    /// NAO: epochs of the pseudo-labelled training per round [default: 30 from budget 100
+    /// up, else 0; paper: 0].
     #[arg(long, help_heading = "NAO")]
     pub(super) pseudo_epochs: Option<usize>,
     /// NAO: unsupervised pre-training of the controller's autoencoder on this many random

@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::diagnostics::{hamming, kendall_tau, mean, pairwise_accuracy, reconstruction};
 use super::generate::generate_round;
-pub use super::nao_config::{LabelScale, NaoConfig, labels};
+pub use super::nao_config::{LabelScale, NaoConfig, PSEUDO_FROM_BUDGET, labels};
 use super::surrogate::Surrogate;
 use super::{Algorithm, Ctx, Query, Source, ranked};
 use crate::error::{Error, Result};
@@ -392,6 +392,23 @@ mod tests {
                 (initial, per_round, top_k, candidates),
                 "budget {n}"
             );
+        }
+    }
+
+    #[test]
+    fn pseudo_labels_are_on_by_default_from_budget_100_and_never_in_the_paper_variant() {
+        for (n, on) in [
+            (50, false),
+            (99, false),
+            (100, true),
+            (200, true),
+            (1000, true),
+        ] {
+            let c = NaoConfig::for_budget(n);
+            let want = if on { (500, 30) } else { (0, 0) };
+            assert_eq!((c.pseudo, c.pseudo_epochs), want, "budget {n}");
+            let p = NaoConfig::paper(n);
+            assert_eq!((p.pseudo, p.pseudo_epochs), (0, 0), "paper, budget {n}");
         }
     }
 }

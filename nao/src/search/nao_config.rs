@@ -121,7 +121,8 @@ pub struct NaoConfig {
     /// controller's predictions as pseudo-labels, and the controller trains
     /// `pseudo_epochs` more epochs on the labelled and pseudo-labelled architectures
     /// together. The decoder then learns to reconstruct far more of the space than the
-    /// pool, so moved embeddings decode to new architectures (0 = off, the spec).
+    /// pool, so moved embeddings decode to new architectures (0 = off, the spec; 500 by
+    /// default from budget [`PSEUDO_FROM_BUDGET`] up).
     #[serde(default)]
     pub pseudo: usize,
     /// Epochs of the pseudo-labelled training per round.
@@ -172,6 +173,11 @@ pub struct NaoConfig {
     pub reference: usize,
 }
 
+/// The smallest budget at which [`NaoConfig::for_budget`] turns SemiNAS pseudo-labels on:
+/// measured on the real NAS-Bench-201 tables, they lift NAO at budgets 100 and 200 and
+/// do not at 50 (ARCHITECTURE.md, "SemiNAS pseudo-labels").
+pub const PSEUDO_FROM_BUDGET: usize = 100;
+
 impl NaoConfig {
     /// Defaults for a budget of N queries: `initial` = max(10, min(15 N / 100, 10 + N / 20))
     /// (at most N; 10, 15, 20 at N = 50, 100, 200), `per_round` = clamp(N/10, 5, 10) (5,
@@ -180,7 +186,9 @@ impl NaoConfig {
     /// `trust_radius` of 1 token around each seed, widened to up to 3 tokens
     /// (`expand_radius` 2) when that yields fewer than the round asks for, `candidates` =
     /// 10 max(5, N/10) (ten per evaluation up to N = 100, twenty at N = 200), rank labels,
-    /// `fit_canonical`, surrogate `nao` (the controller). Rounds
+    /// `fit_canonical`, surrogate `nao` (the controller), and from N = 100
+    /// ([`PSEUDO_FROM_BUDGET`]) SemiNAS pseudo-labels (`pseudo` 500, `pseudo_epochs` 30;
+    /// off below). Rounds
     /// after the first: ceil((N - initial) / per_round) (e.g. N = 100: 15 initial, then 9
     /// rounds of 10, seeds the top 10, each round the 10 best predicted of what the decoder
     /// proposes within one token of the seeds, or two or three when one is used up).
@@ -193,8 +201,11 @@ impl NaoConfig {
     /// and a trust region widened only when it runs dry), where the real NAS-Bench-201
     /// landscape is locally smooth; labels are the scores' ranks in the pool, so the
     /// predictor separates the good cells instead of squeezing them near the top of a
-    /// min-max scale. The paper's settings are [`paper`](Self::paper).
+    /// min-max scale; and from budget 100 the controller also trains on pseudo-labelled
+    /// random cells (SemiNAS, Luo et al. 2020, by NAO's authors). The
+    /// paper's settings are [`paper`](Self::paper).
     pub fn for_budget(budget: usize) -> Self {
+        let semi = budget >= PSEUDO_FROM_BUDGET;
         let initial = (budget * 15 / 100)
             .min(10 + budget / 20)
             .max(10)
@@ -221,8 +232,8 @@ impl NaoConfig {
             focus: 0,
             eta_step: 0.1,
             fresh: false,
-            pseudo: 0,
-            pseudo_epochs: 0,
+            pseudo: if semi { 500 } else { 0 },
+            pseudo_epochs: if semi { 30 } else { 0 },
             pretrain: 0,
             pretrain_epochs: 0,
             predictor_input: PredictorInput::Mean,
@@ -256,6 +267,8 @@ impl NaoConfig {
             candidates: 0,
             fit_canonical: false,
             cool_down: false,
+            pseudo: 0,
+            pseudo_epochs: 0,
             ..Self::for_budget(budget)
         }
     }
