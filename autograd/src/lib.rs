@@ -46,6 +46,12 @@ pub use error::Error;
 pub use graph::{Backward, Gradients, NoGradGuard, is_grad_enabled, no_grad};
 pub use kernels::cpu::denormals::{flush_denormals, inherit_denormal_mode};
 pub use kernels::cpu::heap::retain_freed_memory;
+pub use storage::Storage;
+pub use tensor::{Tensor, TensorId};
+pub mod nn;
+pub mod optim;
+pub use nn::{Module, Param};
+pub use optim::Optimizer;
 
 /// The process-wide choices of a program that trains, made once at startup: freed tensor
 /// buffers kept for the next step ([`retain_freed_memory`]) and subnormal floats flushed
@@ -57,9 +63,3 @@ pub fn configure_training_process() -> bool {
     retain_freed_memory();
     flush_denormals()
 }
-pub use storage::Storage;
-pub use tensor::{Tensor, TensorId};
-pub mod nn;
-pub mod optim;
-pub use nn::{Module, Param};
-pub use optim::Optimizer;
